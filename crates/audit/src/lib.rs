@@ -1,0 +1,196 @@
+//! cordon's audit log: one JSON object per line for each command, decision and refusal.
+//!
+//! The format is a stable boundary: tools read it, so fields are only ever added.
+#![forbid(unsafe_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+/// How one guarantee stands for this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuaranteeStatus {
+    /// Area from DESIGN.md: write, protected, read, env, network, processes, …
+    pub area: String,
+    /// `enforced`, `weakened` or `not_enforced`.
+    pub state: String,
+    /// What enforces it on this run, or why it does not hold.
+    pub by: String,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// It exited by itself.
+    Exited,
+    /// It died of a signal.
+    Signaled,
+    /// It could not be executed (not found, not executable).
+    ExecFailed,
+    /// cordon could not set up or enforce the policy; the command never ran.
+    SetupFailed,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A workspace policy file widened the boundary without the user's approval; ignored.
+    PolicyIgnored {
+        file: PathBuf,
+        ignored: Vec<String>,
+    },
+    /// The command is about to start inside the sandbox.
+    CommandStart {
+        argv: Vec<String>,
+        cwd: PathBuf,
+        workspace: PathBuf,
+        policy_digest: String,
+        backend: String,
+        guarantees: Vec<GuaranteeStatus>,
+        env_removed: Vec<String>,
+    },
+    /// The command (or cordon's attempt to start it) ended.
+    CommandExit {
+        /// cordon's own exit status for this run.
+        status: i32,
+        ending: Ending,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        signal: Option<i32>,
+        duration_ms: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        message: Option<String>,
+    },
+}
+
+/// An event with when and for which run it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// RFC 3339 UTC timestamp with milliseconds.
+    pub ts: String,
+    /// Identifies every event of one `cordon run`.
+    pub run: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl Record {
+    pub fn now(run: &str, event: Event) -> Record {
+        Record {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            run: run.to_string(),
+            event,
+        }
+    }
+}
+
+/// Appends records to a JSON-lines file.
+#[derive(Debug)]
+pub struct Sink {
+    file: File,
+    path: PathBuf,
+}
+
+impl Sink {
+    /// Opens (creating with mode 0600, and its parent folders with 0700) for appending.
+    pub fn open(path: &Path) -> io::Result<Sink> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)?;
+        Ok(Sink {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one record as one line in a single `write` (O_APPEND keeps lines whole).
+    pub fn write(&mut self, record: &Record) -> io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
+        line.push(b'\n');
+        self.file.write_all(&line)
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+/// Reads every record of a log; a malformed line is an error naming its line number.
+pub fn read_log(path: &Path) -> io::Result<Vec<Record>> {
+    let reader = BufReader::new(File::open(path)?);
+    let mut out = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str(&line).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}:{}: {e}", path.display(), i + 1),
+            )
+        })?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_is_one_object_per_line() {
+        let dir = std::env::temp_dir().join(format!("cordon-audit-{}", std::process::id()));
+        let path = dir.join("sub/audit.jsonl");
+        let mut sink = Sink::open(&path).unwrap();
+        let start = Record::now(
+            "r1",
+            Event::CommandStart {
+                argv: vec!["true".into()],
+                cwd: "/ws".into(),
+                workspace: "/ws".into(),
+                policy_digest: "sha256:00".into(),
+                backend: "linux-namespaces".into(),
+                guarantees: vec![GuaranteeStatus {
+                    area: "write".into(),
+                    state: "enforced".into(),
+                    by: "mount namespace".into(),
+                }],
+                env_removed: vec!["GITHUB_TOKEN".into()],
+            },
+        );
+        let exit = Record::now(
+            "r1",
+            Event::CommandExit {
+                status: 0,
+                ending: Ending::Exited,
+                signal: None,
+                duration_ms: 3,
+                message: None,
+            },
+        );
+        sink.write(&start).unwrap();
+        sink.write(&exit).unwrap();
+        let text = fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().next().unwrap().contains("\"event\":\"command_start\""));
+        assert_eq!(read_log(&path).unwrap(), vec![start, exit]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

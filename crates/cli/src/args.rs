@@ -1,0 +1,111 @@
+//! Command-line flags: the stable contract of DESIGN.md, with help that answers questions.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run an AI agent's commands inside a boundary the kernel enforces.
+///
+/// Writes go only to the workspace and a private /tmp; .git hooks/config and the policy file
+/// stay read-only; secrets stay unreadable; the network is off; nothing outlives the command.
+#[derive(Debug, Parser)]
+#[command(name = "cordon", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run COMMAND inside the sandbox.
+    ///
+    /// Exit status: the command's own; 128+N if it died of signal N; 125 if cordon could not
+    /// set up or enforce the policy (the command did not run); 126 not executable; 127 not found.
+    Run(RunArgs),
+    /// Show what this machine can enforce, and what each guarantee rests on.
+    Doctor(DoctorArgs),
+    /// Approve the workspace's .cordon.toml as it is now, so its widening takes effect.
+    ///
+    /// The agent may have written that file, so anything in it that widens the boundary
+    /// (allow_write, allow_read, unprotect, env.keep, network, allow_weaker) is ignored until
+    /// a human approves this exact content. Editing the file withdraws the approval.
+    Approve(ApproveArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetArg {
+    /// No network: a fresh network namespace with only loopback.
+    Off,
+    /// Only --allow-domain names, through cordon's proxy (not in this build yet).
+    Allow,
+    /// The host's network, unrestricted.
+    Full,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Writable project root [default: current directory].
+    #[arg(short, long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// Extra policy file (TOML), layered over the defaults, your config and the workspace file.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Another writable path (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub allow_write: Vec<PathBuf>,
+    /// Another path the command cannot read (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub deny_read: Vec<PathBuf>,
+    /// Keep this environment variable although its name looks like a secret (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub keep_env: Vec<String>,
+    /// Network mode.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub net: Option<NetArg>,
+    /// Allow a domain through cordon's proxy; implies --net allow (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub allow_domain: Vec<String>,
+    /// Let allowed names resolve to loopback/private addresses.
+    #[arg(long)]
+    pub allow_local_destinations: bool,
+    /// Memory limit, e.g. 512M.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// CPU limit in cores, e.g. 1.5.
+    #[arg(long, value_name = "CORES")]
+    pub cpu: Option<String>,
+    /// Process limit.
+    #[arg(long, value_name = "N")]
+    pub pids: Option<String>,
+    /// Wall-clock limit, e.g. 90s.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Append audit events (JSON lines) to FILE [default: $XDG_STATE_HOME/cordon/audit.jsonl].
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Where user namespaces are unavailable, accept the Landlock-only mode (writes confined;
+    /// reads, protected paths, processes and most network channels NOT isolated).
+    #[arg(long)]
+    pub allow_weaker: bool,
+    /// The command and its arguments (put them after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Print an AppArmor profile that lets cordon use user namespaces on Ubuntu 24.04+.
+    #[arg(long)]
+    pub apparmor_profile: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The workspace whose .cordon.toml to approve [default: current directory].
+    #[arg(short, long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+}

@@ -1,0 +1,36 @@
+//! Where cordon keeps things for this user (XDG), and the caller's home directories.
+
+use std::env;
+use std::path::PathBuf;
+
+/// The caller's home directories: $HOME and the account's home when they differ, so a
+/// changed $HOME does not move the deny-read set away from the real secrets.
+pub fn homes() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(h) = env::var_os("HOME").filter(|h| !h.is_empty()) {
+        out.push(PathBuf::from(h));
+    }
+    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        if !out.contains(&user.dir) {
+            out.push(user.dir);
+        }
+    }
+    out
+}
+
+fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
+    match env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from) {
+        Some(p) if p.is_absolute() => Some(p),
+        _ => homes().first().map(|h| h.join(fallback)),
+    }
+}
+
+/// `$XDG_STATE_HOME/cordon`: approvals and the default audit log. Hidden inside sandboxes.
+pub fn state_dir() -> Option<PathBuf> {
+    xdg("XDG_STATE_HOME", ".local/state").map(|p| p.join("cordon"))
+}
+
+/// `$XDG_CONFIG_HOME/cordon/config.toml`: the user's own policy layer.
+pub fn user_config() -> Option<PathBuf> {
+    xdg("XDG_CONFIG_HOME", ".config").map(|p| p.join("cordon/config.toml"))
+}

@@ -1,0 +1,112 @@
+//! Loading the policy layers in DESIGN.md's order, and the approval of workspace files.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cordon_policy::{builtin, content_hash, Diagnostic, Layer, LayerSource, Network, PathSpec, Policy};
+
+use crate::args::{NetArg, RunArgs};
+use crate::dirs;
+use crate::failure::Failure;
+
+/// The effective policy and what was ignored on the way.
+pub struct Loaded {
+    pub policy: Policy,
+    /// A workspace file whose widening was ignored, with what was ignored.
+    pub ignored: Option<(PathBuf, Vec<String>)>,
+}
+
+pub const WORKSPACE_FILE: &str = ".cordon.toml";
+
+/// Built-in < user config < workspace file (widening only if approved) < --policy < flags.
+pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Failure> {
+    let mut layers = vec![builtin()];
+    if let Some(user) = dirs::user_config() {
+        if let Some(layer) = read_layer(&user, LayerSource::User(user.clone()), false)? {
+            layers.push(layer);
+        }
+    }
+    let mut ignored = None;
+    let ws_file = workspace.join(WORKSPACE_FILE);
+    if let Some(layer) = read_layer(&ws_file, LayerSource::Workspace(ws_file.clone()), false)? {
+        let widenings = layer.widenings();
+        if widenings.is_empty() || is_approved(workspace, &ws_file) {
+            layers.push(layer);
+        } else {
+            ignored = Some((ws_file.clone(), widenings.iter().map(|w| w.to_string()).collect()));
+            layers.push(layer.narrowing_only());
+        }
+    }
+    if let Some(p) = &args.policy {
+        let p = cwd.join(p);
+        if let Some(layer) = read_layer(&p, LayerSource::PolicyFile(p.clone()), true)? {
+            layers.push(layer);
+        }
+    }
+    layers.push(flags_layer(args, cwd)?);
+    Ok(Loaded {
+        policy: Policy::from_layers(&layers),
+        ignored,
+    })
+}
+
+fn read_layer(path: &Path, source: LayerSource, required: bool) -> Result<Option<Layer>, Failure> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(e) => return Err(Failure::setup(format!("policy file {}: {e}", path.display()))),
+    };
+    Layer::parse(source, path, &text).map(Some).map_err(diagnostics)
+}
+
+fn diagnostics(d: Vec<Diagnostic>) -> Failure {
+    let lines: Vec<String> = d.iter().map(|d| d.to_string()).collect();
+    Failure::setup(format!("malformed policy:\n  {}", lines.join("\n  ")))
+}
+
+fn flags_layer(args: &RunArgs, cwd: &Path) -> Result<Layer, Failure> {
+    let mut layer = Layer::empty(LayerSource::Flags);
+    let abs = |p: &PathBuf| PathSpec::Absolute(cwd.join(p));
+    layer.allow_write = args.allow_write.iter().map(abs).collect();
+    layer.deny_read = args.deny_read.iter().map(abs).collect();
+    layer.env_keep = args.keep_env.clone();
+    layer.network = match (args.net, args.allow_domain.is_empty()) {
+        (Some(NetArg::Off), false) | (Some(NetArg::Full), false) => {
+            return Err(Failure::setup("--allow-domain needs --net allow (or no --net at all)"));
+        }
+        (_, false) | (Some(NetArg::Allow), _) => Some(Network::Allow),
+        (Some(NetArg::Off), true) => Some(Network::Off),
+        (Some(NetArg::Full), true) => Some(Network::Full),
+        (None, true) => None,
+    };
+    if args.allow_weaker {
+        layer.allow_weaker = Some(true);
+    }
+    Ok(layer)
+}
+
+fn approval_path(workspace: &Path, content: &[u8]) -> Option<PathBuf> {
+    dirs::state_dir().map(|s| s.join("approved").join(content_hash(workspace, content)))
+}
+
+fn is_approved(workspace: &Path, file: &Path) -> bool {
+    let Ok(content) = fs::read(file) else { return false };
+    approval_path(workspace, &content).is_some_and(|p| p.is_file())
+}
+
+/// Records a human's approval of the workspace file's current content.
+pub fn approve(workspace: &Path) -> Result<(PathBuf, Vec<String>), Failure> {
+    let file = workspace.join(WORKSPACE_FILE);
+    let content = fs::read(&file).map_err(|e| Failure::setup(format!("{}: {e}", file.display())))?;
+    let text = String::from_utf8_lossy(&content);
+    let layer = Layer::parse(LayerSource::Workspace(file.clone()), &file, &text).map_err(diagnostics)?;
+    let record = approval_path(workspace, &content)
+        .ok_or_else(|| Failure::setup("no home directory: cannot find cordon's state folder"))?;
+    if let Some(dir) = record.parent() {
+        fs::create_dir_all(dir).map_err(|e| Failure::setup(format!("{}: {e}", dir.display())))?;
+    }
+    fs::write(&record, format!("{}\n", file.display()))
+        .map_err(|e| Failure::setup(format!("{}: {e}", record.display())))?;
+    Ok((file, layer.widenings().iter().map(|w| w.to_string()).collect()))
+}

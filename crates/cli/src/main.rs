@@ -1,0 +1,66 @@
+//! The `cordon` binary: parses flags and hands each subcommand to its module.
+#![forbid(unsafe_code)]
+
+mod args;
+mod dirs;
+mod doctor;
+mod failure;
+mod guarantees;
+mod layers;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+use failure::{Failure, EXIT_SETUP};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_SETUP } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Doctor(args) => Ok(doctor::doctor(&args)),
+        Command::Approve(args) => approve(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(f) => {
+            report(&f);
+            ExitCode::from(f.code.clamp(0, 255) as u8)
+        }
+    }
+}
+
+fn report(f: &Failure) {
+    eprintln!("cordon: {}", f.message);
+    if let Some(h) = &f.hint {
+        eprintln!("cordon: hint: {h}");
+    }
+    if f.code == EXIT_SETUP {
+        eprintln!("cordon: this is the sandbox refusing to run, not a fault in the command; retrying the same way will fail the same way");
+    }
+}
+
+fn approve(args: args::ApproveArgs) -> Result<i32, Failure> {
+    let cwd = std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let ws = args.workspace.map_or(cwd.clone(), |w| cwd.join(w));
+    let ws = ws.canonicalize().map_err(|e| Failure::setup(format!("workspace {}: {e}", ws.display())))?;
+    let (file, widenings) = layers::approve(&ws)?;
+    if widenings.is_empty() {
+        println!("approved {} (it widens nothing)", file.display());
+    } else {
+        println!("approved {}; it now widens the sandbox with:", file.display());
+        for w in widenings {
+            println!("  {w}");
+        }
+    }
+    Ok(0)
+}

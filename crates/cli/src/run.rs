@@ -1,0 +1,230 @@
+//! `cordon run`: load the policy, prepare the sandbox, run, audit, and pick the exit status.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cordon_audit::{Ending, Event, Record, Sink};
+use cordon_linux::{Mode, NetMode, RunError, Spec, Stage};
+use cordon_policy::{scrub_env, Network, Policy, ResolveContext};
+
+use crate::args::RunArgs;
+use crate::dirs;
+use crate::failure::{Failure, EXIT_SETUP};
+use crate::guarantees;
+use crate::layers;
+
+/// Runs the command; returns cordon's exit status.
+pub fn run(args: RunArgs) -> Result<i32, Failure> {
+    let started = Instant::now();
+    let cwd = env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let workspace = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
+    let workspace = workspace
+        .canonicalize()
+        .map_err(|e| Failure::setup(format!("workspace {}: {e}", workspace.display())))?;
+    refuse_broad_workspace(&workspace)?;
+    refuse_unbuilt_limits(&args)?;
+    let loaded = layers::load(&args, &workspace, &cwd)?;
+    let run_id = run_id();
+    let mut audit = open_audit(args.audit.as_deref())?;
+    if let Some((file, ignored)) = &loaded.ignored {
+        eprintln!(
+            "cordon: ignoring what {} widens until you approve it (`cordon approve -w {}`): {}",
+            file.display(),
+            workspace.display(),
+            ignored.join(", ")
+        );
+        log(&mut audit, &run_id, Event::PolicyIgnored { file: file.clone(), ignored: ignored.clone() });
+    }
+    let policy = &loaded.policy;
+    let net = match policy.network {
+        Network::Off => NetMode::Off,
+        Network::Full => NetMode::Full,
+        Network::Allow => {
+            return Err(Failure::setup("network mode `allow` (domain allow-list through cordon's proxy) is not in this build")
+                .with_hint("use --net off (default) or --net full"))
+        }
+    };
+    let (env, removed) = scrubbed_env(policy);
+    let spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
+    let mut plan = cordon_linux::prepare(spec).map_err(|e| Failure::setup(e.to_string()))?;
+    for note in &plan.notes {
+        eprintln!("cordon: note: {note}");
+    }
+    let abi = cordon_linux::probe::landlock_abi();
+    let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let mut result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
+    if policy.allow_weaker && matches!(&result, Err(e) if userns_unusable(e)) {
+        eprintln!(
+            "cordon: user namespaces are unavailable; running in the Landlock-only mode you allowed: \
+writes are confined, but reads, protected paths, processes and UDP/Unix sockets are NOT isolated"
+        );
+        plan.spec.mode = Mode::LandlockOnly;
+        result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
+    }
+    for p in &plan.placeholders {
+        p.remove();
+    }
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (status, ending, signal, message) = match result {
+        Ok(o) => {
+            let ending = if o.signal.is_some() { Ending::Signaled } else { Ending::Exited };
+            (o.exit_code, ending, o.signal, None)
+        }
+        Err(e) => {
+            let failure = failure_for(&e);
+            let ending = if failure.code == EXIT_SETUP { Ending::SetupFailed } else { Ending::ExecFailed };
+            log(&mut audit, &run_id, Event::CommandExit { status: failure.code, ending, signal: None, duration_ms, message: Some(failure.message.clone()) });
+            return Err(failure);
+        }
+    };
+    log(&mut audit, &run_id, Event::CommandExit { status, ending, signal, duration_ms, message });
+    Ok(status)
+}
+
+fn start(
+    audit: &mut Option<Sink>,
+    run_id: &str,
+    plan: &cordon_linux::Plan,
+    argv: &[String],
+    policy: &Policy,
+    abi: i32,
+    removed: &[String],
+) -> Result<cordon_linux::Outcome, RunError> {
+    let backend = match plan.spec.mode {
+        Mode::Namespaces => "linux-namespaces",
+        Mode::LandlockOnly => "linux-landlock-only",
+    };
+    log(
+        audit,
+        run_id,
+        Event::CommandStart {
+            argv: argv.to_vec(),
+            cwd: plan.spec.cwd.clone(),
+            workspace: plan.workspace.clone(),
+            policy_digest: policy.digest(),
+            backend: backend.into(),
+            guarantees: guarantees::for_run(plan.spec.mode, plan.spec.net, abi),
+            env_removed: removed.to_vec(),
+        },
+    );
+    cordon_linux::run(plan)
+}
+
+/// A failure before anything ran that means this machine cannot give us a user namespace.
+fn userns_unusable(e: &RunError) -> bool {
+    matches!(e, RunError::Setup { stage: Stage::Clone | Stage::UidMap | Stage::MountPropagation, errno, .. }
+        if [libc::EPERM, libc::EACCES, libc::ENOSPC, libc::EINVAL].contains(errno))
+}
+
+
+fn failure_for(e: &RunError) -> Failure {
+    match e {
+        RunError::Exec { errno, detail } => Failure {
+            code: if *errno == libc::ENOENT { 127 } else { 126 },
+            message: detail.clone(),
+            hint: None,
+        },
+        RunError::Setup { .. } => {
+            let f = Failure::setup(format!("could not set up the sandbox ({e}); the command did not run"));
+            match e.hint() {
+                Some(h) => f.with_hint(h),
+                None => f,
+            }
+        }
+        _ => Failure::setup(e.to_string()),
+    }
+}
+
+fn refuse_broad_workspace(workspace: &Path) -> Result<(), Failure> {
+    if dirs::homes().iter().any(|h| h.canonicalize().is_ok_and(|h| h == workspace)) {
+        return Err(Failure::setup(format!(
+            "workspace {} is your home directory: the command could rewrite your shell start-up files and tool configuration",
+            workspace.display()
+        ))
+        .with_hint("pass -w PROJECT_DIR, the folder the agent works in"));
+    }
+    Ok(())
+}
+
+fn refuse_unbuilt_limits(args: &RunArgs) -> Result<(), Failure> {
+    let asked: Vec<&str> = [
+        ("--memory", args.memory.is_some()),
+        ("--cpu", args.cpu.is_some()),
+        ("--pids", args.pids.is_some()),
+        ("--timeout", args.timeout.is_some()),
+        ("--allow-local-destinations", args.allow_local_destinations),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(f, _)| *f)
+    .collect();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::setup(format!("{} cannot be enforced by this build yet, so cordon will not pretend to", asked.join(", ")))
+        .with_hint("run without these flags, or use a cordon build with the enforcement layer"))
+}
+
+fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
+    let vars: Vec<(String, String)> = env::vars_os()
+        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .collect();
+    let (kept, removed) = scrub_env(vars, &policy.env_deny, &policy.env_keep);
+    // Keep the exact bytes of kept variables (values need not be UTF-8).
+    let kept_names: Vec<String> = kept.into_iter().map(|(k, _)| k).collect();
+    let env = env::vars_os()
+        .filter(|(k, _)| kept_names.iter().any(|n| *n == k.to_string_lossy()))
+        .collect();
+    (env, removed.into_iter().map(|(k, _)| k).collect())
+}
+
+fn build_spec(command: &[OsString], policy: &Policy, workspace: &Path, cwd: &Path, env: Vec<(OsString, OsString)>, net: NetMode) -> Spec {
+    let state = dirs::state_dir();
+    let ctx = ResolveContext {
+        workspace: workspace.to_path_buf(),
+        homes: dirs::homes(),
+        always_deny: state.into_iter().collect(),
+    };
+    let paths = policy.resolve(&ctx);
+    Spec {
+        argv: command.to_vec(),
+        env,
+        cwd: cwd.to_path_buf(),
+        workspace: workspace.to_path_buf(),
+        writable: paths.writable,
+        deny_read: paths.deny_read,
+        protected: paths.protected,
+        net,
+        mode: Mode::Namespaces,
+    }
+}
+
+fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {
+    match explicit {
+        Some(p) => Sink::open(p).map(Some).map_err(|e| Failure::setup(format!("audit log {}: {e}", p.display()))),
+        None => {
+            let path: Option<PathBuf> = dirs::state_dir().map(|s| s.join("audit.jsonl"));
+            Ok(path.and_then(|p| Sink::open(&p).ok()))
+        }
+    }
+}
+
+fn log(audit: &mut Option<Sink>, run_id: &str, event: Event) {
+    if let Some(sink) = audit {
+        if let Err(e) = sink.write(&Record::now(run_id, event)) {
+            eprintln!("cordon: warning: audit log {}: {e}", sink.path().display());
+        }
+    }
+}
+
+fn run_id() -> String {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let h = Sha256::digest(format!("{now}-{}", std::process::id()).as_bytes());
+    cordon_policy::hex(&h[..8])
+}

@@ -1,0 +1,173 @@
+//! The last steps before the command runs: everything allocated up front (argv, envp, the
+//! candidate paths of a PATH search), so the forked child only makes syscalls.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use crate::sys;
+use crate::Spec;
+
+/// Exit status for a command that could not be found / executed (as in shells).
+pub const EXIT_NOT_FOUND: i32 = 127;
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+
+/// argv, envp and the PATH search, as C data that outlives the fork.
+pub struct Prepared {
+    candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+    env_ptrs: Vec<*const libc::c_char>,
+    pub cwd: CString,
+    pub fallback_cwd: CString,
+    pub program: String,
+}
+
+impl Prepared {
+    pub fn new(spec: &Spec, workspace: &std::path::Path) -> io::Result<Prepared> {
+        let program = spec
+            .argv
+            .first()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given"))?;
+        let argv: Vec<CString> = spec
+            .argv
+            .iter()
+            .map(|a| sys::cstring(a.as_bytes()))
+            .collect::<io::Result<_>>()?;
+        let envp: Vec<CString> = spec
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                sys::cstring(&kv)
+            })
+            .collect::<io::Result<_>>()?;
+        let path_var = spec
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_os_str())
+            .unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+        let candidates = search_candidates(program, path_var)?;
+        let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+        let env_ptrs = envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+        Ok(Prepared {
+            candidates,
+            argv_ptrs,
+            _argv: argv,
+            env_ptrs,
+            _envp: envp,
+            cwd: sys::cstring(spec.cwd.as_os_str().as_bytes())?,
+            fallback_cwd: sys::cstring(workspace.as_os_str().as_bytes())?,
+            program: program.to_string_lossy().into_owned(),
+        })
+    }
+
+    /// Tries each candidate like `execvp`; returns only when none could be executed.
+    pub fn exec(&self) -> io::Error {
+        let mut denied: Option<io::Error> = None;
+        let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+        for c in &self.candidates {
+            let err = sys::execve(c, &self.argv_ptrs, &self.env_ptrs);
+            match err.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) => last = err,
+                Some(libc::EACCES) => denied = Some(err),
+                _ => return err,
+            }
+        }
+        denied.unwrap_or(last)
+    }
+
+    /// Reports an exec failure on the status channel and leaves with 126 or 127.
+    pub fn fail(&self, status: BorrowedFd<'_>, err: &io::Error) -> ! {
+        let errno = err.raw_os_error().unwrap_or(0);
+        let (code, what) = if errno == libc::ENOENT {
+            (EXIT_NOT_FOUND, "command not found")
+        } else {
+            (EXIT_NOT_EXECUTABLE, "command not executable")
+        };
+        let msg = format!("exec\t{errno}\t{what}: {}: {err}", self.program);
+        let _ = sys::write_all(status, msg.as_bytes());
+        sys::exit_now(code)
+    }
+}
+
+/// Paths to try for `program`: itself if it names a path, else each PATH entry joined with it.
+fn search_candidates(program: &OsStr, path_var: &OsStr) -> io::Result<Vec<CString>> {
+    if program.as_bytes().contains(&b'/') {
+        return Ok(vec![sys::cstring(program.as_bytes())?]);
+    }
+    let mut out = Vec::new();
+    for dir in path_var.as_bytes().split(|b| *b == b':') {
+        let dir = if dir.is_empty() { b".".as_slice() } else { dir };
+        let full = PathBuf::from(OsStr::from_bytes(dir)).join(program);
+        out.push(sys::cstring(full.as_os_str().as_bytes())?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_follow_path_order() {
+        let c = search_candidates(OsStr::new("ls"), OsStr::new("/a:/b::")).unwrap();
+        let c: Vec<_> = c.iter().map(|s| s.to_str().unwrap().to_string()).collect();
+        assert_eq!(c, ["/a/ls", "/b/ls", "./ls", "./ls"]);
+        let c = search_candidates(OsStr::new("./x"), OsStr::new("/a")).unwrap();
+        assert_eq!(c.len(), 1);
+    }
+}
+
+/// Reports a failed setup stage on the status channel and leaves with 125.
+pub fn fail_stage(status: BorrowedFd<'_>, stage: crate::Stage, errno: i32, detail: &str) -> ! {
+    let msg = format!("{}\t{errno}\t{detail}", stage.name());
+    let _ = sys::write_all(status, msg.as_bytes());
+    sys::exit_now(125)
+}
+
+/// What the command's own process does after the mount view is final, in DESIGN.md's order:
+/// drop capabilities, no_new_privs, Landlock, close inherited descriptors, chdir, exec.
+/// (The seccomp filter will be installed last, right before exec.)
+pub fn confine_and_exec(
+    prepared: &Prepared,
+    writable: &[PathBuf],
+    extra: crate::landlock_rules::Extra,
+    landlock_required: bool,
+    status: std::os::fd::OwnedFd,
+) -> ! {
+    use crate::Stage;
+    use std::os::fd::AsFd;
+    let fd = status.as_fd();
+    let errno = |e: &io::Error| e.raw_os_error().unwrap_or(0);
+    if let Err(e) = crate::caps::drop_all() {
+        fail_stage(fd, Stage::Capabilities, errno(&e), &e.to_string());
+    }
+    if let Err(e) = crate::caps::set_no_new_privs() {
+        fail_stage(fd, Stage::NoNewPrivs, errno(&e), &e.to_string());
+    }
+    if landlock_required {
+        if let Err(e) = crate::landlock_rules::restrict(writable, extra) {
+            fail_stage(fd, Stage::Landlock, 0, &e);
+        }
+    }
+    // Keep only stdio and the status channel (moved to fd 3, close-on-exec).
+    if let Err(e) = sys::dup_to_fd3(fd).and_then(|_| sys::close_from(4)) {
+        fail_stage(fd, Stage::CloseFds, errno(&e), &e.to_string());
+    }
+    std::mem::forget(status); // closed by close_from(4) or already fd 3; never close twice
+    let status3 = sys::fd3();
+    if nix::unistd::chdir(prepared.cwd.as_c_str()).is_err() {
+        if let Err(e) = nix::unistd::chdir(prepared.fallback_cwd.as_c_str()) {
+            fail_stage(status3, Stage::Chdir, e as i32, &e.to_string());
+        }
+    }
+    let err = prepared.exec();
+    prepared.fail(status3, &err)
+}

@@ -1,0 +1,158 @@
+//! The sandbox's init (pid 1 of its pid namespace): finishes the user namespace, builds the
+//! mount view, starts the command, forwards signals to it, reaps every orphan, and when the
+//! command ends kills whatever is left so nothing outlives it.
+
+use std::fs;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::exec::{confine_and_exec, fail_stage, Prepared};
+use crate::landlock_rules::Extra;
+use crate::mounts;
+use crate::spawn::{encode_status, forwarded_signals};
+use crate::sys::{self, CloneResult};
+use crate::{NetMode, Plan, Stage};
+
+/// Descriptors init holds, one job each.
+pub struct InitFds {
+    /// Setup errors go here (close-on-exec: EOF at the command's exec means success).
+    pub status: OwnedFd,
+    /// The command's wait status, written once before init exits.
+    pub result: OwnedFd,
+    /// Read end of a pipe only the parent writes: hang-up means cordon died.
+    pub lifeline: OwnedFd,
+}
+
+/// Runs as pid 1; never returns.
+pub fn main(plan: &Plan, prepared: &Prepared, uid: u32, gid: u32, landlock: bool, fds: InitFds) -> ! {
+    let status = fds.status.as_fd();
+    // If cordon dies, init dies, and with it every process in the namespace.
+    if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).is_err() || parent_gone(&fds.lifeline) {
+        sys::exit_now(125);
+    }
+    // Init keeps capabilities in its namespace until the command starts: make it untraceable.
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
+    if let Err(e) = write_id_maps(uid, gid) {
+        fail_stage(status, Stage::UidMap, e.raw_os_error().unwrap_or(0), &e.to_string());
+    }
+    if let Err(e) = mounts::build(&plan.mounts) {
+        let detail = format!("{}: {}", e.path.display(), e.source);
+        fail_stage(status, e.stage, e.source.raw_os_error().unwrap_or(0), &detail);
+    }
+    let _ = nix::unistd::sethostname("cordon");
+    if plan.spec.net == NetMode::Off {
+        if let Err(e) = loopback_up() {
+            fail_stage(status, Stage::Loopback, e.raw_os_error().unwrap_or(0), &e.to_string());
+        }
+    }
+    // init is single-threaded (a fork of a single-threaded cordon); clone_fork checks.
+    let child = match sys::clone_fork(0) {
+        Ok(CloneResult::Child) => {
+            reset_signals();
+            let extra = Extra {
+                deny_tcp: false,
+                scope: true,
+            };
+            confine_and_exec(prepared, &plan.writable, extra, landlock, fds.status)
+        }
+        Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),
+        Err(e) => fail_stage(status, Stage::Fork, e.raw_os_error().unwrap_or(0), &e.to_string()),
+    };
+    drop(fds.status);
+    // Init needs no privilege from here on.
+    let _ = crate::caps::drop_all();
+    let code = supervise(child);
+    let _ = sys::write_all(fds.result.as_fd(), &code.to_ne_bytes());
+    sys::exit_now(exit_code(code))
+}
+
+fn parent_gone(lifeline: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(lifeline.as_fd(), PollFlags::POLLIN)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+        _ => false,
+    }
+}
+
+/// Maps the caller's uid and gid to themselves: files made inside keep the caller's ids.
+fn write_id_maps(uid: u32, gid: u32) -> std::io::Result<()> {
+    fs::write("/proc/self/setgroups", "deny")?;
+    fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
+    fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+}
+
+fn loopback_up() -> std::io::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    sys::interface_up(sock.as_fd(), c"lo")
+}
+
+/// Restores default dispositions and an empty mask for the command.
+pub fn reset_signals() {
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// Forwards signals to the command and reaps until it exits; then kills and reaps the rest.
+/// Returns the command's raw wait status.
+fn supervise(child: Pid) -> i32 {
+    let Ok(sfd) = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC) else {
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        sys::exit_now(125);
+    };
+    let mut result: Option<i32> = None;
+    loop {
+        if let Some(code) = reap(child, &mut result) {
+            return code;
+        }
+        match sfd.read_signal() {
+            Ok(Some(info)) => {
+                let sig = info.ssi_signo as i32;
+                // The terminal already delivered its own signals (SI_KERNEL) to the command,
+                // which shares cordon's process group; forward only those sent with kill().
+                if sig != libc::SIGCHLD && info.ssi_code <= 0 {
+                    if let Ok(s) = Signal::try_from(sig) {
+                        let _ = kill(child, s);
+                    }
+                }
+            }
+            Ok(None) | Err(_) => {}
+        }
+    }
+}
+
+/// Reaps what has exited. Once the command is gone, kills the rest of the namespace and
+/// returns the command's status when nothing is left.
+fn reap(child: Pid, result: &mut Option<i32>) -> Option<i32> {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return None,
+            Ok(ws) => {
+                if ws.pid() == Some(child) {
+                    *result = Some(encode_status(ws));
+                    // Background, setsid'd and double-forked processes die with the command.
+                    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+                }
+            }
+            Err(nix::errno::Errno::ECHILD) => return result.or(Some(125 << 8)),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// cordon's exit status for a raw wait status: the code, or 128+N for signal N.
+pub fn exit_code(raw: i32) -> i32 {
+    if libc::WIFSIGNALED(raw) {
+        128 + libc::WTERMSIG(raw)
+    } else {
+        libc::WEXITSTATUS(raw)
+    }
+}

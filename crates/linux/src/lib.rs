@@ -1,0 +1,64 @@
+//! cordon's Linux backend: confines one command with namespaces, a read-only mount view,
+//! Landlock and a small init that leaves nothing behind.
+//!
+//! The caller (the CLI) hands in a [`Spec`] of plain data; [`prepare`] turns it into a
+//! [`Plan`] by resolving paths on the host; [`run`] executes the plan and returns how the
+//! command ended. All `unsafe` lives in `sys/`.
+#![deny(unsafe_code)]
+
+mod caps;
+mod error;
+mod exec;
+mod init;
+mod landlock_rules;
+mod mounts;
+mod prepare;
+pub mod probe;
+mod spawn;
+mod sys;
+mod weaker;
+
+pub use error::{PrepareError, RunError, Stage};
+pub use mounts::{Mount, MountKind};
+pub use prepare::{prepare, Placeholder, Plan};
+pub use spawn::{run, Outcome};
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// How strongly the command is confined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// User, mount, pid, network, ipc and uts namespaces, plus Landlock: every guarantee.
+    Namespaces,
+    /// Landlock and no_new_privs only, for machines without unprivileged user namespaces;
+    /// used only when the user asked for it by name.
+    LandlockOnly,
+}
+
+/// Network mode as far as this backend is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetMode {
+    /// A fresh network namespace with only loopback.
+    Off,
+    /// The host's network.
+    Full,
+}
+
+/// Everything the backend needs to confine one command. Paths are absolute.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub argv: Vec<OsString>,
+    /// The environment the command gets (already scrubbed by policy).
+    pub env: Vec<(OsString, OsString)>,
+    /// Where the command starts; the workspace when the caller's directory is outside it.
+    pub cwd: PathBuf,
+    pub workspace: PathBuf,
+    /// Extra writable paths (missing ones are skipped).
+    pub writable: Vec<PathBuf>,
+    pub deny_read: Vec<PathBuf>,
+    /// Protected paths inside the workspace (read-only, uncreatable).
+    pub protected: Vec<PathBuf>,
+    pub net: NetMode,
+    pub mode: Mode,
+}

@@ -1,0 +1,337 @@
+//! Turning a [`Spec`] into a [`Plan`]: resolving every path on the host (canonical, links
+//! refused where they could redirect protection), finding Git's real directories, and creating
+//! placeholders for protected paths that do not exist yet.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::PrepareError;
+use crate::mounts::{self, Mount, MountKind};
+use crate::{Mode, NetMode, Spec};
+
+/// An empty file or directory cordon created so a protected path can be pinned read-only;
+/// removed after the run if it is still empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    pub path: PathBuf,
+    pub is_dir: bool,
+}
+
+impl Placeholder {
+    /// Removes the placeholder if it is still the empty thing cordon made.
+    pub fn remove(&self) {
+        if self.is_dir {
+            let _ = fs::remove_dir(&self.path);
+        } else if fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Everything the backend will do, resolved for this machine.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub spec: Spec,
+    /// The canonical workspace.
+    pub workspace: PathBuf,
+    /// The mount view, in application order.
+    pub mounts: Vec<Mount>,
+    /// Writable roots for the Landlock layer (workspace, extras, Git directories, private tmp).
+    pub writable: Vec<PathBuf>,
+    pub placeholders: Vec<Placeholder>,
+    /// Things the user should know (e.g. a denied file with other hard links).
+    pub notes: Vec<String>,
+}
+
+/// The Git directories a workspace really uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GitLayout {
+    /// `WS/.git` itself (a directory, or the `gitdir:` file of a linked worktree).
+    dot_git: PathBuf,
+    /// The per-worktree directory (`WS/.git` or `MAIN/.git/worktrees/NAME`).
+    git_dir: PathBuf,
+    /// The shared directory with hooks, config and objects.
+    common_dir: PathBuf,
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PrepareError + 'a {
+    move |source| PrepareError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Resolves the spec on this host. Creates placeholders (the only host change before the run).
+pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
+    let workspace = fs::canonicalize(&spec.workspace).map_err(|source| PrepareError::Workspace {
+        path: spec.workspace.clone(),
+        source,
+    })?;
+    if !workspace.is_dir() {
+        return Err(PrepareError::Workspace {
+            path: workspace,
+            source: io::Error::from_raw_os_error(libc::ENOTDIR),
+        });
+    }
+    if workspace == Path::new("/") {
+        return Err(PrepareError::WorkspaceTooBroad(workspace, "every file on the machine"));
+    }
+    let mut plan = Plan {
+        spec,
+        workspace: workspace.clone(),
+        mounts: Vec::new(),
+        writable: vec![workspace.clone()],
+        placeholders: Vec::new(),
+        notes: Vec::new(),
+    };
+    let git = git_layout(&workspace)?;
+    let mut ro: Vec<PathBuf> = Vec::new();
+    if let Some(g) = &git {
+        if g.dot_git == g.git_dir {
+            plan.mounts.push(mount(&g.dot_git, MountKind::Pin));
+        } else {
+            // A linked worktree: the `gitdir:` file is pinned read-only and Git's real
+            // directories become writable so commits still work.
+            ro.push(g.dot_git.clone());
+            for dir in [&g.git_dir, &g.common_dir] {
+                push_unique(&mut plan.writable, dir.clone());
+                plan.mounts.push(mount(dir, MountKind::Pin));
+            }
+        }
+    }
+    for p in &plan.spec.protected.clone() {
+        let targets = map_into_git(p, &workspace, git.as_ref());
+        for target in targets {
+            protect(&target, &workspace, &mut plan, &mut ro)?;
+        }
+    }
+    for p in &ro {
+        plan.mounts.push(mount(p, MountKind::Bind { writable: false }));
+    }
+    for w in plan.spec.writable.clone() {
+        if let Ok(c) = fs::canonicalize(&w) {
+            push_unique(&mut plan.writable, c);
+        }
+    }
+    for w in plan.writable.clone() {
+        if !plan.mounts.iter().any(|m| m.target == w) {
+            plan.mounts.push(mount(&w, MountKind::Bind { writable: true }));
+        }
+    }
+    for d in plan.spec.deny_read.clone() {
+        hide(&d, &workspace, &mut plan)?;
+    }
+    if plan.spec.mode == Mode::Namespaces {
+        base_mounts(&mut plan);
+    }
+    for t in ["/tmp", "/var/tmp", "/dev/shm"] {
+        push_unique(&mut plan.writable, PathBuf::from(t));
+    }
+    mounts::order(&mut plan.mounts);
+    Ok(plan)
+}
+
+fn mount(target: &Path, kind: MountKind) -> Mount {
+    Mount {
+        target: target.to_path_buf(),
+        kind,
+    }
+}
+
+fn push_unique(v: &mut Vec<PathBuf>, p: PathBuf) {
+    if !v.contains(&p) {
+        v.push(p);
+    }
+}
+
+/// The filesystems every sandbox gets: /proc, a minimal /dev, private tmp dirs, an empty /run
+/// (host daemons' sockets live there).
+fn base_mounts(plan: &mut Plan) {
+    plan.mounts.push(mount(Path::new("/proc"), MountKind::Proc));
+    plan.mounts.push(mount(Path::new("/dev"), MountKind::Dev));
+    plan.mounts.push(mount(Path::new("/dev/shm"), MountKind::Tmpfs { read_only: false }));
+    for (dir, read_only) in [("/tmp", false), ("/var/tmp", false), ("/run", true), ("/var/run", true)] {
+        let is_real_dir = fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        if is_real_dir {
+            plan.mounts.push(mount(Path::new(dir), MountKind::Tmpfs { read_only }));
+        }
+    }
+    // With the host network, name resolution must keep working although /run is emptied.
+    if plan.spec.net == NetMode::Full {
+        if let Ok(conf) = fs::canonicalize("/etc/resolv.conf") {
+            if conf.starts_with("/run") || conf.starts_with("/var/run") {
+                plan.mounts.push(mount(&conf, MountKind::Bind { writable: false }));
+            }
+        }
+    }
+}
+
+/// Finds `.git` and, for a linked worktree, the directories its `gitdir:` file points to.
+fn git_layout(workspace: &Path) -> Result<Option<GitLayout>, PrepareError> {
+    let dot_git = workspace.join(".git");
+    let meta = match fs::symlink_metadata(&dot_git) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("reading", &dot_git)(e)),
+    };
+    if meta.file_type().is_symlink() {
+        return Err(PrepareError::ProtectedSymlink(dot_git));
+    }
+    if meta.is_dir() {
+        return Ok(Some(GitLayout {
+            git_dir: dot_git.clone(),
+            common_dir: dot_git.clone(),
+            dot_git,
+        }));
+    }
+    let text = fs::read_to_string(&dot_git).map_err(io_err("reading", &dot_git))?;
+    let Some(target) = text.lines().next().and_then(|l| l.strip_prefix("gitdir:")) else {
+        return Err(io_err("parsing", &dot_git)(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a .git file must start with `gitdir: PATH`",
+        )));
+    };
+    let git_dir = fs::canonicalize(workspace.join(target.trim())).map_err(io_err("resolving gitdir", &dot_git))?;
+    let common_dir = match fs::read_to_string(git_dir.join("commondir")) {
+        Ok(rel) => fs::canonicalize(git_dir.join(rel.trim())).map_err(io_err("resolving commondir", &git_dir))?,
+        Err(_) => git_dir.clone(),
+    };
+    Ok(Some(GitLayout {
+        dot_git,
+        git_dir,
+        common_dir,
+    }))
+}
+
+/// A protected path under `WS/.git/` means the same path in Git's real directories.
+fn map_into_git(p: &Path, workspace: &Path, git: Option<&GitLayout>) -> Vec<PathBuf> {
+    let Some(g) = git.filter(|g| g.dot_git != g.git_dir) else {
+        return vec![p.to_path_buf()];
+    };
+    let Ok(rest) = p.strip_prefix(workspace.join(".git")) else {
+        return vec![p.to_path_buf()];
+    };
+    let mut out = vec![g.common_dir.join(rest)];
+    if rest == Path::new("config") {
+        // Per-worktree configuration can set hooksPath and fsmonitor too.
+        out.push(g.git_dir.join("config.worktree"));
+    }
+    out
+}
+
+/// Pins `target` read-only; if it does not exist, pins a placeholder for its highest missing
+/// ancestor so it cannot be created.
+fn protect(target: &Path, workspace: &Path, plan: &mut Plan, ro: &mut Vec<PathBuf>) -> Result<(), PrepareError> {
+    match fs::symlink_metadata(target) {
+        Ok(m) if m.file_type().is_symlink() => return Err(PrepareError::ProtectedSymlink(target.to_path_buf())),
+        Ok(_) => {
+            push_unique(ro, target.to_path_buf());
+            return Ok(());
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("reading", target)(e)),
+    }
+    // Highest missing ancestor, not above the directory that holds the protected tree.
+    let base = if target.starts_with(workspace) { workspace } else { target.parent().unwrap_or(target) };
+    let mut missing = target.to_path_buf();
+    while let Some(parent) = missing.parent() {
+        if parent == base || parent.exists() {
+            break;
+        }
+        missing = parent.to_path_buf();
+    }
+    if let Some(parent) = missing.parent() {
+        if fs::symlink_metadata(parent).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+            return Err(PrepareError::ProtectedSymlink(parent.to_path_buf()));
+        }
+    }
+    if ro.contains(&missing) {
+        return Ok(());
+    }
+    let is_dir = missing != target || !looks_like_file(target);
+    let created = if is_dir {
+        fs::create_dir(&missing)
+    } else {
+        fs::OpenOptions::new().write(true).create_new(true).open(&missing).map(drop)
+    };
+    match created {
+        Ok(()) => plan.placeholders.push(Placeholder {
+            path: missing.clone(),
+            is_dir,
+        }),
+        // Created concurrently by someone else: pin whatever is there now.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err("creating placeholder", &missing)(e)),
+    }
+    push_unique(ro, missing);
+    Ok(())
+}
+
+/// Protected names that are files when they exist (Git's config, TOML policy files).
+fn looks_like_file(p: &Path) -> bool {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name == "config" || name.trim_start_matches('.').contains('.')
+}
+
+/// Hides a denied path (its canonical target, so a link to it is no way round).
+fn hide(path: &Path, workspace: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
+    let Ok(real) = fs::canonicalize(path) else {
+        return Ok(()); // nothing there to hide; the sandbox cannot create it outside writable roots
+    };
+    if workspace.starts_with(&real) {
+        return Err(io_err("deny-read", path)(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("would hide the workspace {}", workspace.display()),
+        )));
+    }
+    let meta = fs::metadata(&real).map_err(io_err("reading", &real))?;
+    let kind = if meta.is_dir() { MountKind::HideDir } else { MountKind::HideFile };
+    if !meta.is_dir() && meta.nlink() > 1 {
+        plan.notes.push(format!(
+            "{} has {} hard links; names outside the deny-read set stay readable",
+            real.display(),
+            meta.nlink()
+        ));
+    }
+    if !plan.mounts.iter().any(|m| m.target == real) {
+        plan.mounts.push(mount(&real, kind));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_like_names() {
+        assert!(looks_like_file(Path::new("/ws/.cordon.toml")));
+        assert!(looks_like_file(Path::new("/ws/.git/config")));
+        assert!(!looks_like_file(Path::new("/ws/.git/hooks")));
+        assert!(!looks_like_file(Path::new("/ws/.git/info")));
+    }
+
+    #[test]
+    fn worktree_protection_maps_to_common_dir() {
+        let g = GitLayout {
+            dot_git: "/wt/.git".into(),
+            git_dir: "/main/.git/worktrees/wt".into(),
+            common_dir: "/main/.git".into(),
+        };
+        assert_eq!(
+            map_into_git(Path::new("/wt/.git/hooks"), Path::new("/wt"), Some(&g)),
+            vec![PathBuf::from("/main/.git/hooks")]
+        );
+        assert_eq!(
+            map_into_git(Path::new("/wt/.git/config"), Path::new("/wt"), Some(&g)),
+            vec![PathBuf::from("/main/.git/config"), PathBuf::from("/main/.git/worktrees/wt/config.worktree")]
+        );
+        assert_eq!(
+            map_into_git(Path::new("/wt/.cordon.toml"), Path::new("/wt"), Some(&g)),
+            vec![PathBuf::from("/wt/.cordon.toml")]
+        );
+    }
+}

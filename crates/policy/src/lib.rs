@@ -1,0 +1,22 @@
+//! cordon's policy model: what a sandbox may write, read and inherit, and how layers combine.
+//!
+//! This crate is pure: it parses text it is handed, merges layers and resolves paths against
+//! directories it is told about. It never touches the file system or the kernel, so every rule
+//! here is unit-tested without a sandbox.
+#![forbid(unsafe_code)]
+
+mod defaults;
+mod diagnostic;
+mod env;
+mod layer;
+mod path;
+mod resolve;
+
+pub use defaults::{
+    builtin, DEFAULT_DENY_READ_HOME, DEFAULT_ENV_DENY, DEFAULT_PROTECTED, DEFAULT_WRITABLE_TMP,
+};
+pub use diagnostic::Diagnostic;
+pub use env::{env_name_matches, scrub_env, EnvDecision};
+pub use layer::{Layer, LayerSource, Network, Widening};
+pub use path::PathSpec;
+pub use resolve::{content_hash, hex, Policy, ResolveContext, ResolvedPaths};
