@@ -17,14 +17,24 @@ use crate::{Mode, NetMode, Spec};
 pub struct Placeholder {
     pub path: PathBuf,
     pub is_dir: bool,
+    /// What a placeholder file holds: empty, except where an empty file would break a tool.
+    pub content: &'static [u8],
 }
 
 impl Placeholder {
-    /// Removes the placeholder if it is still the empty thing cordon made.
+    fn for_path(path: PathBuf, is_dir: bool) -> Placeholder {
+        // Git dies on an empty `commondir`; "." names the repository's own directory.
+        let content: &[u8] = if path.file_name().is_some_and(|n| n == "commondir") { b".\n" } else { b"" };
+        Placeholder { path, is_dir, content }
+    }
+
+    /// Removes the placeholder if it is still exactly what cordon made.
     pub fn remove(&self) {
         if self.is_dir {
             let _ = fs::remove_dir(&self.path);
-        } else if fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        } else if fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file())
+            && fs::read(&self.path).is_ok_and(|c| c == self.content)
+        {
             let _ = fs::remove_file(&self.path);
         }
     }
@@ -252,16 +262,19 @@ fn protect(target: &Path, workspace: &Path, plan: &mut Plan, ro: &mut Vec<PathBu
         return Ok(());
     }
     let is_dir = missing != target || !looks_like_file(target);
+    let placeholder = Placeholder::for_path(missing.clone(), is_dir);
     let created = if is_dir {
         fs::create_dir(&missing)
     } else {
-        fs::OpenOptions::new().write(true).create_new(true).open(&missing).map(drop)
+        use std::io::Write;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&missing)
+            .and_then(|mut f| f.write_all(placeholder.content))
     };
     match created {
-        Ok(()) => plan.placeholders.push(Placeholder {
-            path: missing.clone(),
-            is_dir,
-        }),
+        Ok(()) => plan.placeholders.push(placeholder),
         // Created concurrently by someone else: pin whatever is there now.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_err("creating placeholder", &missing)(e)),
@@ -270,10 +283,13 @@ fn protect(target: &Path, workspace: &Path, plan: &mut Plan, ro: &mut Vec<PathBu
     Ok(())
 }
 
-/// Protected names that are files when they exist (Git's config, TOML policy files).
+/// Whether a missing protected path gets a placeholder file rather than a directory. Git's
+/// own files must be files for Git to keep working; everywhere else an empty directory is
+/// used, because Git never records one (`git add -A` must not pick up a placeholder).
 fn looks_like_file(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name == "config" || name.trim_start_matches('.').contains('.')
+    let in_git = p.components().any(|c| c.as_os_str() == ".git");
+    in_git && ["config", "commondir", "config.worktree", "gitdir"].contains(&name)
 }
 
 /// Hides a denied path (its canonical target, so a link to it is no way round).
@@ -308,8 +324,9 @@ mod tests {
 
     #[test]
     fn file_like_names() {
-        assert!(looks_like_file(Path::new("/ws/.cordon.toml")));
+        assert!(!looks_like_file(Path::new("/ws/.cordon.toml")), "git add -A would record a file");
         assert!(looks_like_file(Path::new("/ws/.git/config")));
+        assert!(looks_like_file(Path::new("/ws/.git/commondir")));
         assert!(!looks_like_file(Path::new("/ws/.git/hooks")));
         assert!(!looks_like_file(Path::new("/ws/.git/info")));
     }

@@ -54,8 +54,16 @@ pub const DEFAULT_DENY_READ_HOME: &[&str] = &[
 ];
 
 /// Paths inside the workspace that run code later or steer cordon: read-only in the sandbox,
-/// and uncreatable when absent.
-pub const DEFAULT_PROTECTED: &[&str] = &[".git/hooks", ".git/config", ".git/info", ".cordon.toml"];
+/// and uncreatable when absent. `commondir` and `config.worktree` are here because Git reads
+/// hooks and configuration through them: a planted `commondir` would move both elsewhere.
+pub const DEFAULT_PROTECTED: &[&str] = &[
+    ".git/hooks",
+    ".git/config",
+    ".git/info",
+    ".git/commondir",
+    ".git/config.worktree",
+    ".cordon.toml",
+];
 
 /// Private, empty, writable directories every sandbox gets; they vanish with it.
 pub const DEFAULT_WRITABLE_TMP: &[&str] = &["/tmp", "/var/tmp", "/dev/shm"];
