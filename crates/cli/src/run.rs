@@ -187,7 +187,8 @@ fn build_spec(command: &[OsString], policy: &Policy, workspace: &Path, cwd: &Pat
         homes: dirs::homes(),
         always_deny: state.into_iter().collect(),
     };
-    let paths = policy.resolve(&ctx);
+    let mut paths = policy.resolve(&ctx);
+    paths.deny_read.extend(agent_sockets());
     Spec {
         argv: command.to_vec(),
         env,
@@ -199,6 +200,20 @@ fn build_spec(command: &[OsString], policy: &Policy, workspace: &Path, cwd: &Pat
         net,
         mode: Mode::Namespaces,
     }
+}
+
+/// Sockets the caller's environment names (ssh-agent, docker): hidden even when they live
+/// outside /run and /tmp, which the sandbox replaces anyway.
+fn agent_sockets() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = env::var_os("SSH_AUTH_SOCK").filter(|p| !p.is_empty()) {
+        out.push(PathBuf::from(p));
+    }
+    if let Some(p) = env::var("DOCKER_HOST").ok().and_then(|h| h.strip_prefix("unix://").map(PathBuf::from)) {
+        out.push(p);
+    }
+    out.retain(|p| p.is_absolute());
+    out
 }
 
 fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {

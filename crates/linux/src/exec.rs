@@ -27,7 +27,7 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(spec: &Spec, workspace: &std::path::Path) -> io::Result<Prepared> {
+    pub fn new(spec: &Spec, env: &[(std::ffi::OsString, std::ffi::OsString)], workspace: &std::path::Path) -> io::Result<Prepared> {
         let program = spec
             .argv
             .first()
@@ -37,8 +37,7 @@ impl Prepared {
             .iter()
             .map(|a| sys::cstring(a.as_bytes()))
             .collect::<io::Result<_>>()?;
-        let envp: Vec<CString> = spec
-            .env
+        let envp: Vec<CString> = env
             .iter()
             .map(|(k, v)| {
                 let mut kv = k.as_bytes().to_vec();
@@ -47,8 +46,7 @@ impl Prepared {
                 sys::cstring(&kv)
             })
             .collect::<io::Result<_>>()?;
-        let path_var = spec
-            .env
+        let path_var = env
             .iter()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_os_str())

@@ -235,6 +235,10 @@ fn map_into_git(p: &Path, workspace: &Path, git: Option<&GitLayout>) -> Vec<Path
 /// Pins `target` read-only; if it does not exist, pins a placeholder for its highest missing
 /// ancestor so it cannot be created.
 fn protect(target: &Path, workspace: &Path, plan: &mut Plan, ro: &mut Vec<PathBuf>) -> Result<(), PrepareError> {
+    // Already covered by a read-only placeholder (e.g. `.git` made for `.git/hooks`).
+    if plan.placeholders.iter().any(|p| target.starts_with(&p.path)) {
+        return Ok(());
+    }
     match fs::symlink_metadata(target) {
         Ok(m) if m.file_type().is_symlink() => return Err(PrepareError::ProtectedSymlink(target.to_path_buf())),
         Ok(_) => {

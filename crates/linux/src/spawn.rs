@@ -57,7 +57,21 @@ fn setup_err(stage: Stage) -> impl FnOnce(nix::errno::Errno) -> RunError {
 
 /// Runs the plan to completion.
 pub fn run(plan: &Plan) -> Result<Outcome, RunError> {
-    let prepared = Prepared::new(&plan.spec, &plan.workspace)
+    match plan.spec.mode {
+        Mode::Namespaces => run_with(plan, &plan.writable, &plan.spec.env),
+        Mode::LandlockOnly => {
+            // No private /tmp without a mount namespace: a fresh directory stands in for it.
+            let tmp = weaker::PrivateTmp::create()
+                .map_err(|e| RunError::setup(Stage::MountView, &e, e.raw_os_error().unwrap_or(0)))?;
+            let writable = weaker::writable(plan, tmp.path());
+            let env = weaker::env_with_tmpdir(&plan.spec.env, tmp.path());
+            run_with(plan, &writable, &env)
+        }
+    }
+}
+
+fn run_with(plan: &Plan, writable: &[std::path::PathBuf], env: &[(std::ffi::OsString, std::ffi::OsString)]) -> Result<Outcome, RunError> {
+    let prepared = Prepared::new(&plan.spec, env, &plan.workspace)
         .map_err(|e| RunError::setup(Stage::Exec, &e, e.raw_os_error().unwrap_or(0)))?;
     let landlock = probe::landlock_abi() > 0;
     // Landlock is the second wall in namespace mode and the only one in Landlock-only mode.
@@ -71,12 +85,12 @@ pub fn run(plan: &Plan) -> Result<Outcome, RunError> {
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_signals()), Some(&mut old_mask))
         .map_err(setup_err(Stage::Clone))?;
-    let result = spawn_and_wait(plan, &prepared, landlock, [status_r, status_w, result_r, result_w, lifeline_r, lifeline_w]);
+    let result = spawn_and_wait(plan, writable, &prepared, landlock, [status_r, status_w, result_r, result_w, lifeline_r, lifeline_w]);
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     result
 }
 
-fn spawn_and_wait(plan: &Plan, prepared: &Prepared, landlock: bool, fds: [OwnedFd; 6]) -> Result<Outcome, RunError> {
+fn spawn_and_wait(plan: &Plan, writable: &[std::path::PathBuf], prepared: &Prepared, landlock: bool, fds: [OwnedFd; 6]) -> Result<Outcome, RunError> {
     let [status_r, status_w, result_r, result_w, lifeline_r, lifeline_w] = fds;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
@@ -109,7 +123,7 @@ fn spawn_and_wait(plan: &Plan, prepared: &Prepared, landlock: bool, fds: [OwnedF
                         lifeline: lifeline_r,
                     },
                 ),
-                Mode::LandlockOnly => weaker::main(plan, prepared, landlock, status_w),
+                Mode::LandlockOnly => weaker::main(plan, writable, prepared, landlock, status_w),
             }
         }
         Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),

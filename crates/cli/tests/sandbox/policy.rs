@@ -1,0 +1,80 @@
+//! Policy threats: the agent widening its own sandbox through the workspace file, and the
+//! diagnostics a human gets for a malformed file.
+
+use std::fs;
+
+use crate::util::{exists, Env};
+
+#[test]
+fn workspace_file_widening_needs_a_humans_approval() {
+    let e = Env::new("approve");
+    let target = e.outside.join("widened");
+    fs::write(
+        e.ws.join(".cordon.toml"),
+        format!("[filesystem]\nallow_write = [\"{}\"]\n", e.outside.display()),
+    )
+    .unwrap();
+    let run = e.sh(&[], &format!("echo x > {}; true", target.display())).ok();
+    assert!(!exists(&target), "unapproved widening took effect");
+    assert!(run.stderr.contains("ignoring"), "{}", run.stderr);
+    // The sandbox cannot approve itself: the state folder is neither readable nor writable.
+    let run = e.cordon(&["run".as_ref(), "--".as_ref(), crate::util::cordon_bin().as_os_str(), "approve".as_ref()]);
+    assert_ne!(run.code, 0, "approve succeeded inside the sandbox");
+    e.sh(&[], &format!("echo x > {}; true", target.display())).ok();
+    assert!(!exists(&target), "self-approval took effect");
+    // A human approves from outside.
+    let approve = e.cordon(&["approve".as_ref()]).ok();
+    assert!(approve.stdout.contains("allow_write"), "{}", approve.stdout);
+    e.sh(&[], &format!("echo x > {}", target.display())).ok();
+    assert!(exists(&target), "approved widening ignored");
+    // Changing the file withdraws the approval.
+    fs::remove_file(&target).unwrap();
+    let mut text = fs::read_to_string(e.ws.join(".cordon.toml")).unwrap();
+    text.push_str("# edited\n");
+    fs::write(e.ws.join(".cordon.toml"), text).unwrap();
+    e.sh(&[], &format!("echo x > {}; true", target.display())).ok();
+    assert!(!exists(&target), "edited file kept the old approval");
+}
+
+#[test]
+fn narrowing_in_the_workspace_file_applies_without_approval() {
+    let e = Env::new("narrow");
+    fs::write(e.ws.join("notes.txt"), "private").unwrap();
+    fs::write(e.ws.join(".cordon.toml"), "[filesystem]\ndeny_read = [\"notes.txt\"]\n").unwrap();
+    let run = e.sh(&[], "cat notes.txt; true").ok();
+    assert!(!run.stdout.contains("private"));
+}
+
+#[test]
+fn malformed_policy_names_file_and_line() {
+    let e = Env::new("malformed");
+    let p = e.root.join("p.toml");
+    fs::write(&p, "[filesystem]\nallow_write = [\"/tmp/x\"]\nallow_wirte = []\n").unwrap();
+    let run = e.sh(&["--policy", p.to_str().unwrap()], "true");
+    assert_eq!(run.code, 125);
+    assert!(run.stderr.contains(&format!("{}:3:", p.display())), "{}", run.stderr);
+    assert!(run.stderr.contains("hint"), "{}", run.stderr);
+}
+
+#[test]
+fn user_config_layer_applies() {
+    let e = Env::new("user-config");
+    let cache = e.outside.join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    fs::create_dir_all(e.home.join(".config/cordon")).unwrap();
+    fs::write(
+        e.home.join(".config/cordon/config.toml"),
+        format!("[filesystem]\nallow_write = [\"{}\"]\n", cache.display()),
+    )
+    .unwrap();
+    e.sh(&[], &format!("echo x > {}/f", cache.display())).ok();
+    assert!(exists(&cache.join("f")));
+}
+
+#[test]
+fn home_as_workspace_is_refused() {
+    let e = Env::new("home-ws");
+    let run = e.sh(&["-w", e.home.to_str().unwrap()], "true");
+    assert_eq!(run.code, 125);
+    assert!(run.stderr.contains("home directory"));
+}

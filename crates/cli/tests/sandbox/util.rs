@@ -1,0 +1,150 @@
+//! Fresh workspaces with a fake home full of secrets, and a runner for the real binary.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub const SECRET: &str = "CORDON-TEST-SECRET-7f3a";
+
+pub fn cordon_bin() -> PathBuf {
+    std::env::var_os("CORDON_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cordon")))
+}
+
+/// A test's own directory: `home/` (HOME, with secrets), `ws/` (a git repo), `outside/`.
+pub struct Env {
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub ws: PathBuf,
+    pub outside: PathBuf,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl Env {
+    pub fn new(name: &str) -> Env {
+        let base = std::env::var_os("CORDON_TEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(std::env::temp_dir);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let root = base.join(format!("cordon-t-{}-{n}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let home = root.join("home");
+        let ws = root.join("ws");
+        let outside = root.join("outside");
+        for d in [&home, &ws, &outside] {
+            fs::create_dir_all(d).unwrap();
+        }
+        for (rel, content) in [
+            (".ssh/id_rsa", SECRET),
+            (".aws/credentials", SECRET),
+            (".config/gh/hosts.yml", SECRET),
+            (".netrc", SECRET),
+            (".bashrc", "# original\n"),
+        ] {
+            let p = home.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, content).unwrap();
+        }
+        fs::write(ws.join("README"), "hello\n").unwrap();
+        Env { root, home, ws, outside }
+    }
+
+    pub fn with_git(name: &str) -> Env {
+        let e = Env::new(name);
+        e.git(&["init", "-q", "."]);
+        e.git(&["add", "README"]);
+        e.git(&["commit", "-qm", "init"]);
+        e
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.email=t@t", "-c", "user.name=t", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .current_dir(&self.ws)
+            .env("HOME", &self.home)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `cordon run FLAGS -- sh -c SCRIPT` with HOME pointing at the fake home.
+    pub fn sh(&self, flags: &[&str], script: &str) -> Run {
+        let mut argv: Vec<&OsStr> = vec![OsStr::new("run")];
+        argv.extend(flags.iter().map(OsStr::new));
+        argv.extend([OsStr::new("--"), OsStr::new("sh"), OsStr::new("-c"), OsStr::new(script)]);
+        self.cordon(&argv)
+    }
+
+    pub fn cordon(&self, argv: &[&OsStr]) -> Run {
+        let out = self.command(argv).stdin(Stdio::null()).output().unwrap();
+        Run::from(out)
+    }
+
+    pub fn command(&self, argv: &[&OsStr]) -> Command {
+        let mut c = Command::new(cordon_bin());
+        c.args(argv)
+            .current_dir(&self.ws)
+            .env("HOME", &self.home)
+            .env("XDG_STATE_HOME", self.home.join(".local/state"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        c
+    }
+
+    pub fn audit_path(&self) -> PathBuf {
+        self.root.join("audit.jsonl")
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+/// What a run printed and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+pub fn exists(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok()
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::getuid().is_root()
+}
+
+/// Whether a program is on PATH (for tests that need a tool, which say SKIP visibly).
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
