@@ -41,10 +41,7 @@ pub enum Ending {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A workspace policy file widened the boundary without the user's approval; ignored.
-    PolicyIgnored {
-        file: PathBuf,
-        ignored: Vec<String>,
-    },
+    PolicyIgnored { file: PathBuf, ignored: Vec<String> },
     /// The command is about to start inside the sandbox.
     CommandStart {
         argv: Vec<String>,
@@ -189,7 +186,11 @@ mod tests {
         sink.write(&exit).unwrap();
         let text = fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
-        assert!(text.lines().next().unwrap().contains("\"event\":\"command_start\""));
+        assert!(text
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"event\":\"command_start\""));
         assert_eq!(read_log(&path).unwrap(), vec![start, exit]);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -22,7 +22,7 @@ pub enum Command {
     ///
     /// Exit status: the command's own; 128+N if it died of signal N; 125 if cordon could not
     /// set up or enforce the policy (the command did not run); 126 not executable; 127 not found.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show what this machine can enforce, and what each guarantee rests on.
     Doctor(DoctorArgs),
     /// Approve the workspace's .cordon.toml as it is now, so its widening takes effect.
@@ -89,7 +89,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_weaker: bool,
     /// The command and its arguments (put them after `--`).
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
 }
 

@@ -19,7 +19,10 @@ pub fn homes() -> Vec<PathBuf> {
 }
 
 fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
-    match env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from) {
+    match env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+    {
         Some(p) if p.is_absolute() => Some(p),
         _ => homes().first().map(|h| h.join(fallback)),
     }

@@ -15,11 +15,19 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     let kernel = probe::kernel_release();
     let abi = probe::landlock_abi();
     let userns = probe::userns();
-    let overlay = if userns.is_ok() { probe::overlayfs_in_userns() } else { Err("needs user namespaces".into()) };
+    let overlay = if userns.is_ok() {
+        probe::overlayfs_in_userns()
+    } else {
+        Err("needs user namespaces".into())
+    };
     let seccomp = probe::seccomp();
     let cg = probe::cgroups();
     let knobs = probe::userns_knobs();
-    let mode = if userns.is_ok() { Mode::Namespaces } else { Mode::LandlockOnly };
+    let mode = if userns.is_ok() {
+        Mode::Namespaces
+    } else {
+        Mode::LandlockOnly
+    };
     let usable = abi > 0 && userns.is_ok();
     let table = guarantees::for_run(mode, NetMode::Off, abi);
     if args.json {
@@ -44,8 +52,21 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     }
     let yes_no = |ok: bool| if ok { "yes" } else { "no" };
     println!("kernel                 {kernel}");
-    println!("landlock               {}", if abi > 0 { format!("ABI {abi}") } else { "unavailable".into() });
-    println!("user namespaces        {}", userns.as_ref().map(|_| "available".to_string()).unwrap_or_else(|e| format!("unavailable ({e})")));
+    println!(
+        "landlock               {}",
+        if abi > 0 {
+            format!("ABI {abi}")
+        } else {
+            "unavailable".into()
+        }
+    );
+    println!(
+        "user namespaces        {}",
+        userns
+            .as_ref()
+            .map(|_| "available".to_string())
+            .unwrap_or_else(|e| format!("unavailable ({e})"))
+    );
     for (k, v) in &knobs {
         println!("  {k:<21}{v}");
     }
@@ -53,16 +74,29 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     println!(
         "cgroups                {} (v1: {}; v2: {}; delegated to you: {})",
         cg.version,
-        if cg.v1_controllers.is_empty() { "-".into() } else { cg.v1_controllers.join(",") },
-        if cg.v2_controllers.is_empty() { "no controllers".into() } else { cg.v2_controllers.join(",") },
+        if cg.v1_controllers.is_empty() {
+            "-".into()
+        } else {
+            cg.v1_controllers.join(",")
+        },
+        if cg.v2_controllers.is_empty() {
+            "no controllers".into()
+        } else {
+            cg.v2_controllers.join(",")
+        },
         yes_no(cg.delegated)
     );
     println!("overlayfs in userns    {}", yes_no(overlay.is_ok()));
     println!();
     match (usable, abi > 0) {
         (true, _) => println!("mode: full isolation (namespaces + Landlock)"),
-        (false, true) => println!("mode: cordon refuses to run unless you pass --allow-weaker (Landlock-only)\nfix: {}", probe::USERNS_FIX),
-        (false, false) => println!("mode: cordon refuses to run: neither user namespaces nor Landlock are available"),
+        (false, true) => println!(
+            "mode: cordon refuses to run unless you pass --allow-weaker (Landlock-only)\nfix: {}",
+            probe::USERNS_FIX
+        ),
+        (false, false) => println!(
+            "mode: cordon refuses to run: neither user namespaces nor Landlock are available"
+        ),
     }
     println!();
     for g in &table {

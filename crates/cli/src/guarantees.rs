@@ -36,7 +36,15 @@ pub fn for_run(mode: Mode, net: NetMode, abi: i32) -> Vec<GuaranteeStatus> {
         (Mode::Namespaces, NetMode::Off) => g("network", "enforced", "network namespace with loopback only; empty /run hides host daemon sockets; Landlock scopes abstract sockets"),
         (Mode::LandlockOnly, NetMode::Off) => g("network", "weakened", "Landlock refuses TCP bind/connect; UDP, DNS and Unix sockets are not blocked"),
     });
-    out.push(g("syscalls", "not_enforced", "the seccomp filter is not in this build yet"));
-    out.push(g("limits", "not_enforced", "resource limits are not in this build yet"));
+    out.push(g(
+        "syscalls",
+        "not_enforced",
+        "the seccomp filter is not in this build yet",
+    ));
+    out.push(g(
+        "limits",
+        "not_enforced",
+        "resource limits are not in this build yet",
+    ));
     out
 }

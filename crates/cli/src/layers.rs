@@ -4,7 +4,9 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use cordon_policy::{builtin, content_hash, Diagnostic, Layer, LayerSource, Network, PathSpec, Policy};
+use cordon_policy::{
+    builtin, content_hash, Diagnostic, Layer, LayerSource, Network, PathSpec, Policy,
+};
 
 use crate::args::{NetArg, RunArgs};
 use crate::dirs;
@@ -34,7 +36,10 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
         if widenings.is_empty() || is_approved(workspace, &ws_file) {
             layers.push(layer);
         } else {
-            ignored = Some((ws_file.clone(), widenings.iter().map(|w| w.to_string()).collect()));
+            ignored = Some((
+                ws_file.clone(),
+                widenings.iter().map(|w| w.to_string()).collect(),
+            ));
             layers.push(layer.narrowing_only());
         }
     }
@@ -55,9 +60,16 @@ fn read_layer(path: &Path, source: LayerSource, required: bool) -> Result<Option
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound && !required => return Ok(None),
-        Err(e) => return Err(Failure::setup(format!("policy file {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Failure::setup(format!(
+                "policy file {}: {e}",
+                path.display()
+            )))
+        }
     };
-    Layer::parse(source, path, &text).map(Some).map_err(diagnostics)
+    Layer::parse(source, path, &text)
+        .map(Some)
+        .map_err(diagnostics)
 }
 
 fn diagnostics(d: Vec<Diagnostic>) -> Failure {
@@ -73,7 +85,9 @@ fn flags_layer(args: &RunArgs, cwd: &Path) -> Result<Layer, Failure> {
     layer.env_keep = args.keep_env.clone();
     layer.network = match (args.net, args.allow_domain.is_empty()) {
         (Some(NetArg::Off), false) | (Some(NetArg::Full), false) => {
-            return Err(Failure::setup("--allow-domain needs --net allow (or no --net at all)"));
+            return Err(Failure::setup(
+                "--allow-domain needs --net allow (or no --net at all)",
+            ));
         }
         (_, false) | (Some(NetArg::Allow), _) => Some(Network::Allow),
         (Some(NetArg::Off), true) => Some(Network::Off),
@@ -91,16 +105,20 @@ fn approval_path(workspace: &Path, content: &[u8]) -> Option<PathBuf> {
 }
 
 fn is_approved(workspace: &Path, file: &Path) -> bool {
-    let Ok(content) = fs::read(file) else { return false };
+    let Ok(content) = fs::read(file) else {
+        return false;
+    };
     approval_path(workspace, &content).is_some_and(|p| p.is_file())
 }
 
 /// Records a human's approval of the workspace file's current content.
 pub fn approve(workspace: &Path) -> Result<(PathBuf, Vec<String>), Failure> {
     let file = workspace.join(WORKSPACE_FILE);
-    let content = fs::read(&file).map_err(|e| Failure::setup(format!("{}: {e}", file.display())))?;
+    let content =
+        fs::read(&file).map_err(|e| Failure::setup(format!("{}: {e}", file.display())))?;
     let text = String::from_utf8_lossy(&content);
-    let layer = Layer::parse(LayerSource::Workspace(file.clone()), &file, &text).map_err(diagnostics)?;
+    let layer =
+        Layer::parse(LayerSource::Workspace(file.clone()), &file, &text).map_err(diagnostics)?;
     let record = approval_path(workspace, &content)
         .ok_or_else(|| Failure::setup("no home directory: cannot find cordon's state folder"))?;
     if let Some(dir) = record.parent() {
@@ -108,5 +126,8 @@ pub fn approve(workspace: &Path) -> Result<(PathBuf, Vec<String>), Failure> {
     }
     fs::write(&record, format!("{}\n", file.display()))
         .map_err(|e| Failure::setup(format!("{}: {e}", record.display())))?;
-    Ok((file, layer.widenings().iter().map(|w| w.to_string()).collect()))
+    Ok((
+        file,
+        layer.widenings().iter().map(|w| w.to_string()).collect(),
+    ))
 }

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
         Command::Approve(args) => approve(args),
     };
@@ -50,14 +50,20 @@ fn report(f: &Failure) {
 }
 
 fn approve(args: args::ApproveArgs) -> Result<i32, Failure> {
-    let cwd = std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
     let ws = args.workspace.map_or(cwd.clone(), |w| cwd.join(w));
-    let ws = ws.canonicalize().map_err(|e| Failure::setup(format!("workspace {}: {e}", ws.display())))?;
+    let ws = ws
+        .canonicalize()
+        .map_err(|e| Failure::setup(format!("workspace {}: {e}", ws.display())))?;
     let (file, widenings) = layers::approve(&ws)?;
     if widenings.is_empty() {
         println!("approved {} (it widens nothing)", file.display());
     } else {
-        println!("approved {}; it now widens the sandbox with:", file.display());
+        println!(
+            "approved {}; it now widens the sandbox with:",
+            file.display()
+        );
         for w in widenings {
             println!("  {w}");
         }

@@ -35,16 +35,23 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             workspace.display(),
             ignored.join(", ")
         );
-        log(&mut audit, &run_id, Event::PolicyIgnored { file: file.clone(), ignored: ignored.clone() });
+        log(
+            &mut audit,
+            &run_id,
+            Event::PolicyIgnored {
+                file: file.clone(),
+                ignored: ignored.clone(),
+            },
+        );
     }
     let policy = &loaded.policy;
     let net = match policy.network {
         Network::Off => NetMode::Off,
         Network::Full => NetMode::Full,
-        Network::Allow => {
-            return Err(Failure::setup("network mode `allow` (domain allow-list through cordon's proxy) is not in this build")
-                .with_hint("use --net off (default) or --net full"))
-        }
+        Network::Allow => return Err(Failure::setup(
+            "network mode `allow` (domain allow-list through cordon's proxy) is not in this build",
+        )
+        .with_hint("use --net off (default) or --net full")),
     };
     let (env, removed) = scrubbed_env(policy);
     let spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
@@ -53,7 +60,11 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         eprintln!("cordon: note: {note}");
     }
     let abi = cordon_linux::probe::landlock_abi();
-    let argv: Vec<String> = args.command.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let argv: Vec<String> = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let mut result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
     if policy.allow_weaker && matches!(&result, Err(e) if userns_unusable(e)) {
         eprintln!(
@@ -69,17 +80,45 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, signal, message) = match result {
         Ok(o) => {
-            let ending = if o.signal.is_some() { Ending::Signaled } else { Ending::Exited };
+            let ending = if o.signal.is_some() {
+                Ending::Signaled
+            } else {
+                Ending::Exited
+            };
             (o.exit_code, ending, o.signal, None)
         }
         Err(e) => {
             let failure = failure_for(&e);
-            let ending = if failure.code == EXIT_SETUP { Ending::SetupFailed } else { Ending::ExecFailed };
-            log(&mut audit, &run_id, Event::CommandExit { status: failure.code, ending, signal: None, duration_ms, message: Some(failure.message.clone()) });
+            let ending = if failure.code == EXIT_SETUP {
+                Ending::SetupFailed
+            } else {
+                Ending::ExecFailed
+            };
+            log(
+                &mut audit,
+                &run_id,
+                Event::CommandExit {
+                    status: failure.code,
+                    ending,
+                    signal: None,
+                    duration_ms,
+                    message: Some(failure.message.clone()),
+                },
+            );
             return Err(failure);
         }
     };
-    log(&mut audit, &run_id, Event::CommandExit { status, ending, signal, duration_ms, message });
+    log(
+        &mut audit,
+        &run_id,
+        Event::CommandExit {
+            status,
+            ending,
+            signal,
+            duration_ms,
+            message,
+        },
+    );
     Ok(status)
 }
 
@@ -118,7 +157,6 @@ fn userns_unusable(e: &RunError) -> bool {
         if [libc::EPERM, libc::EACCES, libc::ENOSPC, libc::EINVAL].contains(errno))
 }
 
-
 fn failure_for(e: &RunError) -> Failure {
     match e {
         RunError::Exec { errno, detail } => Failure {
@@ -127,7 +165,9 @@ fn failure_for(e: &RunError) -> Failure {
             hint: None,
         },
         RunError::Setup { .. } => {
-            let f = Failure::setup(format!("could not set up the sandbox ({e}); the command did not run"));
+            let f = Failure::setup(format!(
+                "could not set up the sandbox ({e}); the command did not run"
+            ));
             match e.hint() {
                 Some(h) => f.with_hint(h),
                 None => f,
@@ -138,7 +178,10 @@ fn failure_for(e: &RunError) -> Failure {
 }
 
 fn refuse_broad_workspace(workspace: &Path) -> Result<(), Failure> {
-    if dirs::homes().iter().any(|h| h.canonicalize().is_ok_and(|h| h == workspace)) {
+    if dirs::homes()
+        .iter()
+        .any(|h| h.canonicalize().is_ok_and(|h| h == workspace))
+    {
         return Err(Failure::setup(format!(
             "workspace {} is your home directory: the command could rewrite your shell start-up files and tool configuration",
             workspace.display()
@@ -163,13 +206,21 @@ fn refuse_unbuilt_limits(args: &RunArgs) -> Result<(), Failure> {
     if asked.is_empty() {
         return Ok(());
     }
-    Err(Failure::setup(format!("{} cannot be enforced by this build yet, so cordon will not pretend to", asked.join(", ")))
-        .with_hint("run without these flags, or use a cordon build with the enforcement layer"))
+    Err(Failure::setup(format!(
+        "{} cannot be enforced by this build yet, so cordon will not pretend to",
+        asked.join(", ")
+    ))
+    .with_hint("run without these flags, or use a cordon build with the enforcement layer"))
 }
 
 fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
     let vars: Vec<(String, String)> = env::vars_os()
-        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
         .collect();
     let (kept, removed) = scrub_env(vars, &policy.env_deny, &policy.env_keep);
     // Keep the exact bytes of kept variables (values need not be UTF-8).
@@ -180,7 +231,14 @@ fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
     (env, removed.into_iter().map(|(k, _)| k).collect())
 }
 
-fn build_spec(command: &[OsString], policy: &Policy, workspace: &Path, cwd: &Path, env: Vec<(OsString, OsString)>, net: NetMode) -> Spec {
+fn build_spec(
+    command: &[OsString],
+    policy: &Policy,
+    workspace: &Path,
+    cwd: &Path,
+    env: Vec<(OsString, OsString)>,
+    net: NetMode,
+) -> Spec {
     let state = dirs::state_dir();
     let ctx = ResolveContext {
         workspace: workspace.to_path_buf(),
@@ -209,7 +267,10 @@ fn agent_sockets() -> Vec<PathBuf> {
     if let Some(p) = env::var_os("SSH_AUTH_SOCK").filter(|p| !p.is_empty()) {
         out.push(PathBuf::from(p));
     }
-    if let Some(p) = env::var("DOCKER_HOST").ok().and_then(|h| h.strip_prefix("unix://").map(PathBuf::from)) {
+    if let Some(p) = env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+    {
         out.push(p);
     }
     out.retain(|p| p.is_absolute());
@@ -218,7 +279,9 @@ fn agent_sockets() -> Vec<PathBuf> {
 
 fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {
     match explicit {
-        Some(p) => Sink::open(p).map(Some).map_err(|e| Failure::setup(format!("audit log {}: {e}", p.display()))),
+        Some(p) => Sink::open(p)
+            .map(Some)
+            .map_err(|e| Failure::setup(format!("audit log {}: {e}", p.display()))),
         None => {
             let path: Option<PathBuf> = dirs::state_dir().map(|s| s.join("audit.jsonl"));
             Ok(path.and_then(|p| Sink::open(&p).ok()))

@@ -103,7 +103,11 @@ pub enum PrepareError {
 pub enum RunError {
     /// A setup stage failed; the command never ran.
     #[error("{stage}: {detail}")]
-    Setup { stage: Stage, errno: i32, detail: String },
+    Setup {
+        stage: Stage,
+        errno: i32,
+        detail: String,
+    },
     /// The command was not found (exit 127) or not executable (exit 126).
     #[error("{detail}")]
     Exec { errno: i32, detail: String },

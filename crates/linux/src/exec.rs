@@ -27,7 +27,11 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(spec: &Spec, env: &[(std::ffi::OsString, std::ffi::OsString)], workspace: &std::path::Path) -> io::Result<Prepared> {
+    pub fn new(
+        spec: &Spec,
+        env: &[(std::ffi::OsString, std::ffi::OsString)],
+        workspace: &std::path::Path,
+    ) -> io::Result<Prepared> {
         let program = spec
             .argv
             .first()
@@ -52,8 +56,16 @@ impl Prepared {
             .map(|(_, v)| v.as_os_str())
             .unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
         let candidates = search_candidates(program, path_var)?;
-        let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
-        let env_ptrs = envp.iter().map(|a| a.as_ptr()).chain([std::ptr::null()]).collect();
+        let argv_ptrs = argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        let env_ptrs = envp
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
         Ok(Prepared {
             candidates,
             argv_ptrs,
@@ -109,20 +121,6 @@ fn search_candidates(program: &OsStr, path_var: &OsStr) -> io::Result<Vec<CStrin
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn candidates_follow_path_order() {
-        let c = search_candidates(OsStr::new("ls"), OsStr::new("/a:/b::")).unwrap();
-        let c: Vec<_> = c.iter().map(|s| s.to_str().unwrap().to_string()).collect();
-        assert_eq!(c, ["/a/ls", "/b/ls", "./ls", "./ls"]);
-        let c = search_candidates(OsStr::new("./x"), OsStr::new("/a")).unwrap();
-        assert_eq!(c.len(), 1);
-    }
-}
-
 /// Reports a failed setup stage on the status channel and leaves with 125.
 pub fn fail_stage(status: BorrowedFd<'_>, stage: crate::Stage, errno: i32, detail: &str) -> ! {
     let msg = format!("{}\t{errno}\t{detail}", stage.name());
@@ -168,4 +166,18 @@ pub fn confine_and_exec(
     }
     let err = prepared.exec();
     prepared.fail(status3, &err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn candidates_follow_path_order() {
+        let c = search_candidates(OsStr::new("ls"), OsStr::new("/a:/b::")).unwrap();
+        let c: Vec<_> = c.iter().map(|s| s.to_str().unwrap().to_string()).collect();
+        assert_eq!(c, ["/a/ls", "/b/ls", "./ls", "./ls"]);
+        let c = search_candidates(OsStr::new("./x"), OsStr::new("/a")).unwrap();
+        assert_eq!(c.len(), 1);
+    }
 }

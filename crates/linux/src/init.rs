@@ -28,25 +28,49 @@ pub struct InitFds {
 }
 
 /// Runs as pid 1; never returns.
-pub fn main(plan: &Plan, prepared: &Prepared, uid: u32, gid: u32, landlock: bool, fds: InitFds) -> ! {
+pub fn main(
+    plan: &Plan,
+    prepared: &Prepared,
+    uid: u32,
+    gid: u32,
+    landlock: bool,
+    fds: InitFds,
+) -> ! {
     let status = fds.status.as_fd();
     // If cordon dies, init dies, and with it every process in the namespace.
-    if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).is_err() || parent_gone(&fds.lifeline) {
+    if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).is_err()
+        || parent_gone(&fds.lifeline)
+    {
         sys::exit_now(125);
     }
     // Init keeps capabilities in its namespace until the command starts: make it untraceable.
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     if let Err(e) = write_id_maps(uid, gid) {
-        fail_stage(status, Stage::UidMap, e.raw_os_error().unwrap_or(0), &e.to_string());
+        fail_stage(
+            status,
+            Stage::UidMap,
+            e.raw_os_error().unwrap_or(0),
+            &e.to_string(),
+        );
     }
     if let Err(e) = mounts::build(&plan.mounts) {
         let detail = format!("{}: {}", e.path.display(), e.source);
-        fail_stage(status, e.stage, e.source.raw_os_error().unwrap_or(0), &detail);
+        fail_stage(
+            status,
+            e.stage,
+            e.source.raw_os_error().unwrap_or(0),
+            &detail,
+        );
     }
     let _ = nix::unistd::sethostname("cordon");
     if plan.spec.net == NetMode::Off {
         if let Err(e) = loopback_up() {
-            fail_stage(status, Stage::Loopback, e.raw_os_error().unwrap_or(0), &e.to_string());
+            fail_stage(
+                status,
+                Stage::Loopback,
+                e.raw_os_error().unwrap_or(0),
+                &e.to_string(),
+            );
         }
     }
     // init is single-threaded (a fork of a single-threaded cordon); clone_fork checks.
@@ -60,7 +84,12 @@ pub fn main(plan: &Plan, prepared: &Prepared, uid: u32, gid: u32, landlock: bool
             confine_and_exec(prepared, &plan.writable, extra, landlock, fds.status)
         }
         Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),
-        Err(e) => fail_stage(status, Stage::Fork, e.raw_os_error().unwrap_or(0), &e.to_string()),
+        Err(e) => fail_stage(
+            status,
+            Stage::Fork,
+            e.raw_os_error().unwrap_or(0),
+            &e.to_string(),
+        ),
     };
     drop(fds.status);
     // Init needs no privilege from here on.
@@ -74,7 +103,9 @@ fn parent_gone(lifeline: &OwnedFd) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [PollFd::new(lifeline.as_fd(), PollFlags::POLLIN)];
     match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(n) if n > 0 => fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP)),
+        Ok(n) if n > 0 => fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLHUP)),
         _ => false,
     }
 }
@@ -88,7 +119,12 @@ fn write_id_maps(uid: u32, gid: u32) -> std::io::Result<()> {
 
 fn loopback_up() -> std::io::Result<()> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
     sys::interface_up(sock.as_fd(), c"lo")
 }
 
@@ -113,18 +149,15 @@ fn supervise(child: Pid) -> i32 {
         if let Some(code) = reap(child, &mut result) {
             return code;
         }
-        match sfd.read_signal() {
-            Ok(Some(info)) => {
-                let sig = info.ssi_signo as i32;
-                // The terminal already delivered its own signals (SI_KERNEL) to the command,
-                // which shares cordon's process group; forward only those sent with kill().
-                if sig != libc::SIGCHLD && info.ssi_code <= 0 {
-                    if let Ok(s) = Signal::try_from(sig) {
-                        let _ = kill(child, s);
-                    }
+        if let Ok(Some(info)) = sfd.read_signal() {
+            let sig = info.ssi_signo as i32;
+            // The terminal already delivered its own signals (SI_KERNEL) to the command,
+            // which shares cordon's process group; forward only those sent with kill().
+            if sig != libc::SIGCHLD && info.ssi_code <= 0 {
+                if let Ok(s) = Signal::try_from(sig) {
+                    let _ = kill(child, s);
                 }
             }
-            Ok(None) | Err(_) => {}
         }
     }
 }

@@ -25,7 +25,11 @@ pub fn restrict(writable: &[PathBuf], extra: Extra) -> Result<RulesetStatus, Str
     let read = AccessFs::from_read(TARGET_ABI);
     let all = AccessFs::from_all(TARGET_ABI);
     let dev = read | AccessFs::WriteFile | AccessFs::IoctlDev;
-    let existing: Vec<&Path> = writable.iter().map(|p| p.as_path()).filter(|p| p.exists()).collect();
+    let existing: Vec<&Path> = writable
+        .iter()
+        .map(|p| p.as_path())
+        .filter(|p| p.exists())
+        .collect();
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(all)

@@ -125,15 +125,23 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
     let needs_hide = mounts
         .iter()
         .any(|m| matches!(m.kind, MountKind::HideDir | MountKind::HideFile));
-    let staging = open_path(Path::new(STAGING)).map_err(at(Stage::MountSources, Path::new(STAGING)))?;
+    let staging =
+        open_path(Path::new(STAGING)).map_err(at(Stage::MountSources, Path::new(STAGING)))?;
     if needs_hide {
         let empty = sys::new_fs(c"tmpfs", &[(c"mode", c"0755"), (c"size", c"4k")], 0)
             .map_err(at(Stage::MountSources, Path::new(STAGING)))?;
-        mkdirat(empty.as_fd(), "dir", Mode::empty()).map_err(|e| at(Stage::MountSources, Path::new(STAGING))(e.into()))?;
-        let file = openat(empty.as_fd(), "file", OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        mkdirat(empty.as_fd(), "dir", Mode::empty())
             .map_err(|e| at(Stage::MountSources, Path::new(STAGING))(e.into()))?;
+        let file = openat(
+            empty.as_fd(),
+            "file",
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| at(Stage::MountSources, Path::new(STAGING))(e.into()))?;
         drop(file);
-        sys::move_mount(empty.as_fd(), staging.as_fd()).map_err(at(Stage::MountSources, Path::new(STAGING)))?;
+        sys::move_mount(empty.as_fd(), staging.as_fd())
+            .map_err(at(Stage::MountSources, Path::new(STAGING)))?;
         for (m, src) in mounts.iter().zip(sources.iter_mut()) {
             let name = match m.kind {
                 MountKind::HideDir => c"/tmp/dir",
@@ -148,15 +156,19 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
     }
 
     // 3. Attach the read-only root and stack the plan on it.
-    sys::move_mount(root.as_fd(), staging.as_fd()).map_err(at(Stage::MountView, Path::new(STAGING)))?;
-    let new_root = open_path(Path::new(STAGING)).map_err(at(Stage::MountView, Path::new(STAGING)))?;
+    sys::move_mount(root.as_fd(), staging.as_fd())
+        .map_err(at(Stage::MountView, Path::new(STAGING)))?;
+    let new_root =
+        open_path(Path::new(STAGING)).map_err(at(Stage::MountView, Path::new(STAGING)))?;
     let tmpfs_roots: Vec<&Path> = mounts
         .iter()
         .filter(|m| matches!(m.kind, MountKind::Tmpfs { .. } | MountKind::Dev))
         .map(|m| m.target.as_path())
         .collect();
     for (m, src) in mounts.iter().zip(sources) {
-        let creatable = tmpfs_roots.iter().any(|t| m.target.starts_with(t) && m.target != *t);
+        let creatable = tmpfs_roots
+            .iter()
+            .any(|t| m.target.starts_with(t) && m.target != *t);
         let is_file = matches!(m.kind, MountKind::HideFile) || is_file_source(src.as_ref());
         let target = match target_fd(new_root.as_fd(), &m.target, creatable, is_file) {
             Ok(fd) => fd,
@@ -170,7 +182,11 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
             Err(e) => return Err(at(Stage::MountView, &m.target)(e)),
         };
         let fd = match (m.kind, src) {
-            (MountKind::Proc, _) => sys::new_fs(c"proc", &[], libc::MOUNT_ATTR_NOSUID | ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC),
+            (MountKind::Proc, _) => sys::new_fs(
+                c"proc",
+                &[],
+                libc::MOUNT_ATTR_NOSUID | ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
+            ),
             (MountKind::Dev, _) => build_dev(&devices),
             (MountKind::Tmpfs { read_only }, _) => {
                 let (mode, attrs) = if read_only {
@@ -181,7 +197,8 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
                 sys::new_fs(c"tmpfs", &[(c"mode", mode)], attrs)
             }
             (MountKind::Bind { writable: false }, Some(fd)) => {
-                sys::mount_setattr(fd.as_fd(), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, true).map(|_| fd)
+                sys::mount_setattr(fd.as_fd(), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, true)
+                    .map(|_| fd)
             }
             (MountKind::Bind { writable: true } | MountKind::Pin, Some(fd)) => {
                 sys::mount_setattr(fd.as_fd(), ATTR_NOSUID | ATTR_NODEV, true).map(|_| fd)
@@ -194,7 +211,8 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
     }
 
     // 4. Make the assembled tree the root; the host tree is detached and unreachable.
-    nix::unistd::fchdir(new_root.as_fd()).map_err(|e| at(Stage::PivotRoot, Path::new(STAGING))(e.into()))?;
+    nix::unistd::fchdir(new_root.as_fd())
+        .map_err(|e| at(Stage::PivotRoot, Path::new(STAGING))(e.into()))?;
     sys::pivot_to_cwd().map_err(at(Stage::PivotRoot, Path::new(STAGING)))?;
     nix::unistd::chdir("/").map_err(|e| at(Stage::PivotRoot, Path::new("/"))(e.into()))?;
     Ok(())
@@ -206,7 +224,11 @@ fn clone_host(path: &Path) -> Result<OwnedFd, ViewError> {
 }
 
 fn open_path(path: &Path) -> io::Result<OwnedFd> {
-    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
+    let fd = nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
     Ok(fd_from_nix(fd))
 }
 
@@ -228,7 +250,12 @@ fn relative(path: &Path) -> PathBuf {
 
 /// Opens the mount point for `target` inside the new root, creating it (and its parents)
 /// only where that cannot touch the host: inside a tmpfs of our own.
-fn target_fd(root: BorrowedFd<'_>, target: &Path, creatable: bool, is_file: bool) -> io::Result<OwnedFd> {
+fn target_fd(
+    root: BorrowedFd<'_>,
+    target: &Path,
+    creatable: bool,
+    is_file: bool,
+) -> io::Result<OwnedFd> {
     let rel = relative(target);
     let c = c_path(&rel)?;
     match sys::open_in_root(root, if rel.as_os_str().is_empty() { c"." } else { &c }) {
@@ -245,7 +272,12 @@ fn target_fd(root: BorrowedFd<'_>, target: &Path, creatable: bool, is_file: bool
             Ok(fd) => dir = fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 if last && is_file {
-                    let f = openat(dir.as_fd(), name, OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o644))?;
+                    let f = openat(
+                        dir.as_fd(),
+                        name,
+                        OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                        Mode::from_bits_truncate(0o644),
+                    )?;
                     drop(f);
                 } else {
                     mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(0o755))?;
@@ -263,7 +295,12 @@ fn target_fd(root: BorrowedFd<'_>, target: &Path, creatable: bool, is_file: bool
 fn build_dev(devices: &[OwnedFd]) -> io::Result<OwnedFd> {
     let dev = sys::new_fs(c"tmpfs", &[(c"mode", c"0755")], 0)?;
     for (name, src) in DEVICES.iter().zip(devices) {
-        let f = openat(dev.as_fd(), *name, OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o666))?;
+        let f = openat(
+            dev.as_fd(),
+            *name,
+            OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o666),
+        )?;
         drop(f);
         sys::mount_setattr(src.as_fd(), ATTR_NOSUID | libc::MOUNT_ATTR_NOEXEC, true)?;
         let target = sys::open_in_root(dev.as_fd(), name)?;
@@ -313,7 +350,16 @@ mod tests {
         let targets: Vec<_> = plan.iter().map(|m| m.target.to_str().unwrap()).collect();
         assert_eq!(
             targets,
-            ["/dev", "/proc", "/tmp", "/dev/shm", "/tmp/ws", "/ws/.git", "/ws/.git/hooks", "/home/u/.ssh"]
+            [
+                "/dev",
+                "/proc",
+                "/tmp",
+                "/dev/shm",
+                "/tmp/ws",
+                "/ws/.git",
+                "/ws/.git/hooks",
+                "/home/u/.ssh"
+            ]
         );
     }
 

@@ -24,8 +24,16 @@ pub struct Placeholder {
 impl Placeholder {
     fn for_path(path: PathBuf, is_dir: bool) -> Placeholder {
         // Git dies on an empty `commondir`; "." names the repository's own directory.
-        let content: &[u8] = if path.file_name().is_some_and(|n| n == "commondir") { b".\n" } else { b"" };
-        Placeholder { path, is_dir, content }
+        let content: &[u8] = if path.file_name().is_some_and(|n| n == "commondir") {
+            b".\n"
+        } else {
+            b""
+        };
+        Placeholder {
+            path,
+            is_dir,
+            content,
+        }
     }
 
     /// Removes the placeholder if it is still exactly what cordon made.
@@ -76,10 +84,11 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> P
 
 /// Resolves the spec on this host. Creates placeholders (the only host change before the run).
 pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
-    let workspace = fs::canonicalize(&spec.workspace).map_err(|source| PrepareError::Workspace {
-        path: spec.workspace.clone(),
-        source,
-    })?;
+    let workspace =
+        fs::canonicalize(&spec.workspace).map_err(|source| PrepareError::Workspace {
+            path: spec.workspace.clone(),
+            source,
+        })?;
     if !workspace.is_dir() {
         return Err(PrepareError::Workspace {
             path: workspace,
@@ -87,7 +96,10 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
         });
     }
     if workspace == Path::new("/") {
-        return Err(PrepareError::WorkspaceTooBroad(workspace, "every file on the machine"));
+        return Err(PrepareError::WorkspaceTooBroad(
+            workspace,
+            "every file on the machine",
+        ));
     }
     let mut plan = Plan {
         spec,
@@ -119,7 +131,8 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
         }
     }
     for p in &ro {
-        plan.mounts.push(mount(p, MountKind::Bind { writable: false }));
+        plan.mounts
+            .push(mount(p, MountKind::Bind { writable: false }));
     }
     for w in plan.spec.writable.clone() {
         if let Ok(c) = fs::canonicalize(&w) {
@@ -128,7 +141,8 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
     }
     for w in plan.writable.clone() {
         if !plan.mounts.iter().any(|m| m.target == w) {
-            plan.mounts.push(mount(&w, MountKind::Bind { writable: true }));
+            plan.mounts
+                .push(mount(&w, MountKind::Bind { writable: true }));
         }
     }
     for d in plan.spec.deny_read.clone() {
@@ -162,18 +176,28 @@ fn push_unique(v: &mut Vec<PathBuf>, p: PathBuf) {
 fn base_mounts(plan: &mut Plan) {
     plan.mounts.push(mount(Path::new("/proc"), MountKind::Proc));
     plan.mounts.push(mount(Path::new("/dev"), MountKind::Dev));
-    plan.mounts.push(mount(Path::new("/dev/shm"), MountKind::Tmpfs { read_only: false }));
-    for (dir, read_only) in [("/tmp", false), ("/var/tmp", false), ("/run", true), ("/var/run", true)] {
+    plan.mounts.push(mount(
+        Path::new("/dev/shm"),
+        MountKind::Tmpfs { read_only: false },
+    ));
+    for (dir, read_only) in [
+        ("/tmp", false),
+        ("/var/tmp", false),
+        ("/run", true),
+        ("/var/run", true),
+    ] {
         let is_real_dir = fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
         if is_real_dir {
-            plan.mounts.push(mount(Path::new(dir), MountKind::Tmpfs { read_only }));
+            plan.mounts
+                .push(mount(Path::new(dir), MountKind::Tmpfs { read_only }));
         }
     }
     // With the host network, name resolution must keep working although /run is emptied.
     if plan.spec.net == NetMode::Full {
         if let Ok(conf) = fs::canonicalize("/etc/resolv.conf") {
             if conf.starts_with("/run") || conf.starts_with("/var/run") {
-                plan.mounts.push(mount(&conf, MountKind::Bind { writable: false }));
+                plan.mounts
+                    .push(mount(&conf, MountKind::Bind { writable: false }));
             }
         }
     }
@@ -204,9 +228,11 @@ fn git_layout(workspace: &Path) -> Result<Option<GitLayout>, PrepareError> {
             "a .git file must start with `gitdir: PATH`",
         )));
     };
-    let git_dir = fs::canonicalize(workspace.join(target.trim())).map_err(io_err("resolving gitdir", &dot_git))?;
+    let git_dir = fs::canonicalize(workspace.join(target.trim()))
+        .map_err(io_err("resolving gitdir", &dot_git))?;
     let common_dir = match fs::read_to_string(git_dir.join("commondir")) {
-        Ok(rel) => fs::canonicalize(git_dir.join(rel.trim())).map_err(io_err("resolving commondir", &git_dir))?,
+        Ok(rel) => fs::canonicalize(git_dir.join(rel.trim()))
+            .map_err(io_err("resolving commondir", &git_dir))?,
         Err(_) => git_dir.clone(),
     };
     Ok(Some(GitLayout {
@@ -234,13 +260,24 @@ fn map_into_git(p: &Path, workspace: &Path, git: Option<&GitLayout>) -> Vec<Path
 
 /// Pins `target` read-only; if it does not exist, pins a placeholder for its highest missing
 /// ancestor so it cannot be created.
-fn protect(target: &Path, workspace: &Path, plan: &mut Plan, ro: &mut Vec<PathBuf>) -> Result<(), PrepareError> {
+fn protect(
+    target: &Path,
+    workspace: &Path,
+    plan: &mut Plan,
+    ro: &mut Vec<PathBuf>,
+) -> Result<(), PrepareError> {
     // Already covered by a read-only placeholder (e.g. `.git` made for `.git/hooks`).
-    if plan.placeholders.iter().any(|p| target.starts_with(&p.path)) {
+    if plan
+        .placeholders
+        .iter()
+        .any(|p| target.starts_with(&p.path))
+    {
         return Ok(());
     }
     match fs::symlink_metadata(target) {
-        Ok(m) if m.file_type().is_symlink() => return Err(PrepareError::ProtectedSymlink(target.to_path_buf())),
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(PrepareError::ProtectedSymlink(target.to_path_buf()))
+        }
         Ok(_) => {
             push_unique(ro, target.to_path_buf());
             return Ok(());
@@ -249,7 +286,11 @@ fn protect(target: &Path, workspace: &Path, plan: &mut Plan, ro: &mut Vec<PathBu
         Err(e) => return Err(io_err("reading", target)(e)),
     }
     // Highest missing ancestor, not above the directory that holds the protected tree.
-    let base = if target.starts_with(workspace) { workspace } else { target.parent().unwrap_or(target) };
+    let base = if target.starts_with(workspace) {
+        workspace
+    } else {
+        target.parent().unwrap_or(target)
+    };
     let mut missing = target.to_path_buf();
     while let Some(parent) = missing.parent() {
         if parent == base || parent.exists() {
@@ -258,7 +299,10 @@ fn protect(target: &Path, workspace: &Path, plan: &mut Plan, ro: &mut Vec<PathBu
         missing = parent.to_path_buf();
     }
     if let Some(parent) = missing.parent() {
-        if fs::symlink_metadata(parent).map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+        if fs::symlink_metadata(parent)
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
             return Err(PrepareError::ProtectedSymlink(parent.to_path_buf()));
         }
     }
@@ -308,7 +352,11 @@ fn hide(path: &Path, workspace: &Path, plan: &mut Plan) -> Result<(), PrepareErr
         )));
     }
     let meta = fs::metadata(&real).map_err(io_err("reading", &real))?;
-    let kind = if meta.is_dir() { MountKind::HideDir } else { MountKind::HideFile };
+    let kind = if meta.is_dir() {
+        MountKind::HideDir
+    } else {
+        MountKind::HideFile
+    };
     if !meta.is_dir() && meta.nlink() > 1 {
         plan.notes.push(format!(
             "{} has {} hard links; names outside the deny-read set stay readable",
@@ -328,7 +376,10 @@ mod tests {
 
     #[test]
     fn file_like_names() {
-        assert!(!looks_like_file(Path::new("/ws/.cordon.toml")), "git add -A would record a file");
+        assert!(
+            !looks_like_file(Path::new("/ws/.cordon.toml")),
+            "git add -A would record a file"
+        );
         assert!(looks_like_file(Path::new("/ws/.git/config")));
         assert!(looks_like_file(Path::new("/ws/.git/commondir")));
         assert!(!looks_like_file(Path::new("/ws/.git/hooks")));
@@ -348,7 +399,10 @@ mod tests {
         );
         assert_eq!(
             map_into_git(Path::new("/wt/.git/config"), Path::new("/wt"), Some(&g)),
-            vec![PathBuf::from("/main/.git/config"), PathBuf::from("/main/.git/worktrees/wt/config.worktree")]
+            vec![
+                PathBuf::from("/main/.git/config"),
+                PathBuf::from("/main/.git/worktrees/wt/config.worktree")
+            ]
         );
         assert_eq!(
             map_into_git(Path::new("/wt/.cordon.toml"), Path::new("/wt"), Some(&g)),

@@ -54,7 +54,12 @@ pub fn overlayfs_in_userns() -> Result<(), String> {
                 return 4;
             }
         }
-        match sys::mount_fs(c"overlay", c"/tmp/m", c"overlay", c"lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w") {
+        match sys::mount_fs(
+            c"overlay",
+            c"/tmp/m",
+            c"overlay",
+            c"lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w",
+        ) {
             Ok(()) => 0,
             Err(_) => 5,
         }
@@ -63,7 +68,11 @@ pub fn overlayfs_in_userns() -> Result<(), String> {
 
 /// Runs `f` in a child created with `flags`; Ok when it exits 0.
 fn in_child(flags: libc::c_int, f: impl FnOnce() -> i32) -> Result<(), String> {
-    if fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0) != 1 {
+    if fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
+        != 1
+    {
         return Err("probe needs a single-threaded process".into());
     }
     match sys::clone_fork(flags) {
@@ -79,7 +88,8 @@ fn in_child(flags: libc::c_int, f: impl FnOnce() -> i32) -> Result<(), String> {
 
 /// Whether the kernel offers seccomp filters.
 pub fn seccomp() -> bool {
-    fs::read_to_string("/proc/self/status").is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
+    fs::read_to_string("/proc/self/status")
+        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Seccomp:")))
 }
 
 /// Kernel knobs that commonly block user namespaces, with their values.
@@ -91,9 +101,12 @@ pub fn userns_knobs() -> Vec<(String, String)> {
     ]
     .iter()
     .filter_map(|p| {
-        fs::read_to_string(p)
-            .ok()
-            .map(|v| (p.trim_start_matches("/proc/sys/").replace('/', "."), v.trim().to_string()))
+        fs::read_to_string(p).ok().map(|v| {
+            (
+                p.trim_start_matches("/proc/sys/").replace('/', "."),
+                v.trim().to_string(),
+            )
+        })
     })
     .collect()
 }
@@ -125,7 +138,11 @@ pub fn cgroups() -> Cgroups {
             "cgroup2" => v2_root = Some(f[1].to_string()),
             "cgroup" => {
                 for opt in f[3].split(',') {
-                    if ["memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices"].contains(&opt) {
+                    if [
+                        "memory", "pids", "cpu", "cpuacct", "cpuset", "blkio", "freezer", "devices",
+                    ]
+                    .contains(&opt)
+                    {
                         v1.push(opt.to_string());
                     }
                 }
@@ -167,7 +184,11 @@ fn own_cgroup_writable(root: Option<&str>, key: &str) -> bool {
     let rel = own.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');
         let (id, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let matches = if key == "0::" { id == "0" && ctrls.is_empty() } else { ctrls.split(',').any(|c| c == key) };
+        let matches = if key == "0::" {
+            id == "0" && ctrls.is_empty()
+        } else {
+            ctrls.split(',').any(|c| c == key)
+        };
         matches.then(|| path.trim_start_matches('/').to_string())
     });
     let Some(rel) = rel else { return false };

@@ -61,8 +61,9 @@ pub fn run(plan: &Plan) -> Result<Outcome, RunError> {
         Mode::Namespaces => run_with(plan, &plan.writable, &plan.spec.env),
         Mode::LandlockOnly => {
             // No private /tmp without a mount namespace: a fresh directory stands in for it.
-            let tmp = weaker::PrivateTmp::create()
-                .map_err(|e| RunError::setup(Stage::MountView, &e, e.raw_os_error().unwrap_or(0)))?;
+            let tmp = weaker::PrivateTmp::create().map_err(|e| {
+                RunError::setup(Stage::MountView, &e, e.raw_os_error().unwrap_or(0))
+            })?;
             let writable = weaker::writable(plan, tmp.path());
             let env = weaker::env_with_tmpdir(&plan.spec.env, tmp.path());
             run_with(plan, &writable, &env)
@@ -70,33 +71,63 @@ pub fn run(plan: &Plan) -> Result<Outcome, RunError> {
     }
 }
 
-fn run_with(plan: &Plan, writable: &[std::path::PathBuf], env: &[(std::ffi::OsString, std::ffi::OsString)]) -> Result<Outcome, RunError> {
+fn run_with(
+    plan: &Plan,
+    writable: &[std::path::PathBuf],
+    env: &[(std::ffi::OsString, std::ffi::OsString)],
+) -> Result<Outcome, RunError> {
     let prepared = Prepared::new(&plan.spec, env, &plan.workspace)
         .map_err(|e| RunError::setup(Stage::Exec, &e, e.raw_os_error().unwrap_or(0)))?;
     let landlock = probe::landlock_abi() > 0;
     // Landlock is the second wall in namespace mode and the only one in Landlock-only mode.
     if !landlock {
-        return Err(RunError::setup(Stage::Landlock, "this kernel does not enforce Landlock", 0));
+        return Err(RunError::setup(
+            Stage::Landlock,
+            "this kernel does not enforce Landlock",
+            0,
+        ));
     }
     single_threaded()?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (result_r, result_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (lifeline_r, lifeline_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let mut old_mask = SigSet::empty();
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_signals()), Some(&mut old_mask))
-        .map_err(setup_err(Stage::Clone))?;
-    let result = spawn_and_wait(plan, writable, &prepared, landlock, [status_r, status_w, result_r, result_w, lifeline_r, lifeline_w]);
+    nix::sys::signal::sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&forwarded_signals()),
+        Some(&mut old_mask),
+    )
+    .map_err(setup_err(Stage::Clone))?;
+    let result = spawn_and_wait(
+        plan,
+        writable,
+        &prepared,
+        landlock,
+        [
+            status_r, status_w, result_r, result_w, lifeline_r, lifeline_w,
+        ],
+    );
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
     result
 }
 
-fn spawn_and_wait(plan: &Plan, writable: &[std::path::PathBuf], prepared: &Prepared, landlock: bool, fds: [OwnedFd; 6]) -> Result<Outcome, RunError> {
+fn spawn_and_wait(
+    plan: &Plan,
+    writable: &[std::path::PathBuf],
+    prepared: &Prepared,
+    landlock: bool,
+    fds: [OwnedFd; 6],
+) -> Result<Outcome, RunError> {
     let [status_r, status_w, result_r, result_w, lifeline_r, lifeline_w] = fds;
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let flags = match plan.spec.mode {
         Mode::Namespaces => {
-            let mut f = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
+            let mut f = libc::CLONE_NEWUSER
+                | libc::CLONE_NEWNS
+                | libc::CLONE_NEWPID
+                | libc::CLONE_NEWIPC
+                | libc::CLONE_NEWUTS;
             if plan.spec.net == NetMode::Off {
                 f |= libc::CLONE_NEWNET;
             }
@@ -127,7 +158,13 @@ fn spawn_and_wait(plan: &Plan, writable: &[std::path::PathBuf], prepared: &Prepa
             }
         }
         Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),
-        Err(e) => return Err(RunError::setup(Stage::Clone, &e, e.raw_os_error().unwrap_or(0))),
+        Err(e) => {
+            return Err(RunError::setup(
+                Stage::Clone,
+                &e,
+                e.raw_os_error().unwrap_or(0),
+            ))
+        }
     };
     drop(status_w);
     drop(result_w);
@@ -203,7 +240,9 @@ fn parse_report(report: &[u8]) -> RunError {
 
 /// clone() without a new stack is only sound from a single-threaded process.
 fn single_threaded() -> Result<(), RunError> {
-    let threads = fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0);
+    let threads = fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0);
     if threads == 1 {
         Ok(())
     } else {

@@ -14,7 +14,13 @@ use crate::landlock_rules::Extra;
 use crate::{NetMode, Plan};
 
 /// The command's process in Landlock-only mode; never returns.
-pub fn main(plan: &Plan, writable: &[PathBuf], prepared: &Prepared, landlock: bool, status: OwnedFd) -> ! {
+pub fn main(
+    plan: &Plan,
+    writable: &[PathBuf],
+    prepared: &Prepared,
+    landlock: bool,
+    status: OwnedFd,
+) -> ! {
     crate::init::reset_signals();
     let extra = Extra {
         deny_tcp: plan.spec.net == NetMode::Off,
@@ -53,8 +59,17 @@ impl Drop for PrivateTmp {
 
 /// The plan's writable roots with the shared /tmp, /var/tmp and /dev/shm swapped for `tmp`.
 pub fn writable(plan: &Plan, tmp: &Path) -> Vec<PathBuf> {
-    let shared = [Path::new("/tmp"), Path::new("/var/tmp"), Path::new("/dev/shm")];
-    let mut out: Vec<PathBuf> = plan.writable.iter().filter(|p| !shared.contains(&p.as_path())).cloned().collect();
+    let shared = [
+        Path::new("/tmp"),
+        Path::new("/var/tmp"),
+        Path::new("/dev/shm"),
+    ];
+    let mut out: Vec<PathBuf> = plan
+        .writable
+        .iter()
+        .filter(|p| !shared.contains(&p.as_path()))
+        .cloned()
+        .collect();
     out.push(tmp.to_path_buf());
     out
 }
@@ -62,7 +77,11 @@ pub fn writable(plan: &Plan, tmp: &Path) -> Vec<PathBuf> {
 /// The environment with TMPDIR (and its common aliases) pointing at `tmp`.
 pub fn env_with_tmpdir(env: &[(OsString, OsString)], tmp: &Path) -> Vec<(OsString, OsString)> {
     let names = ["TMPDIR", "TMP", "TEMP"];
-    let mut out: Vec<(OsString, OsString)> = env.iter().filter(|(k, _)| !names.iter().any(|n| k == n)).cloned().collect();
+    let mut out: Vec<(OsString, OsString)> = env
+        .iter()
+        .filter(|(k, _)| !names.iter().any(|n| k == n))
+        .cloned()
+        .collect();
     for n in names {
         out.push((n.into(), tmp.as_os_str().to_owned()));
     }

@@ -37,8 +37,11 @@ fn glob(p: &[char], n: &[char]) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// Splits `vars` into what the command gets and a record of what was removed.
-pub fn scrub_env<I>(vars: I, deny: &[String], keep: &[String]) -> (Vec<(String, String)>, Vec<(String, String)>)
+/// Variables as (name, value) pairs.
+pub type Vars = Vec<(String, String)>;
+
+/// Splits `vars` into what the command gets and what was removed, as (name, pattern).
+pub fn scrub_env<I>(vars: I, deny: &[String], keep: &[String]) -> (Vars, Vars)
 where
     I: IntoIterator<Item = (String, String)>,
 {
@@ -100,7 +103,15 @@ mod tests {
             "CI_JOB_TOKEN_X",
             "GOOGLE_APPLICATION_CREDENTIALS",
         ];
-        let ordinary = ["PATH", "HOME", "LANG", "TERM", "CARGO_HOME", "TOKENIZERS_PARALLELISM", "KEYMAP"];
+        let ordinary = [
+            "PATH",
+            "HOME",
+            "LANG",
+            "TERM",
+            "CARGO_HOME",
+            "TOKENIZERS_PARALLELISM",
+            "KEYMAP",
+        ];
         let vars = secrets
             .iter()
             .chain(ordinary.iter())

@@ -198,7 +198,9 @@ impl Layer {
         if let Some(mode) = schema.network.and_then(|n| n.mode) {
             match Network::parse(mode.get_ref()) {
                 Ok(n) => layer.network = Some(n),
-                Err(msg) => checker.error(mode.span().start, msg, "use \"off\", \"allow\" or \"full\""),
+                Err(msg) => {
+                    checker.error(mode.span().start, msg, "use \"off\", \"allow\" or \"full\"")
+                }
             }
         }
         layer.allow_weaker = schema.sandbox.and_then(|s| s.allow_weaker);

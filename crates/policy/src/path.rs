@@ -25,7 +25,9 @@ impl PathSpec {
         } else if let Some(rest) = text.strip_prefix("~/") {
             (PathSpec::Home(PathBuf::from(rest)), rest)
         } else if text.starts_with('~') {
-            return Err(format!("`{text}`: only `~/` (the caller's home) is understood"));
+            return Err(format!(
+                "`{text}`: only `~/` (the caller's home) is understood"
+            ));
         } else if text.starts_with('/') {
             (PathSpec::Absolute(PathBuf::from(text)), text)
         } else {

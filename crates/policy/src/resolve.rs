@@ -136,7 +136,12 @@ mod tests {
     use crate::{builtin, DEFAULT_PROTECTED};
 
     fn file(text: &str) -> Layer {
-        Layer::parse(LayerSource::User("u.toml".into()), Path::new("u.toml"), text).unwrap()
+        Layer::parse(
+            LayerSource::User("u.toml".into()),
+            Path::new("u.toml"),
+            text,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -151,7 +156,12 @@ mod tests {
         };
         let r = policy.resolve(&ctx);
         assert!(r.writable.is_empty());
-        for p in ["/home/u/.ssh", "/home/u/.aws", "/home/u/.config/gh", "/state/cordon"] {
+        for p in [
+            "/home/u/.ssh",
+            "/home/u/.aws",
+            "/home/u/.config/gh",
+            "/state/cordon",
+        ] {
             assert!(r.deny_read.contains(&PathBuf::from(p)), "{p}");
         }
         assert_eq!(r.protected.len(), DEFAULT_PROTECTED.len());
@@ -160,7 +170,8 @@ mod tests {
 
     #[test]
     fn higher_layers_add_and_remove() {
-        let user = file("[filesystem]\nallow_read = [\"~/.docker\"]\nunprotect = [\".git/info\"]\n");
+        let user =
+            file("[filesystem]\nallow_read = [\"~/.docker\"]\nunprotect = [\".git/info\"]\n");
         let ws = file("[filesystem]\ndeny_read = [\"~/notes\"]\n[network]\nmode = \"full\"\n");
         let flags = file("[network]\nmode = \"off\"\n");
         let policy = Policy::from_layers(&[builtin(), user, ws, flags]);

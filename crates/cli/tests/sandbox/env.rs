@@ -17,7 +17,13 @@ fn secret_looking_variables_are_removed() {
         .unwrap();
     let out = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success());
-    for leak in ["ghp_leak1", "aws_leak2", "sk_leak3", "pw_leak4", "agent.sock"] {
+    for leak in [
+        "ghp_leak1",
+        "aws_leak2",
+        "sk_leak3",
+        "pw_leak4",
+        "agent.sock",
+    ] {
         assert!(!out.contains(leak), "{leak} reached the command");
     }
     assert!(out.contains("HARMLESS_SETTING=visible"));
@@ -28,7 +34,13 @@ fn secret_looking_variables_are_removed() {
 fn keep_env_keeps_by_exact_name() {
     let e = Env::new("keep-env");
     let run = e
-        .command(&["run".as_ref(), "--keep-env".as_ref(), "NPM_TOKEN".as_ref(), "--".as_ref(), "env".as_ref()])
+        .command(&[
+            "run".as_ref(),
+            "--keep-env".as_ref(),
+            "NPM_TOKEN".as_ref(),
+            "--".as_ref(),
+            "env".as_ref(),
+        ])
         .env("NPM_TOKEN", "kept_ok")
         .env("GH_TOKEN", "dropped")
         .output()

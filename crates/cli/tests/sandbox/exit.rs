@@ -12,19 +12,44 @@ fn exit_statuses_follow_the_contract() {
     assert_eq!(e.sh(&[], "exit 3").code, 3);
     assert_eq!(e.sh(&[], "kill -9 $$").code, 137);
     assert_eq!(e.sh(&[], "kill -TERM $$").code, 143);
-    let nf = e.cordon(&["run".as_ref(), "--".as_ref(), "no-such-command-xyz".as_ref()]);
+    let nf = e.cordon(&[
+        "run".as_ref(),
+        "--".as_ref(),
+        "no-such-command-xyz".as_ref(),
+    ]);
     assert_eq!(nf.code, 127, "{}", nf.stderr);
     assert!(nf.stderr.contains("not found"));
     fs::write(e.ws.join("script"), "#!/bin/sh\necho hi\n").unwrap();
     let ne = e.cordon(&["run".as_ref(), "--".as_ref(), "./script".as_ref()]);
     assert_eq!(ne.code, 126, "{}", ne.stderr);
-    let bad_flag = e.cordon(&["run".as_ref(), "--net".as_ref(), "sometimes".as_ref(), "--".as_ref(), "true".as_ref()]);
+    let bad_flag = e.cordon(&[
+        "run".as_ref(),
+        "--net".as_ref(),
+        "sometimes".as_ref(),
+        "--".as_ref(),
+        "true".as_ref(),
+    ]);
     assert_eq!(bad_flag.code, 125);
-    let no_ws = e.cordon(&["run".as_ref(), "-w".as_ref(), "/no/such/dir".as_ref(), "--".as_ref(), "true".as_ref()]);
+    let no_ws = e.cordon(&[
+        "run".as_ref(),
+        "-w".as_ref(),
+        "/no/such/dir".as_ref(),
+        "--".as_ref(),
+        "true".as_ref(),
+    ]);
     assert_eq!(no_ws.code, 125);
     assert!(no_ws.stderr.starts_with("cordon: "), "{}", no_ws.stderr);
-    let limits = e.cordon(&["run".as_ref(), "--memory".as_ref(), "64M".as_ref(), "--".as_ref(), "true".as_ref()]);
-    assert_eq!(limits.code, 125, "unenforceable limits must refuse, not run");
+    let limits = e.cordon(&[
+        "run".as_ref(),
+        "--memory".as_ref(),
+        "64M".as_ref(),
+        "--".as_ref(),
+        "true".as_ref(),
+    ]);
+    assert_eq!(
+        limits.code, 125,
+        "unenforceable limits must refuse, not run"
+    );
 }
 
 #[test]
@@ -32,12 +57,23 @@ fn stdin_and_stdout_pass_through() {
     use std::io::Write;
     let e = Env::new("stdio");
     let mut child = e
-        .command(&["run".as_ref(), "--".as_ref(), "tr".as_ref(), "a-z".as_ref(), "A-Z".as_ref()])
+        .command(&[
+            "run".as_ref(),
+            "--".as_ref(),
+            "tr".as_ref(),
+            "a-z".as_ref(),
+            "A-Z".as_ref(),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"piped through\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped through\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "PIPED THROUGH\n");
 }
@@ -51,11 +87,19 @@ fn audit_log_records_start_and_exit() {
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[0].run, records[1].run);
     match &records[0].event {
-        Event::CommandStart { argv, guarantees, policy_digest, backend, .. } => {
+        Event::CommandStart {
+            argv,
+            guarantees,
+            policy_digest,
+            backend,
+            ..
+        } => {
             assert_eq!(argv, &["sh", "-c", "exit 4"]);
             assert!(policy_digest.starts_with("sha256:"));
             assert_eq!(backend, "linux-namespaces");
-            assert!(guarantees.iter().any(|g| g.area == "write" && g.state == "enforced"));
+            assert!(guarantees
+                .iter()
+                .any(|g| g.area == "write" && g.state == "enforced"));
         }
         other => panic!("first event {other:?}"),
     }
@@ -74,7 +118,18 @@ fn default_audit_log_is_in_the_state_dir_and_hidden_inside() {
     e.sh(&[], "true").ok();
     let log = e.home.join(".local/state/cordon/audit.jsonl");
     assert!(log.is_file(), "no default audit log");
-    let run = e.sh(&[], &format!("cat {}; echo x >> {}; true", log.display(), log.display())).ok();
-    assert!(!run.stdout.contains("command_start"), "audit log readable inside");
-    assert!(!fs::read_to_string(&log).unwrap().lines().any(|l| l == "x"), "audit log writable inside");
+    let run = e
+        .sh(
+            &[],
+            &format!("cat {}; echo x >> {}; true", log.display(), log.display()),
+        )
+        .ok();
+    assert!(
+        !run.stdout.contains("command_start"),
+        "audit log readable inside"
+    );
+    assert!(
+        !fs::read_to_string(&log).unwrap().lines().any(|l| l == "x"),
+        "audit log writable inside"
+    );
 }

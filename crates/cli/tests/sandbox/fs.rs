@@ -21,8 +21,14 @@ fn writes_land_only_in_the_workspace() {
         root = e.root.display(),
     );
     e.sh(&[], &script).ok();
-    assert_eq!(fs::read_to_string(e.ws.join("made-here")).unwrap(), "inside\n");
-    assert_eq!(fs::read_to_string(e.home.join(".bashrc")).unwrap(), "# original\n");
+    assert_eq!(
+        fs::read_to_string(e.ws.join("made-here")).unwrap(),
+        "inside\n"
+    );
+    assert_eq!(
+        fs::read_to_string(e.home.join(".bashrc")).unwrap(),
+        "# original\n"
+    );
     for p in [
         e.home.join(".local/bin/git"),
         e.outside.join("planted"),
@@ -30,7 +36,11 @@ fn writes_land_only_in_the_workspace() {
         format!("/usr/local/bin/{tag}").into(),
         e.root.join(format!("sibling-{tag}")),
     ] {
-        assert!(!exists(&p), "{} was written from inside the sandbox", p.display());
+        assert!(
+            !exists(&p),
+            "{} was written from inside the sandbox",
+            p.display()
+        );
     }
 }
 
@@ -42,10 +52,21 @@ fn tmp_dirs_are_private_empty_and_vanish() {
     let run = e
         .sh(&[], &format!("ls -A /tmp /var/tmp /dev/shm; for d in /tmp /var/tmp /dev/shm; do echo x > $d/{tag}; done; cat /tmp/{tag}"))
         .ok();
-    assert!(!run.stdout.contains(&format!("{tag}-host")), "host /tmp visible: {}", run.stdout);
-    assert!(run.stdout.contains('x'), "private /tmp not writable: {}", run.stderr);
+    assert!(
+        !run.stdout.contains(&format!("{tag}-host")),
+        "host /tmp visible: {}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains('x'),
+        "private /tmp not writable: {}",
+        run.stderr
+    );
     for d in ["/tmp", "/var/tmp", "/dev/shm"] {
-        assert!(!exists(&std::path::Path::new(d).join(&tag)), "{d} write reached the host");
+        assert!(
+            !exists(&std::path::Path::new(d).join(&tag)),
+            "{d} write reached the host"
+        );
     }
     let _ = fs::remove_file(format!("/tmp/{tag}-host"));
 }
@@ -64,10 +85,17 @@ fn allow_write_opens_exactly_that_path() {
     let e = Env::new("allow-write");
     let cache = e.outside.join("cache");
     fs::create_dir(&cache).unwrap();
-    let script = format!("echo y > {}/ok; echo y > {}/no", cache.display(), e.outside.display());
+    let script = format!(
+        "echo y > {}/ok; echo y > {}/no",
+        cache.display(),
+        e.outside.display()
+    );
     e.sh(&["--allow-write", cache.to_str().unwrap()], &script);
     assert!(exists(&cache.join("ok")), "--allow-write path not writable");
-    assert!(!exists(&e.outside.join("no")), "sibling of --allow-write path was writable");
+    assert!(
+        !exists(&e.outside.join("no")),
+        "sibling of --allow-write path was writable"
+    );
 }
 
 #[test]
@@ -82,10 +110,20 @@ fn git_metadata_cannot_be_planted_or_swapped() {
         mv .git .git-old; mv .git/config .git/config2; true";
     e.sh(&[], script).ok();
     assert!(!exists(&e.ws.join(".git/hooks/pre-commit")), "hook planted");
-    assert!(!exists(&e.ws.join(".git/hooks")), "placeholder for absent hooks left behind");
-    assert_eq!(fs::read(e.ws.join(".git/config")).unwrap(), config_before, ".git/config changed");
+    assert!(
+        !exists(&e.ws.join(".git/hooks")),
+        "placeholder for absent hooks left behind"
+    );
+    assert_eq!(
+        fs::read(e.ws.join(".git/config")).unwrap(),
+        config_before,
+        ".git/config changed"
+    );
     assert!(!exists(&e.ws.join(".git/info/attributes")));
-    assert!(!exists(&e.ws.join(".git/commondir")), "commondir planted or placeholder left");
+    assert!(
+        !exists(&e.ws.join(".git/commondir")),
+        "commondir planted or placeholder left"
+    );
     assert!(!exists(&e.ws.join(".git/config.worktree")));
     assert!(!exists(&e.ws.join(".cordon.toml")), "policy file created");
     assert!(!exists(&e.ws.join(".git-old")), ".git renamed");
@@ -95,7 +133,11 @@ fn git_metadata_cannot_be_planted_or_swapped() {
 #[test]
 fn a_workspace_without_git_cannot_get_one_planted() {
     let e = Env::new("no-git");
-    e.sh(&[], "mkdir -p .git/hooks && echo evil > .git/hooks/post-checkout; true").ok();
+    e.sh(
+        &[],
+        "mkdir -p .git/hooks && echo evil > .git/hooks/post-checkout; true",
+    )
+    .ok();
     assert!(!exists(&e.ws.join(".git")), "a .git was planted");
 }
 
@@ -110,17 +152,33 @@ fn linked_worktree_commits_but_cannot_touch_main_hooks() {
          (echo evil > {g}/hooks/pre-commit; echo evil >> {g}/config; echo evil > .git; true)",
         g = main_git.display()
     );
-    let mut argv: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), "-w".as_ref(), wt.as_os_str(), "--".as_ref()];
+    let mut argv: Vec<&std::ffi::OsStr> =
+        vec!["run".as_ref(), "-w".as_ref(), wt.as_os_str(), "--".as_ref()];
     argv.extend(["sh".as_ref(), "-c".as_ref(), std::ffi::OsStr::new(&script)]);
     let mut cmd = e.command(&argv);
     cmd.current_dir(&wt);
     let run = crate::util::Run::from(cmd.output().unwrap());
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let log = Command::new("git").args(["log", "--oneline", "-1"]).current_dir(&wt).output().unwrap();
-    assert!(String::from_utf8_lossy(&log.stdout).contains("wt-commit"), "worktree commit failed: {}", run.stderr);
-    assert!(!exists(&main_git.join("hooks/pre-commit")), "main repo hook planted from worktree");
-    assert!(!fs::read_to_string(main_git.join("config")).unwrap().contains("evil"));
-    assert!(fs::read_to_string(wt.join(".git")).unwrap().starts_with("gitdir:"));
+    let log = Command::new("git")
+        .args(["log", "--oneline", "-1"])
+        .current_dir(&wt)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&log.stdout).contains("wt-commit"),
+        "worktree commit failed: {}",
+        run.stderr
+    );
+    assert!(
+        !exists(&main_git.join("hooks/pre-commit")),
+        "main repo hook planted from worktree"
+    );
+    assert!(!fs::read_to_string(main_git.join("config"))
+        .unwrap()
+        .contains("evil"));
+    assert!(fs::read_to_string(wt.join(".git"))
+        .unwrap()
+        .starts_with("gitdir:"));
 }
 
 #[test]
@@ -135,8 +193,16 @@ fn secrets_are_unreadable_directly_and_through_links() {
         h = e.home.display()
     );
     let run = e.sh(&[], &script).ok();
-    assert!(!run.stdout.contains(SECRET), "secret leaked:\n{}", run.stdout);
-    assert_eq!(fs::read_to_string(e.home.join(".ssh/id_rsa")).unwrap(), SECRET, "host secret damaged");
+    assert!(
+        !run.stdout.contains(SECRET),
+        "secret leaked:\n{}",
+        run.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(e.home.join(".ssh/id_rsa")).unwrap(),
+        SECRET,
+        "host secret damaged"
+    );
 }
 
 #[test]
@@ -145,10 +211,18 @@ fn deny_read_flag_hides_more() {
     // In the workspace, so the control run below can see it (the host's /tmp is not visible).
     let extra = e.ws.join("private.txt");
     fs::write(&extra, SECRET).unwrap();
-    let run = e.sh(&["--deny-read", extra.to_str().unwrap()], &format!("cat {}; true", extra.display())).ok();
+    let run = e
+        .sh(
+            &["--deny-read", extra.to_str().unwrap()],
+            &format!("cat {}; true", extra.display()),
+        )
+        .ok();
     assert!(!run.stdout.contains(SECRET));
     let run = e.sh(&[], &format!("cat {}", extra.display())).ok();
-    assert!(run.stdout.contains(SECRET), "control: readable without --deny-read");
+    assert!(
+        run.stdout.contains(SECRET),
+        "control: readable without --deny-read"
+    );
 }
 
 #[test]
@@ -156,7 +230,10 @@ fn raw_disks_are_not_in_the_sandbox() {
     let e = Env::new("dev");
     let run = e.sh(&[], "ls /dev").ok();
     for absent in ["sda", "vda", "nvme0n1", "mem", "kmsg"] {
-        assert!(!run.stdout.lines().any(|l| l == absent), "/dev/{absent} visible");
+        assert!(
+            !run.stdout.lines().any(|l| l == absent),
+            "/dev/{absent} visible"
+        );
     }
     assert!(run.stdout.lines().any(|l| l == "null"));
 }
@@ -169,7 +246,9 @@ fn root_caller_gains_nothing_from_uid_zero() {
         println!("note: root-only case, running as a user: checked by the write-boundary test");
         return;
     }
-    let run = e.sh(&[], "echo x > /etc/cordon-root-test; chmod 777 /etc; true").ok();
+    let run = e
+        .sh(&[], "echo x > /etc/cordon-root-test; chmod 777 /etc; true")
+        .ok();
     assert!(!exists(std::path::Path::new("/etc/cordon-root-test")));
     let mode = fs::metadata("/etc").unwrap().mode() & 0o777;
     assert_eq!(mode, 0o755);

@@ -27,7 +27,11 @@ fn shell_pipeline_and_python() {
 #[test]
 fn c_compiler_builds_and_runs() {
     let e = Env::new("legit-cc");
-    fs::write(e.ws.join("hello.c"), "#include <stdio.h>\nint main(void){puts(\"built\");return 0;}\n").unwrap();
+    fs::write(
+        e.ws.join("hello.c"),
+        "#include <stdio.h>\nint main(void){puts(\"built\");return 0;}\n",
+    )
+    .unwrap();
     let run = e.sh(&[], "cc -o hello hello.c && ./hello").ok();
     assert_eq!(run.stdout, "built\n");
 }
@@ -39,23 +43,48 @@ fn cargo_builds_a_small_crate() {
     }
     let e = Env::new("legit-cargo");
     fs::create_dir_all(e.ws.join("src")).unwrap();
-    fs::write(e.ws.join("Cargo.toml"), "[package]\nname = \"smoke\"\nversion = \"0.1.0\"\nedition = \"2021\"\n").unwrap();
-    fs::write(e.ws.join("src/main.rs"), "fn main() { println!(\"cargo-ok {}\", 6 * 7); }\n").unwrap();
+    fs::write(
+        e.ws.join("Cargo.toml"),
+        "[package]\nname = \"smoke\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        e.ws.join("src/main.rs"),
+        "fn main() { println!(\"cargo-ok {}\", 6 * 7); }\n",
+    )
+    .unwrap();
     // The toolchain stays where it is; cargo's cache goes to the workspace.
     let cargo_home = e.ws.join(".cargo-home");
     let run = e
-        .command(&["run".as_ref(), "--".as_ref(), "cargo".as_ref(), "run".as_ref(), "-q".as_ref(), "--offline".as_ref()])
+        .command(&[
+            "run".as_ref(),
+            "--".as_ref(),
+            "cargo".as_ref(),
+            "run".as_ref(),
+            "-q".as_ref(),
+            "--offline".as_ref(),
+        ])
         .env("CARGO_HOME", &cargo_home)
-        .env("RUSTUP_HOME", std::env::var_os("RUSTUP_HOME").unwrap_or_else(|| real_home().join(".rustup").into_os_string()))
+        .env(
+            "RUSTUP_HOME",
+            std::env::var_os("RUSTUP_HOME")
+                .unwrap_or_else(|| real_home().join(".rustup").into_os_string()),
+        )
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&run.stdout);
-    assert!(out.contains("cargo-ok 42"), "stdout: {out}\nstderr: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        out.contains("cargo-ok 42"),
+        "stdout: {out}\nstderr: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert!(e.ws.join("target").is_dir());
 }
 
 fn real_home() -> std::path::PathBuf {
-    std::env::var_os("HOME").map(Into::into).unwrap_or_else(|| "/root".into())
+    std::env::var_os("HOME")
+        .map(Into::into)
+        .unwrap_or_else(|| "/root".into())
 }
 
 #[test]
@@ -64,7 +93,11 @@ fn make_with_parallel_jobs() {
         panic!("make must be on PATH (.ci/run installs build-essential)");
     }
     let e = Env::new("legit-make");
-    fs::write(e.ws.join("Makefile"), "all: a b\na:\n\techo a > a\nb:\n\techo b > b\n").unwrap();
+    fs::write(
+        e.ws.join("Makefile"),
+        "all: a b\na:\n\techo a > a\nb:\n\techo b > b\n",
+    )
+    .unwrap();
     e.sh(&[], "make -s -j4").ok();
     assert!(e.ws.join("a").exists() && e.ws.join("b").exists());
     let _ = Command::new("true").status();

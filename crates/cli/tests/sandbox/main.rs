@@ -3,6 +3,7 @@
 //!
 //! `CORDON_BIN` overrides the binary (CI copies it somewhere an unprivileged user can reach);
 //! `CORDON_TEST_DIR` overrides where workspaces are made.
+#![allow(clippy::unwrap_used)] // a failed step in a test should stop it loudly
 
 mod util;
 

@@ -9,7 +9,13 @@ use std::time::Duration;
 use crate::util::Env;
 
 fn python(e: &Env, code: &str) -> crate::util::Run {
-    e.cordon(&["run".as_ref(), "--".as_ref(), "python3".as_ref(), "-c".as_ref(), code.as_ref()])
+    e.cordon(&[
+        "run".as_ref(),
+        "--".as_ref(),
+        "python3".as_ref(),
+        "-c".as_ref(),
+        code.as_ref(),
+    ])
 }
 
 #[test]
@@ -18,8 +24,12 @@ fn tcp_and_udp_to_the_host_get_nowhere() {
     let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
     tcp.set_nonblocking(true).unwrap();
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let (tport, uport) = (tcp.local_addr().unwrap().port(), udp.local_addr().unwrap().port());
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let (tport, uport) = (
+        tcp.local_addr().unwrap().port(),
+        udp.local_addr().unwrap().port(),
+    );
     let code = r#"
 import socket
 for host in ['127.0.0.1', '10.0.2.2', '1.1.1.1']:
@@ -39,13 +49,21 @@ except OSError as e: print('dns refused', e)
     assert!(!run.stdout.contains("DNS "), "{}", run.stdout);
     assert!(tcp.accept().is_err(), "host TCP listener got a connection");
     let mut buf = [0u8; 16];
-    assert!(udp.recv_from(&mut buf).is_err(), "host UDP socket received a datagram");
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "host UDP socket received a datagram"
+    );
 }
 
 #[test]
 fn only_loopback_exists_inside() {
     let e = Env::new("net-lo");
-    let run = e.sh(&[], "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '").ok();
+    let run = e
+        .sh(
+            &[],
+            "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",
+        )
+        .ok();
     assert_eq!(run.stdout.trim(), "lo", "interfaces: {}", run.stdout);
     // Loopback inside works for a build's own test servers.
     let run = python(
@@ -68,7 +86,8 @@ fn host_unix_sockets_are_unreachable() {
     let abstract_name = format!("cordon-test-{}", std::process::id());
     let abs = {
         use std::os::linux::net::SocketAddrExt;
-        let addr = std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
+        let addr =
+            std::os::unix::net::SocketAddr::from_abstract_name(abstract_name.as_bytes()).unwrap();
         UnixListener::bind_addr(&addr).unwrap()
     };
     for l in [&listener, &home_listener, &abs] {
@@ -85,7 +104,13 @@ for path in ['AGENT', 'HOMESOCK', '\0ABSTRACT']:
     .replace("HOMESOCK", &home_sock.display().to_string())
     .replace("ABSTRACT", &abstract_name);
     let run = e
-        .command(&["run".as_ref(), "--".as_ref(), "python3".as_ref(), "-c".as_ref(), code.as_ref()])
+        .command(&[
+            "run".as_ref(),
+            "--".as_ref(),
+            "python3".as_ref(),
+            "-c".as_ref(),
+            code.as_ref(),
+        ])
         .env("SSH_AUTH_SOCK", &agent)
         .output()
         .unwrap();

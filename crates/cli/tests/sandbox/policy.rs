@@ -11,16 +11,27 @@ fn workspace_file_widening_needs_a_humans_approval() {
     let target = e.outside.join("widened");
     fs::write(
         e.ws.join(".cordon.toml"),
-        format!("[filesystem]\nallow_write = [\"{}\"]\n", e.outside.display()),
+        format!(
+            "[filesystem]\nallow_write = [\"{}\"]\n",
+            e.outside.display()
+        ),
     )
     .unwrap();
-    let run = e.sh(&[], &format!("echo x > {}; true", target.display())).ok();
+    let run = e
+        .sh(&[], &format!("echo x > {}; true", target.display()))
+        .ok();
     assert!(!exists(&target), "unapproved widening took effect");
     assert!(run.stderr.contains("ignoring"), "{}", run.stderr);
     // The sandbox cannot approve itself: the state folder is neither readable nor writable.
-    let run = e.cordon(&["run".as_ref(), "--".as_ref(), crate::util::cordon_bin().as_os_str(), "approve".as_ref()]);
+    let run = e.cordon(&[
+        "run".as_ref(),
+        "--".as_ref(),
+        crate::util::cordon_bin().as_os_str(),
+        "approve".as_ref(),
+    ]);
     assert_ne!(run.code, 0, "approve succeeded inside the sandbox");
-    e.sh(&[], &format!("echo x > {}; true", target.display())).ok();
+    e.sh(&[], &format!("echo x > {}; true", target.display()))
+        .ok();
     assert!(!exists(&target), "self-approval took effect");
     // A human approves from outside.
     let approve = e.cordon(&["approve".as_ref()]).ok();
@@ -32,7 +43,8 @@ fn workspace_file_widening_needs_a_humans_approval() {
     let mut text = fs::read_to_string(e.ws.join(".cordon.toml")).unwrap();
     text.push_str("# edited\n");
     fs::write(e.ws.join(".cordon.toml"), text).unwrap();
-    e.sh(&[], &format!("echo x > {}; true", target.display())).ok();
+    e.sh(&[], &format!("echo x > {}; true", target.display()))
+        .ok();
     assert!(!exists(&target), "edited file kept the old approval");
 }
 
@@ -40,7 +52,11 @@ fn workspace_file_widening_needs_a_humans_approval() {
 fn narrowing_in_the_workspace_file_applies_without_approval() {
     let e = Env::new("narrow");
     fs::write(e.ws.join("notes.txt"), "private").unwrap();
-    fs::write(e.ws.join(".cordon.toml"), "[filesystem]\ndeny_read = [\"notes.txt\"]\n").unwrap();
+    fs::write(
+        e.ws.join(".cordon.toml"),
+        "[filesystem]\ndeny_read = [\"notes.txt\"]\n",
+    )
+    .unwrap();
     let run = e.sh(&[], "cat notes.txt; true").ok();
     assert!(!run.stdout.contains("private"));
 }
@@ -49,10 +65,18 @@ fn narrowing_in_the_workspace_file_applies_without_approval() {
 fn malformed_policy_names_file_and_line() {
     let e = Env::new("malformed");
     let p = e.root.join("p.toml");
-    fs::write(&p, "[filesystem]\nallow_write = [\"/tmp/x\"]\nallow_wirte = []\n").unwrap();
+    fs::write(
+        &p,
+        "[filesystem]\nallow_write = [\"/tmp/x\"]\nallow_wirte = []\n",
+    )
+    .unwrap();
     let run = e.sh(&["--policy", p.to_str().unwrap()], "true");
     assert_eq!(run.code, 125);
-    assert!(run.stderr.contains(&format!("{}:3:", p.display())), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("{}:3:", p.display())),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("hint"), "{}", run.stderr);
 }
 

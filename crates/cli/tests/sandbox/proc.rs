@@ -26,9 +26,18 @@ fn host_processes_are_invisible_and_unsignalable() {
     let mut victim = Command::new("sleep").arg("300").spawn().unwrap();
     let pid = victim.id();
     let run = e
-        .sh(&[], &format!("ls /proc | grep -x {pid}; kill -9 {pid} && echo killed; ps -e -o pid= | wc -l"))
+        .sh(
+            &[],
+            &format!(
+                "ls /proc | grep -x {pid}; kill -9 {pid} && echo killed; ps -e -o pid= | wc -l"
+            ),
+        )
         .ok();
-    assert!(!run.stdout.contains("killed"), "host process signalled: {}", run.stdout);
+    assert!(
+        !run.stdout.contains("killed"),
+        "host process signalled: {}",
+        run.stdout
+    );
     assert!(victim.try_wait().unwrap().is_none(), "host process died");
     let count: usize = run.stdout.lines().last().unwrap().trim().parse().unwrap();
     assert!(count <= 4, "sandbox sees {count} processes");
@@ -58,7 +67,13 @@ fn killing_cordon_kills_the_sandbox() {
     let e = Env::new("kill-cordon");
     let token = format!("{}.4343", std::process::id());
     let mut child = e
-        .command(&["run".as_ref(), "--".as_ref(), "sh".as_ref(), "-c".as_ref(), format!("sleep {token}").as_ref()])
+        .command(&[
+            "run".as_ref(),
+            "--".as_ref(),
+            "sh".as_ref(),
+            "-c".as_ref(),
+            format!("sleep {token}").as_ref(),
+        ])
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -72,13 +87,21 @@ fn killing_cordon_kills_the_sandbox() {
     while !processes_with(&token).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(processes_with(&token).is_empty(), "sandbox survived cordon's death");
+    assert!(
+        processes_with(&token).is_empty(),
+        "sandbox survived cordon's death"
+    );
 }
 
 #[test]
 fn no_capabilities_and_no_new_privs() {
     let e = Env::new("caps");
-    let run = e.sh(&[], "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status").ok();
+    let run = e
+        .sh(
+            &[],
+            "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status",
+        )
+        .ok();
     for line in run.stdout.lines() {
         let (k, v) = line.split_once(':').unwrap();
         let v = v.trim();
@@ -94,10 +117,22 @@ fn no_capabilities_and_no_new_privs() {
 #[test]
 fn sigterm_to_cordon_reaches_the_command() {
     let e = Env::new("signals");
-    for (sig, name) in [(nix::sys::signal::Signal::SIGTERM, "TERM"), (nix::sys::signal::Signal::SIGINT, "INT"), (nix::sys::signal::Signal::SIGHUP, "HUP")] {
-        let script = format!("trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done");
+    for (sig, name) in [
+        (nix::sys::signal::Signal::SIGTERM, "TERM"),
+        (nix::sys::signal::Signal::SIGINT, "INT"),
+        (nix::sys::signal::Signal::SIGHUP, "HUP"),
+    ] {
+        let script = format!(
+            "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
+        );
         let mut child = e
-            .command(&["run".as_ref(), "--".as_ref(), "sh".as_ref(), "-c".as_ref(), script.as_ref()])
+            .command(&[
+                "run".as_ref(),
+                "--".as_ref(),
+                "sh".as_ref(),
+                "-c".as_ref(),
+                script.as_ref(),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -108,7 +143,10 @@ fn sigterm_to_cordon_reaches_the_command() {
         let status = child.wait().unwrap();
         let mut rest = String::new();
         std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-        assert!(rest.contains(&format!("got-{name}")), "{name} not forwarded: {rest}");
+        assert!(
+            rest.contains(&format!("got-{name}")),
+            "{name} not forwarded: {rest}"
+        );
         assert_eq!(status.code(), Some(7));
     }
 }

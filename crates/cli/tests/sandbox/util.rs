@@ -50,7 +50,12 @@ impl Env {
             fs::write(&p, content).unwrap();
         }
         fs::write(ws.join("README"), "hello\n").unwrap();
-        Env { root, home, ws, outside }
+        Env {
+            root,
+            home,
+            ws,
+            outside,
+        }
     }
 
     pub fn with_git(name: &str) -> Env {
@@ -63,13 +68,24 @@ impl Env {
 
     pub fn git(&self, args: &[&str]) -> String {
         let out = Command::new("git")
-            .args(["-c", "user.email=t@t", "-c", "user.name=t", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "user.name=t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .current_dir(&self.ws)
             .env("HOME", &self.home)
             .output()
             .unwrap();
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -77,7 +93,12 @@ impl Env {
     pub fn sh(&self, flags: &[&str], script: &str) -> Run {
         let mut argv: Vec<&OsStr> = vec![OsStr::new("run")];
         argv.extend(flags.iter().map(OsStr::new));
-        argv.extend([OsStr::new("--"), OsStr::new("sh"), OsStr::new("-c"), OsStr::new(script)]);
+        argv.extend([
+            OsStr::new("--"),
+            OsStr::new("sh"),
+            OsStr::new("-c"),
+            OsStr::new(script),
+        ]);
         self.cordon(&argv)
     }
 
@@ -127,7 +148,11 @@ impl From<Output> for Run {
 
 impl Run {
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }

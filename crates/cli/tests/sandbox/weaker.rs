@@ -42,10 +42,17 @@ fn landlock_only_mode_still_confines_writes() {
     let outside = e.outside.join("escaped");
     let (code, stderr) = without_userns(
         &e,
-        &format!("run --allow-weaker -- sh -c 'echo x > {}; echo x > {}; true'", inside.display(), outside.display()),
+        &format!(
+            "run --allow-weaker -- sh -c 'echo x > {}; echo x > {}; true'",
+            inside.display(),
+            outside.display()
+        ),
     );
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("NOT isolated"), "weaker mode must say so: {stderr}");
+    assert!(
+        stderr.contains("NOT isolated"),
+        "weaker mode must say so: {stderr}"
+    );
     assert!(exists(&inside));
     assert!(!exists(&outside), "Landlock-only mode let a write escape");
 }

@@ -29,7 +29,9 @@ pub enum CloneResult {
 
 /// The number of threads in this process.
 pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 /// `clone(flags | SIGCHLD)` without a new stack: fork semantics plus new namespaces.
@@ -54,7 +56,7 @@ pub fn clone_fork(flags: libc::c_int) -> io::Result<CloneResult> {
 /// detached copy of the mount tree at `path`.
 pub fn clone_tree(dirfd: Option<BorrowedFd<'_>>, path: &CStr) -> io::Result<OwnedFd> {
     let dirfd = dirfd.map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd());
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC as u32 | libc::AT_RECURSIVE as u32;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | libc::AT_RECURSIVE as u32;
     let flags = flags | libc::AT_SYMLINK_NOFOLLOW as u32;
     // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
     owned(unsafe { libc::syscall(libc::SYS_open_tree, dirfd, path.as_ptr(), flags) })
@@ -120,7 +122,8 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Resul
 /// A new, detached filesystem instance (`fsopen` + `fsconfig` + `fsmount`).
 pub fn new_fs(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> io::Result<OwnedFd> {
     // SAFETY: `fstype` is a valid C string; FSOPEN_CLOEXEC is a defined flag.
-    let ctx = owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
+    let ctx =
+        owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
     for (key, value) in options {
         // SAFETY: key and value are valid C strings for the duration of the call.
         let ret = unsafe {
@@ -148,7 +151,14 @@ pub fn new_fs(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> io::Resu
     };
     check(ret)?;
     // SAFETY: `ctx` is a configured filesystem context owned by us.
-    owned(unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs) })
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_fsmount,
+            ctx.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        )
+    })
 }
 
 /// `openat2(dirfd, path, O_PATH | O_NOFOLLOW | O_CLOEXEC, RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS)`:
@@ -203,7 +213,15 @@ pub fn close_from(first: u32) -> io::Result<()> {
 /// `prctl(option, arg2, 0, 0, 0)`.
 pub fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<libc::c_int> {
     // SAFETY: the options used by this crate take an integer argument only.
-    let ret = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) };
+    let ret = unsafe {
+        libc::prctl(
+            option,
+            arg2,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     check(ret as libc::c_long).map(|r| r as libc::c_int)
 }
 
@@ -250,12 +268,22 @@ pub fn clear_caps() -> io::Result<()> {
         inheritable: 0,
     }; 2];
     // SAFETY: header and a two-element data array (version 3 layout) live across the call.
-    let ret = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
     check(ret).map(drop)
 }
 
 /// `execve(path, argv, envp)`; returns only on failure.
-pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> io::Error {
+pub fn execve(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+) -> io::Error {
     debug_assert!(argv.last().is_some_and(|p| p.is_null()));
     debug_assert!(envp.last().is_some_and(|p| p.is_null()));
     // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings that the
@@ -283,7 +311,13 @@ pub fn interface_up(sock: BorrowedFd<'_>, name: &CStr) -> io::Result<()> {
     }
     req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads a valid ifreq that lives across the call.
-    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req as *const libc::ifreq) };
+    let ret = unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCSIFFLAGS,
+            &req as *const libc::ifreq,
+        )
+    };
     check(ret as libc::c_long).map(drop)
 }
 
@@ -335,7 +369,15 @@ pub fn landlock_abi() -> i32 {
 /// `mount(source, target, fstype, 0, data)` for the overlayfs probe.
 pub fn mount_fs(source: &CStr, target: &CStr, fstype: &CStr, data: &CStr) -> io::Result<()> {
     // SAFETY: all pointers are valid C strings for the duration of the call.
-    let ret = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, data.as_ptr().cast()) };
+    let ret = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
     check(ret as libc::c_long).map(drop)
 }
 
