@@ -368,7 +368,7 @@ allow_weaker = true
         assert_eq!(layer.protect, vec![PathBuf::from("Makefile")]);
         assert_eq!(layer.network, Some(Network::Full));
         assert_eq!(layer.allow_weaker, Some(true));
-        assert_eq!(layer.widenings().len(), 7);
+        assert_eq!(layer.widenings().len(), 8);
         assert!(layer.narrowing_only().widenings().is_empty());
         assert_eq!(layer.narrowing_only().deny_read, layer.deny_read);
     }
