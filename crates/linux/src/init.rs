@@ -43,8 +43,6 @@ pub fn main(
     {
         sys::exit_now(125);
     }
-    // Init keeps capabilities in its namespace until the command starts: make it untraceable.
-    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     if let Err(e) = write_id_maps(uid, gid) {
         fail_stage(
             status,
@@ -53,6 +51,9 @@ pub fn main(
             &e.to_string(),
         );
     }
+    // Init keeps capabilities in its namespace until the command starts: make it untraceable.
+    // (Only after the maps: a non-dumpable process's /proc/self files belong to root.)
+    let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
     if let Err(e) = mounts::build(&plan.mounts) {
         let detail = format!("{}: {}", e.path.display(), e.source);
         fail_stage(
