@@ -68,7 +68,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
             .unwrap_or_else(|e| format!("unavailable ({e})"))
     );
     for (k, v) in &knobs {
-        println!("  {k:<21}{v}");
+        println!("  {k:<40} {v}");
     }
     println!("seccomp                {}", yes_no(seccomp));
     println!(

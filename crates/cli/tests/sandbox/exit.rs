@@ -133,3 +133,37 @@ fn default_audit_log_is_in_the_state_dir_and_hidden_inside() {
         "audit log writable inside"
     );
 }
+
+#[test]
+fn doctor_reports_facts_and_every_guarantee() {
+    let e = Env::new("doctor");
+    let run = e.cordon(&["doctor".as_ref(), "--json".as_ref()]).ok();
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(v["landlock_abi"].as_i64().unwrap() >= 1, "{v}");
+    assert_eq!(v["user_namespaces"], "available", "{v}");
+    assert!(v["kernel"].as_str().is_some_and(|k| !k.is_empty()));
+    let areas: Vec<&str> = v["guarantees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["area"].as_str().unwrap())
+        .collect();
+    for area in [
+        "write",
+        "protected",
+        "read",
+        "env",
+        "processes",
+        "network",
+        "syscalls",
+        "limits",
+    ] {
+        assert!(areas.contains(&area), "doctor lacks {area}: {areas:?}");
+    }
+    let text = e.cordon(&["doctor".as_ref()]).ok();
+    assert!(text.stdout.contains("user namespaces"));
+    let profile = e
+        .cordon(&["doctor".as_ref(), "--apparmor-profile".as_ref()])
+        .ok();
+    assert!(profile.stdout.contains("userns,"));
+}
