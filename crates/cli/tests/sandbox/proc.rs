@@ -189,3 +189,32 @@ print("EXIT", os.waitstatus_to_exitcode(st))
     assert!(text.contains("42 True"), "{text}");
     assert!(text.contains("EXIT 5"), "{text}");
 }
+
+#[test]
+fn the_sandbox_init_cannot_be_traced_or_hijacked() {
+    // Init holds capabilities in the sandbox's user namespace; tracing it would hand them over.
+    let e = Env::new("ptrace-init");
+    let code = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+for pid in (1, os.getppid()):
+    r = libc.ptrace(16, pid, None, None)  # PTRACE_ATTACH
+    print("ATTACHED" if r == 0 else "refused", pid, os.strerror(ctypes.get_errno()))
+try:
+    open("/proc/1/mem", "rb").read(1); print("MEM-READ")
+except OSError as err:
+    print("mem refused", err)
+"#;
+    let run = e
+        .cordon(&[
+            "run".as_ref(),
+            "--".as_ref(),
+            "python3".as_ref(),
+            "-c".as_ref(),
+            code.as_ref(),
+        ])
+        .ok();
+    assert!(!run.stdout.contains("ATTACHED"), "{}", run.stdout);
+    assert!(!run.stdout.contains("MEM-READ"), "{}", run.stdout);
+    assert!(run.stdout.contains("refused 1"), "{}", run.stdout);
+}
