@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use crate::exec::{confine_and_exec, fail_stage, Prepared};
 use crate::landlock_rules::Extra;
 use crate::mounts;
-use crate::spawn::{encode_status, forwarded_signals};
+use crate::spawn::{encode_status, forward_if_sent, forwarded_signals};
 use crate::sys::{self, CloneResult};
 use crate::{NetMode, Plan, Stage};
 
@@ -151,14 +151,7 @@ fn supervise(child: Pid) -> i32 {
             return code;
         }
         if let Ok(Some(info)) = sfd.read_signal() {
-            let sig = info.ssi_signo as i32;
-            // The terminal already delivered its own signals (SI_KERNEL) to the command,
-            // which shares cordon's process group; forward only those sent with kill().
-            if sig != libc::SIGCHLD && info.ssi_code <= 0 {
-                if let Ok(s) = Signal::try_from(sig) {
-                    let _ = kill(child, s);
-                }
-            }
+            forward_if_sent(&info, child);
         }
     }
 }

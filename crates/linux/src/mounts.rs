@@ -229,12 +229,7 @@ fn open_path(path: &Path) -> io::Result<OwnedFd> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )?;
-    Ok(fd_from_nix(fd))
-}
-
-#[allow(clippy::useless_conversion)]
-fn fd_from_nix(fd: impl Into<OwnedFd>) -> OwnedFd {
-    fd.into()
+    Ok(fd)
 }
 
 fn is_file_source(src: Option<&OwnedFd>) -> bool {

@@ -42,6 +42,18 @@ pub fn forwarded_signals() -> SigSet {
     set
 }
 
+/// Passes a signal read from a signalfd on to `child`, unless it is SIGCHLD or came from the
+/// terminal: terminal-generated signals (SI_KERNEL) already reached the command, which shares
+/// cordon's process group. Only signals sent with kill() (si_code <= 0) are forwarded.
+pub fn forward_if_sent(info: &nix::sys::signalfd::siginfo, child: Pid) {
+    let sig = info.ssi_signo as i32;
+    if sig != libc::SIGCHLD && info.ssi_code <= 0 {
+        if let Ok(s) = Signal::try_from(sig) {
+            let _ = kill(child, s);
+        }
+    }
+}
+
 /// A raw wait status for a `WaitStatus`.
 pub fn encode_status(ws: WaitStatus) -> i32 {
     match ws {
@@ -211,13 +223,7 @@ fn wait_forwarding(child: Pid) -> WaitStatus {
             return waitpid(child, None).unwrap_or(WaitStatus::Exited(child, 125));
         };
         if let Ok(Some(info)) = sfd.read_signal() {
-            let sig = info.ssi_signo as i32;
-            // Terminal-generated signals (SI_KERNEL) already reached the command directly.
-            if sig != libc::SIGCHLD && info.ssi_code <= 0 {
-                if let Ok(s) = Signal::try_from(sig) {
-                    let _ = kill(child, s);
-                }
-            }
+            forward_if_sent(&info, child);
         }
     }
 }
@@ -240,9 +246,7 @@ fn parse_report(report: &[u8]) -> RunError {
 
 /// clone() without a new stack is only sound from a single-threaded process.
 fn single_threaded() -> Result<(), RunError> {
-    let threads = fs::read_dir("/proc/self/task")
-        .map(|d| d.count())
-        .unwrap_or(0);
+    let threads = sys::thread_count();
     if threads == 1 {
         Ok(())
     } else {
