@@ -2,20 +2,25 @@
 
 use std::env;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// The caller's home directories: $HOME and the account's home when they differ, so a
-/// changed $HOME does not move the deny-read set away from the real secrets.
-pub fn homes() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Some(h) = env::var_os("HOME").filter(|h| !h.is_empty()) {
-        out.push(PathBuf::from(h));
-    }
-    if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
-        if !out.contains(&user.dir) {
-            out.push(user.dir);
+/// changed $HOME does not move the deny-read set away from the real secrets. Looked up once
+/// per process (the account lookup may go through NSS).
+pub fn homes() -> &'static [PathBuf] {
+    static HOMES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    HOMES.get_or_init(|| {
+        let mut out = Vec::new();
+        if let Some(h) = env::var_os("HOME").filter(|h| !h.is_empty()) {
+            out.push(PathBuf::from(h));
         }
-    }
-    out
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
+            if !out.contains(&user.dir) {
+                out.push(user.dir);
+            }
+        }
+        out
+    })
 }
 
 fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {

@@ -18,7 +18,7 @@ pub fn for_run(mode: Mode, net: NetMode, abi: i32) -> Vec<GuaranteeStatus> {
     let mut out = match mode {
         Mode::Namespaces => vec![
             g("write", "enforced", &format!("mount namespace: read-only root, writable binds of the workspace and private tmpfs; {landlock} as a second layer")),
-            g("protected", "enforced", "read-only bind mounts over .git/hooks, .git/config, .git/info, .cordon.toml (placeholders when absent); .git pinned as a mount point"),
+            g("protected", "enforced", "read-only bind mounts over .git/hooks, .git/config, .git/info, .git/commondir, .git/config.worktree, .cordon.toml (placeholders when absent); .git pinned as a mount point"),
             g("read", "enforced", "deny-read paths covered by empty unreadable mounts; minimal /dev; own /proc"),
             g("env", "enforced", "secret-looking variables removed before exec"),
             g("processes", "enforced", "pid namespace with cordon's init; tree killed when the command ends; no_new_privs; all capabilities dropped"),

@@ -214,20 +214,10 @@ fn refuse_unbuilt_limits(args: &RunArgs) -> Result<(), Failure> {
 }
 
 fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
-    let vars: Vec<(String, String)> = env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
+    // Names are matched as text; the kept pairs keep their exact bytes (need not be UTF-8).
+    let vars = env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), (k, v)));
     let (kept, removed) = scrub_env(vars, &policy.env_deny, &policy.env_keep);
-    // Keep the exact bytes of kept variables (values need not be UTF-8).
-    let kept_names: Vec<String> = kept.into_iter().map(|(k, _)| k).collect();
-    let env = env::vars_os()
-        .filter(|(k, _)| kept_names.iter().any(|n| *n == k.to_string_lossy()))
-        .collect();
+    let env = kept.into_iter().map(|(_, pair)| pair).collect();
     (env, removed.into_iter().map(|(k, _)| k).collect())
 }
 
@@ -242,7 +232,7 @@ fn build_spec(
     let state = dirs::state_dir();
     let ctx = ResolveContext {
         workspace: workspace.to_path_buf(),
-        homes: dirs::homes(),
+        homes: dirs::homes().to_vec(),
         always_deny: state.into_iter().collect(),
     };
     let mut paths = policy.resolve(&ctx);

@@ -37,13 +37,16 @@ fn glob(p: &[char], n: &[char]) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// Variables as (name, value) pairs.
-pub type Vars = Vec<(String, String)>;
-
-/// Splits `vars` into what the command gets and what was removed, as (name, pattern).
-pub fn scrub_env<I>(vars: I, deny: &[String], keep: &[String]) -> (Vars, Vars)
+/// Splits `vars` into what the command gets and what was removed, as (name, pattern). The
+/// value is carried through untouched, so callers may keep the OS's exact bytes in it.
+#[allow(clippy::type_complexity)]
+pub fn scrub_env<I, V>(
+    vars: I,
+    deny: &[String],
+    keep: &[String],
+) -> (Vec<(String, V)>, Vec<(String, String)>)
 where
-    I: IntoIterator<Item = (String, String)>,
+    I: IntoIterator<Item = (String, V)>,
 {
     let mut kept = Vec::new();
     let mut removed = Vec::new();

@@ -20,6 +20,14 @@ fn processes_with(token: &str) -> Vec<String> {
     out
 }
 
+/// Polls `done` for up to 10 s (the caller asserts afterwards; no timing is asserted).
+fn wait_until(done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn host_processes_are_invisible_and_unsignalable() {
     let e = Env::new("pidns");
@@ -67,26 +75,14 @@ fn killing_cordon_kills_the_sandbox() {
     let e = Env::new("kill-cordon");
     let token = format!("{}.4343", std::process::id());
     let mut child = e
-        .command(&[
-            "run".as_ref(),
-            "--".as_ref(),
-            "sh".as_ref(),
-            "-c".as_ref(),
-            format!("sleep {token}").as_ref(),
-        ])
+        .sh_command(&[], &format!("sleep {token}"))
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while processes_with(&token).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| !processes_with(&token).is_empty());
     assert!(!processes_with(&token).is_empty(), "command never started");
     child.kill().unwrap(); // SIGKILL: cordon gets no chance to clean up
     let _ = child.wait();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_with(&token).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(|| processes_with(&token).is_empty());
     assert!(
         processes_with(&token).is_empty(),
         "sandbox survived cordon's death"
@@ -126,13 +122,7 @@ fn sigterm_to_cordon_reaches_the_command() {
             "trap 'echo got-{name}; exit 7' {name}; echo ready; while :; do sleep 0.05; done"
         );
         let mut child = e
-            .command(&[
-                "run".as_ref(),
-                "--".as_ref(),
-                "sh".as_ref(),
-                "-c".as_ref(),
-                script.as_ref(),
-            ])
+            .sh_command(&[], &script)
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();

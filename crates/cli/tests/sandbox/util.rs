@@ -91,6 +91,16 @@ impl Env {
 
     /// `cordon run FLAGS -- sh -c SCRIPT` with HOME pointing at the fake home.
     pub fn sh(&self, flags: &[&str], script: &str) -> Run {
+        let out = self
+            .sh_command(flags, script)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+
+    /// The same, as a command to spawn (for tests that signal or kill cordon).
+    pub fn sh_command(&self, flags: &[&str], script: &str) -> Command {
         let mut argv: Vec<&OsStr> = vec![OsStr::new("run")];
         argv.extend(flags.iter().map(OsStr::new));
         argv.extend([
@@ -99,7 +109,7 @@ impl Env {
             OsStr::new("-c"),
             OsStr::new(script),
         ]);
-        self.cordon(&argv)
+        self.command(&argv)
     }
 
     pub fn cordon(&self, argv: &[&OsStr]) -> Run {
