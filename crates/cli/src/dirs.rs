@@ -14,12 +14,31 @@ pub fn homes() -> &'static [PathBuf] {
         if let Some(h) = env::var_os("HOME").filter(|h| !h.is_empty()) {
             out.push(PathBuf::from(h));
         }
-        if let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::getuid()) {
-            if !out.contains(&user.dir) {
-                out.push(user.dir);
-            }
+        let uid = nix::unistd::getuid().as_raw();
+        let account = passwd_home(uid).or_else(|| {
+            nix::unistd::User::from_uid(uid.into())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        });
+        if let Some(dir) = account.filter(|d| !out.contains(d)) {
+            out.push(dir);
         }
         out
+    })
+}
+
+/// The home of `uid` from /etc/passwd, read directly: asking NSS first costs a socket
+/// round-trip to nscd and a parse of nsswitch.conf on every start. Accounts that only exist
+/// in a directory service fall through to NSS.
+fn passwd_home(uid: u32) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let text = std::fs::read("/etc/passwd").ok()?;
+    text.split(|b| *b == b'\n').find_map(|line| {
+        let fields: Vec<&[u8]> = line.split(|b| *b == b':').collect();
+        let id: u32 = std::str::from_utf8(fields.get(2)?).ok()?.parse().ok()?;
+        let dir = fields.get(5).filter(|d| !d.is_empty())?;
+        (id == uid).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(dir)))
     })
 }
 

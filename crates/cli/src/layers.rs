@@ -31,7 +31,14 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
     }
     let mut ignored = None;
     let ws_file = workspace.join(WORKSPACE_FILE);
-    if let Some(layer) = read_layer(&ws_file, LayerSource::Workspace(ws_file.clone()), false)? {
+    // An empty directory there is the placeholder a running sandbox pinned: no policy.
+    let placeholder = fs::read_dir(&ws_file).is_ok_and(|mut d| d.next().is_none());
+    let layer = if placeholder {
+        None
+    } else {
+        read_layer(&ws_file, LayerSource::Workspace(ws_file.clone()), false)?
+    };
+    if let Some(layer) = layer {
         let widenings = layer.widenings();
         if widenings.is_empty() || is_approved(workspace, &ws_file) {
             layers.push(layer);

@@ -74,9 +74,8 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
         plan.spec.mode = Mode::LandlockOnly;
         result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
     }
-    for p in &plan.placeholders {
-        p.remove();
-    }
+    // The sandbox is gone: placeholders no other run relies on can go.
+    plan.placeholders.release();
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, signal, message) = match result {
         Ok(o) => {

@@ -12,44 +12,127 @@ use crate::mounts::{self, Mount, MountKind};
 use crate::{Mode, NetMode, Spec};
 
 /// An empty file or directory cordon created so a protected path can be pinned read-only;
-/// removed after the run if it is still empty.
+/// removed after the run if it is still vacant and no other run relies on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placeholder {
     pub path: PathBuf,
     pub is_dir: bool,
     /// What a placeholder file holds: empty, except where an empty file would break a tool.
     pub content: &'static [u8],
+    /// The directory whose lock keeps concurrent runs from removing it.
+    guard: PathBuf,
 }
 
 impl Placeholder {
-    fn for_path(path: PathBuf, is_dir: bool) -> Placeholder {
+    /// The placeholder for `path`, made so that `target` (itself or below it) cannot be
+    /// created; `guard` is the directory whose lock covers it.
+    fn for_path(path: &Path, target: &Path, guard: &Path) -> Placeholder {
+        let is_dir = path != target || !looks_like_file(target);
         // Git dies on an empty `commondir`; "." names the repository's own directory.
-        let content: &[u8] = if path.file_name().is_some_and(|n| n == "commondir") {
+        let content: &[u8] = if !is_dir && path.file_name().is_some_and(|n| n == "commondir") {
             b".\n"
         } else {
             b""
         };
         Placeholder {
-            path,
+            path: path.to_path_buf(),
             is_dir,
             content,
+            guard: guard.to_path_buf(),
         }
     }
 
-    /// Removes the placeholder if it is still exactly what cordon made.
-    pub fn remove(&self) {
+    /// Whether `path` holds exactly what a placeholder would: an empty directory, or a file
+    /// with the placeholder's content. Such a path is treated as a placeholder whoever made
+    /// it (a concurrent run, or a run that could not remove it).
+    fn is_vacant(&self) -> bool {
+        let Ok(meta) = fs::symlink_metadata(&self.path) else {
+            return false;
+        };
         if self.is_dir {
-            let _ = fs::remove_dir(&self.path);
-        } else if fs::symlink_metadata(&self.path).is_ok_and(|m| m.is_file())
-            && fs::read(&self.path).is_ok_and(|c| c == self.content)
-        {
-            let _ = fs::remove_file(&self.path);
+            meta.is_dir() && fs::read_dir(&self.path).is_ok_and(|mut d| d.next().is_none())
+        } else {
+            meta.is_file()
+                && meta.len() == self.content.len() as u64
+                && fs::read(&self.path).is_ok_and(|c| c == self.content)
+        }
+    }
+
+    fn remove(&self) {
+        if self.is_vacant() {
+            if self.is_dir {
+                let _ = fs::remove_dir(&self.path);
+            } else {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+/// Placeholders this run relies on, and a shared lock on each directory that holds them.
+///
+/// A placeholder is a mount point in every sandbox that pins it; removing it on the host
+/// would detach those mounts and let a concurrent sandbox create the protected path. So every
+/// run holds a shared `flock` on the directory above its placeholders from before it looks at
+/// them until its sandbox is gone, and removes them only if it can then take the lock
+/// exclusively (no other run relies on them). The last run out cleans up.
+#[derive(Debug, Default)]
+pub struct Placeholders {
+    items: Vec<Placeholder>,
+    locks: Vec<(PathBuf, fs::File)>,
+}
+
+/// How long a run waits for another run that is removing placeholders (a few syscalls), or
+/// for a sandboxed process that holds the directory's lock on purpose.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl Placeholders {
+    /// The placeholders, in the order they were made.
+    pub fn items(&self) -> &[Placeholder] {
+        &self.items
+    }
+
+    /// Takes (once) a shared lock on `dir`, waiting while another run holds it exclusively.
+    fn lock(&mut self, dir: &Path) -> Result<(), PrepareError> {
+        if self.locks.iter().any(|(d, _)| d == dir) {
+            return Ok(());
+        }
+        let file = fs::File::open(dir).map_err(io_err("locking", dir))?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match file.try_lock_shared() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(io_err("locking", dir)(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        "held exclusively for over 10 s (by a process inside another sandbox?)",
+                    )))
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(io_err("locking", dir)(e)),
+            }
+        }
+        self.locks.push((dir.to_path_buf(), file));
+        Ok(())
+    }
+
+    /// Removes every placeholder no other run relies on; call once the sandbox is gone.
+    pub fn release(self) {
+        for (dir, file) in &self.locks {
+            // Converting to exclusive fails while any other run holds the lock shared.
+            if file.try_lock().is_ok() {
+                for p in self.items.iter().filter(|p| &p.guard == dir) {
+                    p.remove();
+                }
+            }
         }
     }
 }
 
 /// Everything the backend will do, resolved for this machine.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Plan {
     pub spec: Spec,
     /// The canonical workspace.
@@ -58,7 +141,7 @@ pub struct Plan {
     pub mounts: Vec<Mount>,
     /// Writable roots for the Landlock layer (workspace, extras, Git directories, private tmp).
     pub writable: Vec<PathBuf>,
-    pub placeholders: Vec<Placeholder>,
+    pub placeholders: Placeholders,
     /// Things the user should know (e.g. a denied file with other hard links).
     pub notes: Vec<String>,
 }
@@ -106,7 +189,7 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
         workspace: workspace.clone(),
         mounts: Vec::new(),
         writable: vec![workspace.clone()],
-        placeholders: Vec::new(),
+        placeholders: Placeholders::default(),
         notes: Vec::new(),
     };
     let git = git_layout(&workspace)?;
@@ -215,6 +298,10 @@ fn git_layout(workspace: &Path) -> Result<Option<GitLayout>, PrepareError> {
         return Err(PrepareError::ProtectedSymlink(dot_git));
     }
     if meta.is_dir() {
+        // An empty `.git` is a placeholder (this or a concurrent run's), not a repository.
+        if fs::read_dir(&dot_git).is_ok_and(|mut d| d.next().is_none()) {
+            return Ok(None);
+        }
         return Ok(Some(GitLayout {
             git_dir: dot_git.clone(),
             common_dir: dot_git.clone(),
@@ -269,49 +356,29 @@ fn protect(
     // Already covered by a read-only placeholder (e.g. `.git` made for `.git/hooks`).
     if plan
         .placeholders
+        .items
         .iter()
         .any(|p| target.starts_with(&p.path))
     {
         return Ok(());
     }
-    match fs::symlink_metadata(target) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(PrepareError::ProtectedSymlink(target.to_path_buf()))
-        }
-        Ok(_) => {
-            push_unique(ro, target.to_path_buf());
-            return Ok(());
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("reading", target)(e)),
-    }
-    // Highest missing ancestor, not above the directory that holds the protected tree.
+    // Placeholders go no higher than the directory that holds the protected tree.
     let base = if target.starts_with(workspace) {
         workspace
     } else {
         target.parent().unwrap_or(target)
     };
-    let mut missing = target.to_path_buf();
-    while let Some(parent) = missing.parent() {
-        if parent == base || parent.exists() {
-            break;
-        }
-        missing = parent.to_path_buf();
-    }
-    if let Some(parent) = missing.parent() {
-        if fs::symlink_metadata(parent)
-            .map(|m| m.file_type().is_symlink())
-            .unwrap_or(false)
-        {
-            return Err(PrepareError::ProtectedSymlink(parent.to_path_buf()));
-        }
-    }
+    // Lock before looking, so no concurrent run removes what we are about to pin.
+    plan.placeholders.lock(base)?;
+    let Some(missing) = highest_missing(target, base)? else {
+        push_unique(ro, target.to_path_buf());
+        return Ok(());
+    };
     if ro.contains(&missing) {
         return Ok(());
     }
-    let is_dir = missing != target || !looks_like_file(target);
-    let placeholder = Placeholder::for_path(missing.clone(), is_dir);
-    let created = if is_dir {
+    let placeholder = Placeholder::for_path(&missing, target, base);
+    let created = if placeholder.is_dir {
         fs::create_dir(&missing)
     } else {
         use std::io::Write;
@@ -322,13 +389,40 @@ fn protect(
             .and_then(|mut f| f.write_all(placeholder.content))
     };
     match created {
-        Ok(()) => plan.placeholders.push(placeholder),
-        // Created concurrently by someone else: pin whatever is there now.
+        Ok(()) => {}
+        // A vacant placeholder (ours from a concurrent run), or made just now by someone
+        // else: either way it is pinned read-only; it is removed later only if still vacant.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_err("creating placeholder", &missing)(e)),
     }
+    plan.placeholders.items.push(placeholder);
     push_unique(ro, missing);
     Ok(())
+}
+
+/// The highest path from `target` up to (not including) `base` that is absent or a vacant
+/// placeholder; `None` when `target` itself exists for real. Links on the way are refused.
+fn highest_missing(target: &Path, base: &Path) -> Result<Option<PathBuf>, PrepareError> {
+    let mut missing = None;
+    let mut p = target;
+    loop {
+        let vacant = match fs::symlink_metadata(p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(PrepareError::ProtectedSymlink(p.to_path_buf()))
+            }
+            Ok(_) => Placeholder::for_path(p, target, base).is_vacant(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io_err("reading", p)(e)),
+        };
+        if !vacant {
+            return Ok(missing);
+        }
+        missing = Some(p.to_path_buf());
+        match p.parent() {
+            Some(parent) if parent != base => p = parent,
+            _ => return Ok(missing),
+        }
+    }
 }
 
 /// Whether a missing protected path gets a placeholder file rather than a directory. Git's
@@ -342,6 +436,11 @@ fn looks_like_file(p: &Path) -> bool {
 
 /// Hides a denied path (its canonical target, so a link to it is no way round).
 fn hide(path: &Path, workspace: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
+    // One lstat first: most of the default set is absent, and canonicalize costs a readlink
+    // per component.
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
     let Ok(real) = fs::canonicalize(path) else {
         return Ok(()); // nothing there to hide; the sandbox cannot create it outside writable roots
     };

@@ -188,12 +188,11 @@ fn spawn_and_wait(
         drop(lifeline_w);
         return Err(parse_report(&report));
     }
-    let ws = wait_forwarding(pid);
-    drop(lifeline_w);
-    let raw = match read_all(result_r).get(..4) {
-        Some(b) => i32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
-        None => encode_status(ws),
+    let raw = match wait_result(pid, result_r) {
+        Some(raw) => raw,
+        None => encode_status(wait_forwarding(pid)),
     };
+    drop(lifeline_w);
     Ok(Outcome {
         exit_code: init::exit_code(raw),
         signal: libc::WIFSIGNALED(raw).then(|| libc::WTERMSIG(raw)),
@@ -205,6 +204,47 @@ fn read_all(fd: OwnedFd) -> Vec<u8> {
     let mut buf = Vec::new();
     let _ = fs::File::from(fd).read_to_end(&mut buf);
     buf
+}
+
+/// Waits for init's report of the command's wait status, forwarding signals meanwhile.
+/// Init writes it only after every process in the namespace has been reaped, so cordon can
+/// return without waiting for the kernel to tear the namespaces down (init's own exit).
+/// `None` when the channel closed without a report (Landlock-only mode, or init died).
+fn wait_result(child: Pid, result: OwnedFd) -> Option<i32> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok()?;
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    loop {
+        let mut fds = [
+            PollFd::new(result.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            if let Ok(Some(info)) = sfd.read_signal() {
+                forward_if_sent(&info, child);
+            }
+        }
+        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            match nix::unistd::read(&result, &mut buf[got..]) {
+                Ok(0) => return None,
+                Ok(n) => {
+                    got += n;
+                    if got == buf.len() {
+                        return Some(i32::from_ne_bytes(buf));
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 /// Waits for our child, forwarding signals that someone sent to cordon with kill().

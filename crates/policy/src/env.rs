@@ -8,22 +8,21 @@ pub enum EnvDecision {
     Removed(String),
 }
 
-/// Case-insensitive glob match where `*` matches any run of characters.
+/// Case-insensitive (ASCII) glob match where `*` matches any run of characters.
 pub fn env_name_matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.to_ascii_uppercase().chars().collect();
-    let n: Vec<char> = name.to_ascii_uppercase().chars().collect();
-    glob(&p, &n)
+    glob(pattern.as_bytes(), name.as_bytes())
 }
 
-fn glob(p: &[char], n: &[char]) -> bool {
-    // Iterative wildcard match with single backtrack point: linear in practice.
+fn glob(p: &[u8], n: &[u8]) -> bool {
+    // Iterative wildcard match with single backtrack point: linear in practice, no allocation
+    // (it runs for every variable against every pattern on each start).
     let (mut pi, mut ni) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
-        if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ni));
             pi += 1;
-        } else if pi < p.len() && p[pi] == n[ni] {
+        } else if pi < p.len() && p[pi].eq_ignore_ascii_case(&n[ni]) {
             pi += 1;
             ni += 1;
         } else if let Some((sp, sn)) = star {
@@ -34,7 +33,7 @@ fn glob(p: &[char], n: &[char]) -> bool {
             return false;
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == b'*')
 }
 
 /// Splits `vars` into what the command gets and what was removed, as (name, pattern). The

@@ -142,6 +142,39 @@ fn a_workspace_without_git_cannot_get_one_planted() {
 }
 
 #[test]
+fn a_concurrent_run_ending_does_not_unpin_placeholders() {
+    // Run A pins placeholders for the absent .git and .cordon.toml; run B, in the same
+    // workspace, starts and ends while A is still running. Removing the placeholders at B's
+    // exit would detach A's mounts and let A plant them.
+    let e = Env::new("concurrent-placeholders");
+    let go = e.ws.join("b-finished");
+    let script = format!(
+        "i=0; while [ ! -e {go} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+         mkdir -p .git/hooks && echo evil > .git/hooks/post-checkout; \
+         printf '[network]\\nmode=\"full\"\\n' > .cordon.toml; true",
+        go = go.display()
+    );
+    let mut a = e.sh_command(&[], &script).spawn().unwrap();
+    // Give A time to set up, then run B to completion.
+    assert!(
+        crate::util::wait_until(|| exists(&e.ws.join(".cordon.toml"))),
+        "run A never made its placeholders"
+    );
+    e.sh(&[], "true").ok();
+    fs::write(&go, "").unwrap();
+    let status = a.wait().unwrap();
+    assert!(status.success(), "run A failed: {status:?}");
+    assert!(
+        !exists(&e.ws.join(".git")),
+        "a .git was planted after B ended"
+    );
+    assert!(
+        !exists(&e.ws.join(".cordon.toml")),
+        "a policy file was planted after B ended (or a placeholder was left)"
+    );
+}
+
+#[test]
 fn linked_worktree_commits_but_cannot_touch_main_hooks() {
     let e = Env::with_git("worktree");
     let wt = e.root.join("wt");

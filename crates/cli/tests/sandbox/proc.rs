@@ -3,9 +3,8 @@
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use crate::util::{cordon_bin, Env};
+use crate::util::{cordon_bin, wait_until, Env};
 
 fn processes_with(token: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -21,13 +20,6 @@ fn processes_with(token: &str) -> Vec<String> {
 }
 
 /// Polls `done` for up to 10 s (the caller asserts afterwards; no timing is asserted).
-fn wait_until(done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn host_processes_are_invisible_and_unsignalable() {
     let e = Env::new("pidns");
@@ -78,13 +70,14 @@ fn killing_cordon_kills_the_sandbox() {
         .sh_command(&[], &format!("sleep {token}"))
         .spawn()
         .unwrap();
-    wait_until(|| !processes_with(&token).is_empty());
-    assert!(!processes_with(&token).is_empty(), "command never started");
+    assert!(
+        wait_until(|| !processes_with(&token).is_empty()),
+        "command never started"
+    );
     child.kill().unwrap(); // SIGKILL: cordon gets no chance to clean up
     let _ = child.wait();
-    wait_until(|| processes_with(&token).is_empty());
     assert!(
-        processes_with(&token).is_empty(),
+        wait_until(|| processes_with(&token).is_empty()),
         "sandbox survived cordon's death"
     );
 }
