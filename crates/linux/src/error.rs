@@ -20,12 +20,13 @@ pub enum Stage {
     Landlock,
     CloseFds,
     Chdir,
+    Seccomp,
     Exec,
 }
 
 impl Stage {
     /// Stages in the order they run (ARCHITECTURE.md lists them in this order).
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 16] = [
         Stage::SingleThread,
         Stage::Clone,
         Stage::UidMap,
@@ -40,6 +41,7 @@ impl Stage {
         Stage::Landlock,
         Stage::CloseFds,
         Stage::Chdir,
+        Stage::Seccomp,
         Stage::Exec,
     ];
 
@@ -59,6 +61,7 @@ impl Stage {
             Stage::Landlock => "landlock",
             Stage::CloseFds => "close inherited fds",
             Stage::Chdir => "chdir",
+            Stage::Seccomp => "seccomp filter",
             Stage::Exec => "exec",
         }
     }

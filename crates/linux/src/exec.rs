@@ -24,6 +24,8 @@ pub struct Prepared {
     pub cwd: CString,
     pub fallback_cwd: CString,
     pub program: String,
+    /// The syscall filter, compiled before the fork.
+    pub seccomp: crate::seccomp::Program,
 }
 
 impl Prepared {
@@ -75,6 +77,7 @@ impl Prepared {
             cwd: sys::cstring(spec.cwd.as_os_str().as_bytes())?,
             fallback_cwd: sys::cstring(workspace.as_os_str().as_bytes())?,
             program: program.to_string_lossy().into_owned(),
+            seccomp: crate::seccomp::compile().map_err(io::Error::other)?,
         })
     }
 
@@ -129,8 +132,8 @@ pub fn fail_stage(status: BorrowedFd<'_>, stage: crate::Stage, errno: i32, detai
 }
 
 /// What the command's own process does after the mount view is final, in DESIGN.md's order:
-/// drop capabilities, no_new_privs, Landlock, close inherited descriptors, chdir, exec.
-/// (The seccomp filter will be installed last, right before exec.)
+/// drop capabilities, no_new_privs, Landlock, close inherited descriptors, chdir, the seccomp
+/// filter last, exec.
 pub fn confine_and_exec(
     prepared: &Prepared,
     writable: &[PathBuf],
@@ -163,6 +166,10 @@ pub fn confine_and_exec(
         if let Err(e) = nix::unistd::chdir(prepared.fallback_cwd.as_c_str()) {
             fail_stage(status3, Stage::Chdir, e as i32, &e.to_string());
         }
+    }
+    // Last: after this, the command's own syscalls are all that run.
+    if let Err(e) = prepared.seccomp.install() {
+        fail_stage(status3, Stage::Seccomp, errno(&e), &e.to_string());
     }
     let err = prepared.exec();
     prepared.fail(status3, &err)

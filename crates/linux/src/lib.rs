@@ -14,6 +14,7 @@ mod landlock_rules;
 mod mounts;
 mod prepare;
 pub mod probe;
+mod seccomp;
 mod spawn;
 mod sys;
 mod weaker;

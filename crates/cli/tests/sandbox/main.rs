@@ -14,4 +14,5 @@ mod legit;
 mod net;
 mod policy;
 mod proc;
+mod syscalls;
 mod weaker;

@@ -1,0 +1,192 @@
+//! Syscall threats: kernel attack surface, escaping the mount view or the user namespace,
+//! typing into the user's terminal, syscalls through a foreign ABI.
+
+use std::fs;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::process::{Command, Stdio};
+
+use crate::util::{cordon_bin, have, Env};
+
+/// Each refused syscall, made from Python inside the sandbox, prints its name and errno.
+const PROBE: &str = r#"
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+def t(name, nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(nr, *args)
+    print(name, "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
+buf = ctypes.create_string_buffer(256)
+t("io_uring_setup", 425, 4, buf)
+t("bpf", 321, 0, buf, 128)
+t("perf_event_open", 298, buf, 0, -1, -1, 0)
+t("keyctl", 250, 0, -3, 0)
+t("add_key", 248, b"user", b"cordon-probe", b"x", 1, -3)
+t("unshare_newuser", 272, 0x10000000)
+t("clone_newuser", 56, 0x10000000 | 17, 0, 0, 0, 0)
+t("mount", 165, b"none", b"/tmp", b"tmpfs", 0, 0)
+t("umount2", 166, b"/proc", 2)
+t("pivot_root", 155, b"/tmp", b"/tmp")
+t("fsopen", 430, b"tmpfs", 0)
+t("open_tree", 428, -100, b"/", 1)
+t("setns", 308, 0, 0)
+t("init_module", 175, buf, 0, b"")
+t("kexec_load", 246, 0, 0, 0, 0)
+t("socket_packet", 41, 17, 3, 0)
+t("socket_vsock", 41, 40, 1, 0)
+t("socket_alg", 41, 38, 5, 0)
+t("socket_netlink_audit", 41, 16, 3, 9)
+t("socket_unix", 41, 1, 1, 0)
+t("socket_netlink_route", 41, 16, 3, 0)
+"#;
+
+fn probe(e: &Env) -> std::collections::BTreeMap<String, String> {
+    fs::write(e.ws.join("probe.py"), PROBE).unwrap();
+    let run = e.sh(&[], "python3 probe.py").ok();
+    run.stdout
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn dangerous_syscalls_are_refused_with_eperm() {
+    assert!(have("python3"), "python3 is needed (installed by .ci/run)");
+    let e = Env::new("seccomp");
+    let got = probe(&e);
+    for name in [
+        "io_uring_setup",
+        "bpf",
+        "perf_event_open",
+        "keyctl",
+        "add_key",
+        "unshare_newuser",
+        "clone_newuser",
+        "mount",
+        "umount2",
+        "pivot_root",
+        "fsopen",
+        "open_tree",
+        "setns",
+        "init_module",
+        "kexec_load",
+        "socket_packet",
+        "socket_vsock",
+        "socket_alg",
+        "socket_netlink_audit",
+    ] {
+        assert_eq!(
+            got.get(name).map(String::as_str),
+            Some("EPERM"),
+            "{name} was not refused with EPERM: {got:?}"
+        );
+    }
+    // What tools need still works.
+    assert_eq!(got.get("socket_unix").map(String::as_str), Some("ok"));
+    assert_eq!(
+        got.get("socket_netlink_route").map(String::as_str),
+        Some("ok")
+    );
+}
+
+#[test]
+fn no_user_namespace_can_be_nested() {
+    let e = Env::new("nested-userns");
+    // unshare(1) would get every capability in a new namespace and could remount freely.
+    let run = e.sh(
+        &[],
+        "unshare --user --map-root-user sh -c 'mount -t tmpfs none /tmp && echo MOUNTED'; echo rc=$?",
+    );
+    assert!(!run.stdout.contains("MOUNTED"), "{}", run.stdout);
+    assert!(run.stdout.contains("rc=1"), "{} {}", run.stdout, run.stderr);
+}
+
+#[test]
+fn threads_and_processes_still_start() {
+    // clone3 is answered with ENOSYS so libc falls back to clone: threads, fork and posix_spawn
+    // must all keep working.
+    let e = Env::new("clone3-fallback");
+    let run = e
+        .sh(
+            &[],
+            "python3 -c 'import threading,subprocess; t=threading.Thread(target=print,args=(\"thread\",)); t.start(); t.join(); print(subprocess.run([\"echo\",\"spawned\"],capture_output=True,text=True).stdout.strip())'",
+        )
+        .ok();
+    assert!(run.stdout.contains("thread") && run.stdout.contains("spawned"));
+}
+
+/// TIOCSTI pushes bytes into the terminal's input queue: after the agent's command ends, the
+/// user's shell would read and run them. The sandbox shares the user's terminal (so `vi` and
+/// `python3 -i` work), so the filter must refuse it whatever `dev.tty.legacy_tiocsti` says.
+#[test]
+fn nothing_can_be_typed_into_the_users_terminal() {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    // Raw mode: injected bytes would be readable at once, newline or not.
+    let mut t = nix::sys::termios::tcgetattr(pty.slave.as_fd()).unwrap();
+    nix::sys::termios::cfmakeraw(&mut t);
+    nix::sys::termios::tcsetattr(pty.slave.as_fd(), nix::sys::termios::SetArg::TCSANOW, &t)
+        .unwrap();
+    let e = Env::new("tiocsti");
+    let inject = "import fcntl, termios\n\
+        for c in b'touch /tmp/pwned\\n':\n    \
+        fcntl.ioctl(0, termios.TIOCSTI, bytes([c]))\n";
+    fs::write(e.ws.join("inject.py"), inject).unwrap();
+    // setsid -c makes the pty cordon's controlling terminal, as a user's terminal would be.
+    let out = Command::new("setsid")
+        .arg("-c")
+        .arg(cordon_bin())
+        .args(["run", "--", "python3", "inject.py"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Operation not permitted") || stderr.contains("PermissionError"),
+        "TIOCSTI was not refused: {stderr}"
+    );
+    // The terminal's input queue must be empty: nothing for the user's shell to run.
+    nix::fcntl::fcntl(
+        pty.slave.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let mut slave = fs::File::from(pty.slave);
+    let n = slave.read(&mut buf).unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "bytes were typed into the terminal: {:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// The same kernel entry points under other numbers: i386's `int 0x80` and x32's numbering.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn foreign_syscall_abis_are_refused() {
+    assert!(have("cc"), "a C compiler is needed (installed by .ci/run)");
+    let e = Env::new("foreign-abi");
+    let src = r#"
+#include <stdio.h>
+static long ia32(long nr) { long r; __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr) : "memory"); return r; }
+static long x32(long nr) { long r; __asm__ volatile("syscall" : "=a"(r) : "a"(nr | 0x40000000L) : "rcx", "r11", "memory"); return r; }
+int main(void) { printf("ia32 %ld\nx32 %ld\n", ia32(20 /* getpid */), x32(39 /* getpid */)); return 0; }
+"#;
+    fs::write(e.ws.join("abi.c"), src).unwrap();
+    let built = Command::new("cc")
+        .args(["-O0", "-o", "abi", "abi.c"])
+        .current_dir(&e.ws)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let run = e.sh(&[], "./abi").ok();
+    // -1 is -EPERM; outside the sandbox ia32 returns a pid and x32 -ENOSYS (-38) or a pid.
+    assert!(run.stdout.contains("ia32 -1\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("x32 -1\n"), "{}", run.stdout);
+}
