@@ -9,6 +9,7 @@
 mod caps;
 mod error;
 mod exec;
+mod host_sockets;
 mod init;
 mod landlock_rules;
 mod mounts;

@@ -48,7 +48,7 @@ impl MountKind {
     /// Mounts of a lower class go first: base filesystems, private tmpfs, writable binds, pins,
     /// read-only protections, hides. Later mounts cover earlier ones, so protection beats
     /// `allow_write` and hiding beats everything.
-    fn class(self) -> u8 {
+    pub(crate) fn class(self) -> u8 {
         match self {
             MountKind::Proc | MountKind::Dev => 0,
             MountKind::Tmpfs { .. } => 1,
@@ -62,7 +62,19 @@ impl MountKind {
 
 /// Puts mounts in the order they must be applied: by class, then shallow before deep.
 pub fn order(mounts: &mut [Mount]) {
-    mounts.sort_by_key(|m| (m.kind.class(), m.target.components().count()));
+    mounts.sort_by_key(order_key);
+}
+
+fn order_key(m: &Mount) -> (u8, usize) {
+    (m.kind.class(), m.target.components().count())
+}
+
+/// The mount that decides what the view shows at `path`: the last applied of those above it.
+pub fn effective<'a>(mounts: &'a [Mount], path: &Path) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .filter(|m| path.starts_with(&m.target))
+        .max_by_key(|m| order_key(m))
 }
 
 const DEVICES: [&CStr; 6] = [c"null", c"zero", c"full", c"random", c"urandom", c"tty"];
@@ -356,6 +368,26 @@ mod tests {
                 "/home/u/.ssh"
             ]
         );
+    }
+
+    #[test]
+    fn a_bind_over_a_private_tmpfs_shows_the_host_again() {
+        let plan = vec![
+            m("/tmp", MountKind::Tmpfs { read_only: false }),
+            m("/tmp/ws", MountKind::Bind { writable: true }),
+            m("/tmp/ws/.git", MountKind::Pin),
+        ];
+        let at = |p: &str| effective(&plan, Path::new(p)).map(|m| m.kind);
+        assert_eq!(
+            at("/tmp/x.sock"),
+            Some(MountKind::Tmpfs { read_only: false })
+        );
+        assert_eq!(
+            at("/tmp/ws/x.sock"),
+            Some(MountKind::Bind { writable: true })
+        );
+        assert_eq!(at("/tmp/ws/.git/x"), Some(MountKind::Pin));
+        assert_eq!(at("/srv/x.sock"), None);
     }
 
     #[test]

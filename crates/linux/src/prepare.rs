@@ -233,6 +233,7 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
     }
     if plan.spec.mode == Mode::Namespaces {
         base_mounts(&mut plan);
+        hide_host_sockets(&mut plan)?;
     }
     for t in ["/tmp", "/var/tmp", "/dev/shm"] {
         push_unique(&mut plan.writable, PathBuf::from(t));
@@ -284,6 +285,29 @@ fn base_mounts(plan: &mut Plan) {
             }
         }
     }
+}
+
+/// Covers every socket the host has bound where the view would show it. Those under a
+/// private tmpfs or a hidden directory are already out of sight.
+fn hide_host_sockets(plan: &mut Plan) -> Result<(), PrepareError> {
+    for sock in crate::host_sockets::list() {
+        let Ok(sock) = fs::canonicalize(&sock) else {
+            continue; // gone since it was bound
+        };
+        // Out of sight if what shows there is a private tmpfs or a hidden path (a bind of the
+        // workspace or an extra writable path on top of /tmp shows the host again).
+        let covered = mounts::effective(&plan.mounts, &sock).is_some_and(|m| {
+            matches!(
+                m.kind,
+                MountKind::Tmpfs { .. } | MountKind::Dev | MountKind::HideDir | MountKind::HideFile
+            )
+        });
+        if !covered {
+            let workspace = plan.workspace.clone();
+            hide(&sock, &workspace, plan)?;
+        }
+    }
+    Ok(())
 }
 
 /// Finds `.git` and, for a linked worktree, the directories its `gitdir:` file points to.

@@ -129,6 +129,28 @@ for path in ['AGENT', 'HOMESOCK', '\0ABSTRACT']:
 }
 
 #[test]
+fn a_host_socket_in_a_visible_directory_is_unreachable() {
+    // A host service's socket where the sandbox can see the directory (here the workspace
+    // itself; /srv or a project folder alike), named by no variable.
+    let e = Env::new("unix-visible");
+    let sock = e.ws.join("host-service.sock");
+    let l = UnixListener::bind(&sock).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let run = e
+        .sh(
+            &[],
+            "python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.connect('host-service.sock'); s.send(b'leak'); print('UNIX-CONNECTED')\"; true",
+        )
+        .ok();
+    assert!(!run.stdout.contains("UNIX-CONNECTED"), "{}", run.stdout);
+    match l.accept() {
+        Ok(_) => panic!("the host listener got a connection from the sandbox"),
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock),
+    }
+    assert!(sock.exists(), "the host's socket file was touched");
+}
+
+#[test]
 fn docker_socket_under_run_is_hidden() {
     if !crate::util::is_root() {
         println!("note: /run is writable only by root; the agent-socket cases cover users");
