@@ -7,6 +7,7 @@
 
 mod defaults;
 mod diagnostic;
+mod domains;
 mod env;
 mod layer;
 mod path;
@@ -16,6 +17,7 @@ pub use defaults::{
     builtin, DEFAULT_DENY_READ_HOME, DEFAULT_ENV_DENY, DEFAULT_PROTECTED, DEFAULT_WRITABLE_TMP,
 };
 pub use diagnostic::Diagnostic;
+pub use domains::{decide, DomainPattern, Host, PatternError, Verdict};
 pub use env::{env_name_matches, scrub_env, EnvDecision};
 pub use layer::{Layer, LayerSource, Network, Widening};
 pub use path::PathSpec;
