@@ -63,6 +63,17 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         message: Option<String>,
     },
+    /// A resource limit tripped: the timeout ended the run, the kernel killed a process for
+    /// memory, refused a fork at the process limit, or killed a process for a file too large.
+    LimitExceeded {
+        /// `timeout`, `memory`, `pids` or `file_size` (the `[limits]` key).
+        limit: String,
+        /// The limit as configured, e.g. `64M`, `90s`, `256`.
+        value: String,
+        /// What the kernel (or cordon) reported, e.g. how many processes were killed.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+    },
 }
 
 /// An event with when and for which run it happened.

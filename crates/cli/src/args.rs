@@ -20,15 +20,17 @@ pub struct Cli {
 pub enum Command {
     /// Run COMMAND inside the sandbox.
     ///
-    /// Exit status: the command's own; 128+N if it died of signal N; 125 if cordon could not
-    /// set up or enforce the policy (the command did not run); 126 not executable; 127 not found.
+    /// Exit status: the command's own; 128+N if it died of signal N (137 when the memory limit's
+    /// OOM kill hit it); 124 if --timeout ended it; 125 if cordon could not set up or enforce the
+    /// policy (the command did not run); 126 not executable; 127 not found.
     Run(Box<RunArgs>),
     /// Show what this machine can enforce, and what each guarantee rests on.
     Doctor(DoctorArgs),
     /// Approve the workspace's .cordon.toml as it is now, so its widening takes effect.
     ///
     /// The agent may have written that file, so anything in it that widens the boundary
-    /// (allow_write, allow_read, unprotect, env.keep, network, allow_weaker) is ignored until
+    /// (allow_write, allow_read, unprotect, env.keep, network, allow_weaker, a limit raised or
+    /// removed) is ignored until
     /// a human approves this exact content. Editing the file withdraws the approval.
     Approve(ApproveArgs),
 }
@@ -69,23 +71,31 @@ pub struct RunArgs {
     /// Let allowed names resolve to loopback/private addresses.
     #[arg(long)]
     pub allow_local_destinations: bool,
-    /// Memory limit, e.g. 512M.
+    /// Memory for the whole process tree, swap included: 512M, 2G, 1.5GiB or bytes (K/M/G/T
+    /// are powers of 1024), or `unlimited`. Past it the kernel OOM-kills (exit 137 if it was the
+    /// command) and cordon names the limit. Needs a cgroup (root, or a delegated systemd
+    /// scope); else exit 125, or with --allow-weaker a per-process RLIMIT_AS.
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
-    /// CPU limit in cores, e.g. 1.5.
+    /// CPU time for the whole tree, in cores: 0.5, 1.5, 2. The tree is throttled to it, not
+    /// killed. Needs a cgroup; without one cordon refuses (exit 125), even with --allow-weaker.
     #[arg(long, value_name = "CORES")]
     pub cpu: Option<String>,
-    /// Process limit.
+    /// Processes and threads alive at once in the tree: past it fork/clone fail with EAGAIN and
+    /// cordon reports the refusals. Needs a cgroup; else exit 125, or with --allow-weaker
+    /// RLIMIT_NPROC for your user inside the sandbox.
     #[arg(long, value_name = "N")]
     pub pids: Option<String>,
-    /// Wall-clock limit, e.g. 90s.
+    /// Wall-clock limit from the moment the command starts: 90s, 5m, 1h 30m, 500ms. When it
+    /// passes, cordon kills the whole sandbox and exits 124.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
     /// Append audit events (JSON lines) to FILE [default: $XDG_STATE_HOME/cordon/audit.jsonl].
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
     /// Where user namespaces are unavailable, accept the Landlock-only mode (writes confined;
-    /// reads, protected paths, processes and most network channels NOT isolated).
+    /// reads, protected paths, processes and most network channels NOT isolated); where no
+    /// cgroup can be made, accept per-process rlimits for --memory and --pids.
     #[arg(long)]
     pub allow_weaker: bool,
     /// The command and its arguments (put them after `--`).

@@ -1,6 +1,6 @@
 //! `cordon doctor`: what this machine can enforce, and what each guarantee rests on.
 
-use cordon_linux::{probe, Mode, NetMode};
+use cordon_linux::{probe, Mechanism, Mode, NetMode};
 use serde_json::json;
 
 use crate::args::DoctorArgs;
@@ -29,7 +29,14 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         Mode::LandlockOnly
     };
     let usable = abi > 0 && userns.is_ok();
-    let table = guarantees::for_run(mode, NetMode::Off, abi);
+    let limits = probe::limits();
+    let table = guarantees::for_run(mode, NetMode::Off, abi, guarantees::limits_here(&limits));
+    let (limits_by, controllers, limits_why) = match &limits {
+        Mechanism::CgroupV2(c) => ("cgroup-v2", c.clone(), None),
+        Mechanism::CgroupV1(c) => ("cgroup-v1", c.clone(), None),
+        Mechanism::Rlimits(why) => ("rlimits", Vec::new(), Some(why.clone())),
+        Mechanism::Nothing => ("rlimits", Vec::new(), None),
+    };
     if args.json {
         let report = json!({
             "kernel": kernel,
@@ -44,6 +51,11 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
                 "delegated": cg.delegated,
             },
             "overlayfs_in_userns": overlay.is_ok(),
+            "limits": {
+                "mechanism": limits_by,
+                "controllers": controllers,
+                "why_no_cgroup": limits_why,
+            },
             "mode": if usable { "namespaces" } else if abi > 0 { "landlock-only (needs --allow-weaker)" } else { "none (cordon refuses to run)" },
             "guarantees": table,
         });
@@ -87,6 +99,22 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         yes_no(cg.delegated)
     );
     println!("overlayfs in userns    {}", yes_no(overlay.is_ok()));
+    println!(
+        "limits                 {}",
+        match &limits {
+            Mechanism::CgroupV2(c) => format!(
+                "delegated cgroup v2 ({}): whole-tree memory, cpu, pids",
+                c.join(", ")
+            ),
+            Mechanism::CgroupV1(c) =>
+                format!("cgroup v1 ({}): whole-tree memory, cpu, pids", c.join(", ")),
+            Mechanism::Rlimits(why) => format!(
+                "rlimits only: no cgroup can be made ({why})\n  fix: {}",
+                cordon_linux::limits::CGROUP_FIX
+            ),
+            Mechanism::Nothing => "rlimits only".to_string(),
+        }
+    );
     println!();
     match (usable, abi > 0) {
         (true, _) => println!("mode: full isolation (namespaces + Landlock)"),

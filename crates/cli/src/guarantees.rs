@@ -2,7 +2,8 @@
 //! the Landlock-only warning and `cordon doctor`.
 
 use cordon_audit::GuaranteeStatus;
-use cordon_linux::{Mode, NetMode};
+use cordon_linux::{Mechanism, Mode, NetMode};
+use cordon_policy::{LimitKind, Limits};
 
 fn g(area: &str, state: &str, by: &str) -> GuaranteeStatus {
     GuaranteeStatus {
@@ -12,8 +13,14 @@ fn g(area: &str, state: &str, by: &str) -> GuaranteeStatus {
     }
 }
 
-/// The guarantees of a run in `mode` with network `net`, on a kernel with Landlock `abi`.
-pub fn for_run(mode: Mode, net: NetMode, abi: i32) -> Vec<GuaranteeStatus> {
+/// The guarantees of a run in `mode` with network `net`, on a kernel with Landlock `abi`;
+/// `limits` is the row from [`limits_for_run`] or [`limits_here`].
+pub fn for_run(
+    mode: Mode,
+    net: NetMode,
+    abi: i32,
+    limits: GuaranteeStatus,
+) -> Vec<GuaranteeStatus> {
     let landlock = format!("Landlock ABI {abi}");
     let mut out = match mode {
         Mode::Namespaces => vec![
@@ -33,18 +40,102 @@ pub fn for_run(mode: Mode, net: NetMode, abi: i32) -> Vec<GuaranteeStatus> {
     };
     out.push(match (mode, net) {
         (_, NetMode::Full) => g("network", "not_enforced", "--net full: the host network"),
-        (Mode::Namespaces, NetMode::Off) => g("network", "enforced", "network namespace with loopback only; empty /run hides host daemon sockets; Landlock scopes abstract sockets"),
+        (Mode::Namespaces, NetMode::Off) => g("network", "enforced", "network namespace with loopback only; empty /run and mounts over every socket in /proc/net/unix hide host daemon sockets; Landlock scopes abstract sockets"),
         (Mode::LandlockOnly, NetMode::Off) => g("network", "weakened", "Landlock refuses TCP bind/connect; UDP, DNS and Unix sockets are not blocked"),
     });
     out.push(g(
         "syscalls",
-        "not_enforced",
-        "the seccomp filter is not in this build yet",
+        "enforced",
+        "seccomp filter installed last: io_uring, bpf, perf, keyrings, mount family, nested user namespaces, kexec/modules, TIOCSTI/TIOCLINUX, exotic socket families and foreign ABIs refused with EPERM; refusals are not yet audited",
     ));
-    out.push(g(
-        "limits",
-        "not_enforced",
-        "resource limits are not in this build yet",
-    ));
+    out.push(limits);
     out
+}
+
+const NO_CORE: &str = "no core files (RLIMIT_CORE 0)";
+
+/// The limits row of a run: what holds each limit that is set.
+pub fn limits_for_run(limits: &Limits, mechanism: &Mechanism) -> GuaranteeStatus {
+    let set = |k: LimitKind| limits.get(k).map(|v| format!("{k} {}", k.format(v)));
+    let tree: Vec<String> = [LimitKind::Memory, LimitKind::Cpu, LimitKind::Pids]
+        .into_iter()
+        .filter_map(set)
+        .collect();
+    let mut parts = Vec::new();
+    let mut state = "enforced";
+    match mechanism {
+        Mechanism::Nothing => {}
+        Mechanism::CgroupV1(_) => parts.push(format!(
+            "{} for the whole tree by cgroup v1",
+            tree.join(", ")
+        )),
+        Mechanism::CgroupV2(_) => parts.push(format!(
+            "{} for the whole tree by a delegated cgroup v2",
+            tree.join(", ")
+        )),
+        Mechanism::Rlimits(why) => {
+            state = "weakened";
+            let mut r = Vec::new();
+            if let Some(m) = set(LimitKind::Memory) {
+                r.push(format!("{m} as RLIMIT_AS on each process, not the tree"));
+            }
+            if let Some(p) = set(LimitKind::Pids) {
+                r.push(format!(
+                    "{p} as RLIMIT_NPROC on your user inside the sandbox"
+                ));
+            }
+            parts.push(format!("no cgroup ({why}): {}", r.join("; ")));
+        }
+    }
+    if let Some(t) = set(LimitKind::Timeout) {
+        parts.push(format!("{t}: cordon kills the sandbox (exit 124)"));
+    }
+    if tree.is_empty() && limits.get(LimitKind::Timeout).is_none() {
+        state = "not_enforced";
+        parts.push(
+            "no memory, cpu, pids or timeout limit set (--memory, --cpu, --pids, --timeout or [limits])".into(),
+        );
+    }
+    let mut rl = vec![NO_CORE.to_string()];
+    rl.extend(
+        [LimitKind::FileSize, LimitKind::OpenFiles]
+            .into_iter()
+            .filter_map(set),
+    );
+    parts.push(format!("rlimits: {}", rl.join(", ")));
+    g("limits", state, &parts.join("; "))
+}
+
+/// The limits row for `cordon doctor`: what would hold limits on this machine.
+pub fn limits_here(mechanism: &Mechanism) -> GuaranteeStatus {
+    let timeout = "--timeout: cordon kills the sandbox (exit 124)";
+    match mechanism {
+        Mechanism::CgroupV1(c) | Mechanism::CgroupV2(c) => {
+            let v = if matches!(mechanism, Mechanism::CgroupV1(_)) {
+                "cgroup v1"
+            } else {
+                "delegated cgroup v2"
+            };
+            g(
+                "limits",
+                "enforced",
+                &format!(
+                    "{v} ({}): --memory, --cpu, --pids hold for the whole tree; {timeout}; {NO_CORE}",
+                    c.join(", ")
+                ),
+            )
+        }
+        Mechanism::Rlimits(why) => g(
+            "limits",
+            "weakened",
+            &format!(
+                "rlimits only, no cgroup ({why}): --memory, --cpu, --pids are refused (exit 125); with --allow-weaker --memory and --pids become per-process rlimits; {timeout}; {NO_CORE}"
+            ),
+        ),
+        Mechanism::Nothing => g(
+            "limits",
+            "weakened",
+            &format!("rlimits only; {timeout}; {NO_CORE}"),
+        ),
+    }
 }

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use cordon_policy::{
-    builtin, content_hash, Diagnostic, Layer, LayerSource, Network, PathSpec, Policy,
+    builtin, content_hash, Diagnostic, Layer, LayerSource, LimitKind, Network, PathSpec, Policy,
 };
 
 use crate::args::{NetArg, RunArgs};
@@ -23,12 +23,9 @@ pub const WORKSPACE_FILE: &str = ".cordon.toml";
 
 /// Built-in < user config < workspace file (widening only if approved) < --policy < flags.
 pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Failure> {
-    let mut layers = vec![builtin()];
-    if let Some(user) = dirs::user_config() {
-        if let Some(layer) = read_layer(&user, LayerSource::User(user.clone()), false)? {
-            layers.push(layer);
-        }
-    }
+    // Flags first: a bad flag value is reported before any file is read.
+    let flags = flags_layer(args, cwd)?;
+    let mut layers = below_workspace()?;
     let mut ignored = None;
     let ws_file = workspace.join(WORKSPACE_FILE);
     // An empty directory there is the placeholder a running sandbox pinned: no policy.
@@ -39,7 +36,9 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
         read_layer(&ws_file, LayerSource::Workspace(ws_file.clone()), false)?
     };
     if let Some(layer) = layer {
-        let widenings = layer.widenings();
+        // Raising a limit is judged against what the layers below set.
+        let below = Policy::from_layers(&layers);
+        let widenings = layer.widenings(&below);
         if widenings.is_empty() || is_approved(workspace, &ws_file) {
             layers.push(layer);
         } else {
@@ -47,7 +46,7 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
                 ws_file.clone(),
                 widenings.iter().map(|w| w.to_string()).collect(),
             ));
-            layers.push(layer.narrowing_only());
+            layers.push(layer.narrowing_only(&below));
         }
     }
     if let Some(p) = &args.policy {
@@ -56,11 +55,22 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
             layers.push(layer);
         }
     }
-    layers.push(flags_layer(args, cwd)?);
+    layers.push(flags);
     Ok(Loaded {
         policy: Policy::from_layers(&layers),
         ignored,
     })
+}
+
+/// The layers under the workspace file: built-in defaults and the user's configuration.
+fn below_workspace() -> Result<Vec<Layer>, Failure> {
+    let mut layers = vec![builtin()];
+    if let Some(user) = dirs::user_config() {
+        if let Some(layer) = read_layer(&user, LayerSource::User(user.clone()), false)? {
+            layers.push(layer);
+        }
+    }
+    Ok(layers)
 }
 
 fn read_layer(path: &Path, source: LayerSource, required: bool) -> Result<Option<Layer>, Failure> {
@@ -104,6 +114,20 @@ fn flags_layer(args: &RunArgs, cwd: &Path) -> Result<Layer, Failure> {
     if args.allow_weaker {
         layer.allow_weaker = Some(true);
     }
+    for (kind, flag, value) in [
+        (LimitKind::Memory, "--memory", &args.memory),
+        (LimitKind::Cpu, "--cpu", &args.cpu),
+        (LimitKind::Pids, "--pids", &args.pids),
+        (LimitKind::Timeout, "--timeout", &args.timeout),
+    ] {
+        if let Some(text) = value {
+            let setting = kind.parse(text).map_err(|e| {
+                Failure::setup(format!("{flag} {text}: {e}"))
+                    .with_hint(format!("{flag} takes {}, or `unlimited`", kind.example()))
+            })?;
+            layer.limits.set(kind, Some(setting));
+        }
+    }
     Ok(layer)
 }
 
@@ -126,6 +150,7 @@ pub fn approve(workspace: &Path) -> Result<(PathBuf, Vec<String>), Failure> {
     let text = String::from_utf8_lossy(&content);
     let layer =
         Layer::parse(LayerSource::Workspace(file.clone()), &file, &text).map_err(diagnostics)?;
+    let below = Policy::from_layers(&below_workspace()?);
     let record = approval_path(workspace, &content)
         .ok_or_else(|| Failure::setup("no home directory: cannot find cordon's state folder"))?;
     if let Some(dir) = record.parent() {
@@ -135,6 +160,10 @@ pub fn approve(workspace: &Path) -> Result<(PathBuf, Vec<String>), Failure> {
         .map_err(|e| Failure::setup(format!("{}: {e}", record.display())))?;
     Ok((
         file,
-        layer.widenings().iter().map(|w| w.to_string()).collect(),
+        layer
+            .widenings(&below)
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
     ))
 }

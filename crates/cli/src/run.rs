@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cordon_audit::{Ending, Event, Record, Sink};
-use cordon_linux::{Mode, NetMode, RunError, Spec, Stage};
-use cordon_policy::{scrub_env, Network, Policy, ResolveContext};
+use cordon_linux::{Mechanism, Mode, NetMode, PrepareError, RunError, Spec, Stage, Trip};
+use cordon_policy::{scrub_env, LimitKind, Network, Policy, ResolveContext};
 
 use crate::args::RunArgs;
 use crate::dirs;
@@ -24,7 +24,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .canonicalize()
         .map_err(|e| Failure::setup(format!("workspace {}: {e}", workspace.display())))?;
     refuse_broad_workspace(&workspace)?;
-    refuse_unbuilt_limits(&args)?;
+    refuse_unbuilt(&args)?;
     let loaded = layers::load(&args, &workspace, &cwd)?;
     let run_id = run_id();
     let mut audit = open_audit(args.audit.as_deref())?;
@@ -55,9 +55,12 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     };
     let (env, removed) = scrubbed_env(policy);
     let spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
-    let mut plan = cordon_linux::prepare(spec).map_err(|e| Failure::setup(e.to_string()))?;
+    let mut plan = cordon_linux::prepare(spec).map_err(prepare_failure)?;
     for note in &plan.notes {
         eprintln!("cordon: note: {note}");
+    }
+    if let Mechanism::Rlimits(why) = plan.limits.mechanism() {
+        announce_rlimits(why, policy);
     }
     let abi = cordon_linux::probe::landlock_abi();
     let argv: Vec<String> = args
@@ -84,7 +87,8 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
             } else {
                 Ending::Exited
             };
-            (o.exit_code, ending, o.signal, None)
+            let message = report_trips(&mut audit, &run_id, &o.trips, policy);
+            (o.exit_code, ending, o.signal, message)
         }
         Err(e) => {
             let failure = failure_for(&e);
@@ -143,7 +147,12 @@ fn start(
             workspace: plan.workspace.clone(),
             policy_digest: policy.digest(),
             backend: backend.into(),
-            guarantees: guarantees::for_run(plan.spec.mode, plan.spec.net, abi),
+            guarantees: guarantees::for_run(
+                plan.spec.mode,
+                plan.spec.net,
+                abi,
+                guarantees::limits_for_run(&policy.limits, plan.limits.mechanism()),
+            ),
             env_removed: removed.to_vec(),
         },
     );
@@ -190,26 +199,120 @@ fn refuse_broad_workspace(workspace: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn refuse_unbuilt_limits(args: &RunArgs) -> Result<(), Failure> {
-    let asked: Vec<&str> = [
-        ("--memory", args.memory.is_some()),
-        ("--cpu", args.cpu.is_some()),
-        ("--pids", args.pids.is_some()),
-        ("--timeout", args.timeout.is_some()),
-        ("--allow-local-destinations", args.allow_local_destinations),
-    ]
-    .iter()
-    .filter(|(_, on)| *on)
-    .map(|(f, _)| *f)
-    .collect();
-    if asked.is_empty() {
+fn refuse_unbuilt(args: &RunArgs) -> Result<(), Failure> {
+    if !args.allow_local_destinations {
         return Ok(());
     }
-    Err(Failure::setup(format!(
-        "{} cannot be enforced by this build yet, so cordon will not pretend to",
-        asked.join(", ")
-    ))
-    .with_hint("run without these flags, or use a cordon build with the enforcement layer"))
+    Err(Failure::setup(
+        "--allow-local-destinations cannot be enforced by this build yet, so cordon will not pretend to",
+    )
+    .with_hint("run without it, or use a cordon build with the domain allow-list proxy"))
+}
+
+fn prepare_failure(e: PrepareError) -> Failure {
+    match &e {
+        PrepareError::Limits(l) => {
+            let f = Failure::setup(format!("{l}; the command did not run"));
+            match l.hint() {
+                Some(h) => f.with_hint(h),
+                None => f,
+            }
+        }
+        _ => Failure::setup(e.to_string()),
+    }
+}
+
+/// Says, before the command runs, what the rlimit stand-ins do not cover.
+fn announce_rlimits(why: &str, policy: &Policy) {
+    let l = &policy.limits;
+    let mut what = Vec::new();
+    if let Some(m) = l.get(LimitKind::Memory) {
+        what.push(format!(
+            "memory {} is RLIMIT_AS on each process: it is per process, not per tree (every process may use that much address space)",
+            LimitKind::Memory.format(m)
+        ));
+    }
+    if let Some(p) = l.get(LimitKind::Pids) {
+        what.push(format!(
+            "pids {p} is RLIMIT_NPROC: it counts your user's processes inside the sandbox (in the Landlock-only mode, all of your processes)"
+        ));
+    }
+    eprintln!(
+        "cordon: no cgroup can be made here ({why}); as you allowed (--allow-weaker), weaker limits stand in: {}",
+        what.join("; ")
+    );
+}
+
+/// Prints and logs each limit that tripped; returns the exit event's message.
+fn report_trips(
+    audit: &mut Option<Sink>,
+    run_id: &str,
+    trips: &[Trip],
+    policy: &Policy,
+) -> Option<String> {
+    let value = |k: LimitKind| {
+        policy
+            .limits
+            .get(k)
+            .map_or_else(|| "unset".to_string(), |v| k.format(v))
+    };
+    let mut first = None;
+    for trip in trips {
+        let (kind, line, detail) = match *trip {
+            Trip::Timeout => (
+                LimitKind::Timeout,
+                format!(
+                    "timeout: the command ran longer than {} and was killed",
+                    value(LimitKind::Timeout)
+                ),
+                Some("cordon killed the sandbox; exit status 124".to_string()),
+            ),
+            Trip::Memory { kills, peak } => (
+                LimitKind::Memory,
+                format!(
+                    "memory limit: the sandbox reached its limit of {} and the kernel killed {kills} process{}",
+                    value(LimitKind::Memory),
+                    if kills == 1 { "" } else { "es" }
+                ),
+                Some(match peak {
+                    Some(p) => format!("oom_kill {kills}; peak {:.1} MiB", p as f64 / 1048576.0),
+                    None => format!("oom_kill {kills}"),
+                }),
+            ),
+            Trip::Pids { refused } => (
+                LimitKind::Pids,
+                format!(
+                    "pids limit: the kernel refused {refused} new process{} at the limit of {}",
+                    if refused == 1 { "" } else { "es" },
+                    value(LimitKind::Pids)
+                ),
+                Some(format!("pids.events max {refused}")),
+            ),
+            Trip::FileSize => (
+                LimitKind::FileSize,
+                format!(
+                    "file_size limit: a process was killed (SIGXFSZ) for writing past {}",
+                    value(LimitKind::FileSize)
+                ),
+                Some("the command died of SIGXFSZ or exited 153 (128+SIGXFSZ)".to_string()),
+            ),
+        };
+        eprintln!("cordon: {line}");
+        log(
+            audit,
+            run_id,
+            Event::LimitExceeded {
+                limit: kind.key().to_string(),
+                value: value(kind),
+                detail,
+            },
+        );
+        first.get_or_insert(line);
+    }
+    if first.is_some() {
+        eprintln!("cordon: this limit is the sandbox's policy, not a fault to retry around; raise it only if the work really needs more");
+    }
+    first
 }
 
 fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
@@ -246,6 +349,15 @@ fn build_spec(
         protected: paths.protected,
         net,
         mode: Mode::Namespaces,
+        limits: cordon_linux::Limits {
+            memory: policy.limits.get(LimitKind::Memory),
+            cpu_millicores: policy.limits.get(LimitKind::Cpu),
+            pids: policy.limits.get(LimitKind::Pids),
+            timeout: policy.limits.timeout(),
+            file_size: policy.limits.get(LimitKind::FileSize),
+            open_files: policy.limits.get(LimitKind::OpenFiles),
+            allow_rlimits: policy.allow_weaker,
+        },
     }
 }
 

@@ -14,6 +14,7 @@ pub enum Stage {
     MountView,
     PivotRoot,
     Loopback,
+    Limits,
     Fork,
     Capabilities,
     NoNewPrivs,
@@ -26,7 +27,7 @@ pub enum Stage {
 
 impl Stage {
     /// Stages in the order they run (ARCHITECTURE.md lists them in this order).
-    pub const ALL: [Stage; 16] = [
+    pub const ALL: [Stage; 17] = [
         Stage::SingleThread,
         Stage::Clone,
         Stage::UidMap,
@@ -35,6 +36,7 @@ impl Stage {
         Stage::MountView,
         Stage::PivotRoot,
         Stage::Loopback,
+        Stage::Limits,
         Stage::Fork,
         Stage::Capabilities,
         Stage::NoNewPrivs,
@@ -55,6 +57,7 @@ impl Stage {
             Stage::MountView => "mount view",
             Stage::PivotRoot => "pivot_root",
             Stage::Loopback => "loopback",
+            Stage::Limits => "resource limits",
             Stage::Fork => "fork command",
             Stage::Capabilities => "drop capabilities",
             Stage::NoNewPrivs => "no_new_privs",
@@ -98,6 +101,9 @@ pub enum PrepareError {
         #[source]
         source: std::io::Error,
     },
+    /// A resource limit cannot be enforced on this machine (see `LimitError::hint`).
+    #[error(transparent)]
+    Limits(#[from] crate::limits::LimitError),
 }
 
 /// Why a run could not start or be enforced.

@@ -37,8 +37,11 @@ pub fn main(
     fds: InitFds,
 ) -> ! {
     let status = fds.status.as_fd();
-    // If cordon dies, init dies, and with it every process in the namespace.
+    // If cordon dies, init dies, and with it every process in the namespace. Init waits for
+    // cordon's go-ahead (sent once init is in the run's cgroup), then checks that cordon did
+    // not die before PDEATHSIG was set.
     if sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong).is_err()
+        || !go_ahead(&fds.lifeline)
         || parent_gone(&fds.lifeline)
     {
         sys::exit_now(125);
@@ -74,6 +77,15 @@ pub fn main(
             );
         }
     }
+    // Set here, before the fork, so the command and everything it starts inherit them.
+    if let Err(e) = crate::limits::apply(plan.limits.rlimits()) {
+        fail_stage(
+            status,
+            Stage::Limits,
+            e.raw_os_error().unwrap_or(0),
+            &e.to_string(),
+        );
+    }
     // init is single-threaded (a fork of a single-threaded cordon); clone_fork checks.
     let child = match sys::clone_fork(0) {
         Ok(CloneResult::Child) => {
@@ -98,6 +110,18 @@ pub fn main(
     let code = supervise(child);
     let _ = sys::write_all(fds.result.as_fd(), &code.to_ne_bytes());
     sys::exit_now(exit_code(code))
+}
+
+/// Blocks until cordon writes its go-ahead on the lifeline; false if cordon closed it first.
+pub fn go_ahead(lifeline: &OwnedFd) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(lifeline, &mut byte) {
+            Ok(n) => return n == 1,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
 }
 
 fn parent_gone(lifeline: &OwnedFd) -> bool {

@@ -12,6 +12,7 @@ mod exec;
 mod host_sockets;
 mod init;
 mod landlock_rules;
+pub mod limits;
 mod mounts;
 mod prepare;
 pub mod probe;
@@ -21,6 +22,7 @@ mod sys;
 mod weaker;
 
 pub use error::{PrepareError, RunError, Stage};
+pub use limits::{LimitError, Limits, Mechanism, Trip};
 pub use mounts::{Mount, MountKind};
 pub use prepare::{prepare, Placeholder, Plan};
 pub use spawn::{run, Outcome};
@@ -63,4 +65,6 @@ pub struct Spec {
     pub protected: Vec<PathBuf>,
     pub net: NetMode,
     pub mode: Mode,
+    /// Resource limits (none by default; core files are always off).
+    pub limits: Limits,
 }

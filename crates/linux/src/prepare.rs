@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::PrepareError;
+use crate::limits::Enforcement;
 use crate::mounts::{self, Mount, MountKind};
 use crate::{Mode, NetMode, Spec};
 
@@ -142,6 +143,8 @@ pub struct Plan {
     /// Writable roots for the Landlock layer (workspace, extras, Git directories, private tmp).
     pub writable: Vec<PathBuf>,
     pub placeholders: Placeholders,
+    /// The run's cgroup (removed when the plan is dropped) and rlimits.
+    pub limits: Enforcement,
     /// Things the user should know (e.g. a denied file with other hard links).
     pub notes: Vec<String>,
 }
@@ -184,12 +187,14 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
             "every file on the machine",
         ));
     }
+    let limits = Enforcement::set_up(&spec.limits)?;
     let mut plan = Plan {
         spec,
         workspace: workspace.clone(),
         mounts: Vec::new(),
         writable: vec![workspace.clone()],
         placeholders: Placeholders::default(),
+        limits,
         notes: Vec::new(),
     };
     let git = git_layout(&workspace)?;

@@ -200,3 +200,9 @@ profile cordon {} flags=(unconfined) {{\n  userns,\n\n  include if exists <local
         binary.display()
     )
 }
+
+/// What would hold memory, cpu and pids limits here: a cgroup made and removed at once to
+/// find out, or why none can be made.
+pub fn limits() -> crate::Mechanism {
+    crate::limits::probe()
+}

@@ -1,8 +1,10 @@
 //! cordon's side of a run: creates the sandbox's first process with all namespaces at once,
-//! relays signals to it, and turns what the status channels say into an [`Outcome`].
+//! puts it into the run's cgroup, relays signals to it, kills it when the timeout passes, and
+//! turns what the status channels say into an [`Outcome`].
 
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Instant;
 
 use nix::fcntl::OFlag;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
@@ -11,18 +13,26 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
 use crate::error::{RunError, Stage};
+use crate::exec::fail_stage;
 use crate::exec::Prepared;
 use crate::init::{self, InitFds};
+use crate::limits::{self, Enforcement, Trip};
 use crate::sys::{self, CloneResult};
 use crate::{probe, weaker, Mode, NetMode, Plan};
 
+/// cordon's exit status when the timeout ended the run (as timeout(1) has it).
+pub const EXIT_TIMEOUT: i32 = 124;
+
 /// How the command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// cordon's exit status: the command's code, or 128+N when it died of signal N.
+    /// cordon's exit status: the command's code, 128+N when it died of signal N, or
+    /// [`EXIT_TIMEOUT`] when the timeout ended it.
     pub exit_code: i32,
     /// The signal that ended it, if one did.
     pub signal: Option<i32>,
+    /// The resource limits that tripped, the timeout first.
+    pub trips: Vec<Trip>,
 }
 
 /// Signals cordon (and init) take over: forwarded when sent with kill(), SIGCHLD to reap.
@@ -147,12 +157,23 @@ fn spawn_and_wait(
         }
         Mode::LandlockOnly => 0,
     };
-    // Both children end in exec or _exit: init::main and weaker::main never return.
+    // Both children end in exec or _exit: init::main and weaker::main never return. Each
+    // first waits for cordon's go-ahead on the lifeline, sent once it is in the run's cgroup.
     let pid = match sys::clone_fork(flags) {
         Ok(CloneResult::Child) => {
             drop(status_r);
             drop(result_r);
             drop(lifeline_w);
+            if plan.spec.mode == Mode::LandlockOnly {
+                if !init::go_ahead(&lifeline_r) {
+                    sys::exit_now(125);
+                }
+                // No init in this mode: the command's own process sets what it inherits.
+                if let Err(e) = limits::apply(plan.limits.rlimits()) {
+                    let errno = e.raw_os_error().unwrap_or(0);
+                    fail_stage(status_w.as_fd(), Stage::Limits, errno, &e.to_string());
+                }
+            }
             match plan.spec.mode {
                 Mode::Namespaces => init::main(
                     plan,
@@ -181,6 +202,21 @@ fn spawn_and_wait(
     drop(status_w);
     drop(result_w);
     drop(lifeline_r);
+    // Race-free placement: the child is blocked reading the lifeline, so it runs nothing
+    // before it is in the cgroup, and everything it starts is born there. (Moving cordon
+    // itself into the cgroup around clone would charge cordon's own memory to the sandbox.)
+    if let Err(e) = plan.limits.place(pid.as_raw()) {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        let errno = e.raw_os_error().unwrap_or(0);
+        return Err(RunError::setup(
+            Stage::Limits,
+            format!("cgroup: {e}"),
+            errno,
+        ));
+    }
+    // If the child is already gone, the status pipe says why.
+    let _ = sys::write_all(lifeline_w.as_fd(), b"!");
     // EOF on the status pipe: the command exec'd (or its first process died).
     let report = read_all(status_r);
     if !report.is_empty() {
@@ -188,14 +224,32 @@ fn spawn_and_wait(
         drop(lifeline_w);
         return Err(parse_report(&report));
     }
-    let raw = match wait_result(pid, result_r) {
-        Some(raw) => raw,
-        None => encode_status(wait_forwarding(pid)),
+    let mut waiter = Waiter {
+        child: pid,
+        deadline: plan.spec.limits.timeout.map(|t| Instant::now() + t),
+        timed_out: false,
+        limits: &plan.limits,
     };
+    let (raw, reaped) = match waiter.result(result_r) {
+        Some(raw) => (raw, false),
+        None => (encode_status(waiter.wait_child()), true),
+    };
+    if plan.limits.has_cgroup() && !reaped {
+        // The cgroup's counters are final, and it can be removed, once init is gone.
+        let _ = waitpid(pid, None);
+    }
     drop(lifeline_w);
+    let signal = libc::WIFSIGNALED(raw).then(|| libc::WTERMSIG(raw));
+    let mut exit_code = init::exit_code(raw);
+    let mut trips = plan.limits.trips(signal, exit_code);
+    if waiter.timed_out {
+        trips.insert(0, Trip::Timeout);
+        exit_code = EXIT_TIMEOUT;
+    }
     Ok(Outcome {
-        exit_code: init::exit_code(raw),
-        signal: libc::WIFSIGNALED(raw).then(|| libc::WTERMSIG(raw)),
+        exit_code,
+        signal,
+        trips,
     })
 }
 
@@ -206,64 +260,114 @@ fn read_all(fd: OwnedFd) -> Vec<u8> {
     buf
 }
 
-/// Waits for init's report of the command's wait status, forwarding signals meanwhile.
-/// Init writes it only after every process in the namespace has been reaped, so cordon can
-/// return without waiting for the kernel to tear the namespaces down (init's own exit).
-/// `None` when the channel closed without a report (Landlock-only mode, or init died).
-fn wait_result(child: Pid, result: OwnedFd) -> Option<i32> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok()?;
-    let mut buf = [0u8; 4];
-    let mut got = 0;
-    loop {
-        let mut fds = [
-            PollFd::new(result.as_fd(), PollFlags::POLLIN),
-            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
-        }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-            if let Ok(Some(info)) = sfd.read_signal() {
-                forward_if_sent(&info, child);
-            }
-        }
-        if fds[0].revents().is_some_and(|r| !r.is_empty()) {
-            match nix::unistd::read(&result, &mut buf[got..]) {
-                Ok(0) => return None,
-                Ok(n) => {
-                    got += n;
-                    if got == buf.len() {
-                        return Some(i32::from_ne_bytes(buf));
-                    }
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return None,
+/// Waits for the sandbox, forwarding signals, and kills it when the timeout passes.
+struct Waiter<'a> {
+    child: Pid,
+    deadline: Option<Instant>,
+    /// Set once cordon killed the sandbox for the timeout.
+    timed_out: bool,
+    limits: &'a Enforcement,
+}
+
+impl Waiter<'_> {
+    /// How long poll may sleep: until the deadline, or for ever.
+    fn poll_timeout(&self) -> nix::poll::PollTimeout {
+        use nix::poll::PollTimeout;
+        match self.deadline.filter(|_| !self.timed_out) {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                // Rounded up, so poll does not wake a hair before the deadline.
+                let ms = d.saturating_duration_since(Instant::now()).as_millis() + 1;
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
             }
         }
     }
-}
 
-/// Waits for our child, forwarding signals that someone sent to cordon with kill().
-fn wait_forwarding(child: Pid) -> WaitStatus {
-    let mut sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok();
-    loop {
-        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return ws,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return WaitStatus::Exited(child, 125),
+    /// Kills the sandbox if the deadline has passed: SIGKILL to init takes the whole pid
+    /// namespace with it; the cgroup (if any) catches what a Landlock-only run started.
+    fn expire_if_due(&mut self) {
+        if self.timed_out || self.deadline.is_none_or(|d| Instant::now() < d) {
+            return;
         }
-        let Some(sfd) = sfd.as_mut() else {
-            // No signalfd: fall back to a blocking wait (signals then stay queued).
-            return waitpid(child, None).unwrap_or(WaitStatus::Exited(child, 125));
-        };
-        if let Ok(Some(info)) = sfd.read_signal() {
-            forward_if_sent(&info, child);
+        self.timed_out = true;
+        let _ = kill(self.child, Signal::SIGKILL);
+        self.limits.kill_all();
+    }
+
+    /// Waits for init's report of the command's wait status, forwarding signals meanwhile.
+    /// Init writes it only after every process in the namespace has been reaped, so cordon can
+    /// return without waiting for the kernel to tear the namespaces down (init's own exit).
+    /// `None` when the channel closed without a report (Landlock-only mode, or init died).
+    fn result(&mut self, result: OwnedFd) -> Option<i32> {
+        use nix::poll::{poll, PollFd, PollFlags};
+        let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok()?;
+        let mut buf = [0u8; 4];
+        let mut got = 0;
+        loop {
+            let mut fds = [
+                PollFd::new(result.as_fd(), PollFlags::POLLIN),
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, self.poll_timeout()) {
+                Ok(0) => {
+                    self.expire_if_due();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return None,
+            }
+            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                if let Ok(Some(info)) = sfd.read_signal() {
+                    forward_if_sent(&info, self.child);
+                }
+            }
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+                match nix::unistd::read(&result, &mut buf[got..]) {
+                    Ok(0) => return None,
+                    Ok(n) => {
+                        got += n;
+                        if got == buf.len() {
+                            // A whole report means the command's tree had ended before any
+                            // kill: the timeout did not end it.
+                            self.timed_out = false;
+                            return Some(i32::from_ne_bytes(buf));
+                        }
+                    }
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(_) => return None,
+                }
+            }
+        }
+    }
+
+    /// Waits for our child, forwarding signals that someone sent to cordon with kill().
+    fn wait_child(&mut self) -> WaitStatus {
+        use nix::poll::{poll, PollFd, PollFlags};
+        let child = self.child;
+        let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok();
+        loop {
+            match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(ws @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return ws,
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return WaitStatus::Exited(child, 125),
+            }
+            let Some(sfd) = sfd.as_ref() else {
+                // No signalfd: fall back to a blocking wait (signals then stay queued).
+                return waitpid(child, None).unwrap_or(WaitStatus::Exited(child, 125));
+            };
+            let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, self.poll_timeout()) {
+                Ok(0) => self.expire_if_due(),
+                Ok(_) => {
+                    if let Ok(Some(info)) = sfd.read_signal() {
+                        forward_if_sent(&info, child);
+                    }
+                }
+                Err(_) => {}
+            }
         }
     }
 }

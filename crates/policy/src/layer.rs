@@ -6,7 +6,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diagnostic::Diagnostic;
+use crate::limits::{LimitKind, LimitLayer, Setting};
 use crate::path::PathSpec;
+use crate::resolve::Policy;
 
 /// Where a layer came from; also its rank (lowest first, as declared).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +73,12 @@ pub enum Widening {
     KeepEnv(String),
     Network(Network),
     AllowWeaker,
+    /// A resource limit raised above, or removed from, what the layers below set.
+    Limit {
+        kind: LimitKind,
+        to: Setting,
+        below: u64,
+    },
 }
 
 impl std::fmt::Display for Widening {
@@ -82,6 +90,12 @@ impl std::fmt::Display for Widening {
             Widening::KeepEnv(n) => write!(f, "env.keep {n}"),
             Widening::Network(n) => write!(f, "network.mode {}", n.as_str()),
             Widening::AllowWeaker => write!(f, "sandbox.allow_weaker true"),
+            Widening::Limit { kind, to, below } => write!(
+                f,
+                "limits.{kind} {} (the layers below set {})",
+                to.format(*kind),
+                kind.format(*below)
+            ),
         }
     }
 }
@@ -100,6 +114,7 @@ pub struct Layer {
     pub env_keep: Vec<String>,
     pub network: Option<Network>,
     pub allow_weaker: Option<bool>,
+    pub limits: LimitLayer,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,6 +124,7 @@ struct FileSchema {
     env: Option<EnvSchema>,
     network: Option<NetSchema>,
     sandbox: Option<SandboxSchema>,
+    limits: Option<LimitsSchema>,
 }
 
 #[derive(Deserialize, Default)]
@@ -147,8 +163,34 @@ struct SandboxSchema {
     allow_weaker: Option<bool>,
 }
 
+/// `[limits]`: strings (`"512M"`, `"90s"`, `"unlimited"`) or numbers (bytes, cores, counts).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsSchema {
+    memory: Option<Spanned<toml::Value>>,
+    cpu: Option<Spanned<toml::Value>>,
+    pids: Option<Spanned<toml::Value>>,
+    timeout: Option<Spanned<toml::Value>>,
+    file_size: Option<Spanned<toml::Value>>,
+    open_files: Option<Spanned<toml::Value>>,
+}
+
+impl LimitsSchema {
+    fn entries(self) -> [(LimitKind, Option<Spanned<toml::Value>>); 6] {
+        [
+            (LimitKind::Memory, self.memory),
+            (LimitKind::Cpu, self.cpu),
+            (LimitKind::Pids, self.pids),
+            (LimitKind::Timeout, self.timeout),
+            (LimitKind::FileSize, self.file_size),
+            (LimitKind::OpenFiles, self.open_files),
+        ]
+    }
+}
+
 const KNOWN_KEYS_HINT: &str = "known sections: [filesystem] allow_write, deny_read, allow_read, \
-protect, unprotect; [env] deny, keep; [network] mode; [sandbox] allow_weaker";
+protect, unprotect; [env] deny, keep; [network] mode; [sandbox] allow_weaker; [limits] memory, \
+cpu, pids, timeout, file_size, open_files";
 
 impl Layer {
     pub fn empty(source: LayerSource) -> Self {
@@ -163,6 +205,7 @@ impl Layer {
             env_keep: Vec::new(),
             network: None,
             allow_weaker: None,
+            limits: LimitLayer::default(),
         }
     }
 
@@ -204,15 +247,23 @@ impl Layer {
             }
         }
         layer.allow_weaker = schema.sandbox.and_then(|s| s.allow_weaker);
+        for (kind, value) in schema.limits.unwrap_or_default().entries() {
+            if let Some(value) = value {
+                let setting = checker.limit(kind, &value);
+                layer.limits.set(kind, setting);
+            }
+        }
         if checker.diagnostics.is_empty() {
             Ok(layer)
         } else {
+            checker.diagnostics.sort_by_key(|d| d.line);
             Err(checker.diagnostics)
         }
     }
 
-    /// Everything in this layer that makes the boundary wider than it would be without it.
-    pub fn widenings(&self) -> Vec<Widening> {
+    /// Everything in this layer that makes the boundary wider than it would be without it;
+    /// `below` is the policy of the layers under this one (limits are widened relative to it).
+    pub fn widenings(&self, below: &Policy) -> Vec<Widening> {
         let mut out = Vec::new();
         out.extend(self.allow_write.iter().cloned().map(Widening::AllowWrite));
         out.extend(self.allow_read.iter().cloned().map(Widening::AllowRead));
@@ -224,11 +275,17 @@ impl Layer {
         if self.allow_weaker == Some(true) {
             out.push(Widening::AllowWeaker);
         }
+        out.extend(
+            self.limits
+                .raises(&below.limits)
+                .into_iter()
+                .map(|(kind, to, below)| Widening::Limit { kind, to, below }),
+        );
         out
     }
 
     /// This layer with every widening removed: what an unapproved workspace file may still do.
-    pub fn narrowing_only(&self) -> Layer {
+    pub fn narrowing_only(&self, below: &Policy) -> Layer {
         Layer {
             source: self.source.clone(),
             allow_write: Vec::new(),
@@ -237,6 +294,7 @@ impl Layer {
             env_keep: Vec::new(),
             network: self.network.filter(|n| *n == Network::Off),
             allow_weaker: self.allow_weaker.filter(|w| !*w),
+            limits: self.limits.narrowing_only(&below.limits),
             ..self.clone()
         }
     }
@@ -304,6 +362,23 @@ impl Checker<'_> {
         out
     }
 
+    fn limit(&mut self, kind: LimitKind, value: &Spanned<toml::Value>) -> Option<Setting> {
+        let parsed = match value.get_ref() {
+            toml::Value::String(s) => kind.parse(s),
+            toml::Value::Integer(n) => kind.from_integer(*n),
+            toml::Value::Float(f) => kind.from_float(*f),
+            other => Err(format!("a {} is not a valid value", other.type_str())),
+        };
+        match parsed {
+            Ok(s) => Some(s),
+            Err(msg) => {
+                let hint = format!("{} is {}, or \"unlimited\"", kind.key(), kind.example());
+                self.error(value.span().start, format!("limits.{kind}: {msg}"), &hint);
+                None
+            }
+        }
+    }
+
     fn env_patterns(&mut self, items: &[Spanned<String>], wildcards: bool) -> Vec<String> {
         let mut out = Vec::new();
         for item in items {
@@ -336,6 +411,10 @@ impl Checker<'_> {
 mod tests {
     use super::*;
 
+    fn nothing_below() -> Policy {
+        Policy::from_layers(&[])
+    }
+
     fn parse(text: &str) -> Result<Layer, Vec<Diagnostic>> {
         Layer::parse(
             LayerSource::PolicyFile("p.toml".into()),
@@ -361,6 +440,13 @@ keep = ["GITHUB_TOKEN"]
 mode = "full"
 [sandbox]
 allow_weaker = true
+[limits]
+memory = "2G"
+cpu = 1.5
+pids = 256
+timeout = "10m"
+file_size = "unlimited"
+open_files = 4096
 "#,
         )
         .unwrap();
@@ -368,9 +454,28 @@ allow_weaker = true
         assert_eq!(layer.protect, vec![PathBuf::from("Makefile")]);
         assert_eq!(layer.network, Some(Network::Full));
         assert_eq!(layer.allow_weaker, Some(true));
-        assert_eq!(layer.widenings().len(), 8);
-        assert!(layer.narrowing_only().widenings().is_empty());
-        assert_eq!(layer.narrowing_only().deny_read, layer.deny_read);
+        assert_eq!(
+            layer.limits.get(LimitKind::Memory),
+            Some(Setting::Max(2 << 30))
+        );
+        assert_eq!(layer.limits.get(LimitKind::Cpu), Some(Setting::Max(1500)));
+        assert_eq!(
+            layer.limits.get(LimitKind::Timeout),
+            Some(Setting::Max(600_000))
+        );
+        assert_eq!(
+            layer.limits.get(LimitKind::FileSize),
+            Some(Setting::Unlimited)
+        );
+        let below = nothing_below();
+        assert_eq!(layer.widenings(&below).len(), 8);
+        let narrowed = layer.narrowing_only(&below);
+        assert!(narrowed.widenings(&below).is_empty());
+        assert_eq!(narrowed.deny_read, layer.deny_read);
+        assert_eq!(
+            narrowed.limits, layer.limits,
+            "limits over none only narrow"
+        );
     }
 
     #[test]
@@ -407,6 +512,43 @@ allow_weaker = true
     #[test]
     fn network_off_and_allow_weaker_false_are_not_widenings() {
         let layer = parse("[network]\nmode = \"off\"\n[sandbox]\nallow_weaker = false\n").unwrap();
-        assert!(layer.widenings().is_empty());
+        assert!(layer.widenings(&nothing_below()).is_empty());
+    }
+
+    #[test]
+    fn raising_a_limit_set_below_is_a_widening() {
+        let below =
+            Policy::from_layers(&[parse("[limits]\ntimeout = \"1s\"\nmemory = \"1G\"\n").unwrap()]);
+        let ws = parse("[limits]\ntimeout = \"30s\"\nmemory = \"512M\"\npids = 64\n").unwrap();
+        let w = ws.widenings(&below);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(
+            w[0].to_string(),
+            "limits.timeout 30s (the layers below set 1s)"
+        );
+        let kept = ws.narrowing_only(&below);
+        assert_eq!(kept.limits.get(LimitKind::Timeout), None);
+        assert_eq!(
+            kept.limits.get(LimitKind::Memory),
+            Some(Setting::Max(512 << 20))
+        );
+        assert_eq!(kept.limits.get(LimitKind::Pids), Some(Setting::Max(64)));
+        let removes = parse("[limits]\nmemory = \"unlimited\"\n").unwrap();
+        assert_eq!(removes.widenings(&below).len(), 1);
+    }
+
+    #[test]
+    fn bad_limits_name_line_and_hint() {
+        let errs = parse(
+            "[limits]\nmemory = \"lots\"\ncpu = \"half\"\ntimeout = 90\npids = true\nfile_size = 0\n",
+        )
+        .unwrap_err();
+        let lines: Vec<_> = errs.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6], "{errs:?}");
+        assert!(errs[0].to_string().contains("limits.memory"), "{}", errs[0]);
+        assert!(errs[0].hint.as_deref().unwrap_or("").contains("512M"));
+        let errs = parse("[limits]\nmemroy = \"1G\"\n").unwrap_err();
+        assert_eq!(errs[0].line, 2);
+        assert!(errs[0].hint.as_deref().unwrap_or("").contains("[limits]"));
     }
 }

@@ -1,8 +1,9 @@
-//! cordon's policy model: what a sandbox may write, read and inherit, and how layers combine.
+//! cordon's policy model: what a sandbox may write, read, inherit and use, and how layers
+//! combine.
 //!
-//! This crate is pure: it parses text it is handed, merges layers and resolves paths against
-//! directories it is told about. It never touches the file system or the kernel, so every rule
-//! here is unit-tested without a sandbox.
+//! This crate is pure: it parses text it is handed (resource limits included), merges layers
+//! and resolves paths against directories it is told about. It never touches the file system
+//! or the kernel, so every rule here is unit-tested without a sandbox.
 #![forbid(unsafe_code)]
 
 mod defaults;
@@ -10,6 +11,7 @@ mod diagnostic;
 mod domains;
 mod env;
 mod layer;
+mod limits;
 mod path;
 mod resolve;
 
@@ -20,5 +22,6 @@ pub use diagnostic::Diagnostic;
 pub use domains::{decide, DomainPattern, Host, PatternError, Verdict};
 pub use env::{env_name_matches, scrub_env, EnvDecision};
 pub use layer::{Layer, LayerSource, Network, Widening};
+pub use limits::{LimitKind, LimitLayer, Limits, Setting};
 pub use path::PathSpec;
 pub use resolve::{content_hash, hex, Policy, ResolveContext, ResolvedPaths};

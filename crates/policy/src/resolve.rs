@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::layer::{Layer, Network};
+use crate::limits::Limits;
 use crate::path::PathSpec;
 
 /// The effective policy after layering. Paths are still machine-independent.
@@ -17,6 +18,7 @@ pub struct Policy {
     pub env_keep: Vec<String>,
     pub network: Network,
     pub allow_weaker: bool,
+    pub limits: Limits,
 }
 
 /// What the policy's relative paths mean on this machine, for this run.
@@ -49,6 +51,7 @@ impl Policy {
             env_keep: Vec::new(),
             network: Network::Off,
             allow_weaker: false,
+            limits: Limits::default(),
         };
         for layer in layers {
             policy.deny_read.retain(|p| !layer.allow_read.contains(p));
@@ -64,6 +67,7 @@ impl Policy {
             if let Some(w) = layer.allow_weaker {
                 policy.allow_weaker = w;
             }
+            policy.limits.apply(&layer.limits);
         }
         policy
     }

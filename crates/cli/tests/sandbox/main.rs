@@ -11,6 +11,7 @@ mod env;
 mod exit;
 mod fs;
 mod legit;
+mod limits;
 mod net;
 mod policy;
 mod proc;

@@ -389,3 +389,31 @@ pub fn dup_to_fd3(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: fd 3 is not borrowed by anything in the child that calls this; dup3 replaces it.
     check(unsafe { libc::dup3(fd.as_raw_fd(), 3, libc::O_CLOEXEC) } as libc::c_long).map(drop)
 }
+
+#[repr(C)]
+struct Rlimit64 {
+    cur: u64,
+    max: u64,
+}
+
+/// `prlimit64(0, resource, new, &old)`: this process's (soft, hard) limit of `resource`, set
+/// to `new` first when given. Raw syscall, so nothing allocates (init calls it before fork).
+pub fn rlimit(resource: libc::c_int, new: Option<(u64, u64)>) -> io::Result<(u64, u64)> {
+    let new = new.map(|(cur, max)| Rlimit64 { cur, max });
+    let mut old = Rlimit64 { cur: 0, max: 0 };
+    let new_ptr = new
+        .as_ref()
+        .map_or(std::ptr::null(), |n| n as *const Rlimit64);
+    // SAFETY: `new` (when given) and `old` are live `struct rlimit64` values for the duration
+    // of the call; pid 0 means this process, so no other process's limits are touched.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_prlimit64,
+            0 as libc::pid_t,
+            resource,
+            new_ptr,
+            &mut old as *mut Rlimit64,
+        )
+    };
+    check(ret).map(|_| (old.cur, old.max))
+}
