@@ -156,7 +156,10 @@ fn docker_socket_under_run_is_hidden() {
     if !crate::util::is_root() {
         // Only root can bind under /run: check instead that none of the host's /run shows.
         let host: Vec<_> = std::fs::read_dir("/run").unwrap().collect();
-        assert!(!host.is_empty(), "the host's /run is empty; nothing to compare");
+        assert!(
+            !host.is_empty(),
+            "the host's /run is empty; nothing to compare"
+        );
         let run = e.sh(&[], "ls -A /run /var/run").ok();
         let listed: Vec<&str> = run
             .stdout
