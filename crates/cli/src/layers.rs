@@ -29,8 +29,7 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
     let mut ignored = None;
     let ws_file = workspace.join(WORKSPACE_FILE);
     // An empty directory there is the placeholder a running sandbox pinned: no policy.
-    let placeholder = fs::read_dir(&ws_file).is_ok_and(|mut d| d.next().is_none());
-    let layer = if placeholder {
+    let layer = if cordon_linux::is_empty_dir(&ws_file) {
         None
     } else {
         read_layer(&ws_file, LayerSource::Workspace(ws_file.clone()), false)?

@@ -24,7 +24,7 @@ mod weaker;
 pub use error::{PrepareError, RunError, Stage};
 pub use limits::{LimitError, Limits, Mechanism, Trip};
 pub use mounts::{Mount, MountKind};
-pub use prepare::{prepare, Placeholder, Plan};
+pub use prepare::{is_empty_dir, prepare, Placeholder, Plan};
 pub use spawn::{run, Outcome};
 
 use std::ffi::OsString;

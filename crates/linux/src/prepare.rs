@@ -51,7 +51,7 @@ impl Placeholder {
             return false;
         };
         if self.is_dir {
-            meta.is_dir() && fs::read_dir(&self.path).is_ok_and(|mut d| d.next().is_none())
+            meta.is_dir() && is_empty_dir(&self.path)
         } else {
             meta.is_file()
                 && meta.len() == self.content.len() as u64
@@ -68,6 +68,12 @@ impl Placeholder {
             }
         }
     }
+}
+
+/// Whether `path` is an empty directory: at a protected path, that is a placeholder (this
+/// run's or a concurrent one's), never a real `.git` or policy file.
+pub fn is_empty_dir(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }
 
 /// Placeholders this run relies on, and a shared lock on each directory that holds them.
@@ -234,7 +240,7 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
         }
     }
     for d in plan.spec.deny_read.clone() {
-        hide(&d, &workspace, &mut plan)?;
+        hide(&d, &mut plan)?;
     }
     if plan.spec.mode == Mode::Namespaces {
         base_mounts(&mut plan);
@@ -308,8 +314,8 @@ fn hide_host_sockets(plan: &mut Plan) -> Result<(), PrepareError> {
             )
         });
         if !covered {
-            let workspace = plan.workspace.clone();
-            hide(&sock, &workspace, plan)?;
+            // Already canonical; a socket is never an ancestor of the workspace.
+            cover(sock, plan)?;
         }
     }
     Ok(())
@@ -328,7 +334,7 @@ fn git_layout(workspace: &Path) -> Result<Option<GitLayout>, PrepareError> {
     }
     if meta.is_dir() {
         // An empty `.git` is a placeholder (this or a concurrent run's), not a repository.
-        if fs::read_dir(&dot_git).is_ok_and(|mut d| d.next().is_none()) {
+        if is_empty_dir(&dot_git) {
             return Ok(None);
         }
         return Ok(Some(GitLayout {
@@ -464,7 +470,7 @@ fn looks_like_file(p: &Path) -> bool {
 }
 
 /// Hides a denied path (its canonical target, so a link to it is no way round).
-fn hide(path: &Path, workspace: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
+fn hide(path: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
     // One lstat first: most of the default set is absent, and canonicalize costs a readlink
     // per component.
     if fs::symlink_metadata(path).is_err() {
@@ -473,12 +479,17 @@ fn hide(path: &Path, workspace: &Path, plan: &mut Plan) -> Result<(), PrepareErr
     let Ok(real) = fs::canonicalize(path) else {
         return Ok(()); // nothing there to hide; the sandbox cannot create it outside writable roots
     };
-    if workspace.starts_with(&real) {
+    if plan.workspace.starts_with(&real) {
         return Err(io_err("deny-read", path)(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("would hide the workspace {}", workspace.display()),
+            format!("would hide the workspace {}", plan.workspace.display()),
         )));
     }
+    cover(real, plan)
+}
+
+/// Puts an empty, unreadable mount over `real`, a canonical path that exists.
+fn cover(real: PathBuf, plan: &mut Plan) -> Result<(), PrepareError> {
     let meta = fs::metadata(&real).map_err(io_err("reading", &real))?;
     let kind = if meta.is_dir() {
         MountKind::HideDir
