@@ -230,9 +230,11 @@ fn spawn_and_wait(
         timed_out: false,
         limits: &plan.limits,
     };
-    let (raw, reaped) = match waiter.result(result_r) {
+    // One signalfd for both waits (the signals are blocked since before the clone).
+    let signals = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok();
+    let (raw, reaped) = match waiter.result(result_r, signals.as_ref()) {
         Some(raw) => (raw, false),
-        None => (encode_status(waiter.wait_child()), true),
+        None => (encode_status(waiter.wait_child(signals.as_ref())), true),
     };
     if plan.limits.has_cgroup() && !reaped {
         // The cgroup's counters are final, and it can be removed, once init is gone.
@@ -298,9 +300,9 @@ impl Waiter<'_> {
     /// Init writes it only after every process in the namespace has been reaped, so cordon can
     /// return without waiting for the kernel to tear the namespaces down (init's own exit).
     /// `None` when the channel closed without a report (Landlock-only mode, or init died).
-    fn result(&mut self, result: OwnedFd) -> Option<i32> {
+    fn result(&mut self, result: OwnedFd, signals: Option<&SignalFd>) -> Option<i32> {
         use nix::poll::{poll, PollFd, PollFlags};
-        let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok()?;
+        let sfd = signals?;
         let mut buf = [0u8; 4];
         let mut got = 0;
         loop {
@@ -342,10 +344,9 @@ impl Waiter<'_> {
     }
 
     /// Waits for our child, forwarding signals that someone sent to cordon with kill().
-    fn wait_child(&mut self) -> WaitStatus {
+    fn wait_child(&mut self, signals: Option<&SignalFd>) -> WaitStatus {
         use nix::poll::{poll, PollFd, PollFlags};
         let child = self.child;
-        let sfd = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok();
         loop {
             match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => {}
@@ -354,7 +355,7 @@ impl Waiter<'_> {
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(_) => return WaitStatus::Exited(child, 125),
             }
-            let Some(sfd) = sfd.as_ref() else {
+            let Some(sfd) = signals else {
                 // No signalfd: fall back to a blocking wait (signals then stay queued).
                 return waitpid(child, None).unwrap_or(WaitStatus::Exited(child, 125));
             };
