@@ -30,6 +30,9 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     };
     let usable = abi > 0 && userns.is_ok();
     let limits = probe::limits();
+    // Tried for real by the limits probe (a cgroup made and removed), not guessed from
+    // permissions.
+    let delegated = matches!(limits, Mechanism::CgroupV1(_) | Mechanism::CgroupV2(_));
     let table = guarantees::for_run(mode, NetMode::Off, abi, guarantees::limits_here(&limits));
     let (limits_by, controllers, limits_why) = match &limits {
         Mechanism::CgroupV2(c) => ("cgroup-v2", c.clone(), None),
@@ -48,7 +51,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
                 "version": cg.version,
                 "v1_controllers": cg.v1_controllers,
                 "v2_controllers": cg.v2_controllers,
-                "delegated": cg.delegated,
+                "delegated": delegated,
             },
             "overlayfs_in_userns": overlay.is_ok(),
             "limits": {
@@ -96,7 +99,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         } else {
             cg.v2_controllers.join(",")
         },
-        yes_no(cg.delegated)
+        yes_no(delegated)
     );
     println!("overlayfs in userns    {}", yes_no(overlay.is_ok()));
     println!(

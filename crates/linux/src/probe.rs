@@ -105,7 +105,7 @@ pub fn userns_knobs() -> Vec<(String, String)> {
     .collect()
 }
 
-/// What cgroups this machine has, and whether this user may manage them.
+/// What cgroups this machine has. Whether this user can make one is `limits()`, which tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cgroups {
     /// `v2`, `v1`, `hybrid` (v1 controllers beside a v2 mount) or `none`.
@@ -114,8 +114,6 @@ pub struct Cgroups {
     pub v1_controllers: Vec<String>,
     /// Controllers enabled at the v2 mount's root.
     pub v2_controllers: Vec<String>,
-    /// Whether this user can create a child cgroup where limits would go.
-    pub delegated: bool,
 }
 
 /// Reads /proc/self/mounts and the cgroup files.
@@ -155,38 +153,11 @@ pub fn cgroups() -> Cgroups {
         (true, true) => "v2",
         (true, false) => "none",
     };
-    let delegated = if !v2_controllers.is_empty() {
-        own_cgroup_writable(v2_root.as_deref(), "0::")
-    } else {
-        mounts
-            .lines()
-            .filter(|l| l.contains(" cgroup ") && l.contains("memory"))
-            .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
-            .any(|root| own_cgroup_writable(Some(&root), "memory"))
-    };
     Cgroups {
         version,
         v1_controllers: v1,
         v2_controllers,
-        delegated,
     }
-}
-
-fn own_cgroup_writable(root: Option<&str>, key: &str) -> bool {
-    let Some(root) = root else { return false };
-    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let rel = own.lines().find_map(|l| {
-        let mut parts = l.splitn(3, ':');
-        let (id, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
-        let matches = if key == "0::" {
-            id == "0" && ctrls.is_empty()
-        } else {
-            ctrls.split(',').any(|c| c == key)
-        };
-        matches.then(|| path.trim_start_matches('/').to_string())
-    });
-    let Some(rel) = rel else { return false };
-    nix::unistd::access(&Path::new(root).join(rel), nix::unistd::AccessFlags::W_OK).is_ok()
 }
 
 /// An AppArmor profile that lets the installed cordon binary create user namespaces on
