@@ -74,6 +74,31 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         detail: Option<String>,
     },
+    /// A decision of cordon's egress proxy (`--net allow`) on one request: CONNECT tunnel
+    /// or plain-HTTP request. Reported when it ends, with what crossed it.
+    Network {
+        /// `CONNECT`, `GET`, `POST`, …
+        method: String,
+        /// The destination as the client named it (lowercased).
+        host: String,
+        port: u16,
+        /// `allowed`, `refused` (by policy; nothing was sent), or `failed` (allowed, but
+        /// the destination could not be reached).
+        decision: String,
+        /// The allow-list entry that matched.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        rule: Option<String>,
+        /// Why it was refused or failed: `code: explanation` (the code is the response's
+        /// `X-Cordon-Refused` header).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        reason: Option<String>,
+        /// The address the proxy connected to.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        address: Option<String>,
+        bytes_up: u64,
+        bytes_down: u64,
+        duration_ms: u64,
+    },
 }
 
 /// An event with when and for which run it happened.

@@ -29,8 +29,8 @@ pub enum Command {
     /// Approve the workspace's .cordon.toml as it is now, so its widening takes effect.
     ///
     /// The agent may have written that file, so anything in it that widens the boundary
-    /// (allow_write, allow_read, unprotect, env.keep, network, allow_weaker, a limit raised or
-    /// removed) is ignored until
+    /// (allow_write, allow_read, unprotect, env.keep, network mode, allow, hosts and
+    /// allow_local_destinations, allow_weaker, a limit raised or removed) is ignored until
     /// a human approves this exact content. Editing the file withdraws the approval.
     Approve(ApproveArgs),
 }
@@ -39,7 +39,8 @@ pub enum Command {
 pub enum NetArg {
     /// No network: a fresh network namespace with only loopback.
     Off,
-    /// Only --allow-domain names, through cordon's proxy (not in this build yet).
+    /// Only the allowed domains, through cordon's proxy at http://127.0.0.1:3128 inside the
+    /// sandbox (announced in the usual proxy variables); nothing else leaves.
     Allow,
     /// The host's network, unrestricted.
     Full,
@@ -65,10 +66,13 @@ pub struct RunArgs {
     /// Network mode.
     #[arg(long, value_enum, value_name = "MODE")]
     pub net: Option<NetArg>,
-    /// Allow a domain through cordon's proxy; implies --net allow (repeatable).
+    /// Allow a destination through cordon's proxy: an exact name (crates.io), `*.example.com`
+    /// for its subdomains only (not example.com itself), or an IP address (matches only that
+    /// address written literally). Repeatable; implies --net allow.
     #[arg(long, value_name = "PATTERN")]
     pub allow_domain: Vec<String>,
-    /// Let allowed names resolve to loopback/private addresses.
+    /// Let allowed names resolve to loopback, private, link-local or cloud-metadata addresses;
+    /// without it such destinations are refused, whatever name led there.
     #[arg(long)]
     pub allow_local_destinations: bool,
     /// Memory for the whole process tree, swap included: 512M, 2G, 1.5GiB or bytes (K/M/G/T

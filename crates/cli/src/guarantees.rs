@@ -41,8 +41,12 @@ pub fn for_run(
     out.push(match (mode, net) {
         (_, NetMode::Full) => g("network", "not_enforced", "--net full: the host network"),
         (Mode::Namespaces, NetMode::Off) => g("network", "enforced", "network namespace with loopback only; empty /run and mounts over every socket in /proc/net/unix hide host daemon sockets; Landlock scopes abstract sockets"),
-        (Mode::LandlockOnly, NetMode::Off) => g("network", "weakened", "Landlock refuses TCP bind/connect; UDP, DNS and Unix sockets are not blocked"),
+        (Mode::Namespaces, NetMode::Proxied { .. }) => g("network", "enforced", "network namespace with loopback only (no route out, no DNS); host daemon sockets hidden as with --net off; the only way out is cordon's proxy"),
+        (Mode::LandlockOnly, _) => g("network", "weakened", "Landlock refuses TCP bind/connect; UDP, DNS and Unix sockets are not blocked"),
     });
+    if let NetMode::Proxied { port } = net {
+        out.push(allow_list(port));
+    }
     out.push(g(
         "syscalls",
         "enforced",
@@ -50,6 +54,15 @@ pub fn for_run(
     ));
     out.push(limits);
     out
+}
+
+/// The allow-list row: what cordon's proxy checks.
+pub fn allow_list(port: u16) -> GuaranteeStatus {
+    g(
+        "allow-list",
+        "enforced",
+        &format!("cordon's proxy on 127.0.0.1:{port} inside the sandbox decides every request: allowed domains only, deny beats allow, CONNECT host = TLS SNI, Host header = URL, names resolved by the proxy, local destinations refused unless allowed"),
+    )
 }
 
 const NO_CORE: &str = "no core files (RLIMIT_CORE 0)";

@@ -5,7 +5,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use cordon_policy::{
-    builtin, content_hash, Diagnostic, Layer, LayerSource, LimitKind, Network, PathSpec, Policy,
+    builtin, content_hash, Diagnostic, DomainPattern, Layer, LayerSource, LimitKind, Network,
+    PathSpec, Policy,
 };
 
 use crate::args::{NetArg, RunArgs};
@@ -110,6 +111,20 @@ fn flags_layer(args: &RunArgs, cwd: &Path) -> Result<Layer, Failure> {
         (Some(NetArg::Full), true) => Some(Network::Full),
         (None, true) => None,
     };
+    for text in &args.allow_domain {
+        let pattern = DomainPattern::parse(text).map_err(|e| {
+            Failure::setup(format!("--allow-domain {text}: {e}")).with_hint(
+                "--allow-domain takes an exact name (crates.io), `*.example.com` for its \
+                 subdomains only, or an IP address; repeat it for each domain",
+            )
+        })?;
+        if !layer.net_allow.contains(&pattern) {
+            layer.net_allow.push(pattern);
+        }
+    }
+    if args.allow_local_destinations {
+        layer.allow_local_destinations = Some(true);
+    }
     if args.allow_weaker {
         layer.allow_weaker = Some(true);
     }

@@ -4,6 +4,7 @@
 mod args;
 mod dirs;
 mod doctor;
+mod egress;
 mod failure;
 mod guarantees;
 mod layers;

@@ -11,6 +11,7 @@ use cordon_policy::{scrub_env, LimitKind, Network, Policy, ResolveContext};
 
 use crate::args::RunArgs;
 use crate::dirs;
+use crate::egress;
 use crate::failure::{Failure, EXIT_SETUP};
 use crate::guarantees;
 use crate::layers;
@@ -24,7 +25,6 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .canonicalize()
         .map_err(|e| Failure::setup(format!("workspace {}: {e}", workspace.display())))?;
     refuse_broad_workspace(&workspace)?;
-    refuse_unbuilt(&args)?;
     let loaded = layers::load(&args, &workspace, &cwd)?;
     let run_id = run_id();
     let mut audit = open_audit(args.audit.as_deref())?;
@@ -48,12 +48,14 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let net = match policy.network {
         Network::Off => NetMode::Off,
         Network::Full => NetMode::Full,
-        Network::Allow => return Err(Failure::setup(
-            "network mode `allow` (domain allow-list through cordon's proxy) is not in this build",
-        )
-        .with_hint("use --net off (default) or --net full")),
+        Network::Allow => NetMode::Proxied {
+            port: egress::PROXY_PORT,
+        },
     };
-    let (env, removed) = scrubbed_env(policy);
+    let (mut env, removed) = scrubbed_env(policy);
+    if matches!(net, NetMode::Proxied { .. }) {
+        egress::point_at_proxy(&mut env);
+    }
     let spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
     let mut plan = cordon_linux::prepare(spec).map_err(prepare_failure)?;
     for note in &plan.notes {
@@ -69,7 +71,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let mut result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
-    if policy.allow_weaker && matches!(&result, Err(e) if userns_unusable(e)) {
+    // The allow-list has no Landlock-only form (it needs a network namespace): no fallback.
+    let proxied = matches!(net, NetMode::Proxied { .. });
+    if policy.allow_weaker && !proxied && matches!(&result, Err(e) if userns_unusable(e)) {
         eprintln!(
             "cordon: user namespaces are unavailable; running in the Landlock-only mode you allowed: \
 writes are confined, but reads, protected paths, processes and UDP/Unix sockets are NOT isolated"
@@ -156,7 +160,21 @@ fn start(
             env_removed: removed.to_vec(),
         },
     );
-    cordon_linux::run(plan)
+    let mut sandbox = cordon_linux::spawn(plan)?;
+    let Some(listener) = sandbox.take_listener() else {
+        return sandbox.wait();
+    };
+    // The command has not started yet: if the proxy cannot serve, it never does.
+    let proxy = egress::start(listener, &policy.egress, audit.take(), run_id).map_err(|e| {
+        RunError::Setup {
+            stage: Stage::ProxyListener,
+            errno: e.raw_os_error().unwrap_or(0),
+            detail: format!("cordon's proxy could not start: {e}"),
+        }
+    })?;
+    let outcome = sandbox.wait();
+    *audit = proxy.finish();
+    outcome
 }
 
 /// A failure before anything ran that means this machine cannot give us a user namespace.
@@ -197,16 +215,6 @@ fn refuse_broad_workspace(workspace: &Path) -> Result<(), Failure> {
         .with_hint("pass -w PROJECT_DIR, the folder the agent works in"));
     }
     Ok(())
-}
-
-fn refuse_unbuilt(args: &RunArgs) -> Result<(), Failure> {
-    if !args.allow_local_destinations {
-        return Ok(());
-    }
-    Err(Failure::setup(
-        "--allow-local-destinations cannot be enforced by this build yet, so cordon will not pretend to",
-    )
-    .with_hint("run without it, or use a cordon build with the domain allow-list proxy"))
 }
 
 fn prepare_failure(e: PrepareError) -> Failure {

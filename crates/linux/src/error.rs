@@ -14,6 +14,7 @@ pub enum Stage {
     MountView,
     PivotRoot,
     Loopback,
+    ProxyListener,
     Limits,
     Fork,
     Capabilities,
@@ -27,7 +28,7 @@ pub enum Stage {
 
 impl Stage {
     /// Stages in the order they run (ARCHITECTURE.md lists them in this order).
-    pub const ALL: [Stage; 17] = [
+    pub const ALL: [Stage; 18] = [
         Stage::SingleThread,
         Stage::Clone,
         Stage::UidMap,
@@ -36,6 +37,7 @@ impl Stage {
         Stage::MountView,
         Stage::PivotRoot,
         Stage::Loopback,
+        Stage::ProxyListener,
         Stage::Limits,
         Stage::Fork,
         Stage::Capabilities,
@@ -57,6 +59,7 @@ impl Stage {
             Stage::MountView => "mount view",
             Stage::PivotRoot => "pivot_root",
             Stage::Loopback => "loopback",
+            Stage::ProxyListener => "proxy listener",
             Stage::Limits => "resource limits",
             Stage::Fork => "fork command",
             Stage::Capabilities => "drop capabilities",

@@ -25,6 +25,8 @@ pub struct InitFds {
     pub result: OwnedFd,
     /// Read end of a pipe only the parent writes: hang-up means cordon died.
     pub lifeline: OwnedFd,
+    /// With a proxied network: the socket on which init hands cordon the proxy's listener.
+    pub proxy: Option<OwnedFd>,
 }
 
 /// Runs as pid 1; never returns.
@@ -67,7 +69,7 @@ pub fn main(
         );
     }
     let _ = nix::unistd::sethostname("cordon");
-    if plan.spec.net == NetMode::Off {
+    if plan.spec.net.isolated() {
         if let Err(e) = loopback_up() {
             fail_stage(
                 status,
@@ -75,6 +77,21 @@ pub fn main(
                 e.raw_os_error().unwrap_or(0),
                 &e.to_string(),
             );
+        }
+    }
+    if let (NetMode::Proxied { port }, Some(channel)) = (plan.spec.net, &fds.proxy) {
+        // The command starts only once cordon's proxy serves the listener (second go-ahead),
+        // so its first connection meets the proxy, never a missing or foreign listener.
+        if let Err(e) = hand_over_listener(port, channel) {
+            fail_stage(
+                status,
+                Stage::ProxyListener,
+                e.raw_os_error().unwrap_or(0),
+                &format!("127.0.0.1:{port}: {e}"),
+            );
+        }
+        if !go_ahead(&fds.lifeline) {
+            sys::exit_now(125);
         }
     }
     // Set here, before the fork, so the command and everything it starts inherit them.
@@ -140,6 +157,14 @@ fn write_id_maps(uid: u32, gid: u32) -> std::io::Result<()> {
     fs::write("/proc/self/setgroups", "deny")?;
     fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
     fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+}
+
+/// Binds the proxy's listener inside this network namespace and sends it to cordon, which
+/// serves it from the host's side. Init keeps no copy: when cordon's proxy goes, so does the
+/// listener, and connections are refused rather than queued.
+fn hand_over_listener(port: u16, channel: &OwnedFd) -> std::io::Result<()> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+    sys::send_fd(channel.as_fd(), listener.as_fd())
 }
 
 fn loopback_up() -> std::io::Result<()> {

@@ -25,7 +25,7 @@ pub use error::{PrepareError, RunError, Stage};
 pub use limits::{LimitError, Limits, Mechanism, Trip};
 pub use mounts::{Mount, MountKind};
 pub use prepare::{is_empty_dir, prepare, Placeholder, Plan};
-pub use spawn::{run, Outcome};
+pub use spawn::{run, spawn, Outcome, Sandbox};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -45,8 +45,19 @@ pub enum Mode {
 pub enum NetMode {
     /// A fresh network namespace with only loopback.
     Off,
+    /// The same namespace, plus a TCP listener on `127.0.0.1:port` inside it that init makes
+    /// and hands to cordon ([`Sandbox::take_listener`]): cordon's proxy serves it from the
+    /// host side, so the only way out is a connection the proxy accepts and decides on.
+    Proxied { port: u16 },
     /// The host's network.
     Full,
+}
+
+impl NetMode {
+    /// Whether the sandbox gets its own network namespace (no route to the host's network).
+    pub fn isolated(self) -> bool {
+        !matches!(self, NetMode::Full)
+    }
 }
 
 /// Everything the backend needs to confine one command. Paths are absolute.

@@ -77,28 +77,52 @@ fn setup_err(stage: Stage) -> impl FnOnce(nix::errno::Errno) -> RunError {
     move |e| RunError::setup(stage, e, e as i32)
 }
 
-/// Runs the plan to completion.
+/// Runs the plan to completion: [`spawn`], then [`Sandbox::wait`].
 pub fn run(plan: &Plan) -> Result<Outcome, RunError> {
-    match plan.spec.mode {
-        Mode::Namespaces => run_with(plan, &plan.writable, &plan.spec.env),
+    spawn(plan)?.wait()
+}
+
+/// A sandbox whose first process exists and sits in the run's cgroup, but whose command has
+/// not started: with a proxied network it waits for [`Sandbox::wait`], so that cordon can
+/// serve the listener ([`Sandbox::take_listener`]) first. Dropping it kills the sandbox.
+pub struct Sandbox<'a> {
+    plan: &'a Plan,
+    child: Pid,
+    status_r: Option<OwnedFd>,
+    result_r: Option<OwnedFd>,
+    lifeline_w: Option<OwnedFd>,
+    listener: Option<OwnedFd>,
+    /// The signal mask before cordon blocked the forwarded signals; restored on drop.
+    old_mask: SigSet,
+    /// Landlock-only mode: the directory standing in for /tmp, removed on drop.
+    _tmp: Option<weaker::PrivateTmp>,
+    /// Set once the child has been reaped (or its exit no longer matters).
+    finished: bool,
+}
+
+/// Creates the sandbox (see [`Sandbox`]). With [`NetMode::Proxied`], returns once init has
+/// handed over the proxy's listener.
+pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
+    let (tmp, writable, env) = match plan.spec.mode {
+        Mode::Namespaces => (None, plan.writable.clone(), plan.spec.env.clone()),
         Mode::LandlockOnly => {
+            if matches!(plan.spec.net, NetMode::Proxied { .. }) {
+                return Err(RunError::setup(
+                    Stage::ProxyListener,
+                    "the allow-list proxy needs a network namespace, which the Landlock-only mode does not have",
+                    0,
+                ));
+            }
             // No private /tmp without a mount namespace: a fresh directory stands in for it.
             let tmp = weaker::PrivateTmp::create().map_err(|e| {
                 RunError::setup(Stage::MountView, &e, e.raw_os_error().unwrap_or(0))
             })?;
             let writable = weaker::writable(plan, tmp.path());
             let env = weaker::env_with_tmpdir(&plan.spec.env, tmp.path());
-            run_with(plan, &writable, &env)
+            (Some(tmp), writable, env)
         }
-    }
-}
-
-fn run_with(
-    plan: &Plan,
-    writable: &[std::path::PathBuf],
-    env: &[(std::ffi::OsString, std::ffi::OsString)],
-) -> Result<Outcome, RunError> {
-    let prepared = Prepared::new(&plan.spec, env, &plan.workspace)
+    };
+    let prepared = Prepared::new(&plan.spec, &env, &plan.workspace)
         .map_err(|e| RunError::setup(Stage::Exec, &e, e.raw_os_error().unwrap_or(0)))?;
     let landlock = probe::landlock_abi() > 0;
     // Landlock is the second wall in namespace mode and the only one in Landlock-only mode.
@@ -113,6 +137,10 @@ fn run_with(
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (result_r, result_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (lifeline_r, lifeline_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
+    let proxy = match plan.spec.net {
+        NetMode::Proxied { .. } => Some(listener_channel()?),
+        _ => None,
+    };
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(
         SigmaskHow::SIG_BLOCK,
@@ -120,27 +148,64 @@ fn run_with(
         Some(&mut old_mask),
     )
     .map_err(setup_err(Stage::Clone))?;
-    let result = spawn_and_wait(
+    let (proxy_parent, proxy_child) = proxy.unzip();
+    let child = match clone_child(
         plan,
-        writable,
+        &writable,
         &prepared,
         landlock,
-        [
-            status_r, status_w, result_r, result_w, lifeline_r, lifeline_w,
-        ],
-    );
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-    result
+        InitFds {
+            status: status_w,
+            result: result_w,
+            lifeline: lifeline_r,
+            proxy: proxy_child,
+        },
+    ) {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+            return Err(e);
+        }
+    };
+    let mut sandbox = Sandbox {
+        plan,
+        child,
+        status_r: Some(status_r),
+        result_r: Some(result_r),
+        lifeline_w: Some(lifeline_w),
+        listener: None,
+        old_mask,
+        _tmp: tmp,
+        finished: false,
+    };
+    sandbox.start_init()?;
+    if let Some(channel) = proxy_parent {
+        sandbox.receive_listener(channel)?;
+    }
+    Ok(sandbox)
 }
 
-fn spawn_and_wait(
+/// A connected pair of Unix sockets on which init sends the proxy's listener.
+fn listener_channel() -> Result<(OwnedFd, OwnedFd), RunError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(setup_err(Stage::ProxyListener))
+}
+
+/// Clones the sandbox's first process; in the child, never returns. The parent's copies of
+/// the child's ends are closed when `fds` is dropped here.
+fn clone_child(
     plan: &Plan,
     writable: &[std::path::PathBuf],
     prepared: &Prepared,
     landlock: bool,
-    fds: [OwnedFd; 6],
-) -> Result<Outcome, RunError> {
-    let [status_r, status_w, result_r, result_w, lifeline_r, lifeline_w] = fds;
+    fds: InitFds,
+) -> Result<Pid, RunError> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let flags = match plan.spec.mode {
@@ -150,7 +215,7 @@ fn spawn_and_wait(
                 | libc::CLONE_NEWPID
                 | libc::CLONE_NEWIPC
                 | libc::CLONE_NEWUTS;
-            if plan.spec.net == NetMode::Off {
+            if plan.spec.net.isolated() {
                 f |= libc::CLONE_NEWNET;
             }
             f
@@ -159,100 +224,146 @@ fn spawn_and_wait(
     };
     // Both children end in exec or _exit: init::main and weaker::main never return. Each
     // first waits for cordon's go-ahead on the lifeline, sent once it is in the run's cgroup.
-    let pid = match sys::clone_fork(flags) {
+    match sys::clone_fork(flags) {
         Ok(CloneResult::Child) => {
-            drop(status_r);
-            drop(result_r);
-            drop(lifeline_w);
             if plan.spec.mode == Mode::LandlockOnly {
-                if !init::go_ahead(&lifeline_r) {
+                if !init::go_ahead(&fds.lifeline) {
                     sys::exit_now(125);
                 }
                 // No init in this mode: the command's own process sets what it inherits.
                 if let Err(e) = limits::apply(plan.limits.rlimits()) {
                     let errno = e.raw_os_error().unwrap_or(0);
-                    fail_stage(status_w.as_fd(), Stage::Limits, errno, &e.to_string());
+                    fail_stage(fds.status.as_fd(), Stage::Limits, errno, &e.to_string());
                 }
+                weaker::main(plan, writable, prepared, landlock, fds.status)
             }
-            match plan.spec.mode {
-                Mode::Namespaces => init::main(
-                    plan,
-                    prepared,
-                    uid,
-                    gid,
-                    landlock,
-                    InitFds {
-                        status: status_w,
-                        result: result_w,
-                        lifeline: lifeline_r,
-                    },
-                ),
-                Mode::LandlockOnly => weaker::main(plan, writable, prepared, landlock, status_w),
-            }
+            init::main(plan, prepared, uid, gid, landlock, fds)
         }
-        Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),
-        Err(e) => {
+        Ok(CloneResult::Parent(pid)) => Ok(Pid::from_raw(pid)),
+        Err(e) => Err(RunError::setup(
+            Stage::Clone,
+            &e,
+            e.raw_os_error().unwrap_or(0),
+        )),
+    }
+}
+
+impl Sandbox<'_> {
+    /// Puts the child into the run's cgroup and lets it start building the sandbox.
+    fn start_init(&mut self) -> Result<(), RunError> {
+        // Race-free placement: the child is blocked reading the lifeline, so it runs nothing
+        // before it is in the cgroup, and everything it starts is born there. (Moving cordon
+        // itself into the cgroup around clone would charge cordon's own memory to the sandbox.)
+        if let Err(e) = self.plan.limits.place(self.child.as_raw()) {
+            let errno = e.raw_os_error().unwrap_or(0);
             return Err(RunError::setup(
-                Stage::Clone,
-                &e,
-                e.raw_os_error().unwrap_or(0),
-            ))
+                Stage::Limits,
+                format!("cgroup: {e}"),
+                errno,
+            ));
         }
-    };
-    drop(status_w);
-    drop(result_w);
-    drop(lifeline_r);
-    // Race-free placement: the child is blocked reading the lifeline, so it runs nothing
-    // before it is in the cgroup, and everything it starts is born there. (Moving cordon
-    // itself into the cgroup around clone would charge cordon's own memory to the sandbox.)
-    if let Err(e) = plan.limits.place(pid.as_raw()) {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        let errno = e.raw_os_error().unwrap_or(0);
-        return Err(RunError::setup(
-            Stage::Limits,
-            format!("cgroup: {e}"),
-            errno,
-        ));
+        // If the child is already gone, the status pipe says why.
+        self.go_ahead();
+        Ok(())
     }
-    // If the child is already gone, the status pipe says why.
-    let _ = sys::write_all(lifeline_w.as_fd(), b"!");
-    // EOF on the status pipe: the command exec'd (or its first process died).
-    let report = read_all(status_r);
-    if !report.is_empty() {
-        let _ = waitpid(pid, None);
-        drop(lifeline_w);
-        return Err(parse_report(&report));
+
+    fn go_ahead(&self) {
+        if let Some(w) = &self.lifeline_w {
+            let _ = sys::write_all(w.as_fd(), b"!");
+        }
     }
-    let mut waiter = Waiter {
-        child: pid,
-        deadline: plan.spec.limits.timeout.map(|t| Instant::now() + t),
-        timed_out: false,
-        limits: &plan.limits,
-    };
-    // One signalfd for both waits (the signals are blocked since before the clone).
-    let signals = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok();
-    let (raw, reaped) = match waiter.result(result_r, signals.as_ref()) {
-        Some(raw) => (raw, false),
-        None => (encode_status(waiter.wait_child(signals.as_ref())), true),
-    };
-    if plan.limits.has_cgroup() && !reaped {
-        // The cgroup's counters are final, and it can be removed, once init is gone.
-        let _ = waitpid(pid, None);
+
+    /// Waits for init's listener; if init fails first, its report says why.
+    fn receive_listener(&mut self, channel: OwnedFd) -> Result<(), RunError> {
+        match sys::recv_fd(channel.as_fd()) {
+            Ok(Some(fd)) => {
+                self.listener = Some(fd);
+                Ok(())
+            }
+            Ok(None) | Err(_) => Err(self.failure().unwrap_or_else(|| {
+                RunError::setup(
+                    Stage::ProxyListener,
+                    "the sandbox's init ended before handing over the proxy listener",
+                    0,
+                )
+            })),
+        }
     }
-    drop(lifeline_w);
-    let signal = libc::WIFSIGNALED(raw).then(|| libc::WTERMSIG(raw));
-    let mut exit_code = init::exit_code(raw);
-    let mut trips = plan.limits.trips(signal, exit_code);
-    if waiter.timed_out {
-        trips.insert(0, Trip::Timeout);
-        exit_code = EXIT_TIMEOUT;
+
+    /// The setup failure the child reported, once its status pipe closed (None: exec'd).
+    fn failure(&mut self) -> Option<RunError> {
+        let report = read_all(self.status_r.take()?);
+        if report.is_empty() {
+            return None;
+        }
+        let _ = waitpid(self.child, None);
+        self.finished = true;
+        Some(parse_report(&report))
     }
-    Ok(Outcome {
-        exit_code,
-        signal,
-        trips,
-    })
+
+    /// The TCP listener on `127.0.0.1:port` inside the sandbox's network namespace (only
+    /// with [`NetMode::Proxied`]). Connections accepted on it come from the sandbox; sockets
+    /// cordon opens itself are in the host's namespace.
+    pub fn take_listener(&mut self) -> Option<OwnedFd> {
+        self.listener.take()
+    }
+
+    /// Lets the command start and waits for the sandbox to end.
+    pub fn wait(mut self) -> Result<Outcome, RunError> {
+        if matches!(self.plan.spec.net, NetMode::Proxied { .. }) {
+            // The second go-ahead: the proxy is serving, init may start the command.
+            self.go_ahead();
+        }
+        // EOF on the status pipe: the command exec'd (or its first process died).
+        if let Some(e) = self.failure() {
+            return Err(e);
+        }
+        let plan = self.plan;
+        let mut waiter = Waiter {
+            child: self.child,
+            deadline: plan.spec.limits.timeout.map(|t| Instant::now() + t),
+            timed_out: false,
+            limits: &plan.limits,
+        };
+        // One signalfd for both waits (the signals are blocked since before the clone).
+        let signals = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok();
+        let result = self.result_r.take();
+        let (raw, reaped) = match result.and_then(|r| waiter.result(r, signals.as_ref())) {
+            Some(raw) => (raw, false),
+            None => (encode_status(waiter.wait_child(signals.as_ref())), true),
+        };
+        if plan.limits.has_cgroup() && !reaped {
+            // The cgroup's counters are final, and it can be removed, once init is gone.
+            let _ = waitpid(self.child, None);
+        }
+        // Init has reported (everything inside is reaped) or been reaped: nothing to kill.
+        self.finished = true;
+        let signal = libc::WIFSIGNALED(raw).then(|| libc::WTERMSIG(raw));
+        let mut exit_code = init::exit_code(raw);
+        let mut trips = plan.limits.trips(signal, exit_code);
+        if waiter.timed_out {
+            trips.insert(0, Trip::Timeout);
+            exit_code = EXIT_TIMEOUT;
+        }
+        Ok(Outcome {
+            exit_code,
+            signal,
+            trips,
+        })
+    }
+}
+
+impl Drop for Sandbox<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Never started, or abandoned: nothing of it may outlive cordon's decision.
+            let _ = kill(self.child, Signal::SIGKILL);
+            let _ = waitpid(self.child, None);
+        }
+        // Hanging up the lifeline tells init (if still there) that cordon is done.
+        self.lifeline_w.take();
+        let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
+    }
 }
 
 fn read_all(fd: OwnedFd) -> Vec<u8> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exec::{confine_and_exec, Prepared};
 use crate::landlock_rules::Extra;
-use crate::{NetMode, Plan};
+use crate::Plan;
 
 /// The command's process in Landlock-only mode; never returns.
 pub fn main(
@@ -23,7 +23,7 @@ pub fn main(
 ) -> ! {
     crate::init::reset_signals();
     let extra = Extra {
-        deny_tcp: plan.spec.net == NetMode::Off,
+        deny_tcp: plan.spec.net.isolated(),
         scope: true,
     };
     confine_and_exec(prepared, writable, extra, landlock, status)

@@ -1,11 +1,14 @@
 //! One policy layer (built-in, a TOML file, or flags) and what in it widens the boundary.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::diagnostic::Diagnostic;
+use crate::domains::{DomainPattern, Host};
 use crate::limits::{LimitKind, LimitLayer, Setting};
 use crate::path::PathSpec;
 use crate::resolve::Policy;
@@ -36,8 +39,8 @@ impl LayerSource {
     }
 }
 
-/// Network mode. Only `off` and `full` are enforced by this build; `allow` is parsed so that
-/// a policy written for it gets a clear refusal rather than a syntax error.
+/// Network mode: `off` (only loopback), `allow` (only the allow-list, through cordon's proxy)
+/// or `full` (the host's network).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Network {
     Off,
@@ -72,6 +75,12 @@ pub enum Widening {
     Unprotect(PathBuf),
     KeepEnv(String),
     Network(Network),
+    /// `network.allow`: one more destination the proxy lets through.
+    AllowDomain(DomainPattern),
+    /// `network.allow_local_destinations = true`.
+    AllowLocalDestinations,
+    /// `network.hosts`: a pin can send an allowed name to any address.
+    Host(String, IpAddr),
     AllowWeaker,
     /// A resource limit raised above, or removed from, what the layers below set.
     Limit {
@@ -89,6 +98,9 @@ impl std::fmt::Display for Widening {
             Widening::Unprotect(p) => write!(f, "filesystem.unprotect {}", p.display()),
             Widening::KeepEnv(n) => write!(f, "env.keep {n}"),
             Widening::Network(n) => write!(f, "network.mode {}", n.as_str()),
+            Widening::AllowDomain(p) => write!(f, "network.allow {p}"),
+            Widening::AllowLocalDestinations => write!(f, "network.allow_local_destinations true"),
+            Widening::Host(name, addr) => write!(f, "network.hosts {name} = {addr}"),
             Widening::AllowWeaker => write!(f, "sandbox.allow_weaker true"),
             Widening::Limit { kind, to, below } => write!(
                 f,
@@ -113,6 +125,14 @@ pub struct Layer {
     pub env_deny: Vec<String>,
     pub env_keep: Vec<String>,
     pub network: Option<Network>,
+    /// `network.allow`: destinations for `Network::Allow`.
+    pub net_allow: Vec<DomainPattern>,
+    /// `network.deny`: refused even when allowed.
+    pub net_deny: Vec<DomainPattern>,
+    /// `network.allow_local_destinations`.
+    pub allow_local_destinations: Option<bool>,
+    /// `network.hosts`: name (lowercase, no trailing dot) pinned to an address.
+    pub hosts: Vec<(String, IpAddr)>,
     pub allow_weaker: Option<bool>,
     pub limits: LimitLayer,
 }
@@ -155,6 +175,13 @@ struct EnvSchema {
 #[serde(deny_unknown_fields)]
 struct NetSchema {
     mode: Option<Spanned<String>>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny: Vec<Spanned<String>>,
+    allow_local_destinations: Option<bool>,
+    #[serde(default)]
+    hosts: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,8 +216,8 @@ impl LimitsSchema {
 }
 
 const KNOWN_KEYS_HINT: &str = "known sections: [filesystem] allow_write, deny_read, allow_read, \
-protect, unprotect; [env] deny, keep; [network] mode; [sandbox] allow_weaker; [limits] memory, \
-cpu, pids, timeout, file_size, open_files";
+protect, unprotect; [env] deny, keep; [network] mode, allow, deny, allow_local_destinations, \
+hosts; [sandbox] allow_weaker; [limits] memory, cpu, pids, timeout, file_size, open_files";
 
 impl Layer {
     pub fn empty(source: LayerSource) -> Self {
@@ -204,6 +231,10 @@ impl Layer {
             env_deny: Vec::new(),
             env_keep: Vec::new(),
             network: None,
+            net_allow: Vec::new(),
+            net_deny: Vec::new(),
+            allow_local_destinations: None,
+            hosts: Vec::new(),
             allow_weaker: None,
             limits: LimitLayer::default(),
         }
@@ -238,7 +269,8 @@ impl Layer {
         let env = schema.env.unwrap_or_default();
         layer.env_deny = checker.env_patterns(&env.deny, true);
         layer.env_keep = checker.env_patterns(&env.keep, false);
-        if let Some(mode) = schema.network.and_then(|n| n.mode) {
+        let net = schema.network.unwrap_or_default();
+        if let Some(mode) = net.mode {
             match Network::parse(mode.get_ref()) {
                 Ok(n) => layer.network = Some(n),
                 Err(msg) => {
@@ -246,6 +278,10 @@ impl Layer {
                 }
             }
         }
+        layer.net_allow = checker.domain_patterns("allow", &net.allow);
+        layer.net_deny = checker.domain_patterns("deny", &net.deny);
+        layer.allow_local_destinations = net.allow_local_destinations;
+        layer.hosts = checker.hosts(&net.hosts);
         layer.allow_weaker = schema.sandbox.and_then(|s| s.allow_weaker);
         for (kind, value) in schema.limits.unwrap_or_default().entries() {
             if let Some(value) = value {
@@ -272,6 +308,15 @@ impl Layer {
         if let Some(n) = self.network.filter(|n| *n != Network::Off) {
             out.push(Widening::Network(n));
         }
+        out.extend(self.net_allow.iter().cloned().map(Widening::AllowDomain));
+        if self.allow_local_destinations == Some(true) {
+            out.push(Widening::AllowLocalDestinations);
+        }
+        out.extend(
+            self.hosts
+                .iter()
+                .map(|(name, addr)| Widening::Host(name.clone(), *addr)),
+        );
         if self.allow_weaker == Some(true) {
             out.push(Widening::AllowWeaker);
         }
@@ -293,6 +338,9 @@ impl Layer {
             unprotect: Vec::new(),
             env_keep: Vec::new(),
             network: self.network.filter(|n| *n == Network::Off),
+            net_allow: Vec::new(),
+            allow_local_destinations: self.allow_local_destinations.filter(|a| !*a),
+            hosts: Vec::new(),
             allow_weaker: self.allow_weaker.filter(|w| !*w),
             limits: self.limits.narrowing_only(&below.limits),
             ..self.clone()
@@ -377,6 +425,79 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    fn domain_patterns(&mut self, key: &str, items: &[Spanned<String>]) -> Vec<DomainPattern> {
+        let mut out = Vec::new();
+        for item in items {
+            match DomainPattern::parse(item.get_ref()) {
+                Ok(p) if out.contains(&p) => {}
+                Ok(p) => out.push(p),
+                Err(e) => self.error(
+                    item.span().start,
+                    format!("network.{key}: {e}"),
+                    "an exact name (crates.io), `*.example.com` for its subdomains only, or an \
+                     IP address (matches only that address written literally)",
+                ),
+            }
+        }
+        out
+    }
+
+    fn hosts(
+        &mut self,
+        table: &BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    ) -> Vec<(String, IpAddr)> {
+        const HINT: &str = "hosts pins a plain name to an address, e.g. \
+                            hosts = { \"mirror.test\" = \"127.0.0.1\" }";
+        // In the file's order, so a repeated name is reported where it repeats.
+        let mut entries: Vec<_> = table.iter().collect();
+        entries.sort_by_key(|(key, _)| key.span().start);
+        let mut out: Vec<(String, IpAddr)> = Vec::new();
+        for (key, value) in entries {
+            let raw = key.get_ref();
+            let name = match Host::parse(raw) {
+                Some(Host::Name(name)) => name,
+                Some(Host::Address(_)) => {
+                    let msg = format!("network.hosts: `{raw}` is an address, not a name");
+                    self.error(key.span().start, msg, HINT);
+                    continue;
+                }
+                None if raw.contains('*') => {
+                    let msg = format!("network.hosts: `{raw}`: a pin names one host, no `*`");
+                    self.error(key.span().start, msg, HINT);
+                    continue;
+                }
+                None => {
+                    let msg = format!(
+                        "network.hosts: `{raw}` is not a domain name (letters, digits, `-` and \
+                         `_` in labels of 1 to 63 characters)"
+                    );
+                    self.error(key.span().start, msg, HINT);
+                    continue;
+                }
+            };
+            let addr = match value.get_ref() {
+                toml::Value::String(s) => s.parse::<IpAddr>().map_err(|_| format!("`{s}`")),
+                other => Err(format!("a value of type {}", other.type_str())),
+            };
+            let addr = match addr {
+                Ok(a) => a,
+                Err(what) => {
+                    let msg = format!("network.hosts.\"{raw}\": {what} is not an IP address");
+                    self.error(value.span().start, msg, "e.g. \"127.0.0.1\" or \"::1\"");
+                    continue;
+                }
+            };
+            if let Some((_, first)) = out.iter().find(|(n, _)| *n == name) {
+                let msg =
+                    format!("network.hosts: `{raw}` pins {name} again (already pinned to {first})");
+                self.error(key.span().start, msg, "pin each name once");
+                continue;
+            }
+            out.push((name, addr));
+        }
+        out
     }
 
     fn env_patterns(&mut self, items: &[Spanned<String>], wildcards: bool) -> Vec<String> {
@@ -550,5 +671,165 @@ open_files = 4096
         let errs = parse("[limits]\nmemroy = \"1G\"\n").unwrap_err();
         assert_eq!(errs[0].line, 2);
         assert!(errs[0].hint.as_deref().unwrap_or("").contains("[limits]"));
+    }
+
+    fn pat(s: &str) -> DomainPattern {
+        DomainPattern::parse(s).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parses_the_network_section() {
+        let layer = parse(
+            r#"
+[network]
+mode = "allow"
+allow = ["crates.io", "*.GitHub.com.", "10.0.0.5", "crates.io"]
+deny = ["gist.github.com"]
+allow_local_destinations = true
+hosts = { "Mirror.Test." = "127.0.0.1", "v6.test" = "::1" }
+"#,
+        )
+        .unwrap();
+        assert_eq!(layer.network, Some(Network::Allow));
+        assert_eq!(
+            layer.net_allow,
+            vec![pat("crates.io"), pat("*.github.com"), pat("10.0.0.5")],
+            "duplicates dropped, names normalised"
+        );
+        assert_eq!(layer.net_deny, vec![pat("gist.github.com")]);
+        assert_eq!(layer.allow_local_destinations, Some(true));
+        assert_eq!(
+            layer.hosts,
+            vec![
+                ("mirror.test".to_string(), ip("127.0.0.1")),
+                ("v6.test".to_string(), ip("::1")),
+            ]
+        );
+    }
+
+    #[test]
+    fn hosts_may_be_a_subtable() {
+        let layer =
+            parse("[network.hosts]\n\"a.test\" = \"192.168.1.2\"\nb = \"fd00::1\"\n").unwrap();
+        assert_eq!(
+            layer.hosts,
+            vec![
+                ("a.test".to_string(), ip("192.168.1.2")),
+                ("b".to_string(), ip("fd00::1")),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_allow_and_deny_entries_name_line_and_hint() {
+        let errs = parse(
+            "[network]\nallow = [\n  \"crates.io\",\n  \"*\",\n  \"*.com\",\n]\ndeny = [\"a*.example.com\", \"ex ample.com\"]\n",
+        )
+        .unwrap_err();
+        let lines: Vec<_> = errs.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![4, 5, 7, 7], "{errs:?}");
+        assert!(
+            errs[0].message.starts_with("network.allow: "),
+            "{}",
+            errs[0]
+        );
+        assert!(errs[0].message.contains("every destination"), "{}", errs[0]);
+        assert!(errs[1].message.contains("top-level"), "{}", errs[1]);
+        assert!(errs[2].message.starts_with("network.deny: "), "{}", errs[2]);
+        for e in &errs {
+            assert!(
+                e.hint.as_deref().unwrap_or("").contains("*.example.com"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_hosts_name_line_and_hint() {
+        let errs = parse(
+            "[network.hosts]\n\"*.test\" = \"127.0.0.1\"\n\"10.0.0.1\" = \"127.0.0.1\"\n\"a b\" = \"127.0.0.1\"\nok = \"localhost\"\nnum = 127\n\"dup.test\" = \"::1\"\n\"DUP.test.\" = \"::2\"\n",
+        )
+        .unwrap_err();
+        let lines: Vec<_> = errs.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6, 8], "{errs:?}");
+        assert!(errs[0].message.contains("no `*`"), "{}", errs[0]);
+        assert!(errs[1].message.contains("is an address"), "{}", errs[1]);
+        assert!(errs[2].message.contains("not a domain name"), "{}", errs[2]);
+        assert!(
+            errs[3].message.contains("`localhost` is not an IP address"),
+            "{}",
+            errs[3]
+        );
+        assert!(
+            errs[4]
+                .message
+                .contains("type integer is not an IP address"),
+            "{}",
+            errs[4]
+        );
+        assert!(errs[5].message.contains("again"), "{}", errs[5]);
+        assert!(errs.iter().all(|e| e.hint.is_some()));
+    }
+
+    #[test]
+    fn wrong_network_types_are_errors_with_line() {
+        let errs = parse("[network]\nallow_local_destinations = \"yes\"\n").unwrap_err();
+        assert_eq!(errs[0].line, 2, "{}", errs[0]);
+        let errs = parse("[network]\n\nallow = \"crates.io\"\n").unwrap_err();
+        assert_eq!(errs[0].line, 3, "{}", errs[0]);
+        let errs = parse("[network]\nhosts = [\"a.test\"]\n").unwrap_err();
+        assert_eq!(errs[0].line, 2, "{}", errs[0]);
+        let errs = parse("[network]\nallowed = [\"a.test\"]\n").unwrap_err();
+        assert_eq!(errs[0].line, 2, "{}", errs[0]);
+        assert!(
+            errs[0]
+                .hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("allow_local_destinations"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn network_widenings_and_what_an_unapproved_file_keeps() {
+        let below = nothing_below();
+        let layer = parse(
+            "[network]\nallow = [\"crates.io\", \"*.github.com\"]\ndeny = [\"evil.example\"]\nallow_local_destinations = true\nhosts = { \"mirror.test\" = \"10.0.0.7\" }\n",
+        )
+        .unwrap();
+        let shown: Vec<String> = layer
+            .widenings(&below)
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                "network.allow crates.io",
+                "network.allow *.github.com",
+                "network.allow_local_destinations true",
+                "network.hosts mirror.test = 10.0.0.7",
+            ]
+        );
+        let kept = layer.narrowing_only(&below);
+        assert!(kept.widenings(&below).is_empty());
+        assert!(kept.net_allow.is_empty());
+        assert!(kept.hosts.is_empty());
+        assert_eq!(kept.allow_local_destinations, None);
+        assert_eq!(kept.net_deny, vec![pat("evil.example")]);
+
+        let narrowing =
+            parse("[network]\ndeny = [\"*.example.com\"]\nallow_local_destinations = false\n")
+                .unwrap();
+        assert!(narrowing.widenings(&below).is_empty());
+        let kept = narrowing.narrowing_only(&below);
+        assert_eq!(kept.allow_local_destinations, Some(false));
+        assert_eq!(kept, narrowing);
     }
 }

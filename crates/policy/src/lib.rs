@@ -1,5 +1,5 @@
-//! cordon's policy model: what a sandbox may write, read, inherit and use, and how layers
-//! combine.
+//! cordon's policy model: what a sandbox may write, read, inherit, reach and use, and how
+//! layers combine.
 //!
 //! This crate is pure: it parses text it is handed (resource limits included), merges layers
 //! and resolves paths against directories it is told about. It never touches the file system
@@ -9,6 +9,7 @@
 mod defaults;
 mod diagnostic;
 mod domains;
+mod egress;
 mod env;
 mod layer;
 mod limits;
@@ -20,6 +21,7 @@ pub use defaults::{
 };
 pub use diagnostic::Diagnostic;
 pub use domains::{decide, DomainPattern, Host, PatternError, Verdict};
+pub use egress::{local_class, Egress};
 pub use env::{env_name_matches, scrub_env, EnvDecision};
 pub use layer::{Layer, LayerSource, Network, Widening};
 pub use limits::{LimitKind, LimitLayer, Limits, Setting};

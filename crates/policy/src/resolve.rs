@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::egress::Egress;
 use crate::layer::{Layer, Network};
 use crate::limits::Limits;
 use crate::path::PathSpec;
@@ -17,6 +18,8 @@ pub struct Policy {
     pub env_deny: Vec<String>,
     pub env_keep: Vec<String>,
     pub network: Network,
+    /// The allow-list and its settings, used when `network` is `Allow`.
+    pub egress: Egress,
     pub allow_weaker: bool,
     pub limits: Limits,
 }
@@ -50,6 +53,7 @@ impl Policy {
             env_deny: Vec::new(),
             env_keep: Vec::new(),
             network: Network::Off,
+            egress: Egress::default(),
             allow_weaker: false,
             limits: Limits::default(),
         };
@@ -64,6 +68,12 @@ impl Policy {
             if let Some(n) = layer.network {
                 policy.network = n;
             }
+            extend_unique(&mut policy.egress.allow, &layer.net_allow);
+            extend_unique(&mut policy.egress.deny, &layer.net_deny);
+            if let Some(a) = layer.allow_local_destinations {
+                policy.egress.allow_local_destinations = a;
+            }
+            policy.egress.pin_all(&layer.hosts);
             if let Some(w) = layer.allow_weaker {
                 policy.allow_weaker = w;
             }
@@ -206,5 +216,44 @@ mod tests {
         let a = content_hash(Path::new("/ws"), b"x");
         assert_ne!(a, content_hash(Path::new("/ws2"), b"x"));
         assert_ne!(a, content_hash(Path::new("/ws"), b"y"));
+    }
+
+    #[test]
+    fn egress_lists_extend_scalars_replace_pins_override() {
+        use crate::domains::DomainPattern;
+        use std::net::IpAddr;
+        let p = |s: &str| DomainPattern::parse(s).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let user = file(
+            "[network]\nallow = [\"crates.io\", \"*.github.com\"]\nallow_local_destinations = true\nhosts = { \"mirror.test\" = \"127.0.0.1\", \"b.test\" = \"10.0.0.2\" }\n",
+        );
+        let ws = file(
+            "[network]\nmode = \"allow\"\nallow = [\"CRATES.io.\", \"pypi.org\"]\ndeny = [\"gist.github.com\"]\nhosts = { \"Mirror.test\" = \"::1\" }\n",
+        );
+        let policy = Policy::from_layers(&[builtin(), user.clone(), ws.clone()]);
+        assert_eq!(policy.network, Network::Allow);
+        assert_eq!(
+            policy.egress.allow,
+            vec![p("crates.io"), p("*.github.com"), p("pypi.org")]
+        );
+        assert_eq!(policy.egress.deny, vec![p("gist.github.com")]);
+        assert!(
+            policy.egress.allow_local_destinations,
+            "not set again: kept"
+        );
+        assert_eq!(
+            policy.egress.hosts,
+            vec![
+                ("mirror.test".to_string(), ip("::1")),
+                ("b.test".to_string(), ip("10.0.0.2")),
+            ]
+        );
+        let off = file("[network]\nallow_local_destinations = false\n");
+        let policy = Policy::from_layers(&[builtin(), user, ws, off]);
+        assert!(
+            !policy.egress.allow_local_destinations,
+            "a later layer replaces"
+        );
+        assert_eq!(Policy::from_layers(&[builtin()]).egress, Egress::default());
     }
 }

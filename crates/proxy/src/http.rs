@@ -53,25 +53,34 @@ pub fn parse_head(head: &str) -> Result<Request, Malformed> {
     if method.is_empty() || !version.starts_with("HTTP/1.") {
         return Err(Malformed::RequestLine);
     }
-    let mut host_header = None;
-    for l in lines {
-        if let Some((name, value)) = l.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("host") {
-                if host_header.is_some() {
-                    return Err(Malformed::DuplicateHost);
-                }
-                host_header = Some(value.trim().to_string());
-            }
-        }
-    }
+    let hosts: Vec<&str> = lines
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
+        .map(|(_, value)| value.trim())
+        .collect();
     if method.eq_ignore_ascii_case("CONNECT") {
-        let destination = authority(target, None).ok_or(Malformed::ConnectTarget)??;
         return Ok(Request {
             method: "CONNECT".into(),
-            destination,
+            destination: connect_target(target)?,
             path: None,
         });
     }
+    let (destination, path) = forward_target(target, &hosts)?;
+    Ok(Request {
+        method: method.to_string(),
+        destination,
+        path: Some(path),
+    })
+}
+
+/// The destination of a CONNECT: `host:port`, the port required.
+pub fn connect_target(target: &str) -> Result<Destination, Malformed> {
+    authority(target, None).ok_or(Malformed::ConnectTarget)?
+}
+
+/// The destination and origin-form path of a plain-HTTP request, from its request target
+/// (which must be an absolute `http://` URL) and its Host headers (at most one, agreeing).
+pub fn forward_target(target: &str, hosts: &[&str]) -> Result<(Destination, String), Malformed> {
     let rest = target
         .get(..7)
         .filter(|s| s.eq_ignore_ascii_case("http://"))
@@ -87,20 +96,21 @@ pub fn parse_head(head: &str) -> Result<Request, Malformed> {
         path
     };
     let destination = authority(auth, Some(80)).ok_or(Malformed::NotAbsolute)??;
-    if let Some(h) = host_header {
-        let named = authority(&h, Some(80)).ok_or_else(|| Malformed::BadHost(h.clone()))??;
-        if named != destination {
-            return Err(Malformed::HostMismatch {
-                header: h,
-                url: auth.to_string(),
-            });
+    match hosts {
+        [] => {}
+        [h] => {
+            let named =
+                authority(h, Some(80)).ok_or_else(|| Malformed::BadHost(h.to_string()))??;
+            if named != destination {
+                return Err(Malformed::HostMismatch {
+                    header: h.to_string(),
+                    url: auth.to_string(),
+                });
+            }
         }
+        _ => return Err(Malformed::DuplicateHost),
     }
-    Ok(Request {
-        method: method.to_string(),
-        destination,
-        path: Some(path),
-    })
+    Ok((destination, path))
 }
 
 /// `host[:port]` (IPv6 in brackets). `None` if the shape is wrong; `Some(Err)` for a bad host.

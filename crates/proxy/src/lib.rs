@@ -1,8 +1,14 @@
-//! cordon's egress proxy. So far the pure half: reading what a sandboxed client asks for
-//! (an HTTP request head, a TLS ClientHello) and checking that it names one destination
-//! consistently, so the allow-list decision cannot be dodged by a disagreeing Host header or
-//! by domain fronting. The listener and the relay come with issue 3.
+//! cordon's egress proxy: an HTTP forward proxy (CONNECT for TLS) that decides every request
+//! against the domain allow-list, resolves names itself, refuses local destinations unless
+//! allowed, checks that a CONNECT host, a Host header and a TLS SNI name one destination, and
+//! answers refusals in words an agent reads as policy. It serves a listener it is handed and
+//! knows nothing of namespaces; every decision goes out as plain data on a channel.
 #![forbid(unsafe_code)]
 
+mod counted;
 pub mod http;
+pub mod refusal;
+mod server;
 pub mod sni;
+
+pub use server::{start, Decision, Outcome, Proxy};

@@ -1,0 +1,183 @@
+//! `--net allow` for one run: the proxy variables the command sees, and cordon's proxy
+//! serving the listener the sandbox handed over, with its decisions written to the audit log
+//! (and refusals to stderr) as they happen.
+
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cordon_audit::{Event, Record, Sink};
+use cordon_policy::Egress;
+use cordon_proxy::{Decision, Outcome, Proxy};
+
+/// The proxy's port on the sandbox's own loopback (its network namespace is private, so
+/// the port cannot collide with anything on the host).
+pub const PROXY_PORT: u16 = 3128;
+
+/// Variables that point the usual tools at the proxy. Lowercase `http_proxy` is the one curl
+/// reads for http://; the rest are what npm, yarn, pip, cargo and Node's fetch look for.
+const PROXY_VARS: &[&str] = &[
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "npm_config_proxy",
+    "npm_config_https_proxy",
+    "YARN_HTTP_PROXY",
+    "YARN_HTTPS_PROXY",
+    "PIP_PROXY",
+    "CARGO_HTTP_PROXY",
+    "GLOBAL_AGENT_HTTP_PROXY",
+];
+
+/// Sandbox-local destinations go direct: the sandbox's loopback is its own.
+const NO_PROXY: &str = "localhost,127.0.0.1,::1";
+
+/// Replaces any proxy settings the caller had with cordon's proxy.
+pub fn point_at_proxy(env: &mut Vec<(OsString, OsString)>) {
+    let url = format!("http://127.0.0.1:{PROXY_PORT}");
+    let ours = |k: &OsString| {
+        let k = k.to_string_lossy();
+        PROXY_VARS.contains(&k.as_ref())
+            || k.eq_ignore_ascii_case("no_proxy")
+            || k == "NODE_USE_ENV_PROXY"
+    };
+    env.retain(|(k, _)| !ours(k));
+    for var in PROXY_VARS {
+        env.push(((*var).into(), url.clone().into()));
+    }
+    for var in ["no_proxy", "NO_PROXY"] {
+        env.push((var.into(), NO_PROXY.into()));
+    }
+    // Node 24+ honours the proxy variables in fetch() and http only when asked to.
+    env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+}
+
+/// cordon's proxy for one run, and the thread that records its decisions.
+pub struct Running {
+    proxy: Proxy,
+    stopped: Arc<AtomicBool>,
+    recorder: JoinHandle<Option<Sink>>,
+}
+
+/// Starts the proxy on the sandbox's listener. The audit sink moves to the recorder thread
+/// until [`Running::finish`] hands it back.
+pub fn start(
+    listener: OwnedFd,
+    policy: &Egress,
+    audit: Option<Sink>,
+    run_id: &str,
+) -> std::io::Result<Running> {
+    let (tx, rx) = mpsc::channel();
+    let proxy = cordon_proxy::start(listener.into(), policy.clone(), tx)?;
+    let stopped = Arc::new(AtomicBool::new(false));
+    let flag = stopped.clone();
+    let run_id = run_id.to_string();
+    let recorder = std::thread::Builder::new()
+        .name("cordon-audit".into())
+        .spawn(move || record(rx, audit, &run_id, &flag))?;
+    Ok(Running {
+        proxy,
+        stopped,
+        recorder,
+    })
+}
+
+impl Running {
+    /// Stops the proxy once the sandbox is gone, records what is left, returns the sink.
+    pub fn finish(self) -> Option<Sink> {
+        self.proxy.stop();
+        self.stopped.store(true, Ordering::Relaxed);
+        self.recorder.join().ok().flatten()
+    }
+}
+
+/// Writes decisions until the proxy is stopped and nothing is queued (bounded: it does not
+/// rely on every sender having been dropped).
+fn record(
+    rx: mpsc::Receiver<Decision>,
+    mut audit: Option<Sink>,
+    run_id: &str,
+    stopped: &AtomicBool,
+) -> Option<Sink> {
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(d) => {
+                announce(&d);
+                if let Some(sink) = &mut audit {
+                    if let Err(e) = sink.write(&Record::now(run_id, event(d))) {
+                        eprintln!("cordon: warning: audit log {}: {e}", sink.path().display());
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if !stopped.load(Ordering::Relaxed) => {}
+            Err(_) => return audit,
+        }
+    }
+}
+
+/// Refusals and failures go to stderr too: the agent may read that rather than the body.
+fn announce(d: &Decision) {
+    let reason = d.reason.as_deref().unwrap_or("");
+    match d.verdict {
+        Outcome::Allowed => {}
+        Outcome::Refused => eprintln!(
+            "cordon: network: refused {} {}:{} ({reason}); this is the sandbox's policy, not a fault to retry around",
+            d.method, d.host, d.port
+        ),
+        Outcome::Failed => eprintln!(
+            "cordon: network: {} {}:{} was allowed but failed: {reason}",
+            d.method, d.host, d.port
+        ),
+    }
+}
+
+fn event(d: Decision) -> Event {
+    Event::Network {
+        method: d.method,
+        host: d.host,
+        port: d.port,
+        decision: match d.verdict {
+            Outcome::Allowed => "allowed",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+        .to_string(),
+        rule: d.rule,
+        reason: d.reason,
+        address: d.address.map(|a| a.to_string()),
+        bytes_up: d.bytes_up,
+        bytes_down: d.bytes_down,
+        duration_ms: d.duration.as_millis() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_callers_proxy_settings_are_replaced() {
+        let mut env = vec![
+            ("HTTPS_PROXY".into(), "http://corp:8080".into()),
+            ("no_proxy".into(), "*".into()),
+            ("PATH".into(), "/bin".into()),
+        ];
+        point_at_proxy(&mut env);
+        let get = |k: &str| {
+            env.iter()
+                .filter(|(n, _)| n == k)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("HTTPS_PROXY"), ["http://127.0.0.1:3128"]);
+        assert_eq!(get("http_proxy"), ["http://127.0.0.1:3128"]);
+        assert_eq!(get("no_proxy"), [NO_PROXY]);
+        assert_eq!(get("PATH"), ["/bin"]);
+    }
+}

@@ -1,0 +1,580 @@
+//! The proxy at work: accepts the sandbox's connections on the listener cordon was handed,
+//! decides each request (every request of a keep-alive connection on its own), resolves
+//! allowed names itself, and relays bytes. It knows nothing of namespaces: the listener it
+//! serves happens to live in the sandbox's network namespace, the sockets it opens upstream in
+//! the host's.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cordon_policy::{decide, local_class, Egress, Host, Verdict};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, HOST};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::counted::{Counted, Traffic};
+use crate::http::{connect_target, forward_target, Destination};
+use crate::refusal::{Refusal, Unreachable};
+use crate::sni;
+
+/// How long an upstream connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to send its ClientHello after CONNECT.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// A TLS record is at most 2^14 bytes of plaintext plus a small expansion.
+const MAX_RECORD: usize = 5 + (1 << 14) + 256;
+
+/// What became of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The policy allowed it and it was relayed.
+    Allowed,
+    /// The policy refused it; nothing was sent upstream.
+    Refused,
+    /// The policy allowed it, but the destination could not be reached.
+    Failed,
+}
+
+/// One decision, for the audit log: plain data the caller turns into an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// `CONNECT`, `GET`, …
+    pub method: String,
+    /// The destination as the client named it (lowercased).
+    pub host: String,
+    pub port: u16,
+    pub verdict: Outcome,
+    /// The allow entry that matched (allowed and failed requests).
+    pub rule: Option<String>,
+    /// Why it was refused or failed: a refusal code, then a colon and the explanation.
+    pub reason: Option<String>,
+    /// The upstream address used (allowed and failed requests).
+    pub address: Option<SocketAddr>,
+    /// Bytes sent to the destination, and received from it.
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub duration: Duration,
+}
+
+/// A running proxy; stops (dropping every connection) when stopped or dropped.
+pub struct Proxy {
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Proxy {
+    /// Stops serving; waits briefly for connections to wind down.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Serves `listener` with `policy` on a small runtime of its own (two worker threads), and
+/// sends every decision on `decisions`. Returns once the proxy is accepting connections.
+pub fn start(
+    listener: std::net::TcpListener,
+    policy: Egress,
+    decisions: mpsc::Sender<Decision>,
+) -> io::Result<Proxy> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("cordon-proxy")
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let listener = {
+        let _entered = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
+    let shared = Arc::new(Shared { policy, decisions });
+    runtime.spawn(accept_loop(listener, shared));
+    Ok(Proxy {
+        runtime: Some(runtime),
+    })
+}
+
+struct Shared {
+    policy: Egress,
+    decisions: mpsc::Sender<Decision>,
+}
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(serve(stream, shared.clone()));
+            }
+            // Out of descriptors or a connection reset while queued: try again shortly.
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(req, shared).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}
+
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    let mut ticket = Ticket {
+        shared: shared.clone(),
+        method: req.method().as_str().to_string(),
+        host: String::new(),
+        port: 0,
+        started: Instant::now(),
+        rule: None,
+    };
+    if req.method() == Method::CONNECT {
+        connect(req, ticket).await
+    } else {
+        let target = req.uri().to_string();
+        ticket.host = target.clone();
+        forward(req, ticket).await
+    }
+}
+
+/// One request's bookkeeping until its decision is reported.
+struct Ticket {
+    shared: Arc<Shared>,
+    method: String,
+    host: String,
+    port: u16,
+    started: Instant,
+    rule: Option<String>,
+}
+
+impl Ticket {
+    fn name(&mut self, dest: &Destination) {
+        self.host = dest.name.clone();
+        self.port = dest.port;
+    }
+
+    fn report(
+        &self,
+        verdict: Outcome,
+        reason: Option<String>,
+        address: Option<SocketAddr>,
+        traffic: (u64, u64),
+    ) {
+        let _ = self.shared.decisions.send(Decision {
+            method: self.method.clone(),
+            host: self.host.clone(),
+            port: self.port,
+            verdict,
+            rule: self.rule.clone(),
+            reason,
+            address,
+            bytes_up: traffic.0,
+            bytes_down: traffic.1,
+            duration: self.started.elapsed(),
+        });
+    }
+
+    fn refuse(&self, refusal: Refusal) -> Response<Body> {
+        let reason = format!("{}: {}", refusal.code(), refusal.why(&self.host));
+        self.report(Outcome::Refused, Some(reason), None, (0, 0));
+        let body = refusal.body(&self.method, &self.host, self.port);
+        let mut resp = text_response(refusal.status(), body);
+        resp.headers_mut()
+            .insert("x-cordon-refused", HeaderValue::from_static(refusal.code()));
+        resp
+    }
+
+    fn unreachable(&self, problem: Unreachable, address: Option<SocketAddr>) -> Response<Body> {
+        self.report(Outcome::Failed, Some(problem.why()), address, (0, 0));
+        text_response(502, problem.body(&self.method, &self.host, self.port))
+    }
+
+    /// The policy's verdict on a destination: the matching allow rule, or the refusal.
+    fn decide(&mut self, dest: &Destination) -> Result<(), Refusal> {
+        let policy = &self.shared.policy;
+        match decide(&policy.allow, &policy.deny, &dest.name) {
+            Verdict::Allowed(rule) => {
+                self.rule = Some(rule.to_string());
+                Ok(())
+            }
+            Verdict::Denied(rule) => Err(Refusal::Denied(rule.to_string())),
+            Verdict::NotListed => match dest.host {
+                Host::Address(_) => Err(Refusal::AddressNotListed),
+                Host::Name(_) => Err(Refusal::NotListed),
+            },
+        }
+    }
+}
+
+fn text_response(status: u16, body: String) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn full(text: String) -> Body {
+    Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn empty() -> Body {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Why a destination gets no connection: the policy, or the network.
+enum Stop {
+    Refused(Refusal),
+    Unreachable(Unreachable),
+}
+
+/// The addresses an allowed destination may be reached at: an address literal, a pinned
+/// name, or what the host's resolver says; local addresses only if the policy allows them.
+/// The proxy connects to exactly these (no second lookup that could answer differently).
+async fn resolve(policy: &Egress, dest: &Destination) -> Result<Vec<SocketAddr>, Stop> {
+    let candidates: Vec<IpAddr> = match &dest.host {
+        Host::Address(ip) => vec![*ip],
+        Host::Name(name) => match policy.pinned(name) {
+            Some(ip) => vec![ip],
+            None => tokio::net::lookup_host((name.as_str(), dest.port))
+                .await
+                .map_err(|e| Stop::Unreachable(Unreachable::NameNotFound(e.to_string())))?
+                .map(|a| a.ip())
+                .collect(),
+        },
+    };
+    vet(policy, &candidates, dest.port)
+}
+
+fn vet(policy: &Egress, candidates: &[IpAddr], port: u16) -> Result<Vec<SocketAddr>, Stop> {
+    let mut first_local = None;
+    let mut out = Vec::new();
+    for ip in candidates {
+        match local_class(*ip) {
+            Some(class) if !policy.allow_local_destinations => {
+                first_local.get_or_insert((*ip, class));
+            }
+            _ => out.push(SocketAddr::new(*ip, port)),
+        }
+    }
+    match (out.is_empty(), first_local) {
+        (false, _) => Ok(out),
+        (true, Some((address, class))) => Err(Stop::Refused(Refusal::Local { address, class })),
+        (true, None) => Err(Stop::Unreachable(Unreachable::NameNotFound(
+            "no addresses".into(),
+        ))),
+    }
+}
+
+/// Connects to the first address that answers.
+async fn connect_any(
+    addrs: &[SocketAddr],
+) -> Result<(TcpStream, SocketAddr), (Unreachable, Option<SocketAddr>)> {
+    let mut last = None;
+    for addr in addrs {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                let _ = s.set_nodelay(true);
+                return Ok((s, *addr));
+            }
+            Ok(Err(e)) => last = Some((e.to_string(), *addr)),
+            Err(_) => last = Some(("timed out".to_string(), *addr)),
+        }
+    }
+    let (e, a) = last.unwrap_or_else(|| {
+        (
+            "no addresses".to_string(),
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+        )
+    });
+    Err((Unreachable::Connect(e), Some(a)))
+}
+
+/// CONNECT: decide on the host, resolve, answer 200, then check the ClientHello's SNI
+/// before anything reaches the destination.
+async fn connect(req: Request<Incoming>, mut ticket: Ticket) -> Response<Body> {
+    let target = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .unwrap_or_default();
+    ticket.host = target.clone();
+    let dest = match connect_target(&target) {
+        Ok(d) => d,
+        Err(m) => return ticket.refuse(Refusal::Malformed(m)),
+    };
+    ticket.name(&dest);
+    if let Err(r) = ticket.decide(&dest) {
+        return ticket.refuse(r);
+    }
+    let addrs = match resolve(&ticket.shared.policy, &dest).await {
+        Ok(a) => a,
+        Err(Stop::Refused(r)) => return ticket.refuse(r),
+        Err(Stop::Unreachable(u)) => return ticket.unreachable(u, None),
+    };
+    tokio::spawn(async move {
+        if let Ok(upgraded) = hyper::upgrade::on(req).await {
+            tunnel(TokioIo::new(upgraded), dest, addrs, ticket).await;
+        }
+    });
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::OK;
+    resp
+}
+
+async fn tunnel<C>(mut client: C, dest: Destination, addrs: Vec<SocketAddr>, ticket: Ticket)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, first_record(&mut client)).await {
+        Ok(Ok(h)) => h,
+        _ => Vec::new(),
+    };
+    if let Err(r) = check_server_name(&dest, &hello) {
+        ticket.refuse(r);
+        return;
+    }
+    let (upstream, address) = match connect_any(&addrs).await {
+        Ok(c) => c,
+        Err((u, a)) => {
+            ticket.report(Outcome::Failed, Some(u.why()), a, (0, 0));
+            return;
+        }
+    };
+    let traffic = Arc::new(Traffic::default());
+    let mut upstream = Counted::new(upstream, traffic.clone());
+    if upstream.write_all(&hello).await.is_ok() {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+    ticket.report(Outcome::Allowed, None, Some(address), traffic.totals());
+}
+
+/// Reads the first TLS record (header and body), or whatever arrived if it is not one.
+async fn first_record<C: tokio::io::AsyncRead + Unpin>(client: &mut C) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; 5];
+    client.read_exact(&mut buf).await?;
+    if buf[0] != 22 {
+        return Ok(buf);
+    }
+    let len = usize::from(u16::from_be_bytes([buf[3], buf[4]]));
+    if 5 + len > MAX_RECORD {
+        return Ok(buf);
+    }
+    buf.resize(5 + len, 0);
+    client.read_exact(&mut buf[5..]).await?;
+    Ok(buf)
+}
+
+/// A tunnel to a name must carry TLS for that same name; one to an allowed address literal
+/// has no name to check.
+fn check_server_name(dest: &Destination, hello: &[u8]) -> Result<(), Refusal> {
+    if hello.first() != Some(&22) {
+        return Err(Refusal::NotTls);
+    }
+    let Host::Name(name) = &dest.host else {
+        return Ok(());
+    };
+    match sni::server_name(hello) {
+        None => Err(Refusal::NoServerName),
+        Some(sni) if Host::parse(&sni).as_ref() == Some(&Host::Name(name.clone())) => Ok(()),
+        Some(sni) => Err(Refusal::ServerNameMismatch(sni)),
+    }
+}
+
+/// Plain HTTP: the absolute URL and Host header must agree; the request goes upstream in
+/// origin form on a connection of its own, so the next request is decided afresh.
+async fn forward(mut req: Request<Incoming>, mut ticket: Ticket) -> Response<Body> {
+    let target = req.uri().to_string();
+    let hosts: Result<Vec<&str>, _> = req
+        .headers()
+        .get_all(HOST)
+        .iter()
+        .map(|v| v.to_str())
+        .collect();
+    let parsed = match hosts {
+        Ok(h) => forward_target(&target, &h),
+        Err(_) => Err(crate::http::Malformed::BadHost("(not text)".into())),
+    };
+    let (dest, path) = match parsed {
+        Ok(p) => p,
+        Err(m) => return ticket.refuse(Refusal::Malformed(m)),
+    };
+    ticket.name(&dest);
+    if let Err(r) = ticket.decide(&dest) {
+        return ticket.refuse(r);
+    }
+    let addrs = match resolve(&ticket.shared.policy, &dest).await {
+        Ok(a) => a,
+        Err(Stop::Refused(r)) => return ticket.refuse(r),
+        Err(Stop::Unreachable(u)) => return ticket.unreachable(u, None),
+    };
+    let (stream, address) = match connect_any(&addrs).await {
+        Ok(c) => c,
+        Err((u, a)) => return ticket.unreachable(u, a),
+    };
+    let traffic = Arc::new(Traffic::default());
+    let io = TokioIo::new(Counted::new(stream, traffic.clone()));
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(io).await {
+        Ok(pair) => pair,
+        Err(e) => return ticket.unreachable(Unreachable::Upstream(e.to_string()), Some(address)),
+    };
+    let Ok(origin) = path.parse::<hyper::Uri>() else {
+        return ticket.refuse(Refusal::Malformed(crate::http::Malformed::NotAbsolute));
+    };
+    *req.uri_mut() = origin;
+    strip_hop_by_hop(req.headers_mut());
+    let authority = if dest.port == 80 {
+        dest.name.clone()
+    } else {
+        format!("{}:{}", dest.name, dest.port)
+    };
+    if let Ok(v) = HeaderValue::from_str(&authority) {
+        req.headers_mut().insert(HOST, v);
+    }
+    let response = sender.send_request(req);
+    // The decision is reported when the upstream connection ends: after the whole body.
+    tokio::spawn(async move {
+        let _ = conn.await;
+        ticket.report(Outcome::Allowed, None, Some(address), traffic.totals());
+    });
+    match response.await {
+        Ok(mut resp) => {
+            strip_hop_by_hop(resp.headers_mut());
+            resp.map(|b| b.boxed())
+        }
+        Err(e) => text_response(
+            502,
+            Unreachable::Upstream(e.to_string()).body("GET", &authority, dest.port),
+        ),
+    }
+}
+
+/// Headers that describe one hop (RFC 9110 §7.6.1), including any the Connection header
+/// names: they must not travel on to the next hop.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    for n in [
+        "connection",
+        "proxy-connection",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
+        headers.remove(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dest(name: &str) -> Destination {
+        connect_target(&format!("{name}:443")).unwrap()
+    }
+
+    #[test]
+    fn local_addresses_need_the_policy() {
+        let mut policy = Egress::default();
+        let local: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "10.1.2.3".parse().unwrap()];
+        assert!(matches!(
+            vet(&policy, &local, 80),
+            Err(Stop::Refused(Refusal::Local {
+                class: "loopback",
+                ..
+            }))
+        ));
+        let mixed: Vec<IpAddr> = vec![
+            "10.1.2.3".parse().unwrap(),
+            "93.184.216.34".parse().unwrap(),
+        ];
+        let ok = vet(&policy, &mixed, 80).ok().unwrap();
+        assert_eq!(
+            ok,
+            vec![SocketAddr::from(([93, 184, 216, 34], 80))],
+            "only the public address is used"
+        );
+        policy.allow_local_destinations = true;
+        assert_eq!(vet(&policy, &local, 80).ok().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn tunnels_must_carry_tls_for_the_same_name() {
+        let hello = crate::sni::tests::client_hello(&["allowed.example"]);
+        assert_eq!(check_server_name(&dest("allowed.example"), &hello), Ok(()));
+        assert_eq!(check_server_name(&dest("ALLOWED.example."), &hello), Ok(()));
+        assert_eq!(
+            check_server_name(&dest("other.example"), &hello),
+            Err(Refusal::ServerNameMismatch("allowed.example".into()))
+        );
+        let anonymous = crate::sni::tests::client_hello(&[]);
+        assert_eq!(
+            check_server_name(&dest("allowed.example"), &anonymous),
+            Err(Refusal::NoServerName)
+        );
+        assert_eq!(
+            check_server_name(&dest("allowed.example"), b"SSH-2.0-x\r\n"),
+            Err(Refusal::NotTls)
+        );
+        assert_eq!(
+            check_server_name(&dest("allowed.example"), b""),
+            Err(Refusal::NotTls)
+        );
+        // An allowed address literal has no name to compare.
+        assert_eq!(check_server_name(&dest("10.0.0.5"), &anonymous), Ok(()));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_do_not_travel() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret-hop"));
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("proxy-authorization", HeaderValue::from_static("Basic x"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("accept"));
+    }
+}
