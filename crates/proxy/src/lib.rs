@@ -10,5 +10,6 @@ pub mod http;
 pub mod refusal;
 mod server;
 pub mod sni;
+mod splice;
 
 pub use server::{start, Decision, Outcome, Proxy};

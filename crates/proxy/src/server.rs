@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::counted::{Counted, Traffic};
+use crate::counted::{Counted, Prefixed, Traffic};
 use crate::http::{connect_target, forward_target, Destination};
 use crate::refusal::{Refusal, Unreachable};
 use crate::sni;
@@ -29,6 +29,9 @@ use crate::sni;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client may take to send its ClientHello after CONNECT.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Each direction of a tunnel copies through a buffer this large (tokio's default of 8 KiB
+/// costs a syscall pair per 8 KiB on bulk downloads).
+const RELAY_BUFFER: usize = 256 << 10;
 /// A TLS record is at most 2^14 bytes of plaintext plus a small expansion.
 const MAX_RECORD: usize = 5 + (1 << 14) + 256;
 
@@ -344,8 +347,27 @@ async fn connect(req: Request<Incoming>, mut ticket: Ticket) -> Response<Body> {
         Err(Stop::Unreachable(u)) => return ticket.unreachable(u, None),
     };
     tokio::spawn(async move {
-        if let Ok(upgraded) = hyper::upgrade::on(req).await {
-            tunnel(TokioIo::new(upgraded), dest, addrs, ticket).await;
+        let Ok(upgraded) = hyper::upgrade::on(req).await else {
+            return;
+        };
+        // Relay on the client's own socket (plus whatever hyper had read past the CONNECT
+        // head), not through hyper's wrapper: a third fewer copies on bulk transfers.
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let mut client = Prefixed {
+                    prefix: parts.read_buf,
+                    inner: parts.io.into_inner(),
+                };
+                if let Some(open) = open_tunnel(&mut client, &dest, &addrs, &ticket).await {
+                    splice_tunnel(client, open, ticket).await;
+                }
+            }
+            Err(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                if let Some(open) = open_tunnel(&mut client, &dest, &addrs, &ticket).await {
+                    copy_tunnel(client, open, ticket).await;
+                }
+            }
         }
     });
     let mut resp = Response::new(empty());
@@ -353,31 +375,82 @@ async fn connect(req: Request<Incoming>, mut ticket: Ticket) -> Response<Body> {
     resp
 }
 
-async fn tunnel<C>(mut client: C, dest: Destination, addrs: Vec<SocketAddr>, ticket: Ticket)
+/// An upstream connection whose ClientHello passed the SNI check.
+struct OpenTunnel {
+    upstream: TcpStream,
+    address: SocketAddr,
+    /// The ClientHello, not yet sent upstream.
+    hello: Vec<u8>,
+}
+
+/// Reads the ClientHello, checks its SNI, and only then connects upstream: a refused
+/// tunnel never reaches the destination.
+async fn open_tunnel<C>(
+    client: &mut C,
+    dest: &Destination,
+    addrs: &[SocketAddr],
+    ticket: &Ticket,
+) -> Option<OpenTunnel>
 where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    C: tokio::io::AsyncRead + Unpin,
 {
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, first_record(&mut client)).await {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, first_record(client)).await {
         Ok(Ok(h)) => h,
         _ => Vec::new(),
     };
-    if let Err(r) = check_server_name(&dest, &hello) {
+    if let Err(r) = check_server_name(dest, &hello) {
         ticket.refuse(r);
-        return;
+        return None;
     }
-    let (upstream, address) = match connect_any(&addrs).await {
-        Ok(c) => c,
+    match connect_any(addrs).await {
+        Ok((upstream, address)) => Some(OpenTunnel {
+            upstream,
+            address,
+            hello,
+        }),
         Err((u, a)) => {
             ticket.report(Outcome::Failed, Some(u.why()), a, (0, 0));
-            return;
+            None
         }
-    };
-    let traffic = Arc::new(Traffic::default());
-    let mut upstream = Counted::new(upstream, traffic.clone());
-    if upstream.write_all(&hello).await.is_ok() {
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    }
+}
+
+/// Relays a tunnel whose client side is a plain socket with splice(2).
+async fn splice_tunnel(client: Prefixed<TcpStream>, open: OpenTunnel, ticket: Ticket) {
+    let OpenTunnel {
+        mut upstream,
+        address,
+        hello,
+    } = open;
+    let traffic = Traffic::default();
+    let mut early = hello;
+    early.extend_from_slice(&client.prefix);
+    if upstream.write_all(&early).await.is_ok() {
+        traffic
+            .up
+            .fetch_add(early.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let _ = crate::splice::relay(&client.inner, &upstream, &traffic.up, &traffic.down).await;
     }
     ticket.report(Outcome::Allowed, None, Some(address), traffic.totals());
+}
+
+/// Relays a tunnel through userspace buffers (when hyper's connection is not a bare socket).
+async fn copy_tunnel<C>(mut client: C, open: OpenTunnel, ticket: Ticket)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let traffic = Arc::new(Traffic::default());
+    let mut upstream = Counted::new(open.upstream, traffic.clone());
+    if upstream.write_all(&open.hello).await.is_ok() {
+        let _ = tokio::io::copy_bidirectional_with_sizes(
+            &mut client,
+            &mut upstream,
+            RELAY_BUFFER,
+            RELAY_BUFFER,
+        )
+        .await;
+    }
+    ticket.report(Outcome::Allowed, None, Some(open.address), traffic.totals());
 }
 
 /// Reads the first TLS record (header and body), or whatever arrived if it is not one.
