@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start-up overhead, measured side by side in one hyperfine run:
-#   plain /bin/true, cordon run -- /bin/true (full isolation, default policy), and
+#   plain /bin/true, cordon run -- /bin/true (full isolation, default policy), the same with
+#   the allow-list proxy (--allow-domain example.com: proxy listener and runtime), and
 #   bwrap --unshare-all --die-with-parent --new-session --ro-bind / / --dev /dev --proc /proc /bin/true
 # Writes the raw table to target/bench-startup.md; docs/BENCHMARKS.md records the ratios.
 set -euo pipefail
@@ -14,4 +15,5 @@ cd "$ws"
 hyperfine -N --warmup 50 --runs "${RUNS:-1000}" --export-markdown "$OLDPWD/target/bench-startup.md" \
   -n plain '/bin/true' \
   -n cordon "$OLDPWD/target/release/cordon run --audit $ws/audit.jsonl -- /bin/true" \
+  -n cordon-allow "$OLDPWD/target/release/cordon run --audit $ws/audit.jsonl --allow-domain example.com -- /bin/true" \
   -n bwrap 'bwrap --unshare-all --die-with-parent --new-session --ro-bind / / --dev /dev --proc /proc /bin/true'

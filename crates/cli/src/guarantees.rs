@@ -61,7 +61,7 @@ pub fn allow_list(port: u16) -> GuaranteeStatus {
     g(
         "allow-list",
         "enforced",
-        &format!("cordon's proxy on 127.0.0.1:{port} inside the sandbox decides every request: allowed domains only, deny beats allow, CONNECT host = TLS SNI, Host header = URL, names resolved by the proxy, local destinations refused unless allowed"),
+        &format!("with --allow-domain: cordon's proxy on 127.0.0.1:{port} inside the sandbox decides every request: allowed domains only, deny beats allow, CONNECT host = TLS SNI, Host header = URL, names resolved by the proxy, local destinations refused unless allowed"),
     )
 }
 
