@@ -33,8 +33,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     // Tried for real by the limits probe (a cgroup made and removed), not guessed from
     // permissions.
     let delegated = matches!(limits, Mechanism::CgroupV1(_) | Mechanism::CgroupV2(_));
-    let mut table =
-        guarantees::for_run(mode, NetMode::Off, abi, guarantees::limits_here(&limits));
+    let mut table = guarantees::for_run(mode, NetMode::Off, abi, guarantees::limits_here(&limits));
     // The default run is offline; say what --allow-domain would rest on here.
     table.push(match mode {
         Mode::Namespaces => guarantees::allow_list(crate::egress::PROXY_PORT),
