@@ -149,19 +149,20 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
     )
     .map_err(setup_err(Stage::Clone))?;
     let (proxy_parent, proxy_child) = proxy.unzip();
-    let child = match clone_child(
-        plan,
-        &writable,
-        &prepared,
-        landlock,
-        InitFds {
-            status: status_w,
-            result: result_w,
-            lifeline: lifeline_r,
-            proxy: proxy_child,
-        },
-    ) {
-        Ok(pid) => pid,
+    let ends = ParentEnds {
+        status: status_r,
+        result: result_r,
+        lifeline: lifeline_w,
+        proxy: proxy_parent,
+    };
+    let fds = InitFds {
+        status: status_w,
+        result: result_w,
+        lifeline: lifeline_r,
+        proxy: proxy_child,
+    };
+    let (child, ends) = match clone_child(plan, &writable, &prepared, landlock, fds, ends) {
+        Ok(spawned) => spawned,
         Err(e) => {
             let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
             return Err(e);
@@ -170,16 +171,16 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
     let mut sandbox = Sandbox {
         plan,
         child,
-        status_r: Some(status_r),
-        result_r: Some(result_r),
-        lifeline_w: Some(lifeline_w),
+        status_r: Some(ends.status),
+        result_r: Some(ends.result),
+        lifeline_w: Some(ends.lifeline),
         listener: None,
         old_mask,
         _tmp: tmp,
         finished: false,
     };
     sandbox.start_init()?;
-    if let Some(channel) = proxy_parent {
+    if let Some(channel) = ends.proxy {
         sandbox.receive_listener(channel)?;
     }
     Ok(sandbox)
@@ -197,15 +198,26 @@ fn listener_channel() -> Result<(OwnedFd, OwnedFd), RunError> {
     .map_err(setup_err(Stage::ProxyListener))
 }
 
-/// Clones the sandbox's first process; in the child, never returns. The parent's copies of
-/// the child's ends are closed when `fds` is dropped here.
+/// cordon's ends of the channels to init.
+struct ParentEnds {
+    status: OwnedFd,
+    result: OwnedFd,
+    lifeline: OwnedFd,
+    proxy: Option<OwnedFd>,
+}
+
+/// Clones the sandbox's first process; in the child, never returns. Each side closes the
+/// other's ends right away: init must not hold the lifeline's write end (its hang-up is how
+/// init learns that cordon died), and cordon must not hold init's (EOF on the status pipe
+/// means the command exec'd).
 fn clone_child(
     plan: &Plan,
     writable: &[std::path::PathBuf],
     prepared: &Prepared,
     landlock: bool,
     fds: InitFds,
-) -> Result<Pid, RunError> {
+    ends: ParentEnds,
+) -> Result<(Pid, ParentEnds), RunError> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let flags = match plan.spec.mode {
@@ -226,6 +238,7 @@ fn clone_child(
     // first waits for cordon's go-ahead on the lifeline, sent once it is in the run's cgroup.
     match sys::clone_fork(flags) {
         Ok(CloneResult::Child) => {
+            drop(ends);
             if plan.spec.mode == Mode::LandlockOnly {
                 if !init::go_ahead(&fds.lifeline) {
                     sys::exit_now(125);
@@ -239,7 +252,10 @@ fn clone_child(
             }
             init::main(plan, prepared, uid, gid, landlock, fds)
         }
-        Ok(CloneResult::Parent(pid)) => Ok(Pid::from_raw(pid)),
+        Ok(CloneResult::Parent(pid)) => {
+            drop(fds);
+            Ok((Pid::from_raw(pid), ends))
+        }
         Err(e) => Err(RunError::setup(
             Stage::Clone,
             &e,
