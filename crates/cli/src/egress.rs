@@ -124,15 +124,20 @@ fn record(
 /// Refusals and failures go to stderr too: the agent may read that rather than the body.
 fn announce(d: &Decision) {
     let reason = d.reason.as_deref().unwrap_or("");
+    // A request refused before it named a destination has no port to show.
+    let target = match d.port {
+        0 => d.host.clone(),
+        port => format!("{}:{port}", d.host),
+    };
     match d.verdict {
         Outcome::Allowed => {}
         Outcome::Refused => eprintln!(
-            "cordon: network: refused {} {}:{} ({reason}); this is the sandbox's policy, not a fault to retry around",
-            d.method, d.host, d.port
+            "cordon: network: refused {} {target} ({reason}); this is the sandbox's policy, not a fault to retry around",
+            d.method
         ),
         Outcome::Failed => eprintln!(
-            "cordon: network: {} {}:{} was allowed but failed: {reason}",
-            d.method, d.host, d.port
+            "cordon: network: {} {target} was allowed but failed: {reason}",
+            d.method
         ),
     }
 }

@@ -137,14 +137,34 @@ async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
 
 async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
+    let started = Instant::now();
+    let for_service = shared.clone();
     let service = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
+        let shared = for_service.clone();
         async move { Ok::<_, Infallible>(handle(req, shared).await) }
     });
-    let _ = hyper::server::conn::http1::Builder::new()
+    let served = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades()
         .await;
+    // hyper answers a request it cannot parse with a bare 400 before any decision of ours;
+    // it is still a refusal, and the audit log says so.
+    let unparsed = served
+        .err()
+        .filter(|e| e.is_parse() || e.is_parse_too_large());
+    if let Some(e) = unparsed {
+        let ticket = Ticket {
+            shared,
+            method: "HTTP".into(),
+            host: "(unparsed request)".into(),
+            port: 0,
+            started,
+            rule: None,
+        };
+        let reason =
+            format!("malformed-request: not a well-formed HTTP/1.1 request ({e}); answered 400");
+        ticket.report(Outcome::Refused, Some(reason), None, (0, 0));
+    }
 }
 
 async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {

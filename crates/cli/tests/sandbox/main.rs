@@ -5,8 +5,10 @@
 //! `CORDON_TEST_DIR` overrides where workspaces are made.
 #![allow(clippy::unwrap_used)] // a failed step in a test should stop it loudly
 
+mod servers;
 mod util;
 
+mod egress;
 mod env;
 mod exit;
 mod fs;

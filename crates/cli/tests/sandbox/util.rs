@@ -195,3 +195,50 @@ pub fn wait_until(done: impl Fn() -> bool) -> bool {
     }
     true
 }
+
+/// Every process below `pid` on the host, from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|d| {
+            let stat = fs::read_to_string(d.path().join("stat")).ok()?;
+            let (head, tail) = stat.rsplit_once(')')?;
+            let ppid = tail.split_whitespace().nth(1)?.parse().ok()?;
+            Some((head.split(' ').next()?.parse().ok()?, ppid))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Whether `pid` is a live (not zombie) process.
+pub fn alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, t)| t.split_whitespace().next().map(|st| st != "Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// Host processes whose command line is exactly `argv`.
+pub fn processes_with_args(argv: &[&str]) -> usize {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|d| fs::read(d.path().join("cmdline")).is_ok_and(|c| c == want))
+        .count()
+}
