@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 
 /// The most moved per splice call (also the pipe's capacity, which is raised to it when the
 /// system allows).
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 256 << 10;
 
 /// Relays both directions until both have ended (or one fails); `up` counts bytes from
 /// `client` to `upstream`, `down` the other way.
