@@ -237,6 +237,20 @@ impl Ticket {
         text_response(502, problem.body(&self.method, &self.host, self.port))
     }
 
+    /// Names the destination, decides on it and resolves it: the vetted addresses, or the
+    /// answer the client gets instead (already reported).
+    async fn admit(&mut self, dest: &Destination) -> Result<Vec<SocketAddr>, Response<Body>> {
+        self.name(dest);
+        if let Err(r) = self.decide(dest) {
+            return Err(self.refuse(r));
+        }
+        match resolve(&self.shared.policy, dest).await {
+            Ok(a) => Ok(a),
+            Err(Stop::Refused(r)) => Err(self.refuse(r)),
+            Err(Stop::Unreachable(u)) => Err(self.unreachable(u, None)),
+        }
+    }
+
     /// The policy's verdict on a destination: the matching allow rule, or the refusal.
     fn decide(&mut self, dest: &Destination) -> Result<(), Refusal> {
         let policy = &self.shared.policy;
@@ -357,14 +371,9 @@ async fn connect(req: Request<Incoming>, mut ticket: Ticket) -> Response<Body> {
         Ok(d) => d,
         Err(m) => return ticket.refuse(Refusal::Malformed(m)),
     };
-    ticket.name(&dest);
-    if let Err(r) = ticket.decide(&dest) {
-        return ticket.refuse(r);
-    }
-    let addrs = match resolve(&ticket.shared.policy, &dest).await {
+    let addrs = match ticket.admit(&dest).await {
         Ok(a) => a,
-        Err(Stop::Refused(r)) => return ticket.refuse(r),
-        Err(Stop::Unreachable(u)) => return ticket.unreachable(u, None),
+        Err(answer) => return answer,
     };
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
@@ -523,14 +532,9 @@ async fn forward(mut req: Request<Incoming>, mut ticket: Ticket) -> Response<Bod
         Ok(p) => p,
         Err(m) => return ticket.refuse(Refusal::Malformed(m)),
     };
-    ticket.name(&dest);
-    if let Err(r) = ticket.decide(&dest) {
-        return ticket.refuse(r);
-    }
-    let addrs = match resolve(&ticket.shared.policy, &dest).await {
+    let addrs = match ticket.admit(&dest).await {
         Ok(a) => a,
-        Err(Stop::Refused(r)) => return ticket.refuse(r),
-        Err(Stop::Unreachable(u)) => return ticket.unreachable(u, None),
+        Err(answer) => return answer,
     };
     let (stream, address) = match connect_any(&addrs).await {
         Ok(c) => c,
