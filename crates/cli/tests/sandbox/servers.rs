@@ -249,25 +249,7 @@ pub fn bare_repo(scratch: &Path, home: &Path, dest: &Path) {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("file.txt"), "from the mirror\n").unwrap();
     let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .args([
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "user.name=t",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(dir)
-            .env("HOME", home)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::util::git_in(dir, home, args);
     };
     git(&src, &["init", "-q", "."]);
     git(&src, &["add", "file.txt"]);
