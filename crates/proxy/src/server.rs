@@ -451,7 +451,8 @@ async fn splice_tunnel(client: Prefixed<TcpStream>, open: OpenTunnel, ticket: Ti
         address,
         hello,
     } = open;
-    let traffic = Traffic::default();
+    let relayed = Relayed::new(ticket, address);
+    let traffic = relayed.traffic.clone();
     let mut early = hello;
     early.extend_from_slice(&client.prefix);
     if upstream.write_all(&early).await.is_ok() {
@@ -460,7 +461,6 @@ async fn splice_tunnel(client: Prefixed<TcpStream>, open: OpenTunnel, ticket: Ti
             .fetch_add(early.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let _ = crate::splice::relay(&client.inner, &upstream, &traffic.up, &traffic.down).await;
     }
-    ticket.report(Outcome::Allowed, None, Some(address), traffic.totals());
 }
 
 /// Relays a tunnel through userspace buffers (when hyper's connection is not a bare socket).
@@ -468,8 +468,8 @@ async fn copy_tunnel<C>(mut client: C, open: OpenTunnel, ticket: Ticket)
 where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let traffic = Arc::new(Traffic::default());
-    let mut upstream = Counted::new(open.upstream, traffic.clone());
+    let relayed = Relayed::new(ticket, open.address);
+    let mut upstream = Counted::new(open.upstream, relayed.traffic.clone());
     if upstream.write_all(&open.hello).await.is_ok() {
         let _ = tokio::io::copy_bidirectional_with_sizes(
             &mut client,
@@ -479,7 +479,33 @@ where
         )
         .await;
     }
-    ticket.report(Outcome::Allowed, None, Some(open.address), traffic.totals());
+}
+
+/// An allowed request being relayed. Its decision is reported when this is dropped: when
+/// the transfer ends, and also when the proxy stops mid-transfer (the runtime drops the
+/// task), so no allowed connection goes unlogged.
+struct Relayed {
+    ticket: Ticket,
+    address: SocketAddr,
+    traffic: Arc<Traffic>,
+}
+
+impl Relayed {
+    fn new(ticket: Ticket, address: SocketAddr) -> Relayed {
+        Relayed {
+            ticket,
+            address,
+            traffic: Arc::new(Traffic::default()),
+        }
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        let totals = self.traffic.totals();
+        self.ticket
+            .report(Outcome::Allowed, None, Some(self.address), totals);
+    }
 }
 
 /// Reads the first TLS record (header and body), or whatever arrived if it is not one.
@@ -561,9 +587,14 @@ async fn forward(mut req: Request<Incoming>, mut ticket: Ticket) -> Response<Bod
     }
     let response = sender.send_request(req);
     // The decision is reported when the upstream connection ends: after the whole body.
+    let relayed = Relayed {
+        ticket,
+        address,
+        traffic,
+    };
     tokio::spawn(async move {
         let _ = conn.await;
-        ticket.report(Outcome::Allowed, None, Some(address), traffic.totals());
+        drop(relayed);
     });
     match response.await {
         Ok(mut resp) => {
@@ -661,6 +692,43 @@ mod tests {
         );
         // An allowed address literal has no name to compare.
         assert_eq!(check_server_name(&dest("10.0.0.5"), &anonymous), Ok(()));
+    }
+
+    #[test]
+    fn a_tunnel_cut_off_by_stop_is_still_reported() {
+        use std::io::{Read, Write};
+        let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = upstream.local_addr().unwrap().port();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let policy = Egress {
+            allow: vec![cordon_policy::DomainPattern::parse("t.test").unwrap()],
+            deny: Vec::new(),
+            allow_local_destinations: true,
+            hosts: vec![("t.test".into(), "127.0.0.1".parse().unwrap())],
+        };
+        let (tx, rx) = mpsc::channel();
+        let proxy = start(listener, policy, tx).unwrap();
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        write!(client, "CONNECT t.test:{port} HTTP/1.1\r\n\r\n").unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(client.read(&mut b).unwrap(), 1);
+            head.push(b[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+        let hello = crate::sni::tests::client_hello(&["t.test"]);
+        client.write_all(&hello).unwrap();
+        let (mut server, _) = upstream.accept().unwrap();
+        let mut got = vec![0u8; hello.len()];
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(got, hello);
+        // Both ends still open: the tunnel is mid-transfer when the proxy stops.
+        proxy.stop();
+        let d = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!((d.verdict, d.host.as_str()), (Outcome::Allowed, "t.test"));
+        assert_eq!(d.bytes_up, hello.len() as u64);
     }
 
     #[test]
