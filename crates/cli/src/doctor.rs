@@ -35,14 +35,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     let delegated = matches!(limits, Mechanism::CgroupV1(_) | Mechanism::CgroupV2(_));
     let mut table = guarantees::for_run(mode, NetMode::Off, abi, guarantees::limits_here(&limits));
     // The default run is offline; say what --allow-domain would rest on here.
-    table.push(match mode {
-        Mode::Namespaces => guarantees::allow_list(crate::egress::PROXY_PORT),
-        Mode::LandlockOnly => cordon_audit::GuaranteeStatus {
-            area: "allow-list".into(),
-            state: "not_enforced".into(),
-            by: "needs user namespaces (a network namespace whose only way out is cordon's proxy); --allow-domain exits 125 here".into(),
-        },
-    });
+    table.push(guarantees::allow_list(mode, crate::egress::PROXY_PORT));
     let (limits_by, controllers, limits_why) = match &limits {
         Mechanism::CgroupV2(c) => ("cgroup-v2", c.clone(), None),
         Mechanism::CgroupV1(c) => ("cgroup-v1", c.clone(), None),

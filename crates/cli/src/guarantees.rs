@@ -45,7 +45,7 @@ pub fn for_run(
         (Mode::LandlockOnly, _) => g("network", "weakened", "Landlock refuses TCP bind/connect; UDP, DNS and Unix sockets are not blocked"),
     });
     if let NetMode::Proxied { port } = net {
-        out.push(allow_list(port));
+        out.push(allow_list(mode, port));
     }
     out.push(g(
         "syscalls",
@@ -56,13 +56,20 @@ pub fn for_run(
     out
 }
 
-/// The allow-list row: what cordon's proxy checks.
-pub fn allow_list(port: u16) -> GuaranteeStatus {
-    g(
-        "allow-list",
-        "enforced",
-        &format!("with --allow-domain: cordon's proxy on 127.0.0.1:{port} inside the sandbox decides every request: allowed domains only, deny beats allow, CONNECT host = TLS SNI, Host header = URL, names resolved by the proxy, local destinations refused unless allowed"),
-    )
+/// The allow-list row: what cordon's proxy checks, or why `--allow-domain` cannot run.
+pub fn allow_list(mode: Mode, port: u16) -> GuaranteeStatus {
+    match mode {
+        Mode::Namespaces => g(
+            "allow-list",
+            "enforced",
+            &format!("with --allow-domain: cordon's proxy on 127.0.0.1:{port} inside the sandbox decides every request: allowed domains only, deny beats allow, CONNECT host = TLS SNI, Host header = URL, names resolved by the proxy, local destinations refused unless allowed"),
+        ),
+        Mode::LandlockOnly => g(
+            "allow-list",
+            "not_enforced",
+            "needs user namespaces (a network namespace whose only way out is cordon's proxy); --allow-domain exits 125 here",
+        ),
+    }
 }
 
 const NO_CORE: &str = "no core files (RLIMIT_CORE 0)";

@@ -2,8 +2,11 @@
 //! puts it into the run's cgroup, relays signals to it, kills it when the timeout passes, and
 //! turns what the status channels say into an [`Outcome`].
 
+use std::borrow::Cow;
+use std::ffi::OsString;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use nix::fcntl::OFlag;
@@ -77,6 +80,8 @@ fn setup_err(stage: Stage) -> impl FnOnce(nix::errno::Errno) -> RunError {
     move |e| RunError::setup(stage, e, e as i32)
 }
 
+type EnvVar = (OsString, OsString);
+
 /// Runs the plan to completion: [`spawn`], then [`Sandbox::wait`].
 pub fn run(plan: &Plan) -> Result<Outcome, RunError> {
     spawn(plan)?.wait()
@@ -90,7 +95,7 @@ pub struct Sandbox<'a> {
     child: Pid,
     status_r: Option<OwnedFd>,
     result_r: Option<OwnedFd>,
-    lifeline_w: Option<OwnedFd>,
+    lifeline_w: OwnedFd,
     listener: Option<OwnedFd>,
     /// The signal mask before cordon blocked the forwarded signals; restored on drop.
     old_mask: SigSet,
@@ -103,8 +108,12 @@ pub struct Sandbox<'a> {
 /// Creates the sandbox (see [`Sandbox`]). With [`NetMode::Proxied`], returns once init has
 /// handed over the proxy's listener.
 pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
-    let (tmp, writable, env) = match plan.spec.mode {
-        Mode::Namespaces => (None, plan.writable.clone(), plan.spec.env.clone()),
+    let (tmp, writable, env): (_, Cow<[PathBuf]>, Cow<[EnvVar]>) = match plan.spec.mode {
+        Mode::Namespaces => (
+            None,
+            Cow::Borrowed(&plan.writable),
+            Cow::Borrowed(&plan.spec.env),
+        ),
         Mode::LandlockOnly => {
             if matches!(plan.spec.net, NetMode::Proxied { .. }) {
                 return Err(RunError::setup(
@@ -119,7 +128,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
             })?;
             let writable = weaker::writable(plan, tmp.path());
             let env = weaker::env_with_tmpdir(&plan.spec.env, tmp.path());
-            (Some(tmp), writable, env)
+            (Some(tmp), Cow::Owned(writable), Cow::Owned(env))
         }
     };
     let prepared = Prepared::new(&plan.spec, &env, &plan.workspace)
@@ -173,7 +182,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         child,
         status_r: Some(ends.status),
         result_r: Some(ends.result),
-        lifeline_w: Some(ends.lifeline),
+        lifeline_w: ends.lifeline,
         listener: None,
         old_mask,
         _tmp: tmp,
@@ -284,9 +293,7 @@ impl Sandbox<'_> {
     }
 
     fn go_ahead(&self) {
-        if let Some(w) = &self.lifeline_w {
-            let _ = sys::write_all(w.as_fd(), b"!");
-        }
+        let _ = sys::write_all(self.lifeline_w.as_fd(), b"!");
     }
 
     /// Waits for init's listener; if init fails first, its report says why.
@@ -376,8 +383,8 @@ impl Drop for Sandbox<'_> {
             let _ = kill(self.child, Signal::SIGKILL);
             let _ = waitpid(self.child, None);
         }
-        // Hanging up the lifeline tells init (if still there) that cordon is done.
-        self.lifeline_w.take();
+        // The lifeline closes with the struct: its hang-up tells init (if still there) that
+        // cordon is done.
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.old_mask), None);
     }
 }

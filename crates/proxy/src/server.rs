@@ -153,14 +153,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         .err()
         .filter(|e| e.is_parse() || e.is_parse_too_large());
     if let Some(e) = unparsed {
-        let ticket = Ticket {
-            shared,
-            method: "HTTP".into(),
-            host: "(unparsed request)".into(),
-            port: 0,
-            started,
-            rule: None,
-        };
+        let mut ticket = Ticket::new(shared, "HTTP", started);
+        ticket.host = "(unparsed request)".into();
         let reason =
             format!("malformed-request: not a well-formed HTTP/1.1 request ({e}); answered 400");
         ticket.report(Outcome::Refused, Some(reason), None, (0, 0));
@@ -168,19 +162,10 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 }
 
 async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
-    let mut ticket = Ticket {
-        shared: shared.clone(),
-        method: req.method().as_str().to_string(),
-        host: String::new(),
-        port: 0,
-        started: Instant::now(),
-        rule: None,
-    };
+    let ticket = Ticket::new(shared, req.method().as_str(), Instant::now());
     if req.method() == Method::CONNECT {
         connect(req, ticket).await
     } else {
-        let target = req.uri().to_string();
-        ticket.host = target.clone();
         forward(req, ticket).await
     }
 }
@@ -196,6 +181,18 @@ struct Ticket {
 }
 
 impl Ticket {
+    /// A request not yet tied to a destination (until then, `host` is the raw target).
+    fn new(shared: Arc<Shared>, method: &str, started: Instant) -> Ticket {
+        Ticket {
+            shared,
+            method: method.to_string(),
+            host: String::new(),
+            port: 0,
+            started,
+            rule: None,
+        }
+    }
+
     fn name(&mut self, dest: &Destination) {
         self.host = dest.name.clone();
         self.port = dest.port;
@@ -349,13 +346,11 @@ async fn connect_any(
             Err(_) => last = Some(("timed out".to_string(), *addr)),
         }
     }
-    let (e, a) = last.unwrap_or_else(|| {
-        (
-            "no addresses".to_string(),
-            SocketAddr::from(([0, 0, 0, 0], 0)),
-        )
-    });
-    Err((Unreachable::Connect(e), Some(a)))
+    let (e, a) = match last {
+        Some((e, a)) => (e, Some(a)),
+        None => ("no addresses".to_string(), None),
+    };
+    Err((Unreachable::Connect(e), a))
 }
 
 /// CONNECT: decide on the host, resolve, answer 200, then check the ClientHello's SNI
@@ -544,6 +539,7 @@ fn check_server_name(dest: &Destination, hello: &[u8]) -> Result<(), Refusal> {
 /// origin form on a connection of its own, so the next request is decided afresh.
 async fn forward(mut req: Request<Incoming>, mut ticket: Ticket) -> Response<Body> {
     let target = req.uri().to_string();
+    ticket.host = target.clone();
     let hosts: Result<Vec<&str>, _> = req
         .headers()
         .get_all(HOST)
