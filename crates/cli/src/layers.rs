@@ -113,10 +113,10 @@ fn flags_layer(args: &RunArgs, cwd: &Path) -> Result<Layer, Failure> {
     };
     for text in &args.allow_domain {
         let pattern = DomainPattern::parse(text).map_err(|e| {
-            Failure::setup(format!("--allow-domain {text}: {e}")).with_hint(
-                "--allow-domain takes an exact name (crates.io), `*.example.com` for its \
-                 subdomains only, or an IP address; repeat it for each domain",
-            )
+            Failure::setup(format!("--allow-domain {text}: {e}")).with_hint(format!(
+                "--allow-domain takes {}; repeat it for each domain",
+                DomainPattern::SYNTAX
+            ))
         })?;
         if !layer.net_allow.contains(&pattern) {
             layer.net_allow.push(pattern);

@@ -31,6 +31,10 @@ pub enum PatternError {
 const NON_ASCII_HINT: &str = "; write internationalised names in their xn-- form";
 
 impl DomainPattern {
+    /// What an entry may be, for hints next to a rejected one.
+    pub const SYNTAX: &'static str = "an exact name (crates.io), `*.example.com` for its \
+subdomains only, or an IP address (matches only that address written literally)";
+
     /// Parses one entry, case-insensitively; a trailing dot is ignored.
     pub fn parse(text: &str) -> Result<DomainPattern, PatternError> {
         let raw = text.trim();

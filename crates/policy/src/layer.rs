@@ -436,8 +436,7 @@ impl Checker<'_> {
                 Err(e) => self.error(
                     item.span().start,
                     format!("network.{key}: {e}"),
-                    "an exact name (crates.io), `*.example.com` for its subdomains only, or an \
-                     IP address (matches only that address written literally)",
+                    DomainPattern::SYNTAX,
                 ),
             }
         }
@@ -456,24 +455,14 @@ impl Checker<'_> {
         let mut out: Vec<(String, IpAddr)> = Vec::new();
         for (key, value) in entries {
             let raw = key.get_ref();
-            let name = match Host::parse(raw) {
-                Some(Host::Name(name)) => name,
-                Some(Host::Address(_)) => {
-                    let msg = format!("network.hosts: `{raw}` is an address, not a name");
-                    self.error(key.span().start, msg, HINT);
-                    continue;
-                }
-                None if raw.contains('*') => {
-                    let msg = format!("network.hosts: `{raw}`: a pin names one host, no `*`");
-                    self.error(key.span().start, msg, HINT);
-                    continue;
-                }
-                None => {
-                    let msg = format!(
-                        "network.hosts: `{raw}` is not a domain name (letters, digits, `-` and \
-                         `_` in labels of 1 to 63 characters)"
+            let name = match pinned_name(raw) {
+                Ok(name) => name,
+                Err(why) => {
+                    self.error(
+                        key.span().start,
+                        format!("network.hosts: `{raw}`{why}"),
+                        HINT,
                     );
-                    self.error(key.span().start, msg, HINT);
                     continue;
                 }
             };
@@ -525,6 +514,18 @@ impl Checker<'_> {
             }
         }
         out
+    }
+}
+
+/// A `hosts` key as the name it pins, or what is wrong with it (to follow the key).
+fn pinned_name(raw: &str) -> Result<String, &'static str> {
+    match Host::parse(raw) {
+        Some(Host::Name(name)) => Ok(name),
+        Some(Host::Address(_)) => Err(" is an address, not a name"),
+        None if raw.contains('*') => Err(": a pin names one host, no `*`"),
+        None => Err(
+            " is not a domain name (letters, digits, `-` and `_` in labels of 1 to 63 characters)",
+        ),
     }
 }
 
