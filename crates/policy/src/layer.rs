@@ -12,6 +12,7 @@ use crate::domains::{DomainPattern, Host};
 use crate::limits::{LimitKind, LimitLayer, Setting};
 use crate::path::PathSpec;
 use crate::resolve::Policy;
+use crate::rules::{CommandLayer, CommandRules, CommandsSchema, Decision, Pattern};
 
 /// Where a layer came from; also its rank (lowest first, as declared).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +89,12 @@ pub enum Widening {
         to: Setting,
         below: u64,
     },
+    /// `commands.default` looser than the default below.
+    CommandDefault(Decision),
+    /// A `[[commands.rules]]` entry that loosens what the layers below decide.
+    CommandRule(Pattern, Decision),
+    /// A `[[commands.approved]]` entry: it answers prompts without a human.
+    CommandApproved(Pattern),
 }
 
 impl std::fmt::Display for Widening {
@@ -108,6 +115,9 @@ impl std::fmt::Display for Widening {
                 to.format(*kind),
                 kind.format(*below)
             ),
+            Widening::CommandDefault(d) => write!(f, "commands.default {d}"),
+            Widening::CommandRule(p, d) => write!(f, "commands.rules {d} {p}"),
+            Widening::CommandApproved(p) => write!(f, "commands.approved {p}"),
         }
     }
 }
@@ -135,6 +145,8 @@ pub struct Layer {
     pub hosts: Vec<(String, IpAddr)>,
     pub allow_weaker: Option<bool>,
     pub limits: LimitLayer,
+    /// `[commands]`: command rules, the default for unmatched commands, standing approvals.
+    pub commands: CommandLayer,
 }
 
 #[derive(Deserialize, Default)]
@@ -145,6 +157,7 @@ struct FileSchema {
     network: Option<NetSchema>,
     sandbox: Option<SandboxSchema>,
     limits: Option<LimitsSchema>,
+    commands: Option<CommandsSchema>,
 }
 
 #[derive(Deserialize, Default)]
@@ -217,7 +230,8 @@ impl LimitsSchema {
 
 const KNOWN_KEYS_HINT: &str = "known sections: [filesystem] allow_write, deny_read, allow_read, \
 protect, unprotect; [env] deny, keep; [network] mode, allow, deny, allow_local_destinations, \
-hosts; [sandbox] allow_weaker; [limits] memory, cpu, pids, timeout, file_size, open_files";
+hosts; [sandbox] allow_weaker; [limits] memory, cpu, pids, timeout, file_size, open_files; \
+[commands] default, [[commands.rules]] prefix, decision, reason, [[commands.approved]] prefix, note";
 
 impl Layer {
     pub fn empty(source: LayerSource) -> Self {
@@ -237,6 +251,7 @@ impl Layer {
             hosts: Vec::new(),
             allow_weaker: None,
             limits: LimitLayer::default(),
+            commands: CommandLayer::default(),
         }
     }
 
@@ -289,6 +304,11 @@ impl Layer {
                 layer.limits.set(kind, setting);
             }
         }
+        layer.commands =
+            schema
+                .commands
+                .unwrap_or_default()
+                .check(file, text, &mut checker.diagnostics);
         if checker.diagnostics.is_empty() {
             Ok(layer)
         } else {
@@ -326,6 +346,8 @@ impl Layer {
                 .into_iter()
                 .map(|(kind, to, below)| Widening::Limit { kind, to, below }),
         );
+        // Judged against the strictest possible below, as in `narrowing_only` (see there).
+        out.extend(self.commands.widenings(&CommandRules::strictest()));
         out
     }
 
@@ -343,6 +365,10 @@ impl Layer {
             hosts: Vec::new(),
             allow_weaker: self.allow_weaker.filter(|w| !*w),
             limits: self.limits.narrowing_only(&below.limits),
+            // `Policy` holds no command rules, so judge against the strictest possible below:
+            // only forbids survive here. Callers that know the layers below keep the rest with
+            // `CommandLayer::narrowing_only(&CommandRules::from_layers(below))`.
+            commands: self.commands.narrowing_only(&CommandRules::strictest()),
             ..self.clone()
         }
     }

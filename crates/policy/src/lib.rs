@@ -15,6 +15,7 @@ mod layer;
 mod limits;
 mod path;
 mod resolve;
+mod rules;
 
 pub use defaults::{
     builtin, DEFAULT_DENY_READ_HOME, DEFAULT_ENV_DENY, DEFAULT_PROTECTED, DEFAULT_WRITABLE_TMP,
@@ -27,3 +28,6 @@ pub use layer::{Layer, LayerSource, Network, Widening};
 pub use limits::{LimitKind, LimitLayer, Limits, Setting};
 pub use path::PathSpec;
 pub use resolve::{content_hash, hex, Policy, ResolveContext, ResolvedPaths};
+pub use rules::{
+    Approved, CommandLayer, CommandRule, CommandRules, CommandVerdict, Decision, Origin, Pattern,
+};
