@@ -99,6 +99,40 @@ pub enum Event {
         bytes_down: u64,
         duration_ms: u64,
     },
+    /// A request for a human's approval: a `prompt` command rule (`command`), a network
+    /// destination the policy says to ask about (`network`), or the agent's `cordon request`
+    /// for a wider boundary (`request`).
+    ApprovalRequested {
+        /// Identifies the request and its `approval_decided` event.
+        id: String,
+        /// `command`, `network` or `request`.
+        kind: String,
+        /// The command line (secret-looking values masked), or `[host:port]` for `network`.
+        subject: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        cwd: Option<PathBuf>,
+        /// The rule's reason, or the agent's justification.
+        reason: String,
+        /// The rule that asked for a human, when one did.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        rule: Option<String>,
+    },
+    /// The answer to one approval request.
+    ApprovalDecided {
+        id: String,
+        kind: String,
+        subject: Vec<String>,
+        /// `allow_once`, `allow_session`, `allow_always` or `deny`.
+        decision: String,
+        /// Who decided: `user` (a human, through `channel`), `timeout`, `session` (an earlier
+        /// "this session" answer) or `broker` (cordon stopping with the request open).
+        by: String,
+        /// `terminal`, `console`, `session`, `timeout` or `broker`.
+        channel: String,
+        /// For `allow_always`: the file the rule was written to.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        written_to: Option<PathBuf>,
+    },
 }
 
 /// An event with when and for which run it happened.
