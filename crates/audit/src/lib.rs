@@ -42,6 +42,37 @@ pub enum Ending {
 pub enum Event {
     /// A workspace policy file widened the boundary without the user's approval; ignored.
     PolicyIgnored { file: PathBuf, ignored: Vec<String> },
+    /// A transaction (`cordon run --transaction`) was created in cordon's state folder.
+    TransactionCreated { name: String, workspace: PathBuf },
+    /// A command in a transaction ended; what the transaction now holds.
+    TransactionRecorded {
+        name: String,
+        added: usize,
+        modified: usize,
+        deleted: usize,
+        renamed: usize,
+        /// Bytes of new file content.
+        bytes: u64,
+        /// Changes to protected paths, which are never applied.
+        refused: Vec<String>,
+    },
+    /// Changes of a transaction were applied to the real workspace (also when an interrupted
+    /// apply was finished: `recovered`).
+    TransactionApplied {
+        name: String,
+        applied: Vec<String>,
+        /// Not applied: changed in the workspace since the transaction first saw them.
+        conflicts: Vec<String>,
+        /// Not applied: protected paths.
+        refused: Vec<String>,
+        /// Not applied: an I/O error.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        failed: Vec<String>,
+        #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+        recovered: bool,
+    },
+    /// A transaction was discarded; the real workspace was not touched.
+    TransactionDiscarded { name: String },
     /// The command is about to start inside the sandbox.
     CommandStart {
         argv: Vec<String>,
