@@ -130,6 +130,28 @@ pub enum Event {
         bytes_down: u64,
         duration_ms: u64,
     },
+    /// The syscall filter refused a syscall (answered EPERM by cordon's supervisor; the
+    /// syscall never ran).
+    SyscallRefused {
+        /// The process, as a pid on the host.
+        pid: i32,
+        /// Its command name, empty if it was already gone.
+        process: String,
+        /// `bpf`, `socket`, `ioctl`, `unshare`, …
+        syscall: String,
+        /// The argument that decided (`AF_PACKET`, `TIOCSTI`, `CLONE_NEWUSER`), if one did.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        detail: Option<String>,
+        /// The rule that refused it.
+        rule: String,
+    },
+    /// cordon killed the sandbox at a violation of a class in `terminate_on_violation`.
+    SandboxKilled {
+        /// `syscall` or `network`.
+        class: String,
+        /// What the violation was.
+        reason: String,
+    },
     /// A request for a human's approval: a `prompt` command rule (`command`), a network
     /// destination the policy says to ask about (`network`), or the agent's `cordon request`
     /// for a wider boundary (`request`).

@@ -94,6 +94,12 @@ pub struct RunArgs {
     /// passes, cordon kills the whole sandbox and exits 124.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Kill the whole sandbox at the first refusal of CLASS: `syscall` (a syscall the filter
+    /// refused, e.g. bpf, io_uring, a new user namespace, TIOCSTI), `network` (a request the
+    /// proxy refused) or `all`. Comma-separated or repeated. Without it a refusal only fails
+    /// that one operation (EPERM, HTTP 403) and is logged.
+    #[arg(long, value_name = "CLASS", value_delimiter = ',')]
+    pub kill_on_violation: Vec<String>,
     /// Append audit events (JSON lines) to FILE [default: $XDG_STATE_HOME/cordon/audit.jsonl].
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,

@@ -1,15 +1,12 @@
-//! `--net allow` for one run: the proxy variables the command sees, and cordon's proxy
-//! serving the listener the sandbox handed over, with its decisions written to the audit log
-//! (and refusals to stderr) as they happen.
+//! `--net allow` for one run: the proxy variables the command sees, cordon's proxy serving
+//! the listener the sandbox handed over, and how its decisions read in the audit log and on
+//! stderr.
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
-use std::time::Duration;
+use std::sync::mpsc;
 
-use cordon_audit::{Event, Record, Sink};
+use cordon_audit::Event;
 use cordon_policy::Egress;
 use cordon_proxy::{Decision, Outcome, Proxy};
 
@@ -58,71 +55,16 @@ pub fn point_at_proxy(env: &mut Vec<(OsString, OsString)>) {
     env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
 }
 
-/// cordon's proxy for one run, and the thread that records its decisions.
-pub struct Running {
-    proxy: Proxy,
-    stopped: Arc<AtomicBool>,
-    recorder: JoinHandle<Option<Sink>>,
-}
-
-/// Starts the proxy on the sandbox's listener. The audit sink moves to the recorder thread
-/// until [`Running::finish`] hands it back.
-pub fn start(
-    listener: OwnedFd,
-    policy: &Egress,
-    audit: Option<Sink>,
-    run_id: &str,
-) -> std::io::Result<Running> {
+/// Starts the proxy on the sandbox's listener; its decisions arrive on the receiver (see
+/// [`crate::recorder`]).
+pub fn start(listener: OwnedFd, policy: &Egress) -> std::io::Result<(Proxy, mpsc::Receiver<Decision>)> {
     let (tx, rx) = mpsc::channel();
     let proxy = cordon_proxy::start(listener.into(), policy.clone(), tx)?;
-    let stopped = Arc::new(AtomicBool::new(false));
-    let flag = stopped.clone();
-    let run_id = run_id.to_string();
-    let recorder = std::thread::Builder::new()
-        .name("cordon-audit".into())
-        .spawn(move || record(rx, audit, &run_id, &flag))?;
-    Ok(Running {
-        proxy,
-        stopped,
-        recorder,
-    })
-}
-
-impl Running {
-    /// Stops the proxy once the sandbox is gone, records what is left, returns the sink.
-    pub fn finish(self) -> Option<Sink> {
-        self.proxy.stop();
-        self.stopped.store(true, Ordering::Relaxed);
-        self.recorder.join().ok().flatten()
-    }
-}
-
-/// Writes decisions until the proxy is stopped and nothing is queued (bounded: it does not
-/// rely on every sender having been dropped).
-fn record(
-    rx: mpsc::Receiver<Decision>,
-    mut audit: Option<Sink>,
-    run_id: &str,
-    stopped: &AtomicBool,
-) -> Option<Sink> {
-    loop {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(d) => {
-                announce(&d);
-                if let Some(sink) = &mut audit {
-                    if let Err(e) = sink.write(&Record::now(run_id, event(d))) {
-                        eprintln!("cordon: warning: audit log {}: {e}", sink.path().display());
-                    }
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) if !stopped.load(Ordering::Relaxed) => {}
-            Err(_) => return audit,
-        }
-    }
+    Ok((proxy, rx))
 }
 
 /// Refusals and failures go to stderr too: the agent may read that rather than the body.
-fn announce(d: &Decision) {
+pub fn announce(d: &Decision) {
     let reason = d.reason.as_deref().unwrap_or("");
     // A request refused before it named a destination has no port to show.
     let target = match d.port {
@@ -142,7 +84,7 @@ fn announce(d: &Decision) {
     }
 }
 
-fn event(d: Decision) -> Event {
+pub fn event(d: Decision) -> Event {
     Event::Network {
         method: d.method,
         host: d.host,

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use cordon_policy::{
-    builtin, content_hash, Diagnostic, DomainPattern, Layer, LayerSource, LimitKind, Network,
+    builtin, content_hash, Diagnostic, DomainPattern, Layer, LayerSource, ViolationClass, LimitKind, Network,
     PathSpec, Policy,
 };
 
@@ -127,6 +127,16 @@ fn flags_layer(args: &RunArgs, cwd: &Path) -> Result<Layer, Failure> {
     }
     if args.allow_weaker {
         layer.allow_weaker = Some(true);
+    }
+    for text in &args.kill_on_violation {
+        for class in ViolationClass::parse(text).map_err(|e| {
+            Failure::setup(format!("--kill-on-violation: {e}"))
+                .with_hint(format!("use {}", ViolationClass::SYNTAX))
+        })? {
+            if !layer.terminate_on_violation.contains(&class) {
+                layer.terminate_on_violation.push(class);
+            }
+        }
     }
     for (kind, flag, value) in [
         (LimitKind::Memory, "--memory", &args.memory),

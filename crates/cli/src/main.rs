@@ -8,6 +8,7 @@ mod egress;
 mod failure;
 mod guarantees;
 mod layers;
+mod recorder;
 mod run;
 
 use std::process::ExitCode;

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use cordon_audit::{Ending, Event, Record, Sink};
 use cordon_linux::{Mechanism, Mode, NetMode, PrepareError, RunError, Spec, Stage, Trip};
-use cordon_policy::{scrub_env, LimitKind, Network, Policy, ResolveContext};
+use cordon_policy::{scrub_env, LimitKind, Network, Policy, ResolveContext, ViolationClass};
 
 use crate::args::RunArgs;
 use crate::dirs;
@@ -15,6 +15,7 @@ use crate::egress;
 use crate::failure::{Failure, EXIT_SETUP};
 use crate::guarantees;
 use crate::layers;
+use crate::recorder;
 
 /// Runs the command; returns cordon's exit status.
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
@@ -91,7 +92,10 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
             } else {
                 Ending::Exited
             };
-            let message = report_trips(&mut audit, &run_id, &o.trips, policy);
+            let mut message = report_trips(&mut audit, &run_id, &o.trips, policy);
+            if let Some(kill) = &o.killed_for {
+                message = Some(report_kill(&mut audit, &run_id, kill));
+            }
             (o.exit_code, ending, o.signal, message)
         }
         Err(e) => {
@@ -161,19 +165,40 @@ fn start(
         },
     );
     let mut sandbox = cordon_linux::spawn(plan)?;
-    let Some(listener) = sandbox.take_listener() else {
-        return sandbox.wait();
-    };
     // The command has not started yet: if the proxy cannot serve, it never does.
-    let proxy = egress::start(listener, &policy.egress, audit.take(), run_id).map_err(|e| {
-        RunError::Setup {
-            stage: Stage::ProxyListener,
-            errno: e.raw_os_error().unwrap_or(0),
-            detail: format!("cordon's proxy could not start: {e}"),
-        }
-    })?;
+    let (proxy, decisions) = match sandbox.take_listener() {
+        Some(listener) => egress::start(listener, &policy.egress)
+            .map(|(p, d)| (Some(p), Some(d)))
+            .map_err(|e| RunError::Setup {
+                stage: Stage::ProxyListener,
+                errno: e.raw_os_error().unwrap_or(0),
+                detail: format!("cordon's proxy could not start: {e}"),
+            })?,
+        None => (None, None),
+    };
+    let sources = recorder::Sources {
+        decisions,
+        violations: sandbox.take_violations(),
+    };
+    let network_kill = policy
+        .terminate_on_violation
+        .contains(&ViolationClass::Network)
+        .then(|| sandbox.tripwire());
+    let recorder = recorder::start(sources, audit.take(), run_id, network_kill).map_err(
+        |(e, sink)| {
+            *audit = sink;
+            RunError::Setup {
+                stage: Stage::Seccomp,
+                errno: e.raw_os_error().unwrap_or(0),
+                detail: format!("cordon's audit recorder could not start: {e}"),
+            }
+        },
+    )?;
     let outcome = sandbox.wait();
-    *audit = proxy.finish();
+    if let Some(p) = proxy {
+        p.stop();
+    }
+    *audit = recorder.finish();
     outcome
 }
 
@@ -366,7 +391,28 @@ fn build_spec(
             open_files: policy.limits.get(LimitKind::OpenFiles),
             allow_rlimits: policy.allow_weaker,
         },
+        kill_on_syscall_violation: policy
+            .terminate_on_violation
+            .contains(&ViolationClass::Syscall),
     }
+}
+
+/// Says (stderr and audit log) that cordon ended the run at a violation.
+fn report_kill(audit: &mut Option<Sink>, run_id: &str, kill: &cordon_linux::Kill) -> String {
+    let message = format!(
+        "killed the sandbox at the first {} violation (terminate_on_violation): {}",
+        kill.class, kill.what
+    );
+    eprintln!("cordon: {message}");
+    log(
+        audit,
+        run_id,
+        Event::SandboxKilled {
+            class: kill.class.to_string(),
+            reason: kill.what.clone(),
+        },
+    );
+    message
 }
 
 /// Sockets the caller's environment names (ssh-agent, docker): hidden even when they live

@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use crate::sys;
 use crate::Spec;
 
+/// Where the command's process keeps the status channel and the listener channel until exec.
+const STATUS_FD: i32 = 3;
+const NOTIFY_FD: i32 = 4;
+
 /// Exit status for a command that could not be found / executed (as in shells).
 pub const EXIT_NOT_FOUND: i32 = 127;
 pub const EXIT_NOT_EXECUTABLE: i32 = 126;
@@ -133,13 +137,14 @@ pub fn fail_stage(status: BorrowedFd<'_>, stage: crate::Stage, errno: i32, detai
 
 /// What the command's own process does after the mount view is final, in DESIGN.md's order:
 /// drop capabilities, no_new_privs, Landlock, close inherited descriptors, chdir, the seccomp
-/// filter last, exec.
+/// filter last (its listener sent to cordon on `notify`), exec.
 pub fn confine_and_exec(
     prepared: &Prepared,
     writable: &[PathBuf],
     extra: crate::landlock_rules::Extra,
     landlock_required: bool,
     status: std::os::fd::OwnedFd,
+    notify: std::os::fd::OwnedFd,
 ) -> ! {
     use crate::Stage;
     use std::os::fd::AsFd;
@@ -156,19 +161,34 @@ pub fn confine_and_exec(
             fail_stage(fd, Stage::Landlock, 0, &e);
         }
     }
-    // Keep only stdio and the status channel (moved to fd 3, close-on-exec).
-    if let Err(e) = sys::dup_to_fd3(fd).and_then(|_| sys::close_from(4)) {
+    // Keep only stdio, the status channel (fd 3) and the channel for the filter's listener
+    // (fd 4), close-on-exec. Both are copied above 9 first, so neither move clobbers the other.
+    let placed = sys::dup_above(fd, 10)
+        .and_then(|s| Ok((s, sys::dup_above(notify.as_fd(), 10)?)))
+        .and_then(|(s, n)| {
+            sys::dup_to(sys::fixed_fd(s), STATUS_FD)?;
+            sys::dup_to(sys::fixed_fd(n), NOTIFY_FD)?;
+            sys::close_from(NOTIFY_FD as u32 + 1)
+        });
+    if let Err(e) = placed {
         fail_stage(fd, Stage::CloseFds, errno(&e), &e.to_string());
     }
-    std::mem::forget(status); // closed by close_from(4) or already fd 3; never close twice
-    let status3 = sys::fd3();
+    // Both numbers may have been reused by the moves: never close them through these.
+    std::mem::forget(status);
+    std::mem::forget(notify);
+    let status3 = sys::fixed_fd(STATUS_FD);
     if nix::unistd::chdir(prepared.cwd.as_c_str()).is_err() {
         if let Err(e) = nix::unistd::chdir(prepared.fallback_cwd.as_c_str()) {
             fail_stage(status3, Stage::Chdir, e as i32, &e.to_string());
         }
     }
-    // Last: after this, the command's own syscalls are all that run.
-    if let Err(e) = prepared.seccomp.install() {
+    // Last: after this, the command's own syscalls are all that run. The listener goes to
+    // cordon; the command must not keep it, or it could answer its own notifications.
+    let handed = prepared.seccomp.install().and_then(|listener| {
+        sys::send_fd(sys::fixed_fd(NOTIFY_FD), listener.as_fd())
+    });
+    sys::close_fd(NOTIFY_FD);
+    if let Err(e) = handed {
         fail_stage(status3, Stage::Seccomp, errno(&e), &e.to_string());
     }
     let err = prepared.exec();

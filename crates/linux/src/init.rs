@@ -27,6 +27,9 @@ pub struct InitFds {
     pub lifeline: OwnedFd,
     /// With a proxied network: the socket on which init hands cordon the proxy's listener.
     pub proxy: Option<OwnedFd>,
+    /// The socket on which the command's process hands cordon the syscall filter's
+    /// notification listener (init only passes it on).
+    pub notify: OwnedFd,
 }
 
 /// Runs as pid 1; never returns.
@@ -111,7 +114,14 @@ pub fn main(
                 deny_tcp: false,
                 scope: true,
             };
-            confine_and_exec(prepared, &plan.writable, extra, landlock, fds.status)
+            confine_and_exec(
+                prepared,
+                &plan.writable,
+                extra,
+                landlock,
+                fds.status,
+                fds.notify,
+            )
         }
         Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),
         Err(e) => fail_stage(
@@ -122,6 +132,7 @@ pub fn main(
         ),
     };
     drop(fds.status);
+    drop(fds.notify);
     // Init needs no privilege from here on.
     let _ = crate::caps::drop_all();
     let code = supervise(child);

@@ -19,13 +19,16 @@ pub mod probe;
 mod seccomp;
 mod spawn;
 mod sys;
+mod violations;
 mod weaker;
 
 pub use error::{PrepareError, RunError, Stage};
 pub use limits::{LimitError, Limits, Mechanism, Trip};
 pub use mounts::{Mount, MountKind};
 pub use prepare::{is_empty_dir, prepare, Placeholder, Plan};
+pub use seccomp::Refusal;
 pub use spawn::{run, spawn, Outcome, Sandbox};
+pub use violations::{summary, Kill, Tripwire, Violation};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -78,4 +81,6 @@ pub struct Spec {
     pub mode: Mode,
     /// Resource limits (none by default; core files are always off).
     pub limits: Limits,
+    /// Kill the sandbox at the first syscall the filter refuses (`--kill-on-violation`).
+    pub kill_on_syscall_violation: bool,
 }

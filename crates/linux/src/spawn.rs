@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::fs;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use nix::fcntl::OFlag;
@@ -21,6 +23,7 @@ use crate::exec::Prepared;
 use crate::init::{self, InitFds};
 use crate::limits::{self, Enforcement, Trip};
 use crate::sys::{self, CloneResult};
+use crate::violations::{self, Kill, Tripwire, Violation};
 use crate::{probe, weaker, Mode, NetMode, Plan};
 
 /// cordon's exit status when the timeout ended the run (as timeout(1) has it).
@@ -36,6 +39,8 @@ pub struct Outcome {
     pub signal: Option<i32>,
     /// The resource limits that tripped, the timeout first.
     pub trips: Vec<Trip>,
+    /// Why cordon killed the sandbox on a violation ([`Tripwire::trip`]), if it did.
+    pub killed_for: Option<Kill>,
 }
 
 /// Signals cordon (and init) take over: forwarded when sent with kill(), SIGCHLD to reap.
@@ -97,6 +102,12 @@ pub struct Sandbox<'a> {
     result_r: Option<OwnedFd>,
     lifeline_w: OwnedFd,
     listener: Option<OwnedFd>,
+    /// Kills the sandbox on a violation; see [`Sandbox::tripwire`].
+    tripwire: Tripwire,
+    /// The syscall refusals, as the supervisor thread answers them.
+    violations: Option<mpsc::Receiver<Violation>>,
+    /// The supervisor thread (ends once no process is left under the filter).
+    watcher: Option<JoinHandle<()>>,
     /// The signal mask before cordon blocked the forwarded signals; restored on drop.
     old_mask: SigSet,
     /// Landlock-only mode: the directory standing in for /tmp, removed on drop.
@@ -147,9 +158,10 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
     let (result_r, result_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (lifeline_r, lifeline_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let proxy = match plan.spec.net {
-        NetMode::Proxied { .. } => Some(listener_channel()?),
+        NetMode::Proxied { .. } => Some(fd_channel(Stage::ProxyListener)?),
         _ => None,
     };
+    let (notify_parent, notify_child) = fd_channel(Stage::Seccomp)?;
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(
         SigmaskHow::SIG_BLOCK,
@@ -163,12 +175,14 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         result: result_r,
         lifeline: lifeline_w,
         proxy: proxy_parent,
+        notify: notify_parent,
     };
     let fds = InitFds {
         status: status_w,
         result: result_w,
         lifeline: lifeline_r,
         proxy: proxy_child,
+        notify: notify_child,
     };
     let (child, ends) = match clone_child(plan, &writable, &prepared, landlock, fds, ends) {
         Ok(spawned) => spawned,
@@ -177,6 +191,12 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
             return Err(e);
         }
     };
+    let tripwire = Tripwire::new(child.as_raw()).map_err(|e| {
+        abandon(child, &old_mask);
+        RunError::setup(Stage::Clone, format!("pidfd_open: {e}"), e.raw_os_error().unwrap_or(0))
+    })?;
+    // From here on a failure drops the Sandbox, which kills the child.
+    let (report, violations) = mpsc::channel();
     let mut sandbox = Sandbox {
         plan,
         child,
@@ -184,10 +204,21 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         result_r: Some(ends.result),
         lifeline_w: ends.lifeline,
         listener: None,
+        tripwire,
+        violations: Some(violations),
+        watcher: None,
         old_mask,
         _tmp: tmp,
         finished: false,
     };
+    let kill_on_violation = plan
+        .spec
+        .kill_on_syscall_violation
+        .then(|| sandbox.tripwire.clone());
+    sandbox.watcher = Some(
+        violations::watch(ends.notify, report, kill_on_violation)
+            .map_err(|e| RunError::setup(Stage::Seccomp, format!("supervisor thread: {e}"), 0))?,
+    );
     sandbox.start_init()?;
     if let Some(channel) = ends.proxy {
         sandbox.receive_listener(channel)?;
@@ -195,8 +226,15 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
     Ok(sandbox)
 }
 
-/// A connected pair of Unix sockets on which init sends the proxy's listener.
-fn listener_channel() -> Result<(OwnedFd, OwnedFd), RunError> {
+/// Kills and reaps a child no Sandbox owns yet, and restores the signal mask.
+fn abandon(child: Pid, old_mask: &SigSet) {
+    let _ = kill(child, Signal::SIGKILL);
+    let _ = waitpid(child, None);
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(old_mask), None);
+}
+
+/// A connected pair of Unix sockets on which the sandbox sends cordon a descriptor.
+fn fd_channel(stage: Stage) -> Result<(OwnedFd, OwnedFd), RunError> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
     socketpair(
         AddressFamily::Unix,
@@ -204,7 +242,7 @@ fn listener_channel() -> Result<(OwnedFd, OwnedFd), RunError> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(setup_err(Stage::ProxyListener))
+    .map_err(setup_err(stage))
 }
 
 /// cordon's ends of the channels to init.
@@ -213,6 +251,7 @@ struct ParentEnds {
     result: OwnedFd,
     lifeline: OwnedFd,
     proxy: Option<OwnedFd>,
+    notify: OwnedFd,
 }
 
 /// Clones the sandbox's first process; in the child, never returns. Each side closes the
@@ -257,7 +296,7 @@ fn clone_child(
                     let errno = e.raw_os_error().unwrap_or(0);
                     fail_stage(fds.status.as_fd(), Stage::Limits, errno, &e.to_string());
                 }
-                weaker::main(plan, writable, prepared, landlock, fds.status)
+                weaker::main(plan, writable, prepared, landlock, fds.status, fds.notify)
             }
             init::main(plan, prepared, uid, gid, landlock, fds)
         }
@@ -331,6 +370,17 @@ impl Sandbox<'_> {
         self.listener.take()
     }
 
+    /// A handle that kills the sandbox, for violations cordon sees itself (the proxy's).
+    pub fn tripwire(&self) -> Tripwire {
+        self.tripwire.clone()
+    }
+
+    /// The syscall filter's refusals, each sent as the supervisor answers it. The sender
+    /// goes away when no process is left under the filter.
+    pub fn take_violations(&mut self) -> Option<mpsc::Receiver<Violation>> {
+        self.violations.take()
+    }
+
     /// Lets the command start and waits for the sandbox to end.
     pub fn wait(mut self) -> Result<Outcome, RunError> {
         if matches!(self.plan.spec.net, NetMode::Proxied { .. }) {
@@ -368,10 +418,18 @@ impl Sandbox<'_> {
             trips.insert(0, Trip::Timeout);
             exit_code = EXIT_TIMEOUT;
         }
+        // With a pid namespace nothing is left under the filter now, so the supervisor has
+        // answered (and sent) everything. Without one, a survivor could keep it waiting.
+        if plan.spec.mode == Mode::Namespaces {
+            if let Some(w) = self.watcher.take() {
+                let _ = w.join();
+            }
+        }
         Ok(Outcome {
             exit_code,
             signal,
             trips,
+            killed_for: self.tripwire.reason(),
         })
     }
 }

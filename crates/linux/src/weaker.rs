@@ -20,13 +20,14 @@ pub fn main(
     prepared: &Prepared,
     landlock: bool,
     status: OwnedFd,
+    notify: OwnedFd,
 ) -> ! {
     crate::init::reset_signals();
     let extra = Extra {
         deny_tcp: plan.spec.net.isolated(),
         scope: true,
     };
-    confine_and_exec(prepared, writable, extra, landlock, status)
+    confine_and_exec(prepared, writable, extra, landlock, status, notify)
 }
 
 /// A per-run temporary directory (mode 0700) that replaces the shared /tmp; removed on drop.

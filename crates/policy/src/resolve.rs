@@ -8,6 +8,7 @@ use crate::egress::Egress;
 use crate::layer::{Layer, Network};
 use crate::limits::Limits;
 use crate::path::PathSpec;
+use crate::violation::ViolationClass;
 
 /// The effective policy after layering. Paths are still machine-independent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub struct Policy {
     /// The allow-list and its settings, used when `network` is `Allow`.
     pub egress: Egress,
     pub allow_weaker: bool,
+    /// Classes whose first refusal kills the sandbox (from every layer, and the flag).
+    pub terminate_on_violation: Vec<ViolationClass>,
     pub limits: Limits,
 }
 
@@ -55,6 +58,7 @@ impl Policy {
             network: Network::Off,
             egress: Egress::default(),
             allow_weaker: false,
+            terminate_on_violation: Vec::new(),
             limits: Limits::default(),
         };
         for layer in layers {
@@ -77,6 +81,10 @@ impl Policy {
             if let Some(w) = layer.allow_weaker {
                 policy.allow_weaker = w;
             }
+            extend_unique(
+                &mut policy.terminate_on_violation,
+                &layer.terminate_on_violation,
+            );
             policy.limits.apply(&layer.limits);
         }
         policy

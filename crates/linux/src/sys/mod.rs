@@ -339,14 +339,6 @@ pub fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Descriptor 3, where the command's process keeps its status channel until exec.
-pub fn fd3() -> BorrowedFd<'static> {
-    // SAFETY: exec::confine_and_exec dup3()s the status pipe onto fd 3 just before calling
-    // this, and the process only execs or exits afterwards, so fd 3 stays open for 'static
-    // as far as this process's remaining code is concerned.
-    unsafe { BorrowedFd::borrow_raw(3) }
-}
-
 /// The Landlock ABI version the kernel supports, 0 when it has none.
 pub fn landlock_abi() -> i32 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
@@ -381,13 +373,12 @@ pub fn mount_fs(source: &CStr, target: &CStr, fstype: &CStr, data: &CStr) -> io:
     check(ret as libc::c_long).map(drop)
 }
 
-/// `dup3(fd, 3, O_CLOEXEC)`: moves a descriptor to 3 so `close_from(4)` keeps it.
-pub fn dup_to_fd3(fd: BorrowedFd<'_>) -> io::Result<()> {
-    if fd.as_raw_fd() == 3 {
-        return Ok(());
-    }
-    // SAFETY: fd 3 is not borrowed by anything in the child that calls this; dup3 replaces it.
-    check(unsafe { libc::dup3(fd.as_raw_fd(), 3, libc::O_CLOEXEC) } as libc::c_long).map(drop)
+/// `fcntl(fd, F_DUPFD_CLOEXEC, min)`: a copy at the lowest free number >= `min`, left for
+/// `close_from` to close.
+pub fn dup_above(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<RawFd> {
+    // SAFETY: integer arguments; the new descriptor is not owned by any Rust value.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)
+        .map(|fd| fd as RawFd)
 }
 
 #[repr(C)]
@@ -465,4 +456,103 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
         }
     }
     Ok(received)
+}
+
+/// `dup3(fd, target, O_CLOEXEC)`: moves a descriptor to a fixed number below `close_from`.
+pub fn dup_to(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    if fd.as_raw_fd() == target {
+        return Ok(());
+    }
+    // SAFETY: `target` is not borrowed by anything in the child that calls this; dup3
+    // replaces whatever it held.
+    check(unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) } as libc::c_long)
+        .map(drop)
+}
+
+/// Borrows a descriptor number the caller placed with [`dup_to`] and keeps open until exec.
+pub fn fixed_fd(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: callers pass only numbers they dup'd onto just before and close only by
+    // exec (close-on-exec) or by [`close_fd`] after the last use.
+    unsafe { BorrowedFd::borrow_raw(fd) }
+}
+
+/// Closes a descriptor placed with [`dup_to`] once it has served.
+pub fn close_fd(fd: RawFd) {
+    // SAFETY: the number was placed by `dup_to` and is not used after this call.
+    unsafe { libc::close(fd) };
+}
+
+/// `seccomp(SET_MODE_FILTER, NEW_LISTENER, prog)`: installs a filter whose USER_NOTIF
+/// verdicts wait for an answer on the returned descriptor. no_new_privs must be set.
+pub fn seccomp_with_listener(prog: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    let len = u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let fprog = libc::sock_fprog {
+        len,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `prog`, which outlives the call; the kernel copies it.
+    owned(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    })
+}
+
+/// Receives one pending seccomp notification (blocks until there is one).
+pub fn notif_recv(listener: BorrowedFd<'_>) -> io::Result<libc::seccomp_notif> {
+    // SAFETY: seccomp_notif is plain data; the kernel requires it zeroed before RECV.
+    let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: `req` is a live seccomp_notif for the duration of the call, as RECV expects.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV as _,
+            &mut req as *mut libc::seccomp_notif,
+        )
+    };
+    check(ret as libc::c_long).map(|_| req)
+}
+
+/// Answers notification `id`: the syscall fails with `errno` and is never executed.
+pub fn notif_deny(listener: BorrowedFd<'_>, id: u64, errno: i32) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: -errno,
+        flags: 0,
+    };
+    // SAFETY: `resp` is a live seccomp_notif_resp for the duration of the call.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+            &resp as *const libc::seccomp_notif_resp,
+        )
+    };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// `pidfd_open(pid, 0)`: a handle on a child that stays valid (and names only it) even after
+/// the pid is reaped and reused.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: integer arguments only.
+    owned(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) })
+}
+
+/// `pidfd_send_signal(pidfd, SIGKILL)`.
+pub fn pidfd_kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: a null siginfo is allowed and means "as kill(2) would send it".
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    })
+    .map(drop)
 }

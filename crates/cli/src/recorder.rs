@@ -1,0 +1,130 @@
+//! What a run refuses, as it happens: the proxy's decisions and the syscall filter's
+//! refusals go to the audit log, and a refusal of a class in `terminate_on_violation` kills
+//! the sandbox. Network refusals go to stderr too (the agent may read that rather than the
+//! 403); syscall refusals do not: tools probe (node's libuv tries io_uring at every start),
+//! and the EPERM they get is their answer.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cordon_audit::{Event, Record, Sink};
+use cordon_linux::{Kill, Tripwire, Violation};
+use cordon_policy::ViolationClass;
+use cordon_proxy::{Decision, Outcome};
+
+use crate::egress;
+
+/// Where refusals come from in one run.
+pub struct Sources {
+    /// The proxy's decisions (`--net allow` only).
+    pub decisions: Option<mpsc::Receiver<Decision>>,
+    /// The syscall filter's refusals.
+    pub violations: Option<mpsc::Receiver<Violation>>,
+}
+
+/// The recorder thread of one run.
+pub struct Recorder {
+    stopped: Arc<AtomicBool>,
+    thread: JoinHandle<Option<Sink>>,
+}
+
+/// Starts recording. `network_kill`: the sandbox to kill at the first refused request. The
+/// audit sink moves to the thread until [`Recorder::finish`] hands it back; if the thread
+/// cannot start, the sink comes back with the error.
+pub fn start(
+    sources: Sources,
+    audit: Option<Sink>,
+    run_id: &str,
+    network_kill: Option<Tripwire>,
+) -> Result<Recorder, (std::io::Error, Option<Sink>)> {
+    let stopped = Arc::new(AtomicBool::new(false));
+    let flag = stopped.clone();
+    let run_id = run_id.to_string();
+    // The sink must survive a failed spawn, so it travels through a channel.
+    let (hand, take) = mpsc::channel::<Option<Sink>>();
+    let spawned = std::thread::Builder::new()
+        .name("cordon-audit".into())
+        .spawn(move || {
+            let audit = take.recv().ok().flatten();
+            record(sources, audit, &run_id, &flag, network_kill.as_ref())
+        });
+    match spawned {
+        Ok(thread) => {
+            let _ = hand.send(audit);
+            Ok(Recorder { stopped, thread })
+        }
+        Err(e) => Err((e, audit)),
+    }
+}
+
+impl Recorder {
+    /// Call once the sandbox is gone (and the proxy stopped): records what is still queued
+    /// and returns the sink.
+    pub fn finish(self) -> Option<Sink> {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.thread.join().ok().flatten()
+    }
+}
+
+/// Records until stopped and nothing is queued. Bounded: it never waits for a sender to go
+/// away (a survivor in Landlock-only mode could hold the filter's sender).
+fn record(
+    sources: Sources,
+    mut audit: Option<Sink>,
+    run_id: &str,
+    stopped: &AtomicBool,
+    network_kill: Option<&Tripwire>,
+) -> Option<Sink> {
+    let mut write = |event: Event| {
+        if let Some(sink) = &mut audit {
+            if let Err(e) = sink.write(&Record::now(run_id, event)) {
+                eprintln!("cordon: warning: audit log {}: {e}", sink.path().display());
+            }
+        }
+    };
+    loop {
+        let last_round = stopped.load(Ordering::Relaxed);
+        let mut seen = false;
+        if let Some(rx) = &sources.violations {
+            while let Ok(v) = rx.try_recv() {
+                seen = true;
+                write(violation_event(v));
+            }
+        }
+        if let Some(rx) = &sources.decisions {
+            let next = if last_round {
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(Duration::from_millis(20)).ok()
+            };
+            if let Some(d) = next {
+                seen = true;
+                if let (Some(wire), Outcome::Refused) = (network_kill, d.verdict) {
+                    wire.trip(Kill {
+                        class: ViolationClass::Network.as_str(),
+                        what: format!("{} {} refused: {}", d.method, d.host, d.reason.as_deref().unwrap_or("")),
+                    });
+                }
+                egress::announce(&d);
+                write(egress::event(d));
+            }
+        } else if !last_round {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if last_round && !seen {
+            return audit;
+        }
+    }
+}
+
+fn violation_event(v: Violation) -> Event {
+    Event::SyscallRefused {
+        pid: v.pid,
+        process: v.process,
+        syscall: v.refusal.syscall,
+        detail: v.refusal.detail,
+        rule: v.refusal.rule.to_string(),
+    }
+}
