@@ -13,6 +13,7 @@ use crate::limits::{LimitKind, LimitLayer, Setting};
 use crate::path::PathSpec;
 use crate::resolve::Policy;
 use crate::rules::{CommandLayer, CommandRules, CommandsSchema, Decision, Pattern};
+use crate::violation::ViolationClass;
 
 /// Where a layer came from; also its rank (lowest first, as declared).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +145,9 @@ pub struct Layer {
     /// `network.hosts`: name (lowercase, no trailing dot) pinned to an address.
     pub hosts: Vec<(String, IpAddr)>,
     pub allow_weaker: Option<bool>,
+    /// `sandbox.terminate_on_violation`: classes whose first refusal kills the sandbox.
+    /// Only ever adds to the layers below (stricter), so never a widening.
+    pub terminate_on_violation: Vec<ViolationClass>,
     pub limits: LimitLayer,
     /// `[commands]`: command rules, the default for unmatched commands, standing approvals.
     pub commands: CommandLayer,
@@ -201,6 +205,8 @@ struct NetSchema {
 #[serde(deny_unknown_fields)]
 struct SandboxSchema {
     allow_weaker: Option<bool>,
+    #[serde(default)]
+    terminate_on_violation: Vec<Spanned<String>>,
 }
 
 /// `[limits]`: strings (`"512M"`, `"90s"`, `"unlimited"`) or numbers (bytes, cores, counts).
@@ -230,7 +236,7 @@ impl LimitsSchema {
 
 const KNOWN_KEYS_HINT: &str = "known sections: [filesystem] allow_write, deny_read, allow_read, \
 protect, unprotect; [env] deny, keep; [network] mode, allow, deny, allow_local_destinations, \
-hosts; [sandbox] allow_weaker; [limits] memory, cpu, pids, timeout, file_size, open_files; \
+hosts; [sandbox] allow_weaker, terminate_on_violation; [limits] memory, cpu, pids, timeout, file_size, open_files; \
 [commands] default, [[commands.rules]] prefix, decision, reason, [[commands.approved]] prefix, note";
 
 impl Layer {
@@ -250,6 +256,7 @@ impl Layer {
             allow_local_destinations: None,
             hosts: Vec::new(),
             allow_weaker: None,
+            terminate_on_violation: Vec::new(),
             limits: LimitLayer::default(),
             commands: CommandLayer::default(),
         }
@@ -297,7 +304,9 @@ impl Layer {
         layer.net_deny = checker.domain_patterns("deny", &net.deny);
         layer.allow_local_destinations = net.allow_local_destinations;
         layer.hosts = checker.hosts(&net.hosts);
-        layer.allow_weaker = schema.sandbox.and_then(|s| s.allow_weaker);
+        let sandbox = schema.sandbox.unwrap_or_default();
+        layer.allow_weaker = sandbox.allow_weaker;
+        layer.terminate_on_violation = checker.violation_classes(&sandbox.terminate_on_violation);
         for (kind, value) in schema.limits.unwrap_or_default().entries() {
             if let Some(value) = value {
                 let setting = checker.limit(kind, &value);
@@ -511,6 +520,27 @@ impl Checker<'_> {
                 continue;
             }
             out.push((name, addr));
+        }
+        out
+    }
+
+    fn violation_classes(&mut self, items: &[Spanned<String>]) -> Vec<ViolationClass> {
+        let mut out = Vec::new();
+        for item in items {
+            match ViolationClass::parse(item.get_ref()) {
+                Ok(classes) => {
+                    for c in classes {
+                        if !out.contains(&c) {
+                            out.push(c);
+                        }
+                    }
+                }
+                Err(msg) => self.error(
+                    item.span().start,
+                    format!("sandbox.terminate_on_violation: {msg}"),
+                    &format!("use {}", ViolationClass::SYNTAX),
+                ),
+            }
         }
         out
     }

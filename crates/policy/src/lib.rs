@@ -16,6 +16,7 @@ mod limits;
 mod path;
 mod resolve;
 mod rules;
+mod violation;
 
 pub use defaults::{
     builtin, DEFAULT_DENY_READ_HOME, DEFAULT_ENV_DENY, DEFAULT_PROTECTED, DEFAULT_WRITABLE_TMP,
@@ -31,3 +32,4 @@ pub use resolve::{content_hash, hex, Policy, ResolveContext, ResolvedPaths};
 pub use rules::{
     Approved, CommandLayer, CommandRule, CommandRules, CommandVerdict, Decision, Origin, Pattern,
 };
+pub use violation::ViolationClass;
