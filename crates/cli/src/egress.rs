@@ -57,7 +57,10 @@ pub fn point_at_proxy(env: &mut Vec<(OsString, OsString)>) {
 
 /// Starts the proxy on the sandbox's listener; its decisions arrive on the receiver (see
 /// [`crate::recorder`]).
-pub fn start(listener: OwnedFd, policy: &Egress) -> std::io::Result<(Proxy, mpsc::Receiver<Decision>)> {
+pub fn start(
+    listener: OwnedFd,
+    policy: &Egress,
+) -> std::io::Result<(Proxy, mpsc::Receiver<Decision>)> {
     let (tx, rx) = mpsc::channel();
     let proxy = cordon_proxy::start(listener.into(), policy.clone(), tx)?;
     Ok((proxy, rx))

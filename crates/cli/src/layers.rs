@@ -5,8 +5,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use cordon_policy::{
-    builtin, content_hash, Diagnostic, DomainPattern, Layer, LayerSource, ViolationClass, LimitKind, Network,
-    PathSpec, Policy,
+    builtin, content_hash, Diagnostic, DomainPattern, Layer, LayerSource, LimitKind, Network,
+    PathSpec, Policy, ViolationClass,
 };
 
 use crate::args::{NetArg, RunArgs};

@@ -104,7 +104,12 @@ fn record(
                 if let (Some(wire), Outcome::Refused) = (network_kill, d.verdict) {
                     wire.trip(Kill {
                         class: ViolationClass::Network.as_str(),
-                        what: format!("{} {} refused: {}", d.method, d.host, d.reason.as_deref().unwrap_or("")),
+                        what: format!(
+                            "{} {} refused: {}",
+                            d.method,
+                            d.host,
+                            d.reason.as_deref().unwrap_or("")
+                        ),
                     });
                 }
                 egress::announce(&d);

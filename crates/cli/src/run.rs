@@ -184,16 +184,15 @@ fn start(
         .terminate_on_violation
         .contains(&ViolationClass::Network)
         .then(|| sandbox.tripwire());
-    let recorder = recorder::start(sources, audit.take(), run_id, network_kill).map_err(
-        |(e, sink)| {
+    let recorder =
+        recorder::start(sources, audit.take(), run_id, network_kill).map_err(|(e, sink)| {
             *audit = sink;
             RunError::Setup {
                 stage: Stage::Seccomp,
                 errno: e.raw_os_error().unwrap_or(0),
                 detail: format!("cordon's audit recorder could not start: {e}"),
             }
-        },
-    )?;
+        })?;
     let outcome = sandbox.wait();
     if let Some(p) = proxy {
         p.stop();

@@ -184,9 +184,10 @@ pub fn confine_and_exec(
     }
     // Last: after this, the command's own syscalls are all that run. The listener goes to
     // cordon; the command must not keep it, or it could answer its own notifications.
-    let handed = prepared.seccomp.install().and_then(|listener| {
-        sys::send_fd(sys::fixed_fd(NOTIFY_FD), listener.as_fd())
-    });
+    let handed = prepared
+        .seccomp
+        .install()
+        .and_then(|listener| sys::send_fd(sys::fixed_fd(NOTIFY_FD), listener.as_fd()));
     sys::close_fd(NOTIFY_FD);
     if let Err(e) = handed {
         fail_stage(status3, Stage::Seccomp, errno(&e), &e.to_string());

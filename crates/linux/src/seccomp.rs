@@ -35,11 +35,7 @@ const REFUSED: &[(&str, &[(libc::c_long, &str)])] = &[
     ),
     (
         "kernel attack surface no build needs",
-        &[
-            sc!(SYS_bpf),
-            sc!(SYS_perf_event_open),
-            sc!(SYS_userfaultfd),
-        ],
+        &[sc!(SYS_bpf), sc!(SYS_perf_event_open), sc!(SYS_userfaultfd)],
     ),
     (
         "kernel keyrings outlive the sandbox and are shared with the user's session",
@@ -381,7 +377,12 @@ mod tests {
     #[test]
     fn refusals_are_notifications_and_nothing_else_traps() {
         let p = compile().unwrap();
-        let rets = |k: u32| p.refuse.iter().filter(|i| i.code == RET_K && i.k == k).count();
+        let rets = |k: u32| {
+            p.refuse
+                .iter()
+                .filter(|i| i.code == RET_K && i.k == k)
+                .count()
+        };
         assert!(rets(libc::SECCOMP_RET_USER_NOTIF) > 5);
         assert_eq!(rets(u32::from(MARKER)), 0);
     }

@@ -193,7 +193,11 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
     };
     let tripwire = Tripwire::new(child.as_raw()).map_err(|e| {
         abandon(child, &old_mask);
-        RunError::setup(Stage::Clone, format!("pidfd_open: {e}"), e.raw_os_error().unwrap_or(0))
+        RunError::setup(
+            Stage::Clone,
+            format!("pidfd_open: {e}"),
+            e.raw_os_error().unwrap_or(0),
+        )
     })?;
     // From here on a failure drops the Sandbox, which kills the child.
     let (report, violations) = mpsc::channel();

@@ -465,8 +465,7 @@ pub fn dup_to(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
     }
     // SAFETY: `target` is not borrowed by anything in the child that calls this; dup3
     // replaces whatever it held.
-    check(unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) } as libc::c_long)
-        .map(drop)
+    check(unsafe { libc::dup3(fd.as_raw_fd(), target, libc::O_CLOEXEC) } as libc::c_long).map(drop)
 }
 
 /// Borrows a descriptor number the caller placed with [`dup_to`] and keeps open until exec.
