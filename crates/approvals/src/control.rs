@@ -1,0 +1,351 @@
+//! The broker's control socket: how the console (another process of the same user) sees
+//! and answers a run's requests.
+//!
+//! For each run, cordon's state folder holds `approvals/RUN.sock` (mode 0600) and
+//! `approvals/RUN.json` (mode 0600: the socket path and a random token). The state folder is
+//! deny-read inside every sandbox and pathname sockets out of it are refused, so a sandboxed
+//! process can neither read the token nor reach the socket; the broker checks the token on
+//! every connection and, as a second lock, that the peer runs as cordon's own user.
+//!
+//! The protocol is one JSON object per line. The client's first line is `{"token": "..."}`;
+//! then each line is a command and gets one reply: `{"op": "pending"}`,
+//! `{"op": "decide", "id": "...", "choice": "allow_once"}`,
+//! `{"op": "wait", "since": N, "timeout_ms": M}`.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::broker::Broker;
+use crate::request::{Channel, Choice};
+use crate::token;
+
+/// What `RUN.json` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub run: String,
+    pub socket: PathBuf,
+    pub token: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Command {
+    Pending,
+    Decide { id: String, choice: String },
+    Wait { since: u64, timeout_ms: u64 },
+}
+
+#[derive(Debug, Deserialize)]
+struct Hello {
+    token: String,
+}
+
+/// The running control socket; dropping it removes the socket and the token file.
+pub struct Control {
+    endpoint: Endpoint,
+    info: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Control {
+    /// Serves `broker` on `DIR/RUN.sock`; `dir` (cordon's `STATE/approvals`) is made 0700.
+    pub fn start(broker: Broker, dir: &Path) -> io::Result<Control> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        // An existing folder with looser rights would let another user plant or read files.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        let run = broker.run().to_string();
+        let socket = dir.join(format!("{run}.sock"));
+        let info = dir.join(format!("{run}.json"));
+        match fs::remove_file(&socket) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let listener = UnixListener::bind(&socket)?;
+        fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
+        let endpoint = Endpoint {
+            run,
+            socket,
+            token: token::random()?,
+            pid: std::process::id(),
+        };
+        let text = serde_json::to_vec(&endpoint).map_err(io::Error::other)?;
+        let tmp = dir.join(format!(".{}.json.tmp", endpoint.run));
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?
+            .write_all(&text)?;
+        fs::rename(&tmp, &info)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (token, stopping) = (endpoint.token.clone(), stop.clone());
+        thread::Builder::new()
+            .name("cordon-approvals".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(conn) = conn else { continue };
+                    let (broker, token) = (broker.clone(), token.clone());
+                    let _ = thread::Builder::new()
+                        .name("cordon-approvals-conn".into())
+                        .spawn(move || serve(conn, &broker, &token));
+                }
+            })?;
+        Ok(Control {
+            endpoint,
+            info,
+            stop,
+        })
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = UnixStream::connect(&self.endpoint.socket);
+        let _ = fs::remove_file(&self.endpoint.socket);
+        let _ = fs::remove_file(&self.info);
+    }
+}
+
+fn same_user(conn: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    match getsockopt(conn, PeerCredentials) {
+        Ok(cred) => cred.uid() == nix::unistd::geteuid().as_raw(),
+        Err(_) => false,
+    }
+}
+
+fn serve(conn: UnixStream, broker: &Broker, token: &str) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(300)));
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
+    let mut reply = |value: serde_json::Value| -> bool {
+        let mut line = value.to_string();
+        line.push('\n');
+        out.write_all(line.as_bytes()).is_ok()
+    };
+    if !same_user(&conn) {
+        reply(serde_json::json!({"error": "another user"}));
+        return;
+    }
+    // Bounded lines: a peer cannot make the broker buffer without end.
+    let mut lines = BufReader::new(io::Read::take(conn, 1 << 20)).lines();
+    let authorised = match lines.next() {
+        Some(Ok(line)) => serde_json::from_str::<Hello>(&line)
+            .map(|h| token::equal(&h.token, token))
+            .unwrap_or(false),
+        _ => false,
+    };
+    if !authorised {
+        reply(serde_json::json!({"error": "wrong token"}));
+        return;
+    }
+    if !reply(serde_json::json!({"ok": true, "run": broker.run()})) {
+        return;
+    }
+    for line in lines {
+        let Ok(line) = line else { return };
+        let answer = match serde_json::from_str::<Command>(&line) {
+            Ok(Command::Pending) => serde_json::json!({"pending": broker.pending()}),
+            Ok(Command::Decide { id, choice }) => match Choice::parse(&choice) {
+                Some(choice) => match broker.decide(&id, choice, Channel::Console) {
+                    Ok(a) => serde_json::json!({"answer": a}),
+                    Err(e) => serde_json::json!({"error": error_chain(&e)}),
+                },
+                None => serde_json::json!({"error": format!("unknown choice `{choice}`")}),
+            },
+            Ok(Command::Wait { since, timeout_ms }) => {
+                let timeout = Duration::from_millis(timeout_ms.min(30_000));
+                serde_json::json!({"version": broker.wait_change(since, timeout)})
+            }
+            Err(e) => serde_json::json!({"error": format!("bad command: {e}")}),
+        };
+        if !reply(answer) {
+            return;
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The runs with a control socket in `dir`, read from their `RUN.json` files.
+pub fn endpoints(dir: &Path) -> Vec<Endpoint> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Endpoint> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .filter_map(|e| fs::read(e.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        .collect();
+    out.sort_by(|a, b| a.run.cmp(&b.run));
+    out
+}
+
+/// A blocking client of one control socket (the console runs it on tokio's blocking pool).
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    pub fn connect(endpoint: &Endpoint) -> io::Result<Client> {
+        let writer = UnixStream::connect(&endpoint.socket)?;
+        writer.set_read_timeout(Some(Duration::from_secs(40)))?;
+        let mut client = Client {
+            reader: BufReader::new(writer.try_clone()?),
+            writer,
+        };
+        let hello = client.call(&serde_json::json!({"token": endpoint.token}))?;
+        if hello.get("ok").is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                hello.to_string(),
+            ));
+        }
+        Ok(client)
+    }
+
+    /// Sends one line and reads one reply.
+    pub fn call(&mut self, message: &serde_json::Value) -> io::Result<serde_json::Value> {
+        let mut line = message.to_string();
+        line.push('\n');
+        self.writer.write_all(line.as_bytes())?;
+        let mut reply = String::new();
+        if self.reader.read_line(&mut reply)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the broker closed the connection",
+            ));
+        }
+        serde_json::from_str(&reply).map_err(io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::BrokerConfig;
+    use crate::persist::Persist;
+    use crate::request::{Request, Scrubber};
+
+    fn broker(run: &str) -> Broker {
+        Broker::new(
+            BrokerConfig {
+                run: run.into(),
+                timeout: Duration::from_secs(10),
+                persist: Persist::default(),
+                scrub: Scrubber::default(),
+            },
+            |_| {},
+        )
+    }
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cordon-ctl-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    fn raw(socket: &Path, first: &str, then: &str) -> String {
+        let mut s = UnixStream::connect(socket).unwrap();
+        s.write_all(format!("{first}\n{then}\n").as_bytes())
+            .unwrap();
+        let mut out = String::new();
+        let _ = io::Read::read_to_string(&mut s, &mut out);
+        out
+    }
+
+    #[test]
+    fn the_token_is_required_and_a_wrong_one_refused() {
+        let d = dir("token");
+        let b = broker("rt");
+        let control = Control::start(b.clone(), &d).unwrap();
+        let ep = control.endpoint().clone();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d), 0o700);
+        assert_eq!(mode(&ep.socket), 0o600);
+        assert_eq!(mode(&d.join("rt.json")), 0o600);
+        assert_eq!(endpoints(&d), vec![ep.clone()]);
+
+        let asker = {
+            let b = b.clone();
+            thread::spawn(move || b.ask(Request::escalation(vec!["x".into()], "why")))
+        };
+        while b.pending().is_empty() {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let id = b.pending()[0].id.clone();
+        let decide = format!(r#"{{"op":"decide","id":"{id}","choice":"allow_once"}}"#);
+        // no token at all: the command itself is taken as the hello, and refused
+        let out = raw(&ep.socket, &decide, &decide);
+        assert!(
+            out.contains("wrong token") && !out.contains("answer"),
+            "{out}"
+        );
+        // a wrong token, and one differing only in the last character
+        let mut near = ep.token.clone();
+        near.pop();
+        near.push(if ep.token.ends_with('0') { '1' } else { '0' });
+        for bad in ["nope".to_string(), near, String::new()] {
+            let out = raw(&ep.socket, &format!(r#"{{"token":"{bad}"}}"#), &decide);
+            assert!(out.contains("wrong token"), "{out}");
+        }
+        assert_eq!(b.pending().len(), 1, "nothing was decided");
+
+        let mut client = Client::connect(&ep).unwrap();
+        let listed = client.call(&serde_json::json!({"op": "pending"})).unwrap();
+        assert_eq!(listed["pending"][0]["id"], id.as_str());
+        let reply = client
+            .call(&serde_json::json!({"op":"decide","id": id,"choice":"allow_once"}))
+            .unwrap();
+        assert_eq!(reply["answer"]["channel"], "console", "{reply}");
+        let answer = asker.join().unwrap();
+        assert!(answer.allowed());
+        let again = client
+            .call(&serde_json::json!({"op":"decide","id": id,"choice":"allow_once"}))
+            .unwrap();
+        assert!(again["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no open request"));
+
+        drop(control);
+        assert!(!ep.socket.exists() && !d.join("rt.json").exists());
+        assert!(Client::connect(&ep).is_err());
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
