@@ -16,6 +16,7 @@ use crate::failure::{Failure, EXIT_SETUP};
 use crate::guarantees;
 use crate::layers;
 use crate::recorder;
+use cordon_proxy::OnRefusal;
 
 /// Runs the command; returns cordon's exit status.
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
@@ -165,9 +166,17 @@ fn start(
         },
     );
     let mut sandbox = cordon_linux::spawn(plan)?;
+    let kill_on_network = policy
+        .terminate_on_violation
+        .contains(&ViolationClass::Network);
+    // Killing for a refusal: the client gets no answer to act on before the kill lands.
+    let on_refusal = match kill_on_network {
+        true => OnRefusal::Hold,
+        false => OnRefusal::Answer,
+    };
     // The command has not started yet: if the proxy cannot serve, it never does.
     let (proxy, decisions) = match sandbox.take_listener() {
-        Some(listener) => egress::start(listener, &policy.egress)
+        Some(listener) => egress::start(listener, &policy.egress, on_refusal)
             .map(|(p, d)| (Some(p), Some(d)))
             .map_err(|e| RunError::Setup {
                 stage: Stage::ProxyListener,
@@ -180,10 +189,7 @@ fn start(
         decisions,
         violations: sandbox.take_violations(),
     };
-    let network_kill = policy
-        .terminate_on_violation
-        .contains(&ViolationClass::Network)
-        .then(|| sandbox.tripwire());
+    let network_kill = kill_on_network.then(|| sandbox.tripwire());
     let recorder =
         recorder::start(sources, audit.take(), run_id, network_kill).map_err(|(e, sink)| {
             *audit = sink;

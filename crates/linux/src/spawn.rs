@@ -220,8 +220,13 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         .kill_on_syscall_violation
         .then(|| sandbox.tripwire.clone());
     sandbox.watcher = Some(
-        violations::watch(ends.notify, report, kill_on_violation)
-            .map_err(|e| RunError::setup(Stage::Seccomp, format!("supervisor thread: {e}"), 0))?,
+        violations::watch(
+            ends.notify,
+            report,
+            kill_on_violation,
+            plan.spec.mode == Mode::LandlockOnly,
+        )
+        .map_err(|e| RunError::setup(Stage::Seccomp, format!("supervisor thread: {e}"), 0))?,
     );
     sandbox.start_init()?;
     if let Some(channel) = ends.proxy {

@@ -66,6 +66,7 @@ pub(crate) fn watch(
     channel: OwnedFd,
     report: mpsc::Sender<Violation>,
     kill: Option<Tripwire>,
+    kill_offender: bool,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("cordon-seccomp".into())
@@ -73,12 +74,17 @@ pub(crate) fn watch(
             // None: the command's process failed before installing the filter.
             if let Ok(Some(listener)) = sys::recv_fd(channel.as_fd()) {
                 drop(channel);
-                answer_all(&listener, &report, kill.as_ref());
+                answer_all(&listener, &report, kill.as_ref(), kill_offender);
             }
         })
 }
 
-fn answer_all(listener: &OwnedFd, report: &mpsc::Sender<Violation>, kill: Option<&Tripwire>) {
+fn answer_all(
+    listener: &OwnedFd,
+    report: &mpsc::Sender<Violation>,
+    kill: Option<&Tripwire>,
+    kill_offender: bool,
+) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
@@ -114,12 +120,16 @@ fn answer_all(listener: &OwnedFd, report: &mpsc::Sender<Violation>, kill: Option
                     what: summary(&v),
                 });
                 // Without a pid namespace (Landlock-only mode) killing the first process
-                // does not take its descendants along. The pid cannot have been reused: it
-                // is blocked in our notification.
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(v.pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                // does not take its descendants along. (The pid cannot have been reused: it
+                // is blocked in our notification.) With one, the offender must stay blocked
+                // until the namespace's teardown: killed first, it would wake its parent,
+                // which could act before the teardown reaches it.
+                if kill_offender {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(v.pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
             }
             None => {
                 let _ = sys::notif_deny(listener.as_fd(), req.id, libc::EPERM);

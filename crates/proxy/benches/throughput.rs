@@ -26,7 +26,8 @@ fn main() {
         hosts: vec![(NAME.to_string(), server.ip())],
     };
     let (tx, rx) = std::sync::mpsc::channel();
-    let _proxy = cordon_proxy::start(proxy_listener, policy, tx).unwrap();
+    let _proxy =
+        cordon_proxy::start(proxy_listener, policy, tx, cordon_proxy::OnRefusal::Answer).unwrap();
     std::thread::spawn(move || for _ in rx {});
     let bytes = mib << 20;
     let port = server.port();

@@ -91,12 +91,23 @@ impl Drop for Proxy {
     }
 }
 
+/// What to do with a request once it is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRefusal {
+    /// Answer 403 (or 400) with the explanation.
+    Answer,
+    /// Never answer: the caller kills the sandbox on the reported refusal, and the client
+    /// must not act on an answer first.
+    Hold,
+}
+
 /// Serves `listener` with `policy` on a small runtime of its own (two worker threads), and
 /// sends every decision on `decisions`. Returns once the proxy is accepting connections.
 pub fn start(
     listener: std::net::TcpListener,
     policy: Egress,
     decisions: mpsc::Sender<Decision>,
+    on_refusal: OnRefusal,
 ) -> io::Result<Proxy> {
     listener.set_nonblocking(true)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -109,7 +120,11 @@ pub fn start(
         let _entered = runtime.enter();
         tokio::net::TcpListener::from_std(listener)?
     };
-    let shared = Arc::new(Shared { policy, decisions });
+    let shared = Arc::new(Shared {
+        policy,
+        decisions,
+        on_refusal,
+    });
     runtime.spawn(accept_loop(listener, shared));
     Ok(Proxy {
         runtime: Some(runtime),
@@ -119,6 +134,7 @@ pub fn start(
 struct Shared {
     policy: Egress,
     decisions: mpsc::Sender<Decision>,
+    on_refusal: OnRefusal,
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -162,12 +178,18 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
 }
 
 async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+    let hold = shared.on_refusal == OnRefusal::Hold;
     let ticket = Ticket::new(shared, req.method().as_str(), Instant::now());
-    if req.method() == Method::CONNECT {
+    let resp = if req.method() == Method::CONNECT {
         connect(req, ticket).await
     } else {
         forward(req, ticket).await
+    };
+    if hold && resp.headers().contains_key("x-cordon-refused") {
+        // Already reported; the sandbox is being killed for it.
+        std::future::pending::<()>().await;
     }
+    resp
 }
 
 /// One request's bookkeeping until its decision is reported.
@@ -704,7 +726,7 @@ mod tests {
             hosts: vec![("t.test".into(), "127.0.0.1".parse().unwrap())],
         };
         let (tx, rx) = mpsc::channel();
-        let proxy = start(listener, policy, tx).unwrap();
+        let proxy = start(listener, policy, tx, OnRefusal::Answer).unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         write!(client, "CONNECT t.test:{port} HTTP/1.1\r\n\r\n").unwrap();
         let mut head = Vec::new();

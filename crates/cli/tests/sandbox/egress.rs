@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::servers::{bare_repo, build_wheel, FileServer, Replies, TlsServer, FETCH, PY_CLIENT};
-use crate::util::{alive, descendants, have, processes_with_args, wait_until, Env, Run};
+use crate::util::{alive, descendants, exists, have, processes_with_args, wait_until, Env, Run};
 
 const PROXY: &str = "http://127.0.0.1:3128";
 const HELLO: &str = "hello through the proxy\n";
@@ -580,6 +580,43 @@ fn audit_records_refusals() {
         "{ok}"
     );
     assert!(denied.received_nothing(), "{}", denied.report());
+}
+
+#[test]
+fn kill_on_violation_ends_the_sandbox_at_the_first_refused_request() {
+    need("curl", "curl");
+    let e = Env::new("egress-kill");
+    let (allowed, denied) = servers(&e);
+    let (pa, pd) = (allowed.port, denied.port);
+    // After the refusal the script would fetch from the allowed server and write a file:
+    // neither may happen once the refusal has killed the sandbox.
+    let script = format!(
+        "curl -sS --max-time 20 http://denied.test:{pd}/x;          curl -sS --max-time 20 -o fetched http://allowed.test:{pa}/hello.txt; echo written > after-refusal"
+    );
+    let policy = standard_policy(&e, true);
+    let mut flags = policy.flags();
+    flags.extend(["--kill-on-violation", "network"]);
+    let run = e.sh(&flags, &script);
+    assert_eq!(run.code, 137, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        !exists(&e.ws.join("after-refusal")) && !exists(&e.ws.join("fetched")),
+        "the sandbox went on after the refusal"
+    );
+    assert_eq!(allowed.heads_with("/hello.txt"), 0, "{}", allowed.report());
+    assert!(denied.received_nothing(), "{}", denied.report());
+    assert!(
+        run.stderr
+            .contains("killed the sandbox at the first network violation")
+            && run.stderr.contains("denied.test"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        fs::read_to_string(e.audit_path())
+            .unwrap()
+            .contains(r#""event":"sandbox_killed","class":"network""#),
+        "no sandbox_killed event"
+    );
 }
 
 // ---- helpers ----

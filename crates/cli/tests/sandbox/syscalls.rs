@@ -6,7 +6,9 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::process::{Command, Stdio};
 
-use crate::util::{cordon_bin, have, Env};
+use cordon_audit::{read_log, Event};
+
+use crate::util::{cordon_bin, exists, have, Env};
 
 /// Each refused syscall, made from Python inside the sandbox, prints its name and errno.
 const PROBE: &str = r#"
@@ -189,4 +191,139 @@ int main(void) { printf("ia32 %ld\nx32 %ld\n", ia32(20 /* getpid */), x32(39 /* 
     // -1 is -EPERM; outside the sandbox ia32 returns a pid and x32 -ENOSYS (-38) or a pid.
     assert!(run.stdout.contains("ia32 -1\n"), "{}", run.stdout);
     assert!(run.stdout.contains("x32 -1\n"), "{}", run.stdout);
+}
+
+/// `syscall_refused` events of an audit log: (syscall, detail, process).
+fn refusal_events(e: &Env) -> Vec<(String, Option<String>, String)> {
+    read_log(&e.audit_path())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::SyscallRefused {
+                syscall,
+                detail,
+                process,
+                ..
+            } => Some((syscall, detail, process)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_refused_syscall_is_an_audit_event() {
+    assert!(have("python3"), "python3 is needed (installed by .ci/run)");
+    let e = Env::new("seccomp-audit");
+    fs::write(e.ws.join("probe.py"), PROBE).unwrap();
+    let audit = e.audit_path();
+    e.sh(
+        &["--audit", audit.to_str().unwrap()],
+        "python3 probe.py >/dev/null",
+    )
+    .ok();
+    let events = refusal_events(&e);
+    let has = |syscall: &str, detail: Option<&str>| {
+        events
+            .iter()
+            .any(|(s, d, p)| s == syscall && d.as_deref() == detail && p.starts_with("python3"))
+    };
+    for (syscall, detail) in [
+        ("io_uring_setup", None),
+        ("bpf", None),
+        ("perf_event_open", None),
+        ("keyctl", None),
+        ("add_key", None),
+        ("unshare", Some("CLONE_NEWUSER")),
+        ("clone", Some("CLONE_NEWUSER")),
+        ("mount", None),
+        ("pivot_root", None),
+        ("fsopen", None),
+        ("setns", None),
+        ("init_module", None),
+        ("kexec_load", None),
+        ("socket", Some("AF_PACKET")),
+        ("socket", Some("AF_VSOCK")),
+        ("socket", Some("AF_NETLINK protocol 9")),
+    ] {
+        assert!(
+            has(syscall, detail),
+            "no event for {syscall} {detail:?}: {events:?}"
+        );
+    }
+    // What was allowed is not reported: the unix and netlink-route sockets.
+    assert_eq!(
+        events.iter().filter(|(s, _, _)| s == "socket").count(),
+        4, // packet, vsock, alg, netlink audit
+        "{events:?}"
+    );
+}
+
+/// The attack: a refused syscall, then a write that must never happen because the first
+/// violation ended the sandbox. Judged by the workspace afterwards.
+const VIOLATE_THEN_WRITE: &str =
+    "python3 -c 'import ctypes; ctypes.CDLL(None).syscall(321, 0, 0, 0)'; \
+     echo written > after-violation";
+
+#[test]
+fn kill_on_violation_ends_the_sandbox_at_the_first_refused_syscall() {
+    let e = Env::new("kill-on-violation");
+    let audit = e.audit_path();
+    let audit = audit.to_str().unwrap();
+    // Control: without the flag the refusal is only EPERM and the script goes on.
+    e.sh(&["--audit", audit], VIOLATE_THEN_WRITE).ok();
+    assert!(
+        exists(&e.ws.join("after-violation")),
+        "control run did not write"
+    );
+    fs::remove_file(e.ws.join("after-violation")).unwrap();
+
+    let run = e.sh(
+        &["--kill-on-violation", "syscall", "--audit", audit],
+        VIOLATE_THEN_WRITE,
+    );
+    assert_eq!(run.code, 137, "{}", run.stderr);
+    assert!(
+        !exists(&e.ws.join("after-violation")),
+        "the sandbox went on after the violation"
+    );
+    assert!(
+        run.stderr
+            .contains("killed the sandbox at the first syscall violation")
+            && run.stderr.contains("bpf by python3"),
+        "{}",
+        run.stderr
+    );
+    let killed: Vec<_> = read_log(&e.audit_path())
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::SandboxKilled { class, reason } => Some((class, reason)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(killed[0].0, "syscall");
+
+    // The same from the workspace's policy file: stricter, so no approval is needed.
+    fs::write(
+        e.ws.join(".cordon.toml"),
+        "[sandbox]\nterminate_on_violation = [\"syscall\"]\n",
+    )
+    .unwrap();
+    let run = e.sh(&[], VIOLATE_THEN_WRITE);
+    assert_eq!(run.code, 137, "{}", run.stderr);
+    assert!(!exists(&e.ws.join("after-violation")));
+}
+
+#[test]
+fn a_bad_violation_class_is_refused() {
+    let e = Env::new("kill-on-violation-bad");
+    let run = e.sh(&["--kill-on-violation", "filesystem"], "true");
+    assert_eq!(run.code, 125);
+    assert!(
+        run.stderr.contains("filesystem")
+            && run.stderr.contains("\"syscall\", \"network\" or \"all\""),
+        "{}",
+        run.stderr
+    );
 }
