@@ -25,7 +25,7 @@ use crate::entry::{probe, Entry, Stamp};
 use crate::error::{Context, Result};
 use crate::fault;
 use crate::protect::Protection;
-use crate::store::{make_removable, read_json, sync_dir, write_atomic, to_json, Transaction};
+use crate::store::{make_removable, read_json, sync_dir, to_json, write_atomic, Transaction};
 use crate::wire::RelPath;
 
 const JOURNAL: &str = "journal.json";
@@ -149,7 +149,8 @@ fn staging_in_tx(tx: &Transaction) -> PathBuf {
 }
 
 fn staging_in_workspace(tx: &Transaction) -> PathBuf {
-    tx.workspace().join(format!(".cordon-tx-{}.staging", tx.name()))
+    tx.workspace()
+        .join(format!(".cordon-tx-{}.staging", tx.name()))
 }
 
 fn dev_of(path: &Path) -> Option<u64> {
@@ -158,7 +159,11 @@ fn dev_of(path: &Path) -> Option<u64> {
 }
 
 /// Applies the selected changes (all when `paths` is empty).
-pub fn apply(tx: &mut Transaction, protection: &Protection, paths: &[RelPath]) -> Result<ApplyReport> {
+pub fn apply(
+    tx: &mut Transaction,
+    protection: &Protection,
+    paths: &[RelPath],
+) -> Result<ApplyReport> {
     let set = tx.changes(protection)?;
     let all = paths.is_empty();
     let mut selected: Vec<&Change> = Vec::new();
@@ -184,7 +189,9 @@ pub fn apply(tx: &mut Transaction, protection: &Protection, paths: &[RelPath]) -
             let mut parent = set.changes[i].path.parent();
             while let Some(p) = parent {
                 if let Some(j) = set.changes.iter().position(|c| {
-                    c.path == p && matches!(c.new, Some(Entry::Dir { .. })) && c.kind != Kind::Modified
+                    c.path == p
+                        && matches!(c.new, Some(Entry::Dir { .. }))
+                        && c.kind != Kind::Modified
                 }) {
                     picked.insert(j);
                 }
@@ -220,12 +227,24 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
     let can_link = dev_of(&upper) == dev_of(&staging);
     let stage_dev = dev_of(&staging);
 
+    // Group A creates and replaces in place (a rename's new path before its old one goes, so
+    // the content is in the workspace at every moment); then removals; then group B, what
+    // lives at or below a path whose kind changed, which can only be made once the old thing
+    // is gone (the one case where a path is briefly absent).
     let mut removes = Vec::new();
     let mut rmdirs = Vec::new();
     let mut mkdirs = Vec::new();
     let mut places = Vec::new();
+    let mut late_mkdirs = Vec::new();
+    let mut late_places = Vec::new();
     let mut chmods = Vec::new();
     let mut dirmodes = Vec::new();
+    let retyped: Vec<RelPath> = selected
+        .iter()
+        .filter(|c| c.kind == Kind::TypeChanged && c.is_ready())
+        .map(|c| c.path.clone())
+        .collect();
+    let is_late = |p: &RelPath| retyped.iter().any(|r| p.is_within(r));
     let mut j = Journal {
         version: 1,
         name: tx.name().to_string(),
@@ -238,58 +257,52 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
         refused: Vec::new(),
     };
     let mut counter = 0usize;
-    let mut stage = |path: &RelPath,
-                     new: &Entry,
-                     in_opaque: bool,
-                     j: &mut Journal|
-     -> Result<PathBuf> {
-        counter += 1;
-        let parent_dev = ws
-            .join(path.as_path())
-            .parent()
-            .and_then(dev_of);
-        let dest = if parent_dev.is_some() && parent_dev != stage_dev {
-            // The target lies on another filesystem (a mount inside the workspace): stage next
-            // to it, and note the name first so a rollback can find it.
-            let parent = ws.join(path.as_path());
-            let parent = parent.parent().unwrap_or(ws);
-            let dest = parent.join(format!(".cordon-tx-{}.{counter}", tx.name()));
-            let log = tx.dir().join(OUTSIDE_LOG);
-            let mut line = dest.as_os_str().to_owned();
-            line.push("\n");
-            use std::io::Write;
-            let mut f = File::options()
-                .append(true)
-                .create(true)
-                .open(&log)
-                .at("open", &log)?;
-            use std::os::unix::ffi::OsStrExt;
-            f.write_all(line.as_bytes()).at("write", &log)?;
-            f.sync_all().at("fsync", &log)?;
-            dest
-        } else {
-            staging.join(counter.to_string())
-        };
-        let src = upper.join(path.as_path());
-        let _ = fs::remove_file(&dest);
-        match new {
-            Entry::Symlink { target } => symlink(target, &dest).at("stage symlink", &dest)?,
-            Entry::File { mode, .. } => {
-                let linked = can_link
-                    && !in_opaque
-                    && dest.parent() == Some(staging.as_path())
-                    && fs::hard_link(&src, &dest).is_ok();
-                if linked {
-                    j.unlink_upper.push(path.clone());
-                } else {
-                    copy_file(&src, &dest, *mode)?;
+    let mut stage =
+        |path: &RelPath, new: &Entry, in_opaque: bool, j: &mut Journal| -> Result<PathBuf> {
+            counter += 1;
+            let parent_dev = ws.join(path.as_path()).parent().and_then(dev_of);
+            let dest = if parent_dev.is_some() && parent_dev != stage_dev {
+                // The target lies on another filesystem (a mount inside the workspace): stage next
+                // to it, and note the name first so a rollback can find it.
+                let parent = ws.join(path.as_path());
+                let parent = parent.parent().unwrap_or(ws);
+                let dest = parent.join(format!(".cordon-tx-{}.{counter}", tx.name()));
+                let log = tx.dir().join(OUTSIDE_LOG);
+                let mut line = dest.as_os_str().to_owned();
+                line.push("\n");
+                use std::io::Write;
+                let mut f = File::options()
+                    .append(true)
+                    .create(true)
+                    .open(&log)
+                    .at("open", &log)?;
+                use std::os::unix::ffi::OsStrExt;
+                f.write_all(line.as_bytes()).at("write", &log)?;
+                f.sync_all().at("fsync", &log)?;
+                dest
+            } else {
+                staging.join(counter.to_string())
+            };
+            let src = upper.join(path.as_path());
+            let _ = fs::remove_file(&dest);
+            match new {
+                Entry::Symlink { target } => symlink(target, &dest).at("stage symlink", &dest)?,
+                Entry::File { mode, .. } => {
+                    let linked = can_link
+                        && !in_opaque
+                        && dest.parent() == Some(staging.as_path())
+                        && fs::hard_link(&src, &dest).is_ok();
+                    if linked {
+                        j.unlink_upper.push(path.clone());
+                    } else {
+                        copy_file(&src, &dest, *mode)?;
+                    }
                 }
+                _ => {}
             }
-            _ => {}
-        }
-        fault::step();
-        Ok(dest)
-    };
+            fault::step();
+            Ok(dest)
+        };
 
     for c in selected {
         let target = ws.join(c.path.as_path());
@@ -359,7 +372,11 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
         if same_now {
             continue;
         }
-        let old = if c.kind == Kind::Renamed { None } else { c.old.clone() };
+        let old = if c.kind == Kind::Renamed {
+            None
+        } else {
+            c.old.clone()
+        };
         // Take away what was there when its kind changes or it is deleted.
         let removing = matches!(c.kind, Kind::Deleted | Kind::TypeChanged);
         if removing {
@@ -380,9 +397,14 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
             None | Some(Entry::Special { .. }) => {}
             Some(Entry::Dir { mode }) => {
                 if !matches!(old, Some(Entry::Dir { .. })) {
-                    mkdirs.push(Op::Mkdir {
+                    let op = Op::Mkdir {
                         path: c.path.clone(),
-                    });
+                    };
+                    if is_late(&c.path) {
+                        late_mkdirs.push(op);
+                    } else {
+                        mkdirs.push(op);
+                    }
                 }
                 dirmodes.push(Op::DirMode {
                     path: c.path.clone(),
@@ -404,26 +426,34 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
             }
             Some(new) => {
                 let staged = stage(&c.path, new, c.layer.in_opaque, &mut j)?;
-                places.push(Op::Place {
+                let op = Op::Place {
                     path: c.path.clone(),
                     staged,
                     new: new.clone(),
                     expect: expect_before_place,
                     stamp: if removing { None } else { stamp },
                     aside: ws.join(aside_name(&c.path, tx.name()).as_path()),
-                });
+                };
+                if is_late(&c.path) {
+                    late_places.push(op);
+                } else {
+                    places.push(op);
+                }
             }
         }
     }
     // Deepest first for removals of directories and final modes; shallowest first for mkdir.
     rmdirs.sort_by_key(|o| std::cmp::Reverse(o.path().depth()));
     mkdirs.sort_by_key(|o| o.path().depth());
+    late_mkdirs.sort_by_key(|o| o.path().depth());
     dirmodes.sort_by_key(|o| std::cmp::Reverse(o.path().depth()));
-    j.ops.extend(removes);
-    j.ops.extend(rmdirs);
     j.ops.extend(mkdirs);
     j.ops.extend(places);
     j.ops.extend(chmods);
+    j.ops.extend(removes);
+    j.ops.extend(rmdirs);
+    j.ops.extend(late_mkdirs);
+    j.ops.extend(late_places);
     j.ops.extend(dirmodes);
 
     // Staged data must be on disk before the journal that points at it; one syncfs per
@@ -432,7 +462,8 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
     if staging.starts_with(tx.dir()) {
         sync_dir(&staging)?;
     }
-    write_atomic(&tx.dir().join(JOURNAL), &to_json(&j))?;
+    let journal = tx.dir().join(JOURNAL);
+    write_atomic(&journal, &to_json(&j, &journal)?)?;
     fault::step();
     Ok(j)
 }
@@ -537,9 +568,7 @@ fn execute(ws: &Path, op: &Op, known: &mut HashSet<PathBuf>) -> Result<Outcome> 
         // Nothing of the workspace's own is left to take away below a parent that is gone or
         // is no longer a real directory (a symlink's target is never touched).
         _ if matches!(op, Op::Remove { .. } | Op::Rmdir { .. }) => return Ok(Outcome::Done),
-        Parents::Missing => {
-            return Ok(Outcome::Skipped("its parent directory is missing".into()))
-        }
+        Parents::Missing => return Ok(Outcome::Skipped("its parent directory is missing".into())),
         Parents::NotDirectory => {
             return Ok(Outcome::Skipped(
                 "a parent is a symlink or not a directory in the workspace".into(),
@@ -547,9 +576,7 @@ fn execute(ws: &Path, op: &Op, known: &mut HashSet<PathBuf>) -> Result<Outcome> 
         }
     }
     match op {
-        Op::Remove {
-            expect, stamp, ..
-        } => {
+        Op::Remove { expect, stamp, .. } => {
             if fs::symlink_metadata(&target).is_err() {
                 return Ok(Outcome::Done);
             }
@@ -624,8 +651,7 @@ fn execute(ws: &Path, op: &Op, known: &mut HashSet<PathBuf>) -> Result<Outcome> 
             if !ok {
                 return Ok(Outcome::Conflict(None));
             }
-            fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
-                .at("chmod", &target)?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(*mode)).at("chmod", &target)?;
         }
         Op::DirMode { mode, .. } => {
             if fs::symlink_metadata(&target)
@@ -669,9 +695,8 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
                 not_applied.insert(op.path().clone());
                 report.conflicts.push(Conflict {
                     path: op.path().clone(),
-                    kept_as: kept.and_then(|k| {
-                        k.strip_prefix(&ws).ok().and_then(|r| RelPath::new(r).ok())
-                    }),
+                    kept_as: kept
+                        .and_then(|k| k.strip_prefix(&ws).ok().and_then(|r| RelPath::new(r).ok())),
                     reason: "it changed in the workspace while the apply ran".into(),
                 });
             }

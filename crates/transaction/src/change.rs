@@ -218,6 +218,10 @@ pub(crate) fn classify(
             kept.is_within(root)
                 .then(|| format!("part of removing protected path {kept}"))
         });
+        let refused = refused.or_else(|| {
+            matches!(o.upper, Some(Entry::Special { .. }))
+                .then(|| "fifos, sockets and device nodes are never applied".to_string())
+        });
         let status = match refused {
             Some(reason) => Status::Refused { reason },
             None if o.lower != base && o.lower != o.upper => Status::Conflict {

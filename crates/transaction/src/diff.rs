@@ -122,15 +122,18 @@ fn file_diff(c: &Change, ws: &Path, upper: &Path) -> Result<FileDiff> {
             _ => notes.push(binary_line(old_now.as_ref(), c.new.as_ref())),
         }
     }
-    if let (Some(a), Some(b)) = (old_now.as_ref().and_then(Entry::mode), c.new.as_ref().and_then(Entry::mode)) {
+    if let (Some(a), Some(b)) = (
+        old_now.as_ref().and_then(Entry::mode),
+        c.new.as_ref().and_then(Entry::mode),
+    ) {
         if a != b {
             notes.push(format!("mode {} -> {}", mode_str(a), mode_str(b)));
         }
     }
     match (&old_now, &c.new) {
-        (Some(Entry::Symlink { target: a }), Some(Entry::Symlink { target: b })) => {
-            notes.push(format!("symlink -> {}  =>  -> {}", a.display(), b.display()))
-        }
+        (Some(Entry::Symlink { target: a }), Some(Entry::Symlink { target: b })) => notes.push(
+            format!("symlink -> {}  =>  -> {}", a.display(), b.display()),
+        ),
         (_, Some(Entry::Symlink { target })) => {
             notes.push(format!("symlink -> {}", target.display()))
         }
@@ -163,14 +166,22 @@ fn file_diff(c: &Change, ws: &Path, upper: &Path) -> Result<FileDiff> {
 fn binary_line(old: Option<&Entry>, new: Option<&Entry>) -> String {
     let side = |e: Option<&Entry>| match e {
         Some(Entry::File { size, sha256, .. }) => {
-            format!("{} (sha256 {})", human_bytes(*size), sha256.get(..12).unwrap_or(sha256))
+            format!(
+                "{} (sha256 {})",
+                human_bytes(*size),
+                sha256.get(..12).unwrap_or(sha256)
+            )
         }
         _ => "nothing".into(),
     };
     let too_large = [old, new]
         .iter()
         .any(|e| matches!(e, Some(Entry::File { size, .. }) if *size > MAX_TEXT_DIFF));
-    let what = if too_large { "large file" } else { "binary file" };
+    let what = if too_large {
+        "large file"
+    } else {
+        "binary file"
+    };
     format!("{what}: {} -> {}", side(old), side(new))
 }
 

@@ -35,7 +35,9 @@ pub enum Entry {
         mode: u32,
     },
     /// A fifo, socket or device node: shown, never applied.
-    Special { what: String },
+    Special {
+        what: String,
+    },
 }
 
 impl Entry {
@@ -74,7 +76,15 @@ impl Entry {
 pub(crate) fn probe(path: &Path) -> Result<Option<Entry>> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // ENOTDIR: a parent is not a directory, so the path does not exist either.
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err(e).at("stat", path),
     };
     entry_of(path, &meta).map(Some)

@@ -99,7 +99,10 @@ mod tests {
     fn absolute_paths_are_taken_relative_to_the_workspace() {
         let p = Protection::new(
             Path::new("/ws"),
-            [PathBuf::from("/ws/.cordon.toml"), PathBuf::from("/elsewhere/x")],
+            [
+                PathBuf::from("/ws/.cordon.toml"),
+                PathBuf::from("/elsewhere/x"),
+            ],
             [],
         );
         assert!(p.refuses(&rel(".cordon.toml"), false).is_some());

@@ -195,7 +195,12 @@ impl Walk<'_> {
     }
 
     /// Every lower entry below `rel`, all removed along with `root`.
-    fn removed_subtree(&self, rel: &RelPath, root: &RelPath, out: &mut Vec<Observed>) -> Result<()> {
+    fn removed_subtree(
+        &self,
+        rel: &RelPath,
+        root: &RelPath,
+        out: &mut Vec<Observed>,
+    ) -> Result<()> {
         let dir = self.lower.join(rel.as_path());
         for name in names(&dir)? {
             let path = RelPath::child(Some(rel), &name);

@@ -76,9 +76,18 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> 
     })
 }
 
-pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
-    // Serializing plain data with string keys cannot fail.
-    serde_json::to_vec_pretty(value).unwrap_or_default()
+pub(crate) fn to_json<T: Serialize>(value: &T, file: &Path) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|source| Error::Format {
+        file: file.to_path_buf(),
+        source,
+    })
+}
+
+/// `bases.json`: a list, not a map, since a JSON key cannot hold a non-UTF-8 path.
+#[derive(Serialize, Deserialize)]
+struct BaseRecord {
+    path: crate::wire::RelPath,
+    base: Option<crate::entry::Entry>,
 }
 
 fn mkdir_private(path: &Path) -> Result<()> {
@@ -142,7 +151,9 @@ impl Store {
         // Built under a temporary name and renamed into place, so a half-made transaction
         // never shows up under its real name.
         let dir = self.root.join(name);
-        let tmp = self.root.join(format!(".new-{name}-{}", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!(".new-{name}-{}", std::process::id()));
         if tmp.exists() {
             fs::remove_dir_all(&tmp).at("remove", &tmp)?;
         }
@@ -156,8 +167,13 @@ impl Store {
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             commands: 0,
         };
-        write_atomic(&tmp.join("meta.json"), &to_json(&meta))?;
-        write_atomic(&tmp.join("bases.json"), &to_json(&Bases::new()))?;
+        let meta_path = tmp.join("meta.json");
+        write_atomic(&meta_path, &to_json(&meta, &meta_path)?)?;
+        let bases_path = tmp.join("bases.json");
+        write_atomic(
+            &bases_path,
+            &to_json(&Vec::<BaseRecord>::new(), &bases_path)?,
+        )?;
         match fs::rename(&tmp, &dir) {
             Ok(()) => {}
             Err(e) => {
@@ -295,11 +311,25 @@ impl Transaction {
     }
 
     pub(crate) fn bases(&self) -> Result<Bases> {
-        read_json(&self.bases_path())
+        let list: Vec<BaseRecord> = read_json(&self.bases_path())?;
+        Ok(list.into_iter().map(|r| (r.path, r.base)).collect())
     }
 
     pub(crate) fn write_bases(&self, bases: &Bases) -> Result<()> {
-        write_atomic(&self.bases_path(), &to_json(bases))
+        let list: Vec<BaseRecord> = bases
+            .iter()
+            .map(|(path, base)| BaseRecord {
+                path: path.clone(),
+                base: base.clone(),
+            })
+            .collect();
+        let path = self.bases_path();
+        write_atomic(&path, &to_json(&list, &path)?)
+    }
+
+    fn write_meta(&self) -> Result<()> {
+        let path = self.dir.join("meta.json");
+        write_atomic(&path, &to_json(&self.meta, &path)?)
     }
 
     /// The transaction's changes against the real workspace now.
@@ -322,13 +352,15 @@ impl Transaction {
         let mut bases = self.bases()?;
         let before = bases.len();
         for o in &observed {
-            bases.entry(o.path.clone()).or_insert_with(|| o.lower.clone());
+            bases
+                .entry(o.path.clone())
+                .or_insert_with(|| o.lower.clone());
         }
         if bases.len() != before {
             self.write_bases(&bases)?;
         }
         self.meta.commands += 1;
-        write_atomic(&self.dir.join("meta.json"), &to_json(&self.meta))?;
+        self.write_meta()?;
         Ok(ChangeSet {
             name: self.meta.name.clone(),
             workspace: self.meta.workspace.clone(),
@@ -340,7 +372,11 @@ impl Transaction {
     pub fn discard(self) -> Result<()> {
         // Renamed away first so a crash mid-removal leaves no half transaction under its name.
         let parent = self.dir.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let trash = parent.join(format!(".discard-{}-{}", self.meta.name, std::process::id()));
+        let trash = parent.join(format!(
+            ".discard-{}-{}",
+            self.meta.name,
+            std::process::id()
+        ));
         fs::rename(&self.dir, &trash).at("discard", &self.dir)?;
         sync_dir(&parent)?;
         make_removable(&trash);

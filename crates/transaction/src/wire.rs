@@ -33,7 +33,9 @@ pub(crate) fn serialize<S: Serializer>(path: &Path, s: S) -> std::result::Result
     }
 }
 
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<PathBuf, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<PathBuf, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Repr {
@@ -133,8 +135,8 @@ mod tests {
 
     #[test]
     fn non_utf8_names_survive_json() {
-        let p = RelPath::new(PathBuf::from(OsString::from_vec(b"d/\xffname".to_vec())))
-            .expect("valid");
+        let p =
+            RelPath::new(PathBuf::from(OsString::from_vec(b"d/\xffname".to_vec()))).expect("valid");
         let json = serde_json::to_string(&p).expect("serializes");
         assert_eq!(json, r#"{"hex":"642fff6e616d65"}"#);
         let back: RelPath = serde_json::from_str(&json).expect("parses");

@@ -1,0 +1,134 @@
+//! Apply killed at every step (`CORDON_TX_FAULT_AFTER=N` aborts the child process after N
+//! steps): afterwards every path holds its old or its new state, nothing else, and the next open
+//! finishes (journal committed) or rolls back (not yet committed), then an apply completes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use cordon_transaction::{fault, Protection, Recovery, Store};
+
+use crate::kinds::{SCRIPT, SETUP};
+use crate::support::{assert_same_tree, snapshot, Fixture};
+
+const CHILD_STATE: &str = "CORDON_TX_TEST_CHILD_STATE";
+const CHILD_WS: &str = "CORDON_TX_TEST_CHILD_WS";
+
+/// The child's body: open and apply everything. Does nothing in a normal test run.
+#[test]
+fn child_apply() {
+    let (Some(state), Some(ws)) = (std::env::var_os(CHILD_STATE), std::env::var_os(CHILD_WS))
+    else {
+        return;
+    };
+    let (mut tx, _) = Store::new(&PathBuf::from(state))
+        .open_or_create(Some("crash"), &PathBuf::from(ws))
+        .unwrap();
+    tx.apply(&Protection::git_default(), &[]).unwrap();
+}
+
+fn run_child(f: &Fixture, fault_after: u64) -> bool {
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash::child_apply",
+            "--test-threads=1",
+            "--quiet",
+        ])
+        .env(CHILD_STATE, &f.state)
+        .env(CHILD_WS, &f.ws)
+        .env(fault::ENV, fault_after.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    status.success()
+}
+
+/// Every path of `now` holds what `before` or `after` holds there (or is absent in one of
+/// them); staging files may exist only inside cordon's state folder.
+fn old_or_new(
+    now: &BTreeMap<PathBuf, String>,
+    before: &BTreeMap<PathBuf, String>,
+    after: &BTreeMap<PathBuf, String>,
+    step: u64,
+) {
+    for (p, v) in now {
+        let ok = before.get(p) == Some(v) || after.get(p) == Some(v)
+            // A directory's mode is set last, so mid-way it may still be the old one or the
+            // owner-only mode it was created with.
+            || v.starts_with("dir ");
+        assert!(
+            ok,
+            "step {step}: {} holds {v}, neither old nor new",
+            p.display()
+        );
+    }
+    let kind = |v: &String| v.split(' ').next().map(str::to_owned);
+    for (p, v) in before {
+        let retyped = after.get(p).map(kind) != Some(kind(v));
+        // Only a path whose kind changes (file <-> directory) may be briefly absent.
+        if !now.contains_key(p) && after.contains_key(p) && !retyped {
+            panic!(
+                "step {step}: {} ({v}) vanished but should exist after",
+                p.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn killed_at_every_step_loses_nothing() {
+    let probe = Fixture::new("crash-probe", SETUP);
+    let mut tx = probe.open("crash");
+    if !probe.run_in(&mut tx, SCRIPT) {
+        return;
+    }
+    drop(tx);
+    let mut step = 1;
+    let mut rolled_back = 0;
+    let mut finished = 0;
+    loop {
+        let f = Fixture::new("crash", SETUP);
+        let expected = f.expected(SCRIPT);
+        let before = snapshot(&f.ws);
+        let after = snapshot(&expected);
+        let mut tx = f.open("crash");
+        assert!(f.run_in(&mut tx, SCRIPT));
+        drop(tx);
+        if run_child(&f, step) {
+            // More steps than the apply has: it ran to the end.
+            assert_same_tree(&f.ws, &expected);
+            break;
+        }
+        old_or_new(&snapshot(&f.ws), &before, &after, step);
+        let (mut tx, _) = f.store().open_or_create(Some("crash"), &f.ws).unwrap();
+        match tx.recovered() {
+            Some(Recovery::Finished { .. }) => {
+                finished += 1;
+                assert_same_tree(&f.ws, &expected);
+            }
+            Some(Recovery::RolledBack) => {
+                rolled_back += 1;
+                assert_same_tree(&f.ws, &PathBuf::from(&f.ws));
+                assert_eq!(
+                    snapshot(&f.ws),
+                    before,
+                    "step {step}: rolled back is untouched"
+                );
+            }
+            None => panic!("step {step}: an interrupted apply left nothing to recover"),
+        }
+        // Whatever happened, applying again ends with exactly the expected tree.
+        tx.apply(&Protection::git_default(), &[]).unwrap();
+        assert_same_tree(&f.ws, &expected);
+        assert!(tx.changes(&Protection::git_default()).unwrap().is_empty());
+        step += 1;
+        assert!(step < 500, "apply never finished");
+    }
+    eprintln!(
+        "crash test: {} steps, {rolled_back} rolled back, {finished} finished",
+        step - 1
+    );
+    assert!(rolled_back > 0 && finished > 0);
+}
