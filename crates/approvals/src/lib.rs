@@ -14,6 +14,7 @@ pub mod console;
 mod control;
 mod persist;
 mod request;
+pub mod rules_check;
 pub mod terminal;
 mod token;
 
