@@ -17,6 +17,7 @@ pub enum Stage {
     ProxyListener,
     Limits,
     Fork,
+    Terminal,
     Capabilities,
     NoNewPrivs,
     Landlock,
@@ -28,7 +29,7 @@ pub enum Stage {
 
 impl Stage {
     /// Stages in the order they run (ARCHITECTURE.md lists them in this order).
-    pub const ALL: [Stage; 18] = [
+    pub const ALL: [Stage; 19] = [
         Stage::SingleThread,
         Stage::Clone,
         Stage::UidMap,
@@ -40,6 +41,7 @@ impl Stage {
         Stage::ProxyListener,
         Stage::Limits,
         Stage::Fork,
+        Stage::Terminal,
         Stage::Capabilities,
         Stage::NoNewPrivs,
         Stage::Landlock,
@@ -62,6 +64,7 @@ impl Stage {
             Stage::ProxyListener => "proxy listener",
             Stage::Limits => "resource limits",
             Stage::Fork => "fork command",
+            Stage::Terminal => "session and terminal",
             Stage::Capabilities => "drop capabilities",
             Stage::NoNewPrivs => "no_new_privs",
             Stage::Landlock => "landlock",

@@ -135,21 +135,40 @@ pub fn fail_stage(status: BorrowedFd<'_>, stage: crate::Stage, errno: i32, detai
     sys::exit_now(125)
 }
 
+/// The descriptors the command's process uses until exec, one job each.
+pub struct CommandFds {
+    /// Setup errors go here (close-on-exec: EOF at exec means success).
+    pub status: std::os::fd::OwnedFd,
+    /// Where the syscall filter's listener goes to cordon.
+    pub notify: std::os::fd::OwnedFd,
+    /// The pty slave, when cordon runs on a terminal, and which of fds 0-2 it replaces.
+    pub terminal: Option<(std::os::fd::OwnedFd, [bool; 3])>,
+}
+
 /// What the command's own process does after the mount view is final, in DESIGN.md's order:
-/// drop capabilities, no_new_privs, Landlock, close inherited descriptors, chdir, the seccomp
-/// filter last (its listener sent to cordon on `notify`), exec.
+/// its own session and terminal, drop capabilities, no_new_privs, Landlock, close inherited
+/// descriptors, chdir, the seccomp filter last (its listener sent to cordon), exec.
 pub fn confine_and_exec(
     prepared: &Prepared,
     writable: &[PathBuf],
     extra: crate::landlock_rules::Extra,
     landlock_required: bool,
-    status: std::os::fd::OwnedFd,
-    notify: std::os::fd::OwnedFd,
+    fds: CommandFds,
 ) -> ! {
     use crate::Stage;
     use std::os::fd::AsFd;
+    let CommandFds {
+        status,
+        notify,
+        terminal,
+    } = fds;
     let fd = status.as_fd();
     let errno = |e: &io::Error| e.raw_os_error().unwrap_or(0);
+    let (slave, ttys) = terminal.unzip();
+    if let Err(e) = crate::pty::attach(slave.as_ref(), ttys.unwrap_or_default()) {
+        fail_stage(fd, Stage::Terminal, errno(&e), &e.to_string());
+    }
+    drop(slave); // now on the descriptors it replaces
     if let Err(e) = crate::caps::drop_all() {
         fail_stage(fd, Stage::Capabilities, errno(&e), &e.to_string());
     }

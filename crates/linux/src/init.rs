@@ -10,7 +10,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::exec::{confine_and_exec, fail_stage, Prepared};
+use crate::exec::{confine_and_exec, fail_stage, CommandFds, Prepared};
 use crate::landlock_rules::Extra;
 use crate::mounts;
 use crate::spawn::{encode_status, forward_if_sent, forwarded_signals};
@@ -30,6 +30,8 @@ pub struct InitFds {
     /// The socket on which the command's process hands cordon the syscall filter's
     /// notification listener (init only passes it on).
     pub notify: OwnedFd,
+    /// The command's pty slave and which stdio descriptors it replaces (passed on too).
+    pub terminal: Option<(OwnedFd, [bool; 3])>,
 }
 
 /// Runs as pid 1; never returns.
@@ -114,14 +116,12 @@ pub fn main(
                 deny_tcp: false,
                 scope: true,
             };
-            confine_and_exec(
-                prepared,
-                &plan.writable,
-                extra,
-                landlock,
-                fds.status,
-                fds.notify,
-            )
+            let command = CommandFds {
+                status: fds.status,
+                notify: fds.notify,
+                terminal: fds.terminal,
+            };
+            confine_and_exec(prepared, &plan.writable, extra, landlock, command)
         }
         Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),
         Err(e) => fail_stage(
@@ -133,6 +133,7 @@ pub fn main(
     };
     drop(fds.status);
     drop(fds.notify);
+    drop(fds.terminal);
     // Init needs no privilege from here on.
     let _ = crate::caps::drop_all();
     let code = supervise(child);

@@ -16,6 +16,7 @@ pub mod limits;
 mod mounts;
 mod prepare;
 pub mod probe;
+mod pty;
 mod seccomp;
 mod spawn;
 mod sys;

@@ -19,12 +19,12 @@ use nix::unistd::{pipe2, Pid};
 
 use crate::error::{RunError, Stage};
 use crate::exec::fail_stage;
-use crate::exec::Prepared;
+use crate::exec::{CommandFds, Prepared};
 use crate::init::{self, InitFds};
 use crate::limits::{self, Enforcement, Trip};
 use crate::sys::{self, CloneResult};
 use crate::violations::{self, Kill, Tripwire, Violation};
-use crate::{probe, weaker, Mode, NetMode, Plan};
+use crate::{probe, pty, weaker, Mode, NetMode, Plan};
 
 /// cordon's exit status when the timeout ended the run (as timeout(1) has it).
 pub const EXIT_TIMEOUT: i32 = 124;
@@ -108,6 +108,10 @@ pub struct Sandbox<'a> {
     violations: Option<mpsc::Receiver<Violation>>,
     /// The supervisor thread (ends once no process is left under the filter).
     watcher: Option<JoinHandle<()>>,
+    /// The command's pty (master side) until [`Sandbox::wait`] starts relaying it.
+    master: Option<(OwnedFd, [bool; 3])>,
+    /// Relays the pty while the command runs; restores the user's terminal when done.
+    relay: Option<pty::Relay>,
     /// The signal mask before cordon blocked the forwarded signals; restored on drop.
     old_mask: SigSet,
     /// Landlock-only mode: the directory standing in for /tmp, removed on drop.
@@ -162,6 +166,17 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         _ => None,
     };
     let (notify_parent, notify_child) = fd_channel(Stage::Seccomp)?;
+    let pty = pty::open_if_terminal().map_err(|e| {
+        RunError::setup(
+            Stage::Terminal,
+            format!("a pty for the command: {e}"),
+            e.raw_os_error().unwrap_or(0),
+        )
+    })?;
+    let (master, terminal) = match pty {
+        Some(p) => (Some((p.master, p.ttys)), Some((p.slave, p.ttys))),
+        None => (None, None),
+    };
     let mut old_mask = SigSet::empty();
     nix::sys::signal::sigprocmask(
         SigmaskHow::SIG_BLOCK,
@@ -183,6 +198,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         lifeline: lifeline_r,
         proxy: proxy_child,
         notify: notify_child,
+        terminal,
     };
     let (child, ends) = match clone_child(plan, &writable, &prepared, landlock, fds, ends) {
         Ok(spawned) => spawned,
@@ -211,6 +227,8 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         tripwire,
         violations: Some(violations),
         watcher: None,
+        master,
+        relay: None,
         old_mask,
         _tmp: tmp,
         finished: false,
@@ -305,7 +323,12 @@ fn clone_child(
                     let errno = e.raw_os_error().unwrap_or(0);
                     fail_stage(fds.status.as_fd(), Stage::Limits, errno, &e.to_string());
                 }
-                weaker::main(plan, writable, prepared, landlock, fds.status, fds.notify)
+                let command = CommandFds {
+                    status: fds.status,
+                    notify: fds.notify,
+                    terminal: fds.terminal,
+                };
+                weaker::main(plan, writable, prepared, landlock, command)
             }
             init::main(plan, prepared, uid, gid, landlock, fds)
         }
@@ -392,6 +415,12 @@ impl Sandbox<'_> {
 
     /// Lets the command start and waits for the sandbox to end.
     pub fn wait(mut self) -> Result<Outcome, RunError> {
+        if let Some((master, ttys)) = self.master.take() {
+            let relay = pty::Relay::start(master, ttys).map_err(|e| {
+                RunError::setup(Stage::Terminal, format!("pty relay: {e}"), 0)
+            })?;
+            self.relay = Some(relay);
+        }
         if matches!(self.plan.spec.net, NetMode::Proxied { .. }) {
             // The second go-ahead: the proxy is serving, init may start the command.
             self.go_ahead();
@@ -426,6 +455,10 @@ impl Sandbox<'_> {
         if waiter.timed_out {
             trips.insert(0, Trip::Timeout);
             exit_code = EXIT_TIMEOUT;
+        }
+        // Everything the command wrote reaches the user before cordon says anything more.
+        if let Some(relay) = self.relay.take() {
+            relay.finish();
         }
         // With a pid namespace nothing is left under the filter now, so the supervisor has
         // answered (and sent) everything. Without one, a survivor could keep it waiting.

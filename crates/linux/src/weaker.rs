@@ -5,11 +5,10 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::exec::{confine_and_exec, Prepared};
+use crate::exec::{confine_and_exec, CommandFds, Prepared};
 use crate::landlock_rules::Extra;
 use crate::Plan;
 
@@ -19,15 +18,14 @@ pub fn main(
     writable: &[PathBuf],
     prepared: &Prepared,
     landlock: bool,
-    status: OwnedFd,
-    notify: OwnedFd,
+    fds: CommandFds,
 ) -> ! {
     crate::init::reset_signals();
     let extra = Extra {
         deny_tcp: plan.spec.net.isolated(),
         scope: true,
     };
-    confine_and_exec(prepared, writable, extra, landlock, status, notify)
+    confine_and_exec(prepared, writable, extra, landlock, fds)
 }
 
 /// A per-run temporary directory (mode 0700) that replaces the shared /tmp; removed on drop.

@@ -327,3 +327,60 @@ fn a_bad_violation_class_is_refused() {
         run.stderr
     );
 }
+
+/// The defence that holds whatever the filter or `legacy_tiocsti` say: the command's
+/// terminal is a pty of its own, in a session of its own, never the user's terminal.
+#[test]
+fn the_command_gets_its_own_terminal_and_session() {
+    assert!(have("python3"), "python3 is needed (installed by .ci/run)");
+    let e = Env::new("own-pty");
+    let driver = r#"
+import os, pty, sys, time
+master, slave = pty.openpty()
+user_tty = os.fstat(slave).st_rdev
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    os.close(master)
+    import fcntl, termios
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    probe = "import os; st = os.fstat(0); print('TTY', os.isatty(0), st.st_rdev, 'LEADER', os.getsid(0) == os.getpid())"
+    os.execv(sys.argv[1], [sys.argv[1], "run", "--", "python3", "-c", probe])
+os.close(slave)
+out = b""
+end = time.time() + 20
+while time.time() < end:
+    try:
+        chunk = os.read(master, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+os.waitpid(pid, 0)
+print("USER", user_tty)
+print(out.decode(errors="replace"))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", driver, cordon_bin().to_str().unwrap()])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| -> Vec<String> {
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap_or_default();
+        line.split_whitespace().map(str::to_string).collect()
+    };
+    let user = field("USER");
+    let inner = field("TTY");
+    assert_eq!(inner.get(1).map(String::as_str), Some("True"), "{text}");
+    assert_ne!(inner.get(2), user.get(1), "the command shares the user's terminal: {text}");
+    assert_eq!(inner.get(4).map(String::as_str), Some("True"), "{text}");
+
+    // Without a terminal, there is no controlling terminal to open either.
+    let run = e.sh(&[], "(exec 3</dev/tty) 2>/dev/null && echo OPENED || echo refused").ok();
+    assert!(run.stdout.contains("refused"), "{}", run.stdout);
+}

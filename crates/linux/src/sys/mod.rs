@@ -555,3 +555,31 @@ pub fn pidfd_kill(pidfd: BorrowedFd<'_>) -> io::Result<()> {
     })
     .map(drop)
 }
+
+/// `ioctl(fd, TIOCGWINSZ)`: a terminal's window size.
+pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<libc::winsize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `ws` is a live winsize for the duration of the call, as TIOCGWINSZ expects.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
+    check(ret as libc::c_long).map(|_| ws)
+}
+
+/// `ioctl(fd, TIOCSWINSZ)`: tells a pty (and its foreground processes, by SIGWINCH) its size.
+pub fn set_window_size(fd: BorrowedFd<'_>, ws: &libc::winsize) -> io::Result<()> {
+    // SAFETY: `ws` is a live winsize for the duration of the call, as TIOCSWINSZ expects.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, ws as *const libc::winsize) };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// `ioctl(fd, TIOCSCTTY, 0)`: makes the terminal the calling session leader's controlling
+/// terminal (never stealing one that belongs to another session).
+pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
+    check(ret as libc::c_long).map(drop)
+}
