@@ -21,6 +21,11 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
         Err("needs user namespaces".into())
     };
     let seccomp = probe::seccomp();
+    let observed = guarantees::observed_denials(
+        probe::seccomp_user_notification(),
+        abi,
+        &probe::kernel_audit(),
+    );
     let cg = probe::cgroups();
     let knobs = probe::userns_knobs();
     let mode = if userns.is_ok() {
@@ -63,6 +68,7 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
             },
             "mode": if usable { "namespaces" } else if abi > 0 { "landlock-only (needs --allow-weaker)" } else { "none (cordon refuses to run)" },
             "guarantees": table,
+            "observed_denials": observed,
         });
         println!("{report:#}");
         return 0;
@@ -133,6 +139,11 @@ pub fn doctor(args: &DoctorArgs) -> i32 {
     }
     println!();
     for g in &table {
+        println!("{:<10} {:<13} {}", g.area, g.state, g.by);
+    }
+    println!();
+    println!("denials cordon sees (audit events) on this machine:");
+    for g in &observed {
         println!("{:<10} {:<13} {}", g.area, g.state, g.by);
     }
     0

@@ -50,7 +50,12 @@ pub fn for_run(
     out.push(g(
         "syscalls",
         "enforced",
-        "seccomp filter installed last: io_uring, bpf, perf, keyrings, mount family, nested user namespaces, kexec/modules, TIOCSTI/TIOCLINUX, exotic socket families and foreign ABIs refused with EPERM; refusals are not yet audited",
+        "seccomp filter installed last: io_uring, bpf, perf, keyrings, mount family, nested user namespaces, kexec/modules, TIOCSTI/TIOCLINUX, exotic socket families and foreign ABIs refused with EPERM by cordon's supervisor (user notification), each one audited",
+    ));
+    out.push(g(
+        "terminal",
+        "enforced",
+        "the command runs in its own session; on a terminal it gets a pty of its own that cordon relays, so nothing can be typed into the user's terminal",
     ));
     out.push(limits);
     out
@@ -70,6 +75,33 @@ pub fn allow_list(mode: Mode, port: u16) -> GuaranteeStatus {
             "needs user namespaces (a network namespace whose only way out is cordon's proxy); --allow-domain exits 125 here",
         ),
     }
+}
+
+/// What cordon sees of each kind of refusal on this machine: the `doctor` table of observed
+/// denials. `audit` is the kernel audit state (where Landlock logs), `abi` Landlock's ABI.
+pub fn observed_denials(
+    user_notif: bool,
+    abi: i32,
+    audit: &cordon_linux::probe::KernelAudit,
+) -> Vec<GuaranteeStatus> {
+    use cordon_linux::probe::KernelAudit;
+    let syscalls = match user_notif {
+        true => g("syscall", "observed", "seccomp user notification: every refusal is a syscall_refused event (pid, process, syscall, argument, rule); --kill-on-violation syscall"),
+        false => g("syscall", "not_observed", "this kernel has no seccomp user notification (Linux 5.0+); refusals still hold"),
+    };
+    let landlock_log = match (abi >= 7, audit) {
+        (false, _) => format!("Landlock ABI {abi} cannot log denials (ABI 7+ can)"),
+        (true, KernelAudit::Enabled) => "Landlock ABI 7 logs them to the kernel audit log (auditd, journalctl -k), which cordon does not read".into(),
+        (true, KernelAudit::Disabled) => "Landlock ABI 7 would log them to the kernel audit log, but audit is disabled here (`auditctl -e 1` enables it host-wide); cordon does not read that log".into(),
+        (true, KernelAudit::Unknown(why)) => format!("Landlock ABI 7 logs them to the kernel audit log when audit is enabled (state unknown: {why}); cordon does not read that log"),
+    };
+    vec![
+        syscalls,
+        g("network", "observed", "cordon's proxy (--net allow): every request is a network event, refusals also on stderr; --kill-on-violation network. With --net off nothing leaves to be refused: connections fail with ENETUNREACH, unlogged"),
+        g("limits", "observed", "cgroup events (OOM kills, refused forks), the timeout and SIGXFSZ become limit_exceeded events"),
+        g("filesystem", "not_observed", &format!("writes outside the workspace fail in the kernel (EROFS from the read-only mount view, EACCES from Landlock) with no event for cordon; {landlock_log}")),
+        g("read", "not_observed", "deny-read paths are empty mounts: reading them finds nothing, which the kernel does not report"),
+    ]
 }
 
 const NO_CORE: &str = "no core files (RLIMIT_CORE 0)";

@@ -53,6 +53,10 @@ pub fn restrict(writable: &[PathBuf], extra: Extra) -> Result<RulesetStatus, Str
         .map_err(|e| e.to_string())?
         .add_rules(path_beneath_rules(existing, all))
         .map_err(|e| e.to_string())?
+        // Denials by the command (it runs after an exec) reach the kernel's audit log where
+        // audit is on (Landlock ABI 7+); older kernels ignore the request (best effort).
+        .log_new_exec(true)
+        .map_err(|e| e.to_string())?
         .restrict_self()
         .map_err(|e| e.to_string())?;
     if status.ruleset == RulesetStatus::NotEnforced {

@@ -177,3 +177,90 @@ profile cordon {} flags=(unconfined) {{\n  userns,\n\n  include if exists <local
 pub fn limits() -> crate::Mechanism {
     crate::limits::probe()
 }
+
+/// Whether seccomp can hand refusals to a supervisor (user notification, Linux 5.0+): what
+/// `syscall_refused` audit events rest on.
+pub fn seccomp_user_notification() -> bool {
+    crate::sys::seccomp_notif_sizes().is_ok()
+}
+
+/// The kernel audit subsystem's state, which is where Landlock (ABI 7+) logs its denials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelAudit {
+    Enabled,
+    Disabled,
+    /// It could not be asked (not root, no audit support): why.
+    Unknown(String),
+}
+
+/// Asks the kernel (AUDIT_GET over netlink) whether audit is enabled.
+pub fn kernel_audit() -> KernelAudit {
+    use nix::sys::socket::{
+        bind, recv, send, socket, AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol,
+        SockType,
+    };
+    const AUDIT_GET: u16 = 1000;
+    const NLMSG_ERROR: u16 = 2;
+    const NLM_F_REQUEST: u16 = 1;
+    let sock = match socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkAudit,
+    ) {
+        Ok(s) => s,
+        Err(e) => return KernelAudit::Unknown(format!("no audit netlink: {e}")),
+    };
+    let ask = || -> nix::Result<Vec<u8>> {
+        bind(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &NetlinkAddr::new(0, 0),
+        )?;
+        let mut msg = Vec::with_capacity(16);
+        msg.extend_from_slice(&16u32.to_ne_bytes()); // nlmsg_len
+        msg.extend_from_slice(&AUDIT_GET.to_ne_bytes()); // nlmsg_type
+        msg.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes()); // nlmsg_flags
+        msg.extend_from_slice(&1u32.to_ne_bytes()); // nlmsg_seq
+        msg.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid
+        send(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &msg,
+            MsgFlags::empty(),
+        )?;
+        let mut buf = vec![0u8; 512];
+        let n = recv(
+            std::os::fd::AsRawFd::as_raw_fd(&sock),
+            &mut buf,
+            MsgFlags::empty(),
+        )?;
+        buf.truncate(n);
+        Ok(buf)
+    };
+    let reply = match ask() {
+        Ok(r) => r,
+        Err(e) => return KernelAudit::Unknown(format!("AUDIT_GET: {e}")),
+    };
+    let u16_at = |i: usize| {
+        reply
+            .get(i..i + 2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
+    };
+    let u32_at = |i: usize| {
+        reply
+            .get(i..i + 4)
+            .map(|b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match (u16_at(4), u32_at(20)) {
+        // struct audit_status after the 16-byte header: mask, then enabled.
+        (Some(AUDIT_GET), Some(0)) => KernelAudit::Disabled,
+        (Some(AUDIT_GET), Some(_)) => KernelAudit::Enabled,
+        (Some(NLMSG_ERROR), _) => {
+            let errno = u32_at(16).map_or(0, |e| -(e as i32));
+            KernelAudit::Unknown(format!(
+                "AUDIT_GET refused: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ))
+        }
+        _ => KernelAudit::Unknown("unexpected AUDIT_GET reply".into()),
+    }
+}

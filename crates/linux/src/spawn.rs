@@ -416,9 +416,8 @@ impl Sandbox<'_> {
     /// Lets the command start and waits for the sandbox to end.
     pub fn wait(mut self) -> Result<Outcome, RunError> {
         if let Some((master, ttys)) = self.master.take() {
-            let relay = pty::Relay::start(master, ttys).map_err(|e| {
-                RunError::setup(Stage::Terminal, format!("pty relay: {e}"), 0)
-            })?;
+            let relay = pty::Relay::start(master, ttys)
+                .map_err(|e| RunError::setup(Stage::Terminal, format!("pty relay: {e}"), 0))?;
             self.relay = Some(relay);
         }
         if matches!(self.plan.spec.net, NetMode::Proxied { .. }) {

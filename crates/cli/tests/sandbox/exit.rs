@@ -156,10 +156,28 @@ fn doctor_reports_facts_and_every_guarantee() {
         "processes",
         "network",
         "syscalls",
+        "terminal",
         "limits",
     ] {
         assert!(areas.contains(&area), "doctor lacks {area}: {areas:?}");
     }
+    // The table of observed denials: syscall refusals are seen on every kernel cordon runs
+    // on (Landlock needs 5.13; user notification is 5.0), filesystem ones are not.
+    let observed = |class: &str| {
+        v["observed_denials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["area"] == class)
+            .map(|g| g["state"].as_str().unwrap().to_string())
+    };
+    assert_eq!(observed("syscall").as_deref(), Some("observed"), "{v}");
+    assert_eq!(observed("network").as_deref(), Some("observed"), "{v}");
+    assert_eq!(
+        observed("filesystem").as_deref(),
+        Some("not_observed"),
+        "{v}"
+    );
     let syscalls = v["guarantees"]
         .as_array()
         .unwrap()

@@ -371,16 +371,28 @@ print(out.decode(errors="replace"))
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let field = |key: &str| -> Vec<String> {
-        let line = text.lines().find(|l| l.starts_with(key)).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_default();
         line.split_whitespace().map(str::to_string).collect()
     };
     let user = field("USER");
     let inner = field("TTY");
     assert_eq!(inner.get(1).map(String::as_str), Some("True"), "{text}");
-    assert_ne!(inner.get(2), user.get(1), "the command shares the user's terminal: {text}");
+    assert_ne!(
+        inner.get(2),
+        user.get(1),
+        "the command shares the user's terminal: {text}"
+    );
     assert_eq!(inner.get(4).map(String::as_str), Some("True"), "{text}");
 
     // Without a terminal, there is no controlling terminal to open either.
-    let run = e.sh(&[], "(exec 3</dev/tty) 2>/dev/null && echo OPENED || echo refused").ok();
+    let run = e
+        .sh(
+            &[],
+            "(exec 3</dev/tty) 2>/dev/null && echo OPENED || echo refused",
+        )
+        .ok();
     assert!(run.stdout.contains("refused"), "{}", run.stdout);
 }

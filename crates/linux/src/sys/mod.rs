@@ -565,7 +565,13 @@ pub fn window_size(fd: BorrowedFd<'_>) -> io::Result<libc::winsize> {
         ws_ypixel: 0,
     };
     // SAFETY: `ws` is a live winsize for the duration of the call, as TIOCGWINSZ expects.
-    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
+    let ret = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            libc::TIOCGWINSZ,
+            &mut ws as *mut libc::winsize,
+        )
+    };
     check(ret as libc::c_long).map(|_| ws)
 }
 
@@ -582,4 +588,23 @@ pub fn set_controlling_terminal(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: integer arguments only.
     let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0 as libc::c_int) };
     check(ret as libc::c_long).map(drop)
+}
+
+/// `seccomp(SECCOMP_GET_NOTIF_SIZES)`: succeeds where user notification exists.
+pub fn seccomp_notif_sizes() -> io::Result<libc::seccomp_notif_sizes> {
+    let mut sizes = libc::seccomp_notif_sizes {
+        seccomp_notif: 0,
+        seccomp_notif_resp: 0,
+        seccomp_data: 0,
+    };
+    // SAFETY: `sizes` is a live seccomp_notif_sizes for the duration of the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_NOTIF_SIZES,
+            0u32,
+            &mut sizes as *mut libc::seccomp_notif_sizes,
+        )
+    })
+    .map(|_| sizes)
 }
