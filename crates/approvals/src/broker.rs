@@ -277,6 +277,17 @@ impl Broker {
             .collect()
     }
 
+    /// Is request `id` still waiting for an answer?
+    pub fn is_open(&self, id: &str) -> bool {
+        let st = self.lock();
+        self.number(id).is_some_and(|n| st.open.contains_key(&n))
+    }
+
+    /// Has `close` been called?
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
     /// Waits until the state changes from `since` (or `timeout`); returns the new version.
     pub fn wait_change(&self, since: u64, timeout: Duration) -> u64 {
         let st = self.lock();

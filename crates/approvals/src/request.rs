@@ -29,7 +29,7 @@ impl Kind {
     /// The choices a human may make. "Always" is written to the user's configuration, which
     /// can say "approved" for commands and "allow" for destinations; an escalation the agent
     /// asked for is a one-off, so it has no "always".
-    pub fn choices(self) -> &'static [Choice] {
+    pub const fn choices(self) -> &'static [Choice] {
         match self {
             Kind::Command | Kind::Network => &[
                 Choice::AllowOnce,
