@@ -1,2 +1,151 @@
-//! Applies a `WindowsPlan` on Windows: SIDs, security descriptors, the restricted token, the
-//! job object, and the command's process.
+//! Applies a `WindowsPlan` on Windows: placeholders and ACLs, the restricted token, the job
+//! object, and the command's process.
+//!
+//! Built: everything of unelevated mode (placeholders, ACL rewrite with skip/revoke, token,
+//! job, process, exit relay). Planned but not executed yet: elevated mode's accounts, DPAPI,
+//! firewall COM and WFP calls, the Everyone-writable audit walk, ConPTY (docs/windows.md).
+
+pub mod acl;
+pub mod host;
+pub mod job;
+pub mod process;
+pub mod sid;
+#[cfg(test)]
+mod tests;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use crate::plan::acl::{AclEdit, Action};
+use crate::plan::WindowsPlan;
+use crate::winpath::WinPath;
+pub use host::RealHost;
+pub use process::Exit;
+
+/// A NUL-terminated UTF-16 copy of `s` for Win32 calls.
+pub fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+/// A step of applying the plan that failed, with the path it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("creating placeholder {path}")]
+    Placeholder {
+        path: WinPath,
+        #[source]
+        source: io::Error,
+    },
+    #[error("setting the ACL of {path}")]
+    Acl {
+        path: WinPath,
+        #[source]
+        source: io::Error,
+    },
+    #[error("creating the temporary folder {path}")]
+    Temp {
+        path: WinPath,
+        #[source]
+        source: io::Error,
+    },
+    #[error("elevated mode is planned but not executed by this build")]
+    ElevatedNotBuilt,
+    #[error("building the restricted token")]
+    Token(#[source] io::Error),
+    #[error("creating the job object")]
+    Job(#[source] io::Error),
+    #[error("starting {program}")]
+    Start {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("waiting for the command")]
+    Wait(#[source] io::Error),
+    #[error("{0}")]
+    Command(String),
+}
+
+/// Makes the machine match the plan's file-system side: the temporary folder, placeholders,
+/// then one DACL rewrite per path that has an edit to apply or an ACE to revoke. A path
+/// whose edits are all `Skip` is not written (the common case from the second run on).
+pub fn apply(plan: &WindowsPlan) -> Result<(), ExecError> {
+    if plan.account.is_some() {
+        return Err(ExecError::ElevatedNotBuilt);
+    }
+    fs::create_dir_all(plan.temp.to_api()).map_err(|source| ExecError::Temp {
+        path: plan.temp.clone(),
+        source,
+    })?;
+    for p in &plan.placeholders {
+        let made = if p.is_dir {
+            fs::create_dir(p.path.to_api())
+        } else {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p.path.to_api())
+                .and_then(|mut f| f.write_all(p.content))
+        };
+        match made {
+            Ok(()) => {}
+            // Made by a concurrent run, or by someone else just now: either way it is about
+            // to get its deny ACE.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(ExecError::Placeholder {
+                    path: p.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    let mut by_path: BTreeMap<WinPath, (Vec<&AclEdit>, Vec<crate::plan::acl::Ace>)> =
+        BTreeMap::new();
+    for (e, action) in &plan.acl {
+        if *action == Action::Apply {
+            by_path.entry(e.path.clone()).or_default().0.push(e);
+        }
+    }
+    for r in &plan.revoke {
+        by_path
+            .entry(r.path.clone())
+            .or_default()
+            .1
+            .push(r.ace.clone());
+    }
+    for (path, (add, remove)) in by_path {
+        acl::rewrite_dacl(&path, &add, &remove)
+            .map_err(|source| ExecError::Acl { path, source })?;
+    }
+    Ok(())
+}
+
+/// Runs `argv` under the plan (already applied): restricted token, job, `env`, in `cwd`.
+/// `argv[0]` must be a full path (see `cmdline::search_path`).
+pub fn run(
+    plan: &WindowsPlan,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    timeout: Option<Duration>,
+) -> Result<Exit, ExecError> {
+    let program = argv.first().cloned().unwrap_or_default();
+    if crate::cmdline::is_batch(&program) {
+        return Err(ExecError::Command(format!(
+            "{program}: batch files are run by cmd.exe, which re-parses their arguments; run `cmd /c` yourself if you mean it"
+        )));
+    }
+    let line = crate::cmdline::command_line(argv).map_err(ExecError::Command)?;
+    let block = crate::cmdline::env_block(env).map_err(ExecError::Command)?;
+    let base = token::process_token().map_err(ExecError::Token)?;
+    let restricted = token::restrict(&base, &plan.token).map_err(ExecError::Token)?;
+    let job = job::create(&plan.job).map_err(ExecError::Job)?;
+    let started = process::start(&restricted, &job, &program, &line, &block, cwd)
+        .map_err(|source| ExecError::Start { program, source })?;
+    let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
+    started.wait(&job, timeout).map_err(ExecError::Wait)
+}

@@ -573,6 +573,10 @@ fn windows_policy_paths_are_read_as_windows_paths() {
         assert_eq!(fs::resolve_spec(&spec(text), &ws, &homes), want, "{text}");
     }
     for bad in [r"a\..\b", "/etc/passwd", r"C:\ws\nul"] {
-        assert!(fs::resolve_spec(&spec(bad), &ws, &homes).is_err(), "{bad}");
+        // On Windows the policy parser already refuses `a\..\b`; on Linux it cannot see the
+        // `..` and the planner refuses it.
+        let refused = cordon_policy::PathSpec::parse(bad)
+            .map_or(true, |s| fs::resolve_spec(&s, &ws, &homes).is_err());
+        assert!(refused, "{bad}");
     }
 }

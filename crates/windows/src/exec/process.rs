@@ -1,0 +1,133 @@
+//! Starting the command with the restricted token inside the job, and relaying its exit.
+
+use std::io;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::ptr::null;
+use std::time::Duration;
+
+use windows_sys::Win32::Foundation::{
+    SetHandleInformation, HANDLE_FLAG_INHERIT, WAIT_OBJECT_0, WAIT_TIMEOUT,
+};
+use windows_sys::Win32::System::JobObjects::{AssignProcessToJobObject, TerminateJobObject};
+use windows_sys::Win32::System::Threading::{
+    CreateProcessAsUserW, GetExitCodeProcess, ResumeThread, WaitForSingleObject, CREATE_SUSPENDED,
+    CREATE_UNICODE_ENVIRONMENT, INFINITE, PROCESS_INFORMATION, STARTF_USESTDHANDLES, STARTUPINFOW,
+};
+
+use super::wide;
+
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Its own exit code (NTSTATUS values such as 0xC0000005 for a crash included).
+    Code(u32),
+    /// `--timeout` ended it: the whole job was terminated.
+    TimedOut,
+}
+
+/// A started command: suspended until [`Started::wait`] resumes it inside the job.
+pub struct Started {
+    process: OwnedHandle,
+    thread: OwnedHandle,
+}
+
+/// Creates the process suspended with `token`, then puts it in `job` before it runs a single
+/// instruction, so nothing it starts can escape the job.
+pub fn start(
+    token: &OwnedHandle,
+    job: &OwnedHandle,
+    application: &str,
+    command_line: &str,
+    env_block: &[u16],
+    cwd: &str,
+) -> io::Result<Started> {
+    let app = wide(application);
+    let mut line = wide(command_line);
+    let dir = wide(cwd);
+    let si = STARTUPINFOW {
+        cb: std::mem::size_of::<STARTUPINFOW>() as u32,
+        dwFlags: STARTF_USESTDHANDLES,
+        hStdInput: io::stdin().as_raw_handle(),
+        hStdOutput: io::stdout().as_raw_handle(),
+        hStdError: io::stderr().as_raw_handle(),
+        ..Default::default()
+    };
+    for h in [si.hStdInput, si.hStdOutput, si.hStdError] {
+        if !h.is_null() {
+            // Only the three standard handles are inherited; a failure (e.g. no console)
+            // leaves that stream closed in the child, which is what it would be anyway.
+            // SAFETY: `h` is one of this process's standard handles, valid while it runs.
+            unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) };
+        }
+    }
+    let mut pi = PROCESS_INFORMATION::default();
+    // SAFETY: every string is NUL-terminated and outlives the call; `line` is writable as
+    // CreateProcessAsUserW requires; `env_block` is a double-NUL-terminated UTF-16 block
+    // (CREATE_UNICODE_ENVIRONMENT); `si` and `pi` are valid. `token` is a restricted version
+    // of cordon's own token, so no SE_ASSIGNPRIMARYTOKEN privilege is needed.
+    let ok = unsafe {
+        CreateProcessAsUserW(
+            token.as_raw_handle(),
+            app.as_ptr(),
+            line.as_mut_ptr(),
+            null(),
+            null(),
+            1,
+            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT,
+            env_block.as_ptr().cast(),
+            dir.as_ptr(),
+            &si,
+            &mut pi,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success both handles are fresh and owned by us alone.
+    let started = unsafe {
+        Started {
+            process: OwnedHandle::from_raw_handle(pi.hProcess),
+            thread: OwnedHandle::from_raw_handle(pi.hThread),
+        }
+    };
+    // SAFETY: both handles are valid; the process has not run yet (suspended).
+    if unsafe { AssignProcessToJobObject(job.as_raw_handle(), started.process.as_raw_handle()) }
+        == 0
+    {
+        let e = io::Error::last_os_error();
+        // The process never ran; dropping `started` closes it, and the job kills it.
+        // SAFETY: `job` is valid; ending a job we own is always allowed.
+        unsafe { TerminateJobObject(job.as_raw_handle(), 125) };
+        return Err(e);
+    }
+    Ok(started)
+}
+
+impl Started {
+    /// Lets the command run and waits for it, ending the whole job on `timeout`.
+    pub fn wait(self, job: &OwnedHandle, timeout: Option<Duration>) -> io::Result<Exit> {
+        // SAFETY: the thread handle is valid and the thread suspended once, by us.
+        if unsafe { ResumeThread(self.thread.as_raw_handle()) } == u32::MAX {
+            return Err(io::Error::last_os_error());
+        }
+        let ms = timeout.map_or(INFINITE, |t| {
+            u32::try_from(t.as_millis()).unwrap_or(INFINITE - 1)
+        });
+        // SAFETY: the process handle is valid for the wait.
+        match unsafe { WaitForSingleObject(self.process.as_raw_handle(), ms) } {
+            WAIT_OBJECT_0 => {}
+            WAIT_TIMEOUT => {
+                // SAFETY: `job` is valid; terminating it ends every process in it.
+                unsafe { TerminateJobObject(job.as_raw_handle(), 124) };
+                return Ok(Exit::TimedOut);
+            }
+            _ => return Err(io::Error::last_os_error()),
+        }
+        let mut code = 0u32;
+        // SAFETY: the process has exited; `code` is a valid out place.
+        if unsafe { GetExitCodeProcess(self.process.as_raw_handle(), &mut code) } == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Exit::Code(code))
+    }
+}
