@@ -319,6 +319,11 @@ impl Broker {
         }
     }
 
+    /// One word as a human may see it.
+    pub fn scrub_word(&self, word: &str) -> String {
+        self.inner.config.scrub.word(word)
+    }
+
     fn id(&self, n: u64) -> String {
         format!("{}-{n}", self.run())
     }

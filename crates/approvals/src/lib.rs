@@ -15,6 +15,7 @@ mod control;
 mod persist;
 mod request;
 pub mod rules_check;
+mod session;
 pub mod terminal;
 mod token;
 
@@ -22,3 +23,4 @@ pub use broker::{Broker, BrokerConfig, DecideError, Pending};
 pub use control::{endpoints, Client, Control, Endpoint};
 pub use persist::{Persist, PersistError};
 pub use request::{Answer, Channel, Choice, Kind, Request, Scrubber, MASK};
+pub use session::{Approvals, ExecOutcome};
