@@ -12,6 +12,7 @@
 mod broker;
 pub mod console;
 mod control;
+pub mod door;
 mod persist;
 mod request;
 pub mod rules_check;
