@@ -319,9 +319,9 @@ impl Broker {
         }
     }
 
-    /// One word as a human may see it.
-    pub fn scrub_word(&self, word: &str) -> String {
-        self.inner.config.scrub.word(word)
+    /// A command line as a human may see it.
+    pub fn scrub_words(&self, words: &[String]) -> Vec<String> {
+        self.inner.config.scrub.words(words)
     }
 
     fn id(&self, n: u64) -> String {

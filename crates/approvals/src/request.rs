@@ -211,14 +211,36 @@ impl Scrubber {
         if has_value {
             let bare = name.trim_start_matches('-');
             let env_name = bare.replace('-', "_");
-            let secret = !env_name.is_empty()
-                && !self.env_keep.contains(&env_name)
-                && self.env_deny.iter().any(|p| env_name_matches(p, &env_name));
-            if secret {
+            if self.is_secret_name(&env_name) {
                 out = format!("{name}={MASK}");
             }
         }
         out
+    }
+
+    /// A command line as a human may see it: each word as `word` masks it, and the word after
+    /// a secret-looking long option without `=` (`--password hunter2`).
+    pub fn words(&self, words: &[String]) -> Vec<String> {
+        let mut out = Vec::with_capacity(words.len());
+        let mut hide_next = false;
+        for w in words {
+            if hide_next {
+                out.push(MASK.to_string());
+                hide_next = false;
+                continue;
+            }
+            out.push(self.word(w));
+            if let Some(name) = w.strip_prefix("--").filter(|n| !n.contains('=')) {
+                hide_next = self.is_secret_name(&name.replace('-', "_"));
+            }
+        }
+        out
+    }
+
+    fn is_secret_name(&self, name: &str) -> bool {
+        !name.is_empty()
+            && !self.env_keep.iter().any(|k| k == name)
+            && self.env_deny.iter().any(|p| env_name_matches(p, name))
     }
 
     pub fn text(&self, text: &str) -> String {
@@ -247,7 +269,7 @@ impl Scrubber {
 
     /// The request as a human may see it.
     pub fn request(&self, r: &Request) -> Request {
-        let words = |w: &[String]| w.iter().map(|x| self.word(x)).collect::<Vec<_>>();
+        let words = |w: &[String]| self.words(w);
         Request {
             kind: r.kind,
             subject: words(&r.subject),
@@ -281,6 +303,12 @@ mod tests {
         assert_eq!(s.word("PATH=/usr/bin"), "PATH=/usr/bin");
         assert_eq!(s.word("x=hunter2-very-secret!"), format!("x={MASK}!"));
         assert_eq!(s.word("abc"), "abc", "too short to mask");
+        let line = |l: &str| l.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(
+            s.words(&line("login --api-key sk-live-1 --user me")),
+            line(&format!("login --api-key {MASK} --user me"))
+        );
+        assert_eq!(s.words(&line("x --path p")), line("x --path p"));
         let r = Request {
             diff: Some(serde_json::json!({"file": ["+ key hunter2-very-secret"]})),
             output_tail: Some("token: hunter2-very-secret\n".into()),

@@ -69,7 +69,7 @@ impl Broker {
     ) -> ExecOutcome {
         let verdict = rules.decide_exec(path, argv);
         let shown = {
-            let words: Vec<String> = argv.iter().map(|w| self.scrub_word(w)).collect();
+            let words = self.scrub_words(argv);
             if words.is_empty() {
                 path.to_string()
             } else {

@@ -122,7 +122,17 @@ fn decision_matches(e: &Value, wanted: &str) -> bool {
 fn scrubbed(e: Value, scrub: &Scrubber) -> Value {
     match e {
         Value::String(s) => Value::String(scrub.word(&s)),
-        Value::Array(a) => Value::Array(a.into_iter().map(|v| scrubbed(v, scrub)).collect()),
+        Value::Array(a) => match a
+            .iter()
+            .map(|v| v.as_str().map(String::from))
+            .collect::<Option<Vec<_>>>()
+        {
+            // a command line: its words are judged together (`--token VALUE`)
+            Some(words) => {
+                Value::Array(scrub.words(&words).into_iter().map(Value::String).collect())
+            }
+            None => Value::Array(a.into_iter().map(|v| scrubbed(v, scrub)).collect()),
+        },
         Value::Object(o) => Value::Object(
             o.into_iter()
                 .map(|(k, v)| (k, scrubbed(v, scrub)))

@@ -348,7 +348,18 @@ impl App {
         let s = &self.opts.scrub;
         match value {
             Value::String(t) => Value::String(s.word(&t)),
-            Value::Array(a) => Value::Array(a.into_iter().map(|v| self.scrub_value(v)).collect()),
+            Value::Array(a) => {
+                match a
+                    .iter()
+                    .map(|v| v.as_str().map(String::from))
+                    .collect::<Option<Vec<_>>>()
+                {
+                    Some(words) => {
+                        Value::Array(s.words(&words).into_iter().map(Value::String).collect())
+                    }
+                    None => Value::Array(a.into_iter().map(|v| self.scrub_value(v)).collect()),
+                }
+            }
             Value::Object(o) => Value::Object(
                 o.into_iter()
                     .map(|(k, v)| (k, self.scrub_value(v)))
