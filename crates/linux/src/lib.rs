@@ -17,7 +17,7 @@ mod mounts;
 mod prepare;
 pub mod probe;
 mod pty;
-mod seccomp;
+pub mod seccomp;
 mod spawn;
 mod sys;
 mod violations;

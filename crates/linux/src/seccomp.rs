@@ -179,6 +179,11 @@ fn notify_instead_of_marker(mut prog: BpfProgram) -> BpfProgram {
 }
 
 impl Program {
+    /// The instruction counts of the two filters (for the benchmark).
+    pub fn lengths(&self) -> (usize, usize) {
+        (self.refuse.len(), self.no_clone3.len())
+    }
+
     /// Installs both filters on the calling thread (no_new_privs must already be set) and
     /// returns the notification listener, which belongs outside the sandbox: the caller sends
     /// it to cordon and closes its copy before exec. Only syscalls: safe between fork and exec.
