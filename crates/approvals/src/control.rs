@@ -289,6 +289,51 @@ mod tests {
         out
     }
 
+    /// Run as a child by `another_user_can_read_nothing_and_reach_nothing`: tries to read
+    /// the token file and talk to the socket, and prints what happened.
+    #[test]
+    fn helper_as_another_user() {
+        let (Ok(info), Ok(socket)) = (
+            std::env::var("CORDON_TEST_INFO"),
+            std::env::var("CORDON_TEST_SOCKET"),
+        ) else {
+            return; // only meaningful as the child
+        };
+        let read = fs::read(&info).is_ok();
+        let reached = UnixStream::connect(&socket).is_ok();
+        println!("HELPER read={read} reached={reached}");
+    }
+
+    #[test]
+    fn another_user_can_read_nothing_and_reach_nothing() {
+        use std::os::unix::process::CommandExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "SKIP another_user_can_read_nothing_and_reach_nothing: needs root to switch users"
+            );
+            return;
+        }
+        let d = dir("uid");
+        let control = Control::start(broker("ru"), &d).unwrap();
+        let ep = control.endpoint().clone();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "control::tests::helper_as_another_user",
+                "--nocapture",
+            ])
+            .env("CORDON_TEST_INFO", d.join("ru.json"))
+            .env("CORDON_TEST_SOCKET", &ep.socket)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("HELPER read=false reached=false"), "{text}");
+        drop(control);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
     #[test]
     fn the_token_is_required_and_a_wrong_one_refused() {
         let d = dir("token");
