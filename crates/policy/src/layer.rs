@@ -12,7 +12,7 @@ use crate::domains::{DomainPattern, Host};
 use crate::limits::{LimitKind, LimitLayer, Setting};
 use crate::path::PathSpec;
 use crate::resolve::Policy;
-use crate::rules::{CommandLayer, CommandRules, CommandsSchema, Decision, Pattern};
+use crate::rules::{CommandLayer, CommandsSchema, Decision, Pattern};
 use crate::violation::ViolationClass;
 
 /// Where a layer came from; also its rank (lowest first, as declared).
@@ -355,8 +355,7 @@ impl Layer {
                 .into_iter()
                 .map(|(kind, to, below)| Widening::Limit { kind, to, below }),
         );
-        // Judged against the strictest possible below, as in `narrowing_only` (see there).
-        out.extend(self.commands.widenings(&CommandRules::strictest()));
+        out.extend(self.commands.widenings(&below.commands));
         out
     }
 
@@ -374,10 +373,8 @@ impl Layer {
             hosts: Vec::new(),
             allow_weaker: self.allow_weaker.filter(|w| !*w),
             limits: self.limits.narrowing_only(&below.limits),
-            // `Policy` holds no command rules, so judge against the strictest possible below:
-            // only forbids survive here. Callers that know the layers below keep the rest with
-            // `CommandLayer::narrowing_only(&CommandRules::from_layers(below))`.
-            commands: self.commands.narrowing_only(&CommandRules::strictest()),
+            // Judged against the rules of the layers below: a prompt where they allow stays.
+            commands: self.commands.narrowing_only(&below.commands),
             ..self.clone()
         }
     }

@@ -8,6 +8,7 @@ use crate::egress::Egress;
 use crate::layer::{Layer, Network};
 use crate::limits::Limits;
 use crate::path::PathSpec;
+use crate::rules::CommandRules;
 use crate::violation::ViolationClass;
 
 /// The effective policy after layering. Paths are still machine-independent.
@@ -25,6 +26,8 @@ pub struct Policy {
     /// Classes whose first refusal kills the sandbox (from every layer, and the flag).
     pub terminate_on_violation: Vec<ViolationClass>,
     pub limits: Limits,
+    /// Command rules, their default, standing approvals (`[commands]`).
+    pub commands: CommandRules,
 }
 
 /// What the policy's relative paths mean on this machine, for this run.
@@ -60,6 +63,7 @@ impl Policy {
             allow_weaker: false,
             terminate_on_violation: Vec::new(),
             limits: Limits::default(),
+            commands: CommandRules::default(),
         };
         for layer in layers {
             policy.deny_read.retain(|p| !layer.allow_read.contains(p));
@@ -86,6 +90,7 @@ impl Policy {
                 &layer.terminate_on_violation,
             );
             policy.limits.apply(&layer.limits);
+            policy.commands.apply(&layer.commands);
         }
         policy
     }
