@@ -53,12 +53,51 @@ fn setup(root: &Path, kind: &str) -> (Store, std::path::PathBuf) {
     (store, ws)
 }
 
+/// The floor on this filesystem: the one syscall per file that any apply must make (rename over
+/// the old file, rename into place, unlink), without checks, staging or journal.
+fn floor(root: &Path, kind: &str) -> Duration {
+    let _ = fs::remove_dir_all(root);
+    for d in 0..100 {
+        fs::create_dir_all(root.join(format!("d{d}"))).unwrap();
+    }
+    for i in 0..FILES {
+        let body = format!("line one of {i}\nline two\n{}\n", "x".repeat(i % 2000));
+        if kind != "added" {
+            fs::write(root.join(format!("d{}/f{i}", i % 100)), "old\n").unwrap();
+        }
+        fs::write(root.join(format!("d{}/g{i}", i % 100)), body).unwrap();
+    }
+    nix::unistd::sync();
+    let t = Instant::now();
+    for i in 0..FILES {
+        let (f, g) = (
+            root.join(format!("d{}/f{i}", i % 100)),
+            root.join(format!("d{}/g{i}", i % 100)),
+        );
+        if kind == "deleted" {
+            fs::remove_file(f).unwrap();
+        } else {
+            fs::rename(g, f).unwrap();
+        }
+    }
+    let d = t.elapsed();
+    let _ = fs::remove_dir_all(root);
+    d
+}
+
 fn main() {
     let base = std::env::var_os("CORDON_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("cordon-tx-bench"));
-    let rounds = 5;
+    let rounds: usize = std::env::var("CORDON_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let only = std::env::var("CORDON_BENCH_KIND").ok();
     for kind in ["modified", "added", "deleted"] {
+        if only.as_deref().is_some_and(|o| o != kind) {
+            continue;
+        }
         let mut record = Vec::new();
         let mut applies = Vec::new();
         for _ in 0..rounds {
@@ -77,12 +116,15 @@ fn main() {
             v.sort();
             v[v.len() / 2]
         };
+        let mut floors: Vec<Duration> = (0..rounds).map(|_| floor(&base, kind)).collect();
         println!(
-            "{FILES} {kind} files: apply median {:?} (min {:?}, max {:?}); record_bases median {:?}",
+            "{FILES} {kind} files: apply median {:?} (min {:?}, max {:?}); record_bases median {:?}; \
+             floor (one bare syscall per file) median {:?}",
             med(&mut applies),
             applies[0],
             applies[applies.len() - 1],
-            med(&mut record)
+            med(&mut record),
+            med(&mut floors),
         );
     }
     let _ = fs::remove_dir_all(&base);

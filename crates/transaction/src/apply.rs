@@ -202,10 +202,21 @@ pub fn apply(
     }
 
     let wipe = all && set.changes.iter().all(Change::is_ready);
+    let t0 = std::time::Instant::now();
     let journal = plan(tx, &selected, wipe)?;
+    timing("plan", t0);
+    let t0 = std::time::Instant::now();
     let mut report = run(tx, journal)?;
+    timing("run", t0);
     report.unmatched = unmatched;
     Ok(report)
+}
+
+/// `CORDON_TX_TIMING=1` prints how long each phase took, for the benchmark.
+fn timing(what: &str, since: std::time::Instant) {
+    if std::env::var_os("CORDON_TX_TIMING").is_some() {
+        eprintln!("cordon-tx: {what} {:?}", since.elapsed());
+    }
 }
 
 /// Phase 1: stage content, decide operations, write and commit the journal.
@@ -219,11 +230,15 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
     } else {
         staging_in_workspace(tx)
     };
-    match fs::DirBuilder::new().mode(0o700).create(&staging) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).at("create staging directory", &staging),
+    // Left over only by an apply that never reached its commit point (open rolls those back
+    // first), so starting afresh loses nothing.
+    if fs::symlink_metadata(&staging).is_ok() {
+        fs::remove_dir_all(&staging).at("remove old staging", &staging)?;
     }
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&staging)
+        .at("create staging directory", &staging)?;
     let can_link = dev_of(&upper) == dev_of(&staging);
     let stage_dev = dev_of(&staging);
 
@@ -304,6 +319,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
             Ok(dest)
         };
 
+    let t_stage = std::time::Instant::now();
     for c in selected {
         let target = ws.join(c.path.as_path());
         match &c.status {
@@ -348,7 +364,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
         let current = if c.kind == Kind::Renamed {
             None
         } else {
-            probe(&target)?
+            c.layer.current.clone()
         };
         let same_now = c.kind != Kind::Renamed && current == c.new;
         let stamp = Stamp::read(&target);
@@ -456,6 +472,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
     j.ops.extend(late_places);
     j.ops.extend(dirmodes);
 
+    timing("stage", t_stage);
     // Staged data must be on disk before the journal that points at it; one syncfs per
     // filesystem instead of an fsync per file keeps 10,000 files fast.
     syncfs(&staging)?;
@@ -677,6 +694,7 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
     };
     let mut not_applied: HashSet<RelPath> = HashSet::new();
     let mut known = HashSet::new();
+    let t_ops = std::time::Instant::now();
     for op in &j.ops {
         let outcome = match execute(&ws, op, &mut known) {
             Ok(o) => o,
@@ -703,7 +721,11 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
         }
         fault::step();
     }
+    timing("operations", t_ops);
+    let t0 = std::time::Instant::now();
     syncfs(&ws)?;
+    timing("syncfs", t0);
+    let t0 = std::time::Instant::now();
 
     // Tidy the layers: the workspace now holds what they held for the applied paths.
     let upper = tx.upper();
@@ -737,6 +759,7 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
     }
     report.applied.sort();
     report.applied.dedup();
+    timing("tidy", t0);
     fault::step();
     finish(tx)?;
     report.emptied = wipe;

@@ -60,6 +60,8 @@ pub struct Change {
 /// Where the change sits in the upper layer; used by apply to tidy the layer afterwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Layer {
+    /// What the workspace holds now.
+    pub current: Option<Entry>,
     pub in_opaque: bool,
     pub whiteout: bool,
     pub from_whiteout: bool,
@@ -181,8 +183,15 @@ impl ChangeSet {
     }
 }
 
-/// The recorded base of each path: `None` means the path was absent.
-pub(crate) type Bases = BTreeMap<RelPath, Option<Entry>>;
+/// What a path held when the transaction first saw it (`entry: None`: absent), and the inode
+/// stamp read with it, which spares hashing it again while it has not been written since.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Base {
+    pub entry: Option<Entry>,
+    pub stamp: Option<crate::entry::Stamp>,
+}
+
+pub(crate) type Bases = BTreeMap<RelPath, Base>;
 
 /// Turns observations into changes: the base is the recorded one (else the workspace now),
 /// unchanged copy-ups drop out, renames are paired, protection and conflicts decided.
@@ -194,7 +203,7 @@ pub(crate) fn classify(
     let mut changes = Vec::new();
     for o in observed {
         let base = match bases.get(&o.path) {
-            Some(b) => b.clone(),
+            Some(b) => b.entry.clone(),
             None => o.lower.clone(),
         };
         if base == o.upper {
@@ -237,6 +246,7 @@ pub(crate) fn classify(
             new: o.upper,
             status,
             layer: crate::change::Layer {
+                current: o.lower,
                 in_opaque: o.in_opaque,
                 whiteout: o.whiteout,
                 from_whiteout: false,

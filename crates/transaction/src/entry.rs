@@ -74,6 +74,15 @@ impl Entry {
 
 /// Reads what `path` is without following a final symlink; `None` when it does not exist.
 pub(crate) fn probe(path: &Path) -> Result<Option<Entry>> {
+    Ok(probe_known(path, None)?.map(|(e, _)| e))
+}
+
+/// Like `probe`, with the stamp of what was read; when the stamp equals `known`'s, its entry is
+/// taken without reading the content again (nothing wrote to the inode since).
+pub(crate) fn probe_known(
+    path: &Path,
+    known: Option<(&Stamp, &Entry)>,
+) -> Result<Option<(Entry, Stamp)>> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         // ENOTDIR: a parent is not a directory, so the path does not exist either.
@@ -87,7 +96,13 @@ pub(crate) fn probe(path: &Path) -> Result<Option<Entry>> {
         }
         Err(e) => return Err(e).at("stat", path),
     };
-    entry_of(path, &meta).map(Some)
+    let stamp = Stamp::of(&meta);
+    if let Some((s, e)) = known {
+        if *s == stamp {
+            return Ok(Some((e.clone(), stamp)));
+        }
+    }
+    Ok(Some((entry_of(path, &meta)?, stamp)))
 }
 
 pub(crate) fn entry_of(path: &Path, meta: &fs::Metadata) -> Result<Entry> {
@@ -133,22 +148,30 @@ pub(crate) fn hash_file(path: &Path) -> Result<(String, bool)> {
     hash_reader(&mut file).at("read for hashing", path)
 }
 
+thread_local! {
+    // One read buffer per thread: zeroing 64 KiB for every small file costs more than
+    // hashing it.
+    static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 64 * 1024]);
+}
+
 pub(crate) fn hash_reader(r: &mut impl Read) -> io::Result<(String, bool)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut binary = None;
-    loop {
-        let n = r.read(&mut buf)?;
-        if n == 0 {
-            break;
+    BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let mut hasher = Sha256::new();
+        let mut binary = None;
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let chunk = &buf[..n];
+            if binary.is_none() {
+                binary = Some(looks_binary(chunk.get(..8192).unwrap_or(chunk)));
+            }
+            hasher.update(chunk);
         }
-        let chunk = &buf[..n];
-        if binary.is_none() {
-            binary = Some(looks_binary(chunk.get(..8192).unwrap_or(chunk)));
-        }
-        hasher.update(chunk);
-    }
-    Ok((hex(&hasher.finalize()), binary.unwrap_or(false)))
+        Ok((hex(&hasher.finalize()), binary.unwrap_or(false)))
+    })
 }
 
 /// Git's rule (a NUL byte in the first 8 KiB) plus invalid UTF-8, since the text renderer
@@ -164,7 +187,13 @@ pub(crate) fn looks_binary(head: &[u8]) -> bool {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// A cheap fingerprint of an inode (device, inode, size, change time) used to skip re-hashing a

@@ -26,7 +26,8 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::entry::{entry_of, probe, Entry};
+use crate::change::Bases;
+use crate::entry::{entry_of, probe_known, Entry, Stamp};
 use crate::error::{Context, Error, Result};
 use crate::wire::RelPath;
 
@@ -40,6 +41,7 @@ pub(crate) struct Observed {
     pub path: RelPath,
     /// The real workspace now.
     pub lower: Option<Entry>,
+    pub lower_stamp: Option<Stamp>,
     /// What the transaction holds; `None` when it removed the path.
     pub upper: Option<Entry>,
     /// The upper entry lies in (or is) an opaque directory: removing it from the upper layer
@@ -53,9 +55,14 @@ pub(crate) struct Observed {
 
 /// Walks `upper` against `lower` and reports every path that differs or may differ (a
 /// copied-up file with unchanged content is reported too; the caller compares entries).
-pub(crate) fn scan(upper: &Path, lower: &Path) -> Result<Vec<Observed>> {
+/// `known`: recorded bases, whose stamps spare re-reading unchanged workspace files.
+pub(crate) fn scan(upper: &Path, lower: &Path, known: &Bases) -> Result<Vec<Observed>> {
     let mut out = Vec::new();
-    let walk = Walk { upper, lower };
+    let walk = Walk {
+        upper,
+        lower,
+        known,
+    };
     walk.dir(None, true, false, &mut out)?;
     Ok(out)
 }
@@ -63,6 +70,7 @@ pub(crate) fn scan(upper: &Path, lower: &Path) -> Result<Vec<Observed>> {
 struct Walk<'a> {
     upper: &'a Path,
     lower: &'a Path,
+    known: &'a Bases,
 }
 
 fn names(dir: &Path) -> Result<Vec<OsString>> {
@@ -87,7 +95,29 @@ fn has_xattr(path: &Path, name: &str) -> Result<Option<Vec<u8>>> {
     xattr::get(path, name).at("read xattr", path)
 }
 
+/// The overlay xattr names an upper entry carries (one llistxattr instead of a get per name).
+fn overlay_xattrs(path: &Path) -> Result<Vec<String>> {
+    Ok(xattr::list(path)
+        .at("list xattrs", path)?
+        .filter_map(|n| n.into_string().ok())
+        .filter(|n| n.starts_with("user.overlay."))
+        .collect())
+}
+
 impl Walk<'_> {
+    fn lower_entry(&self, path: &RelPath) -> Result<(Option<Entry>, Option<Stamp>)> {
+        let known = self
+            .known
+            .get(path)
+            .and_then(|b| Some((b.stamp.as_ref()?, b.entry.as_ref()?)));
+        Ok(
+            match probe_known(&self.lower.join(path.as_path()), known)? {
+                Some((e, s)) => (Some(e), Some(s)),
+                None => (None, None),
+            },
+        )
+    }
+
     /// One upper directory. `lower_ok`: the same path in the lower layer is a real directory
     /// reached through real directories only (never through a symlink), so reading it is
     /// reading the workspace. `replace`: this directory or an ancestor is opaque.
@@ -105,30 +135,32 @@ impl Walk<'_> {
             seen.insert(name);
             let up = self.upper.join(path.as_path());
             let meta = fs::symlink_metadata(&up).at("stat", &up)?;
-            if !meta.file_type().is_symlink() {
-                for x in XATTR_REFUSED {
-                    if has_xattr(&up, x)?.is_some() {
-                        return Err(Error::Unsupported {
-                            path: up,
-                            what: format!("the xattr {x}"),
-                        });
-                    }
-                }
-            }
-            let lower = if lower_ok {
-                probe(&self.lower.join(path.as_path()))?
+            let xattrs = if meta.file_type().is_symlink() {
+                Vec::new()
             } else {
-                None
+                overlay_xattrs(&up)?
+            };
+            if let Some(x) = xattrs.iter().find(|x| XATTR_REFUSED.contains(&x.as_str())) {
+                return Err(Error::Unsupported {
+                    path: up,
+                    what: format!("the xattr {x}"),
+                });
+            }
+            let (lower, lower_stamp) = if lower_ok {
+                self.lower_entry(&path)?
+            } else {
+                (None, None)
             };
             let ft = meta.file_type();
             let whiteout = (ft.is_char_device() && meta.rdev() == 0)
-                || (ft.is_file() && meta.len() == 0 && has_xattr(&up, XATTR_WHITEOUT)?.is_some());
+                || (ft.is_file() && meta.len() == 0 && xattrs.iter().any(|x| x == XATTR_WHITEOUT));
             if whiteout {
                 if let Some(l) = lower {
                     let is_dir = l.is_dir();
                     out.push(Observed {
                         path: path.clone(),
                         lower: Some(l),
+                        lower_stamp,
                         upper: None,
                         in_opaque: replace,
                         whiteout: true,
@@ -143,11 +175,13 @@ impl Walk<'_> {
             let entry = entry_of(&up, &meta)?;
             let lower_dir = matches!(lower, Some(Entry::Dir { .. }));
             if let Entry::Dir { .. } = entry {
-                let opaque = has_xattr(&up, XATTR_OPAQUE)?.as_deref() == Some(b"y");
+                let opaque = xattrs.iter().any(|x| x == XATTR_OPAQUE)
+                    && has_xattr(&up, XATTR_OPAQUE)?.as_deref() == Some(b"y");
                 out.push(Observed {
                     path: path.clone(),
                     removed_with: lower.as_ref().filter(|l| !l.is_dir()).map(|_| path.clone()),
                     lower,
+                    lower_stamp,
                     upper: Some(entry),
                     in_opaque: replace || opaque,
                     whiteout: false,
@@ -158,6 +192,7 @@ impl Walk<'_> {
                     path: path.clone(),
                     removed_with: lower_dir.then(|| path.clone()),
                     lower,
+                    lower_stamp,
                     upper: Some(entry),
                     in_opaque: replace,
                     whiteout: false,
@@ -175,11 +210,12 @@ impl Walk<'_> {
                     continue;
                 }
                 let path = RelPath::child(rel, &name);
-                if let Some(l) = probe(&self.lower.join(path.as_path()))? {
+                if let (Some(l), lower_stamp) = self.lower_entry(&path)? {
                     let is_dir = l.is_dir();
                     out.push(Observed {
                         path: path.clone(),
                         lower: Some(l),
+                        lower_stamp,
                         upper: None,
                         in_opaque: true,
                         whiteout: false,
@@ -204,11 +240,12 @@ impl Walk<'_> {
         let dir = self.lower.join(rel.as_path());
         for name in names(&dir)? {
             let path = RelPath::child(Some(rel), &name);
-            if let Some(l) = probe(&self.lower.join(path.as_path()))? {
+            if let (Some(l), lower_stamp) = self.lower_entry(&path)? {
                 let is_dir = l.is_dir();
                 out.push(Observed {
                     path: path.clone(),
                     lower: Some(l),
+                    lower_stamp,
                     upper: None,
                     in_opaque: false,
                     whiteout: false,

@@ -88,6 +88,8 @@ pub(crate) fn to_json<T: Serialize>(value: &T, file: &Path) -> Result<Vec<u8>> {
 struct BaseRecord {
     path: crate::wire::RelPath,
     base: Option<crate::entry::Entry>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    stamp: Option<crate::entry::Stamp>,
 }
 
 fn mkdir_private(path: &Path) -> Result<()> {
@@ -312,7 +314,18 @@ impl Transaction {
 
     pub(crate) fn bases(&self) -> Result<Bases> {
         let list: Vec<BaseRecord> = read_json(&self.bases_path())?;
-        Ok(list.into_iter().map(|r| (r.path, r.base)).collect())
+        Ok(list
+            .into_iter()
+            .map(|r| {
+                (
+                    r.path,
+                    crate::change::Base {
+                        entry: r.base,
+                        stamp: r.stamp,
+                    },
+                )
+            })
+            .collect())
     }
 
     pub(crate) fn write_bases(&self, bases: &Bases) -> Result<()> {
@@ -320,7 +333,8 @@ impl Transaction {
             .iter()
             .map(|(path, base)| BaseRecord {
                 path: path.clone(),
-                base: base.clone(),
+                base: base.entry.clone(),
+                stamp: base.stamp,
             })
             .collect();
         let path = self.bases_path();
@@ -334,8 +348,8 @@ impl Transaction {
 
     /// The transaction's changes against the real workspace now.
     pub fn changes(&self, protection: &Protection) -> Result<ChangeSet> {
-        let observed = scan(&self.upper(), self.workspace())?;
         let bases = self.bases()?;
+        let observed = scan(&self.upper(), self.workspace(), &bases)?;
         Ok(ChangeSet {
             name: self.meta.name.clone(),
             workspace: self.meta.workspace.clone(),
@@ -348,13 +362,16 @@ impl Transaction {
     /// later apply can tell the user's own edits (conflicts) from the transaction's. Returns
     /// the change set for the summary.
     pub fn record_bases(&mut self, protection: &Protection) -> Result<ChangeSet> {
-        let observed = scan(&self.upper(), self.workspace())?;
         let mut bases = self.bases()?;
+        let observed = scan(&self.upper(), self.workspace(), &bases)?;
         let before = bases.len();
         for o in &observed {
             bases
                 .entry(o.path.clone())
-                .or_insert_with(|| o.lower.clone());
+                .or_insert_with(|| crate::change::Base {
+                    entry: o.lower.clone(),
+                    stamp: o.lower_stamp,
+                });
         }
         if bases.len() != before {
             self.write_bases(&bases)?;
