@@ -2,7 +2,7 @@
 //! "Integration"): plans, applies and runs one command, so scripts/windows-smoke.ps1 can check
 //! the backend on a real machine.
 //!
-//! `cordon-windows-run [-w DIR] [--allow-weaker] [--timeout SECS] [--memory SIZE] -- CMD...`
+//! `cordon-windows-run [-w DIR] [--allow-weaker] [--timeout SECSs] [--memory SIZE] -- CMD...`
 
 #[cfg(windows)]
 fn main() -> std::process::ExitCode {
@@ -38,10 +38,12 @@ mod windows_main {
                 }
                 "--allow-weaker" => weaker = true,
                 "--timeout" => {
-                    let s: u64 = args
-                        .next()
-                        .and_then(|s| s.parse().ok())
-                        .ok_or("--timeout needs seconds")?;
+                    // Seconds, with or without the `s` the CLI's durations carry.
+                    let v = args.next().ok_or("--timeout needs seconds")?;
+                    let s: u64 = v
+                        .trim_end_matches('s')
+                        .parse()
+                        .map_err(|_| format!("--timeout {v}: not seconds"))?;
                     timeout = Some(Duration::from_secs(s));
                 }
                 "--memory" => {

@@ -1,0 +1,194 @@
+<#
+.SYNOPSIS
+  Checks cordon's guarantees on a real Windows machine, judged by the state afterwards.
+
+.DESCRIPTION
+  Wine runs cordon's Win32 calls but enforces neither tokens nor ACLs, so what the sandbox
+  refuses can only be checked here. Each check runs one command in the sandbox and then looks
+  at the machine: a file absent, a file unchanged, an ACL unchanged, a process gone.
+  A check prints PASS or FAIL; the script exits with the number of failures.
+
+  Run it as your ordinary (unelevated) user, in a scratch folder it creates under %TEMP%.
+  By default it drives the backend's stand-in runner (built with
+  `cargo build -p cordon-windows --example cordon-windows-run`); pass -Runner to use
+  `cordon run` once the CLI is wired:  -Runner 'cordon.exe','run'
+
+.EXAMPLE
+  powershell -ExecutionPolicy Bypass -File scripts\windows-smoke.ps1 -Runner 'target\debug\examples\cordon-windows-run.exe'
+#>
+param(
+    [string[]]$Runner = @('target\debug\examples\cordon-windows-run.exe'),
+    # Elevated mode's checks (deny-read, network) need `cordon setup --elevated` first.
+    [switch]$Elevated
+)
+
+# Native commands write to stderr; under 'Stop' Windows PowerShell would turn that into errors.
+$ErrorActionPreference = 'Continue'
+$script:failures = 0
+$script:passes = 0
+
+function Check([string]$name, [bool]$ok, [string]$detail = '') {
+    if ($ok) {
+        $script:passes++
+        Write-Host "PASS  $name"
+    } else {
+        $script:failures++
+        Write-Host "FAIL  $name  $detail" -ForegroundColor Red
+    }
+}
+
+# A PowerShell string literal for $s (paths may hold spaces or apostrophes).
+function Q([string]$s) { "'" + $s.Replace("'", "''") + "'" }
+
+$exe = $Runner[0]
+$pre = @()
+if ($Runner.Length -gt 1) { $pre = $Runner[1..($Runner.Length - 1)] }
+
+# Runs one PowerShell script in the sandbox; returns its exit status. -EncodedCommand carries
+# the script as base64 UTF-16, so no quoting layer (cmd.exe's least of all) can change it.
+function Sandboxed([string]$ws, [string]$script, [string[]]$extra = @(), [switch]$NoWeaker) {
+    $b64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($script))
+    $weaker = @('--allow-weaker')
+    if ($NoWeaker) { $weaker = @() }
+    $cmdArgs = $pre + @('-w', $ws) + $weaker + $extra + @('--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $b64)
+    & $exe @cmdArgs 2>&1 | Out-Host
+    return $LASTEXITCODE
+}
+
+function New-Workspace([string]$name) {
+    $ws = Join-Path $root $name
+    New-Item -ItemType Directory -Path $ws | Out-Null
+    if ($git) {
+        & git -C $ws init -q 2>&1 | Out-Null
+        & git -C $ws config user.email smoke@example.invalid
+        & git -C $ws config user.name smoke
+        Set-Content -LiteralPath (Join-Path $ws 'a.txt') -Value 'one'
+        & git -C $ws add a.txt
+        & git -C $ws commit -q -m first 2>&1 | Out-Null
+    } else {
+        New-Item -ItemType Directory -Path (Join-Path $ws '.git\hooks') -Force | Out-Null
+        New-Item -ItemType Directory -Path (Join-Path $ws '.git\objects') -Force | Out-Null
+        Set-Content -LiteralPath (Join-Path $ws '.git\config') -Value '[core]'
+    }
+    return $ws
+}
+
+function Unique([string]$dir, [string]$ext = '.txt') {
+    Join-Path $dir ('cordon-smoke-' + [guid]::NewGuid().ToString('N') + $ext)
+}
+
+$git = [bool](Get-Command git -ErrorAction SilentlyContinue)
+$root = Join-Path $env:TEMP ('cordon smoke ' + [guid]::NewGuid().ToString('N').Substring(0, 8))
+New-Item -ItemType Directory -Path $root | Out-Null
+$outside = Join-Path $root 'outside'
+New-Item -ItemType Directory -Path $outside | Out-Null
+Write-Host "scratch folder (with a space on purpose): $root"
+
+# --- fail closed -------------------------------------------------------------------------
+if (-not $Elevated) {
+    $ws = New-Workspace 'failclosed'
+    $marker = Join-Path $ws 'ran.txt'
+    $rc = Sandboxed $ws "Set-Content -LiteralPath $(Q $marker) -Value x" -NoWeaker
+    Check 'the default policy fails closed unelevated (125, command not run)' ($rc -eq 125 -and -not (Test-Path $marker)) "exit $rc"
+}
+
+# --- legitimate work ---------------------------------------------------------------------
+$ws = New-Workspace 'legit'
+$rc = Sandboxed $ws "Set-Content -LiteralPath inside.txt -Value made"
+Check 'a write inside the workspace works' ((Test-Path (Join-Path $ws 'inside.txt')) -and $rc -eq 0) "exit $rc"
+$rc = Sandboxed $ws 'exit 7'
+Check 'the exit code is relayed' ($rc -eq 7) "exit $rc"
+$rc = Sandboxed $ws 'New-Item -ItemType Directory sub\deeper -Force | Out-Null; Set-Content sub\deeper\f.txt x; Remove-Item -Recurse sub; if (Test-Path sub) { exit 1 }'
+Check 'files and folders inside can be made and removed' ($rc -eq 0 -and -not (Test-Path (Join-Path $ws 'sub'))) "exit $rc"
+$rc = Sandboxed $ws 'cmd /c "echo x> nul"; if ($LASTEXITCODE) { exit 1 }; Set-Content (Join-Path $env:TEMP t.txt) x; if (-not (Test-Path (Join-Path $env:TEMP t.txt))) { exit 2 }'
+Check 'NUL and the sandbox TEMP are writable' ($rc -eq 0) "exit $rc"
+if ($git) {
+    $before = [int](& git -C $ws rev-list --count HEAD)
+    $rc = Sandboxed $ws 'Set-Content a.txt two; git add a.txt; git commit -q -m second; exit $LASTEXITCODE'
+    $after = [int](& git -C $ws rev-list --count HEAD)
+    Check 'git add and commit work inside' ($rc -eq 0 -and $after -eq $before + 1) "exit $rc, commits $before -> $after"
+}
+
+# --- writes outside ----------------------------------------------------------------------
+function Refused([string]$name, [string]$target) {
+    $rc = Sandboxed $ws "Set-Content -LiteralPath $(Q $target) -Value x"
+    $present = Test-Path -LiteralPath $target
+    Check $name (-not $present) "exit $rc"
+    if ($present) { Remove-Item -LiteralPath $target -Force }
+}
+Refused 'a write outside the workspace is refused' (Unique $outside)
+Refused 'a write into the home folder is refused' (Unique $env:USERPROFILE)
+Refused "a write into the user's own %TEMP% is refused" (Unique $env:TEMP)
+Refused 'a Startup-folder script cannot be planted' (Unique (Join-Path $env:APPDATA 'Microsoft\Windows\Start Menu\Programs\Startup') '.cmd')
+Refused 'a PowerShell profile cannot be planted' (Join-Path ([Environment]::GetFolderPath('MyDocuments')) ('WindowsPowerShell\cordon-smoke-' + [guid]::NewGuid().ToString('N') + '.ps1'))
+# Everyone-writable: the audit that denies these is planned, not executed yet (docs/windows.md).
+Refused 'a write into C:\Users\Public (Everyone-writable) is refused' (Unique $env:PUBLIC)
+
+# --- protected paths ---------------------------------------------------------------------
+$hook = Join-Path $ws '.git\hooks\pre-commit'
+$rc = Sandboxed $ws 'Set-Content .git\hooks\pre-commit evil'
+Check '.git\hooks cannot be written' (-not (Test-Path $hook)) "exit $rc"
+$config = Join-Path $ws '.git\config'
+$config_before = Get-Content -Raw $config
+$rc = Sandboxed $ws 'Add-Content .git\config "[core]`n  fsmonitor = calc"'
+Check '.git\config cannot be changed' ((Get-Content -Raw $config) -eq $config_before) "exit $rc"
+if ($git) {
+    $rc = Sandboxed $ws 'git config core.hooksPath evil'
+    Check 'git config cannot set core.hooksPath' ((Get-Content -Raw $config) -eq $config_before) "exit $rc"
+}
+$rc = Sandboxed $ws 'Set-Content .git\info\attributes x'
+Check '.git\info cannot be written' (-not (Test-Path (Join-Path $ws '.git\info\attributes'))) "exit $rc"
+$rc = Sandboxed $ws 'Remove-Item -Recurse -Force .cordon.toml; Set-Content .cordon.toml "[sandbox]`nallow_weaker = true"'
+Check '.cordon.toml cannot be planted' (-not (Test-Path -PathType Leaf (Join-Path $ws '.cordon.toml'))) "exit $rc"
+$rc = Sandboxed $ws 'Set-Content .git\commondir ..\elsewhere'
+Check '.git\commondir cannot be planted' ((Get-Content -Raw (Join-Path $ws '.git\commondir')).Trim() -eq '.') "exit $rc"
+$rc = Sandboxed $ws 'Rename-Item .git git-old'
+Check '.git cannot be renamed' ((Test-Path (Join-Path $ws '.git\config')) -and -not (Test-Path (Join-Path $ws 'git-old'))) "exit $rc"
+$rc = Sandboxed $ws 'Remove-Item -Recurse -Force .git'
+Check '.git cannot be removed' (Test-Path (Join-Path $ws '.git\config')) "exit $rc"
+$rc = Sandboxed $ws 'Rename-Item .git\hooks hooks-old; New-Item -ItemType Directory .git\hooks | Out-Null; Set-Content .git\hooks\pre-commit evil'
+Check '.git\hooks cannot be swapped' (-not (Test-Path $hook)) "exit $rc"
+$rc = Sandboxed $ws 'Set-Content .git. x; Set-Content ".git\hooks .\pre-commit" evil'
+Check 'trailing dots and spaces give no way round' (-not (Test-Path $hook) -and (Test-Path (Join-Path $ws '.git\config'))) "exit $rc"
+$acl_before = (icacls (Join-Path $ws '.git\hooks')) -join "`n"
+$rc = Sandboxed $ws 'icacls .git\hooks /reset; icacls .git\hooks /grant "*S-1-1-0:(OI)(CI)F"'
+$acl_after = (icacls (Join-Path $ws '.git\hooks')) -join "`n"
+Check "the sandbox cannot rewrite a protected path's ACL" ($acl_before -eq $acl_after) "exit $rc"
+$rc = Sandboxed $ws "Rename-Item -LiteralPath $(Q $ws) moved"
+Check 'the workspace itself cannot be renamed' (Test-Path $ws) "exit $rc"
+
+# --- processes and limits ----------------------------------------------------------------
+$t0 = Get-Date
+$rc = Sandboxed $ws 'Start-Process ping.exe -ArgumentList "-n","60","127.0.0.1" -WindowStyle Hidden; exit 0'
+Start-Sleep -Seconds 2
+$left = @(Get-Process ping -ErrorAction SilentlyContinue | Where-Object { $_.StartTime -gt $t0 })
+Check 'nothing started inside outlives the command' ($left.Count -eq 0) "$($left.Count) ping left"
+$left | Stop-Process -Force -ErrorAction SilentlyContinue
+$t0 = Get-Date
+$rc = Sandboxed $ws 'ping.exe -n 60 127.0.0.1 | Out-Null' @('--timeout', '3s')
+$took = [int]((Get-Date) - $t0).TotalSeconds
+Check '--timeout ends the command with 124' ($rc -eq 124 -and $took -lt 30) "exit $rc after $took s"
+$rc = Sandboxed $ws '$a = New-Object byte[] (1GB); $a[0] = 1; exit 0' @('--memory', '256M')
+Check '--memory stops a tree that allocates more' ($rc -ne 0) "exit $rc"
+$rc = Sandboxed $ws 'Get-Process -IncludeUserName -ErrorAction Stop | Out-Null; exit 0'
+Write-Host "note  the sandbox can list your processes in unelevated mode (documented; exit $rc)"
+
+# --- elevated mode -----------------------------------------------------------------------
+if ($Elevated) {
+    $ssh = Join-Path $env:USERPROFILE '.ssh'
+    if (Test-Path $ssh) {
+        $rc = Sandboxed $ws "Get-ChildItem -Force -LiteralPath $(Q $ssh) | Out-File listing.txt"
+        $listing = Get-Content -Raw (Join-Path $ws 'listing.txt') -ErrorAction SilentlyContinue
+        Check '~\.ssh cannot be read' ([string]::IsNullOrWhiteSpace($listing)) "exit $rc"
+    }
+    $rc = Sandboxed $ws 'try { (New-Object Net.Sockets.TcpClient).Connect("1.1.1.1", 443); exit 0 } catch { exit 3 }'
+    Check 'no TCP out with --net off' ($rc -eq 3) "exit $rc"
+    $rc = Sandboxed $ws 'try { Resolve-DnsName example.com -Server 1.1.1.1 -ErrorAction Stop | Out-Null; exit 0 } catch { exit 3 }'
+    Check 'no DNS out with --net off' ($rc -eq 3) "exit $rc"
+    $rc = Sandboxed $ws 'if (Test-Connection 1.1.1.1 -Count 1 -Quiet) { exit 0 } else { exit 3 }'
+    Check 'no ICMP out with --net off' ($rc -eq 3) "exit $rc"
+}
+
+Write-Host ''
+Write-Host "$script:passes passed, $script:failures failed (scratch folder kept: $root)"
+exit $script:failures
