@@ -33,6 +33,53 @@ pub enum Command {
     /// allow_local_destinations, allow_weaker, a limit raised or removed) is ignored until
     /// a human approves this exact content. Editing the file withdraws the approval.
     Approve(ApproveArgs),
+    /// Command rules: what `[commands]` in the policy decides for a command line.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Serve the approval console (a web page for a phone) for the runs of this user.
+    ///
+    /// Loopback-only by default (127.0.0.1:7777). Prints a pairing URL with a one-time token
+    /// and its QR code; open it on the phone. Binding to any other address serves HTTPS with a
+    /// self-signed certificate (kept in cordon's state folder) whose SHA-256 fingerprint is
+    /// printed: check it on the phone before pairing.
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Print the decision (allow, prompt, forbid) for ARGV and the rule that made it.
+    Check(RulesCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesCheckArgs {
+    /// The workspace whose .cordon.toml counts [default: current directory].
+    #[arg(short, long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// An extra policy file, as with `cordon run --policy`.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Print one JSON object (with at least `decision` and `rule`).
+    #[arg(long)]
+    pub json: bool,
+    /// The command line to judge (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGV"
+    )]
+    pub argv: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Address to listen on [default: 127.0.0.1:7777]; non-loopback addresses get TLS.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub bind: Option<std::net::SocketAddr>,
+    /// The audit log whose history the console shows [default: cordon's].
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -26,6 +26,29 @@ pub const WORKSPACE_FILE: &str = ".cordon.toml";
 pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Failure> {
     // Flags first: a bad flag value is reported before any file is read.
     let flags = flags_layer(args, cwd)?;
+    load_with(workspace, cwd, args.policy.as_deref(), flags)
+}
+
+/// The same layering for commands other than `run` (no flags of their own).
+pub fn load_without_flags(
+    workspace: &Path,
+    cwd: &Path,
+    policy_file: Option<&Path>,
+) -> Result<Loaded, Failure> {
+    load_with(
+        workspace,
+        cwd,
+        policy_file,
+        Layer::empty(LayerSource::Flags),
+    )
+}
+
+fn load_with(
+    workspace: &Path,
+    cwd: &Path,
+    policy_file: Option<&Path>,
+    flags: Layer,
+) -> Result<Loaded, Failure> {
     let mut layers = below_workspace()?;
     let mut ignored = None;
     let ws_file = workspace.join(WORKSPACE_FILE);
@@ -49,7 +72,7 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
             layers.push(layer.narrowing_only(&below));
         }
     }
-    if let Some(p) = &args.policy {
+    if let Some(p) = policy_file {
         let p = cwd.join(p);
         if let Some(layer) = read_layer(&p, LayerSource::PolicyFile(p.clone()), true)? {
             layers.push(layer);

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod console;
 mod dirs;
 mod doctor;
 mod egress;
@@ -9,6 +10,7 @@ mod failure;
 mod guarantees;
 mod layers;
 mod recorder;
+mod rules_check;
 mod run;
 
 use std::process::ExitCode;
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
         Command::Approve(args) => approve(args),
+        Command::Rules(args::RulesCommand::Check(args)) => rules_check(args),
+        Command::Console(args) => console(args),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -49,6 +53,28 @@ fn report(f: &Failure) {
     if f.code == EXIT_SETUP {
         eprintln!("cordon: this is the sandbox refusing to run, not a fault in the command; retrying the same way will fail the same way");
     }
+}
+
+fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let ws = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
+    let loaded = layers::load_without_flags(&ws, &cwd, args.policy.as_deref())?;
+    Ok(rules_check::rules_check(
+        &loaded.policy.commands,
+        &args.argv,
+        args.json,
+    ))
+}
+
+fn console(args: args::ConsoleArgs) -> Result<i32, Failure> {
+    let state = dirs::state_dir()
+        .ok_or_else(|| Failure::setup("no state folder: set HOME or XDG_STATE_HOME"))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let loaded = layers::load_without_flags(&cwd, &cwd, None)?;
+    let audit = args.audit.or_else(|| Some(state.join("audit.jsonl")));
+    Ok(console::console(args.bind, state, audit, &loaded.policy))
 }
 
 fn approve(args: args::ApproveArgs) -> Result<i32, Failure> {

@@ -102,3 +102,41 @@ fn home_as_workspace_is_refused() {
     assert_eq!(run.code, 125);
     assert!(run.stderr.contains("home directory"));
 }
+
+#[test]
+fn rules_check_reports_the_decision_and_the_rule() {
+    let e = Env::new("rules-check");
+    let policy = e.root.join("rules.toml");
+    fs::write(
+        &policy,
+        "[commands]\ndefault = \"allow\"\n\
+         [[commands.rules]]\nprefix = [\"git\", \"push\"]\ndecision = \"prompt\"\nreason = \"pushing publishes\"\n\
+         [[commands.rules]]\nprefix = [\"npm\", [\"publish\", \"unpublish\"]]\ndecision = \"forbid\"\nreason = \"no publishing\"\n",
+    )
+    .unwrap();
+    let check = |argv: &[&str]| -> serde_json::Value {
+        let mut args: Vec<&std::ffi::OsStr> = ["rules", "check", "--json", "--policy"]
+            .iter()
+            .map(|s| s.as_ref())
+            .collect();
+        args.push(policy.as_os_str());
+        args.push("--".as_ref());
+        args.extend(argv.iter().map(|s| std::ffi::OsStr::new(s)));
+        serde_json::from_str(&e.cordon(&args).ok().stdout).unwrap()
+    };
+    let push = check(&["/usr/bin/git", "-C", "repo", "push", "origin"]);
+    assert_eq!(push["decision"], "prompt", "{push}");
+    assert_eq!(push["rule"]["reason"], "pushing publishes", "{push}");
+    let unpublish = check(&["npm", "unpublish", "pkg"]);
+    assert_eq!(unpublish["decision"], "forbid", "{unpublish}");
+    let ls = check(&["ls", "-l"]);
+    assert_eq!(ls["decision"], "allow", "{ls}");
+    assert!(ls["rule"].is_null(), "{ls}");
+    // A workspace file may add a prompt without approval (stricter), and it counts.
+    fs::write(
+        e.ws.join(".cordon.toml"),
+        "[[commands.rules]]\nprefix = [\"ls\"]\ndecision = \"prompt\"\nreason = \"listing\"\n",
+    )
+    .unwrap();
+    assert_eq!(check(&["ls", "-l"])["decision"], "prompt");
+}
