@@ -121,7 +121,7 @@ fn rules_check_reports_the_decision_and_the_rule() {
             .collect();
         args.push(policy.as_os_str());
         args.push("--".as_ref());
-        args.extend(argv.iter().map(|s| std::ffi::OsStr::new(s)));
+        args.extend(argv.iter().map(std::ffi::OsStr::new));
         serde_json::from_str(&e.cordon(&args).ok().stdout).unwrap()
     };
     let push = check(&["/usr/bin/git", "-C", "repo", "push", "origin"]);
