@@ -104,6 +104,28 @@ fn overlay_xattrs(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Runs `read` on an upper entry; if it is refused for lack of permission and the entry is the
+/// caller's own (the agent may `chmod 000` what it made), grants the owner `bits` for the read
+/// and puts the mode back afterwards. Root never needs it.
+fn with_access<T>(
+    path: &Path,
+    meta: &fs::Metadata,
+    bits: u32,
+    read: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o7777;
+    let own = meta.uid() == nix::unistd::geteuid().as_raw();
+    if !own || mode & bits == bits || nix::unistd::geteuid().is_root() {
+        return read();
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | bits))
+        .at("chmod for reading", path)?;
+    let result = read();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).at("restore mode", path)?;
+    result
+}
+
 impl Walk<'_> {
     fn lower_entry(&self, path: &RelPath) -> Result<(Option<Entry>, Option<Stamp>)> {
         let known = self
@@ -172,7 +194,7 @@ impl Walk<'_> {
                 }
                 continue;
             }
-            let entry = entry_of(&up, &meta)?;
+            let entry = with_access(&up, &meta, 0o400, || entry_of(&up, &meta))?;
             let lower_dir = matches!(lower, Some(Entry::Dir { .. }));
             if let Entry::Dir { .. } = entry {
                 let opaque = xattrs.iter().any(|x| x == XATTR_OPAQUE)
@@ -186,7 +208,9 @@ impl Walk<'_> {
                     in_opaque: replace || opaque,
                     whiteout: false,
                 });
-                self.dir(Some(&path), lower_dir, replace || opaque, out)?;
+                with_access(&up, &meta, 0o500, || {
+                    self.dir(Some(&path), lower_dir, replace || opaque, out)
+                })?;
             } else {
                 out.push(Observed {
                     path: path.clone(),
