@@ -33,6 +33,9 @@ pub enum Command {
     /// allow_local_destinations, allow_weaker, a limit raised or removed) is ignored until
     /// a human approves this exact content. Editing the file withdraws the approval.
     Approve(ApproveArgs),
+    /// Transactions: review, apply or discard what commands run with --transaction changed.
+    #[command(subcommand)]
+    Tx(TxCommand),
     /// Command rules: what `[commands]` in the policy decides for a command line.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -43,6 +46,42 @@ pub enum Command {
     /// self-signed certificate (kept in cordon's state folder) whose SHA-256 fingerprint is
     /// printed: check it on the phone before pairing.
     Console(ConsoleArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApplyArg {
+    /// Apply at exit when nothing is refused and nothing conflicts.
+    Auto,
+    /// Keep the transaction for review.
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// List the transactions: name, workspace, commands run, whether one is in use.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a transaction changes: a unified diff for text, a line for binary files,
+    /// mode and symlink changes, and changes to protected paths marked refused.
+    Diff {
+        name: String,
+        /// The change as JSON data (the console shows it from this).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a transaction (or only PATHs of it) to the workspace. A file changed in the
+    /// workspace since the transaction first saw it is a conflict: reported, never
+    /// overwritten, both versions kept. Crash-safe: an interrupted apply is finished or rolled
+    /// back the next time the transaction is opened.
+    Apply {
+        name: String,
+        /// Only these paths (files or directories, relative to the current directory).
+        paths: Vec<PathBuf>,
+    },
+    /// Throw a transaction away; the workspace is not touched.
+    Discard { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -141,6 +180,24 @@ pub struct RunArgs {
     /// passes, cordon kills the whole sandbox and exits 124.
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
+    /// Keep the command's writes to the workspace in a transaction (a copy-on-write layer in
+    /// cordon's state folder) instead of the workspace itself. NAME picks a transaction to
+    /// create or continue (several commands can share one); without it a new name is made
+    /// and printed. When the command ends cordon prints what changed; review it with `cordon
+    /// tx diff NAME`, then `cordon tx apply NAME` or `cordon tx discard NAME`.
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", require_equals = false)]
+    pub transaction: Option<String>,
+    /// With --transaction: `auto` applies the change when the command ends if it touches no
+    /// protected path and nothing in the workspace changed under it; `never` (the default)
+    /// keeps it for review.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "never",
+        requires = "transaction"
+    )]
+    pub apply: ApplyArg,
     /// Kill the whole sandbox at the first refusal of CLASS: `syscall` (a syscall the filter
     /// refused, e.g. bpf, io_uring, a new user namespace, TIOCSTI), `network` (a request the
     /// proxy refused) or `all`. Comma-separated or repeated. Without it a refusal only fails

@@ -12,6 +12,8 @@ mod layers;
 mod recorder;
 mod rules_check;
 mod run;
+mod transaction;
+mod tx;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Command::Approve(args) => approve(args),
         Command::Rules(args::RulesCommand::Check(args)) => rules_check(args),
         Command::Console(args) => console(args),
+        Command::Tx(cmd) => tx_command(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
@@ -53,6 +56,75 @@ fn report(f: &Failure) {
     if f.code == EXIT_SETUP {
         eprintln!("cordon: this is the sandbox refusing to run, not a fault in the command; retrying the same way will fail the same way");
     }
+}
+
+fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
+    use args::TxCommand;
+    let state = dirs::state_dir()
+        .ok_or_else(|| Failure::setup("no state folder: set HOME or XDG_STATE_HOME"))?;
+    let mut sink = run::open_audit(None)?;
+    let run_id = run::run_id();
+    let mut audit = |event| run::log(&mut sink, &run_id, event);
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    Ok(match cmd {
+        TxCommand::List { json } => tx::list(&state, json, &mut audit, &mut out, &mut err),
+        TxCommand::Diff { name, json } => {
+            let protection = protection_of(&state, &name)?;
+            tx::diff(
+                &state,
+                &name,
+                &protection,
+                json,
+                &mut audit,
+                &mut out,
+                &mut err,
+            )
+        }
+        TxCommand::Apply { name, paths } => {
+            let protection = protection_of(&state, &name)?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+            let paths: Vec<_> = paths.iter().map(|p| cwd.join(p)).collect();
+            tx::apply(
+                &state,
+                &name,
+                &paths,
+                &protection,
+                &mut audit,
+                &mut out,
+                &mut err,
+            )
+        }
+        TxCommand::Discard { name } => tx::discard(&state, &name, &mut audit, &mut out, &mut err),
+    })
+}
+
+/// The protected set of the transaction's workspace, from the policy as `cordon run` there
+/// would load it.
+fn protection_of(
+    state: &std::path::Path,
+    name: &str,
+) -> Result<cordon_transaction::Protection, Failure> {
+    let listing = cordon_transaction::Store::new(state)
+        .list()
+        .map_err(|e| Failure::setup(format!("transactions: {e}")))?;
+    let ws = listing
+        .into_iter()
+        .find(|l| l.name == name)
+        .and_then(|l| l.meta)
+        .map(|m| m.workspace)
+        .ok_or_else(|| {
+            Failure::setup(format!(
+                "no transaction named {name} (`cordon tx list` shows them)"
+            ))
+        })?;
+    let loaded = layers::load_without_flags(&ws, &ws, None)?;
+    let protected = run::protected_paths(&loaded.policy, &ws);
+    Ok(cordon_transaction::Protection::new(
+        &ws,
+        protected,
+        [ws.join(".git")],
+    ))
 }
 
 fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {

@@ -16,6 +16,7 @@ use crate::failure::{Failure, EXIT_SETUP};
 use crate::guarantees;
 use crate::layers;
 use crate::recorder;
+use crate::transaction;
 use cordon_proxy::OnRefusal;
 
 /// Runs the command; returns cordon's exit status.
@@ -58,7 +59,18 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if matches!(net, NetMode::Proxied { .. }) {
         egress::point_at_proxy(&mut env);
     }
-    let spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
+    let mut spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
+    let transaction = match &args.transaction {
+        Some(name) => {
+            let name = Some(name.as_str()).filter(|n| !n.is_empty());
+            let mut events = |e| log(&mut audit, &run_id, e);
+            let (running, overlay) =
+                transaction::begin(name, &workspace, &spec.protected, args.apply, &mut events)?;
+            spec.overlay = Some(overlay);
+            Some(running)
+        }
+        None => None,
+    };
     let mut plan = cordon_linux::prepare(spec).map_err(prepare_failure)?;
     for note in &plan.notes {
         eprintln!("cordon: note: {note}");
@@ -85,6 +97,10 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
     }
     // The sandbox is gone: placeholders no other run relies on can go.
     plan.placeholders.release();
+    if let (Some(tx), Ok(_)) = (transaction, &result) {
+        let mut events = |e| log(&mut audit, &run_id, e);
+        tx.end(&mut events);
+    }
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, signal, message) = match result {
         Ok(o) => {
@@ -399,6 +415,7 @@ fn build_spec(
         kill_on_syscall_violation: policy
             .terminate_on_violation
             .contains(&ViolationClass::Syscall),
+        overlay: None,
     }
 }
 
@@ -420,6 +437,16 @@ fn report_kill(audit: &mut Option<Sink>, run_id: &str, kill: &cordon_linux::Kill
     message
 }
 
+/// The protected paths of `policy` in `workspace`, as absolute paths.
+pub fn protected_paths(policy: &Policy, workspace: &Path) -> Vec<PathBuf> {
+    let ctx = ResolveContext {
+        workspace: workspace.to_path_buf(),
+        homes: dirs::homes().to_vec(),
+        always_deny: Vec::new(),
+    };
+    policy.resolve(&ctx).protected
+}
+
 /// Sockets the caller's environment names (ssh-agent, docker): hidden even when they live
 /// outside /run and /tmp, which the sandbox replaces anyway.
 fn agent_sockets() -> Vec<PathBuf> {
@@ -437,7 +464,7 @@ fn agent_sockets() -> Vec<PathBuf> {
     out
 }
 
-fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {
+pub fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {
     match explicit {
         Some(p) => Sink::open(p)
             .map(Some)
@@ -449,7 +476,7 @@ fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {
     }
 }
 
-fn log(audit: &mut Option<Sink>, run_id: &str, event: Event) {
+pub fn log(audit: &mut Option<Sink>, run_id: &str, event: Event) {
     if let Some(sink) = audit {
         if let Err(e) = sink.write(&Record::now(run_id, event)) {
             eprintln!("cordon: warning: audit log {}: {e}", sink.path().display());
@@ -457,7 +484,7 @@ fn log(audit: &mut Option<Sink>, run_id: &str, event: Event) {
     }
 }
 
-fn run_id() -> String {
+pub fn run_id() -> String {
     use sha2::{Digest, Sha256};
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -42,11 +42,26 @@ fn main() {
         n += 1;
     }
     let install_call = Duration::from_nanos(total / n.max(1));
-    println!("filter lengths (instructions):                 {:?}", program.lengths());
-    println!("install call itself (in the child):            {:>8.1} µs", us(install_call));
-    println!("filter compile (per run, in cordon):          {:>8.1} µs", us(compile));
-    println!("fork + exit (baseline):                        {:>8.1} µs", us(bare));
-    println!("fork + no_new_privs + install filter + exit:   {:>8.1} µs", us(installed));
+    println!(
+        "filter lengths (instructions):                 {:?}",
+        program.lengths()
+    );
+    println!(
+        "install call itself (in the child):            {:>8.1} µs",
+        us(install_call)
+    );
+    println!(
+        "filter compile (per run, in cordon):          {:>8.1} µs",
+        us(compile)
+    );
+    println!(
+        "fork + exit (baseline):                        {:>8.1} µs",
+        us(bare)
+    );
+    println!(
+        "fork + no_new_privs + install filter + exit:   {:>8.1} µs",
+        us(installed)
+    );
     println!(
         "filter added per run:                          {:>8.1} µs (compile + install)",
         us(compile) + us(installed) - us(bare)

@@ -64,7 +64,7 @@ pub fn main(
     // Init keeps capabilities in its namespace until the command starts: make it untraceable.
     // (Only after the maps: a non-dumpable process's /proc/self files belong to root.)
     let _ = sys::prctl(libc::PR_SET_DUMPABLE, 0);
-    if let Err(e) = mounts::build(&plan.mounts) {
+    if let Err(e) = mounts::build(&plan.mounts, plan.spec.overlay.as_ref()) {
         let detail = format!("{}: {}", e.path.display(), e.source);
         fail_stage(
             status,

@@ -84,4 +84,14 @@ pub struct Spec {
     pub limits: Limits,
     /// Kill the sandbox at the first syscall the filter refuses (`--kill-on-violation`).
     pub kill_on_syscall_violation: bool,
+    /// Make the workspace an overlay whose writes land here (`--transaction`).
+    pub overlay: Option<Overlay>,
+}
+
+/// The directories of an overlaid workspace: overlayfs's upper and work directories, on one
+/// filesystem, outside every path the sandbox can see or write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overlay {
+    pub upper: PathBuf,
+    pub work: PathBuf,
 }

@@ -31,6 +31,12 @@ pub enum MountKind {
     /// A writable self-bind that turns the path into a mount point, so it cannot be renamed,
     /// removed or replaced (used for `.git`).
     Pin,
+    /// The workspace as an overlay: the host's workspace below, the writes going to the
+    /// transaction's upper directory ([`crate::Overlay`]).
+    Overlay,
+    /// A pin taken from the view itself rather than the host: `.git` inside an overlaid
+    /// workspace, so that Git's writes land in the overlay too.
+    PinInView,
     /// An empty, unreadable directory over a denied directory.
     HideDir,
     /// An empty, unreadable file over a denied file.
@@ -52,8 +58,8 @@ impl MountKind {
         match self {
             MountKind::Proc | MountKind::Dev => 0,
             MountKind::Tmpfs { .. } => 1,
-            MountKind::Bind { writable: true } => 2,
-            MountKind::Pin => 3,
+            MountKind::Bind { writable: true } | MountKind::Overlay => 2,
+            MountKind::Pin | MountKind::PinInView => 3,
             MountKind::Bind { writable: false } => 4,
             MountKind::HideDir | MountKind::HideFile => 5,
         }
@@ -110,7 +116,8 @@ fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
 const STAGING: &str = "/tmp";
 
 /// Builds the view and pivots into it. Runs in init, inside the new user and mount namespace.
-pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
+/// `overlay` gives the upper and work directories of a [`MountKind::Overlay`].
+pub fn build(mounts: &[Mount], overlay: Option<&crate::Overlay>) -> Result<(), ViewError> {
     sys::make_root_private().map_err(at(Stage::MountPropagation, Path::new("/")))?;
 
     // 1. Clone every host source while the host tree is still unobstructed.
@@ -121,6 +128,7 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
     for m in mounts {
         sources.push(match m.kind {
             MountKind::Bind { .. } | MountKind::Pin => Some(clone_host(&m.target)?),
+            MountKind::Overlay => Some(new_overlay(&m.target, overlay)?),
             _ => None,
         });
     }
@@ -216,7 +224,16 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
                 sys::mount_setattr(fd.as_fd(), ATTR_NOSUID | ATTR_NODEV, true).map(|_| fd)
             }
             (MountKind::HideDir | MountKind::HideFile, Some(fd)) => Ok(fd),
-            (_, None) => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+            (MountKind::Overlay, Some(fd)) => Ok(fd),
+            // The overlay it sits in is attached by now (class order).
+            (MountKind::PinInView, None) => c_path(&relative(&m.target))
+                .and_then(|rel| sys::clone_tree(Some(new_root.as_fd()), &rel))
+                .and_then(|fd| {
+                    sys::mount_setattr(fd.as_fd(), ATTR_NOSUID | ATTR_NODEV, true).map(|_| fd)
+                }),
+            (_, None) | (MountKind::PinInView, Some(_)) => {
+                Err(io::Error::from_raw_os_error(libc::EINVAL))
+            }
         }
         .map_err(at(Stage::MountView, &m.target))?;
         sys::move_mount(fd.as_fd(), target.as_fd()).map_err(at(Stage::MountView, &m.target))?;
@@ -228,6 +245,31 @@ pub fn build(mounts: &[Mount]) -> Result<(), ViewError> {
     sys::pivot_to_cwd().map_err(at(Stage::PivotRoot, Path::new(STAGING)))?;
     nix::unistd::chdir("/").map_err(|e| at(Stage::PivotRoot, Path::new("/"))(e.into()))?;
     Ok(())
+}
+
+/// An overlay with the host's `lower` below and the transaction's directories above. In a
+/// user namespace overlayfs keeps its metadata in `user.overlay.*` xattrs (`userxattr`).
+fn new_overlay(lower: &Path, dirs: Option<&crate::Overlay>) -> Result<OwnedFd, ViewError> {
+    let err = at(Stage::MountSources, lower);
+    let Some(dirs) = dirs else {
+        return Err(err(io::Error::from_raw_os_error(libc::EINVAL)));
+    };
+    let (lower_c, upper_c, work_c) = match (c_path(lower), c_path(&dirs.upper), c_path(&dirs.work))
+    {
+        (Ok(l), Ok(u), Ok(w)) => (l, u, w),
+        _ => return Err(err(io::Error::from_raw_os_error(libc::EINVAL))),
+    };
+    sys::new_fs(
+        c"overlay",
+        &[
+            (c"lowerdir", lower_c.as_c_str()),
+            (c"upperdir", upper_c.as_c_str()),
+            (c"workdir", work_c.as_c_str()),
+            (c"userxattr", c""),
+        ],
+        ATTR_NOSUID | ATTR_NODEV,
+    )
+    .map_err(err)
 }
 
 fn clone_host(path: &Path) -> Result<OwnedFd, ViewError> {

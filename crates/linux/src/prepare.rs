@@ -239,6 +239,9 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
                 .push(mount(&w, MountKind::Bind { writable: true }));
         }
     }
+    if plan.spec.overlay.is_some() {
+        overlay_workspace(&mut plan);
+    }
     for d in plan.spec.deny_read.clone() {
         hide(&d, &mut plan)?;
     }
@@ -251,6 +254,21 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
     }
     mounts::order(&mut plan.mounts);
     Ok(plan)
+}
+
+/// With a transaction the workspace is an overlay, and pins inside it are taken from the
+/// overlay, so every write under the workspace (Git's included) lands in the upper layer.
+/// Writable paths outside the workspace (a linked worktree's Git directories, --allow-write)
+/// stay direct.
+fn overlay_workspace(plan: &mut Plan) {
+    let ws = plan.workspace.clone();
+    for m in &mut plan.mounts {
+        match m.kind {
+            MountKind::Bind { writable: true } if m.target == ws => m.kind = MountKind::Overlay,
+            MountKind::Pin if m.target.starts_with(&ws) => m.kind = MountKind::PinInView,
+            _ => {}
+        }
+    }
 }
 
 fn mount(target: &Path, kind: MountKind) -> Mount {

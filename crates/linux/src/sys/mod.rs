@@ -119,20 +119,27 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, set: u64, recursive: bool) -> io::Resul
     check(ret).map(drop)
 }
 
-/// A new, detached filesystem instance (`fsopen` + `fsconfig` + `fsmount`).
+/// A new, detached filesystem instance (`fsopen` + `fsconfig` + `fsmount`); an option with an
+/// empty value is set as a flag.
 pub fn new_fs(fstype: &CStr, options: &[(&CStr, &CStr)], attrs: u64) -> io::Result<OwnedFd> {
     // SAFETY: `fstype` is a valid C string; FSOPEN_CLOEXEC is a defined flag.
     let ctx =
         owned(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), libc::FSOPEN_CLOEXEC) })?;
     for (key, value) in options {
-        // SAFETY: key and value are valid C strings for the duration of the call.
+        // An empty value is a flag option (overlayfs's `userxattr`), which takes no value.
+        let (cmd, value) = match value.is_empty() {
+            true => (libc::FSCONFIG_SET_FLAG, std::ptr::null()),
+            false => (libc::FSCONFIG_SET_STRING, value.as_ptr()),
+        };
+        // SAFETY: key and value (when not null) are valid C strings for the duration of the
+        // call; SET_FLAG takes a null value.
         let ret = unsafe {
             libc::syscall(
                 libc::SYS_fsconfig,
                 ctx.as_raw_fd(),
-                libc::FSCONFIG_SET_STRING,
+                cmd,
                 key.as_ptr(),
-                value.as_ptr(),
+                value,
                 0,
             )
         };
