@@ -6,10 +6,12 @@
 
 pub mod acl;
 pub mod fs;
+pub mod guarantee;
 pub mod job;
 pub mod network;
 #[cfg(test)]
 mod tests;
+pub mod token;
 
 use cordon_policy::{Network, Policy, ResolveContext};
 
@@ -17,8 +19,11 @@ use crate::sid::Sid;
 use crate::winpath::WinPath;
 use acl::{AceKind, AclEdit, Action, Inherit, Reason, Revoke};
 pub use fs::{GitLayout, Host, Kind, Placeholder};
+use guarantee::{enforced, not_enforced};
+pub use guarantee::{Guarantee, Status};
 use job::JobLimits;
 use network::{AccountsPlan, FirewallRule, WfpFilter};
+pub use token::{TokenSid, TokenSpec, DISABLE_MAX_PRIVILEGE, LUA_TOKEN, WRITE_RESTRICTED};
 
 /// How cordon runs commands on this machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,35 +63,6 @@ pub struct PlanInput<'a> {
     pub previously_managed: Vec<WinPath>,
 }
 
-/// The restricted token, as CreateRestrictedToken's arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSpec {
-    /// DISABLE_MAX_PRIVILEGE | LUA_TOKEN | WRITE_RESTRICTED.
-    pub flags: u32,
-    /// Checked for every write: a write is allowed only where an ACE grants one of these.
-    pub restricting: Vec<TokenSid>,
-    /// Privileges enabled again after DISABLE_MAX_PRIVILEGE (AdjustTokenPrivileges).
-    pub keep_privileges: Vec<&'static str>,
-    /// TokenDefaultDacl: what objects the command creates without a parent ACL (pipes,
-    /// events) grant, so its own children can open them under the restricted token.
-    pub default_dacl: Vec<TokenSid>,
-}
-
-/// A SID in the token spec; some are known only at run time.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSid {
-    Fixed(Sid),
-    /// The logon session's SID (TokenGroups, SE_GROUP_LOGON_ID): the console, window
-    /// station and desktop grant it, so console programs keep working.
-    Logon,
-    /// The token's own user.
-    User,
-}
-
-pub const DISABLE_MAX_PRIVILEGE: u32 = 0x1;
-pub const LUA_TOKEN: u32 = 0x4;
-pub const WRITE_RESTRICTED: u32 = 0x8;
-
 /// Limits of the Everyone-writable audit, which runs at setup and when its findings are
 /// older than `max_age_secs`, never per command: it walks directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,24 +72,6 @@ pub struct AuditBounds {
     pub max_dirs: u32,
     pub max_millis: u64,
     pub max_age_secs: u64,
-}
-
-/// What holds for one guarantee area of DESIGN.md on this plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Guarantee {
-    pub area: &'static str,
-    pub status: Status,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    /// Enforced, by what.
-    Enforced(&'static str),
-    /// Not enforced in this mode, and why: cordon refuses to run unless the user named a
-    /// weaker mode (`allow_weaker`).
-    NotEnforced(String),
-    /// A Linux mechanism with no Windows counterpart; documented in docs/windows.md.
-    NoEquivalent(&'static str),
 }
 
 /// Everything one Windows run does, in order: create placeholders, edit ACLs, build the
@@ -576,24 +534,7 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
         }
     }
 
-    let token = TokenSpec {
-        flags: DISABLE_MAX_PRIVILEGE | LUA_TOKEN | WRITE_RESTRICTED,
-        // Everyone is among them (as in the reference design) so what every program may
-        // write, such as \\.\NUL and the console, stays writable; the audit closes the
-        // folders that admits. One write SID per workspace keeps the token small.
-        restricting: vec![
-            TokenSid::Fixed(write_sid.clone()),
-            TokenSid::Logon,
-            TokenSid::Fixed(Sid::everyone()),
-        ],
-        keep_privileges: vec!["SeChangeNotifyPrivilege"],
-        default_dacl: vec![
-            TokenSid::User,
-            TokenSid::Fixed(Sid::local_system()),
-            TokenSid::Logon,
-            TokenSid::Fixed(write_sid.clone()),
-        ],
-    };
+    let token = token::token_spec(&write_sid);
     let audit = audit_bounds(&homes);
     Ok(WindowsPlan {
         workspace,
@@ -656,20 +597,6 @@ fn audit_bounds(homes: &[WinPath]) -> AuditBounds {
         max_dirs: 20_000,
         max_millis: 3_000,
         max_age_secs: 24 * 3600,
-    }
-}
-
-fn enforced(area: &'static str, by: &'static str) -> Guarantee {
-    Guarantee {
-        area,
-        status: Status::Enforced(by),
-    }
-}
-
-fn not_enforced(area: &'static str, why: &str) -> Guarantee {
-    Guarantee {
-        area,
-        status: Status::NotEnforced(why.to_string()),
     }
 }
 
