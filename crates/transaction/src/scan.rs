@@ -55,23 +55,43 @@ pub(crate) struct Observed {
 
 /// Walks `upper` against `lower` and reports every path that differs or may differ (a
 /// copied-up file with unchanged content is reported too; the caller compares entries).
-/// `known`: recorded bases, whose stamps spare re-reading unchanged workspace files.
-pub(crate) fn scan(upper: &Path, lower: &Path, known: &Bases) -> Result<Vec<Observed>> {
+/// `known`: recorded bases, whose stamps spare re-reading unchanged workspace files; `seen`:
+/// the same for upper-layer files. Returns the upper files read, for the next `seen`.
+pub(crate) fn scan(
+    upper: &Path,
+    lower: &Path,
+    known: &Bases,
+    seen: &Seen,
+) -> Result<(Vec<Observed>, Seen)> {
     let mut out = Vec::new();
     let walk = Walk {
         upper,
         lower,
         known,
+        seen,
+        seen_now: Default::default(),
     };
     walk.dir(None, true, false, &mut out)?;
-    Ok(out)
+    let seen_now = walk
+        .seen_now
+        .into_inner()
+        .into_iter()
+        .map(|(p, s, e)| (p, (s, e)))
+        .collect();
+    Ok((out, seen_now))
 }
 
 struct Walk<'a> {
     upper: &'a Path,
     lower: &'a Path,
     known: &'a Bases,
+    seen: &'a Seen,
+    seen_now: std::cell::RefCell<Vec<(RelPath, Stamp, Entry)>>,
 }
+
+/// Upper-layer files already hashed, by stamp: what the scan at the end of a command read need
+/// not be read again by the apply after it.
+pub(crate) type Seen = std::collections::HashMap<RelPath, (Stamp, Entry)>;
 
 fn names(dir: &Path) -> Result<Vec<OsString>> {
     let mut names = fs::read_dir(dir)
@@ -194,7 +214,21 @@ impl Walk<'_> {
                 }
                 continue;
             }
-            let entry = with_access(&up, &meta, 0o400, || entry_of(&up, &meta))?;
+            let stamp = Stamp::of(&meta);
+            let cached = self
+                .seen
+                .get(&path)
+                .filter(|(s, _)| *s == stamp && ft.is_file())
+                .map(|(_, e)| e.clone());
+            let entry = match cached {
+                Some(e) => e,
+                None => with_access(&up, &meta, 0o400, || entry_of(&up, &meta))?,
+            };
+            if matches!(entry, Entry::File { .. }) {
+                self.seen_now
+                    .borrow_mut()
+                    .push((path.clone(), stamp, entry.clone()));
+            }
             let lower_dir = matches!(lower, Some(Entry::Dir { .. }));
             if let Entry::Dir { .. } = entry {
                 let opaque = xattrs.iter().any(|x| x == XATTR_OPAQUE)

@@ -77,10 +77,18 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> 
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T, file: &Path) -> Result<Vec<u8>> {
-    serde_json::to_vec_pretty(value).map_err(|source| Error::Format {
+    // Compact: the journal of a 10,000-file apply is written on the critical path.
+    serde_json::to_vec(value).map_err(|source| Error::Format {
         file: file.to_path_buf(),
         source,
     })
+}
+
+#[derive(Serialize, Deserialize)]
+struct SeenRecord {
+    path: crate::wire::RelPath,
+    stamp: crate::entry::Stamp,
+    entry: crate::entry::Entry,
 }
 
 /// `bases.json`: a list, not a map, since a JSON key cannot hold a non-UTF-8 path.
@@ -341,6 +349,31 @@ impl Transaction {
         write_atomic(&path, &to_json(&list, &path)?)
     }
 
+    /// `seen.json`: a cache of upper-file hashes by stamp; losing it costs only time.
+    fn seen(&self) -> crate::scan::Seen {
+        let path = self.dir.join("seen.json");
+        read_json::<Vec<SeenRecord>>(&path)
+            .map(|list| {
+                list.into_iter()
+                    .map(|r| (r.path, (r.stamp, r.entry)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn write_seen(&self, seen: &crate::scan::Seen) -> Result<()> {
+        let list: Vec<SeenRecord> = seen
+            .iter()
+            .map(|(path, (stamp, entry))| SeenRecord {
+                path: path.clone(),
+                stamp: *stamp,
+                entry: entry.clone(),
+            })
+            .collect();
+        let path = self.dir.join("seen.json");
+        write_atomic(&path, &to_json(&list, &path)?)
+    }
+
     fn write_meta(&self) -> Result<()> {
         let path = self.dir.join("meta.json");
         write_atomic(&path, &to_json(&self.meta, &path)?)
@@ -349,7 +382,7 @@ impl Transaction {
     /// The transaction's changes against the real workspace now.
     pub fn changes(&self, protection: &Protection) -> Result<ChangeSet> {
         let bases = self.bases()?;
-        let observed = scan(&self.upper(), self.workspace(), &bases)?;
+        let (observed, _) = scan(&self.upper(), self.workspace(), &bases, &self.seen())?;
         Ok(ChangeSet {
             name: self.meta.name.clone(),
             workspace: self.meta.workspace.clone(),
@@ -363,7 +396,8 @@ impl Transaction {
     /// the change set for the summary.
     pub fn record_bases(&mut self, protection: &Protection) -> Result<ChangeSet> {
         let mut bases = self.bases()?;
-        let observed = scan(&self.upper(), self.workspace(), &bases)?;
+        let (observed, seen) = scan(&self.upper(), self.workspace(), &bases, &self.seen())?;
+        self.write_seen(&seen)?;
         let before = bases.len();
         for o in &observed {
             bases
