@@ -18,4 +18,5 @@ mod net;
 mod policy;
 mod proc;
 mod syscalls;
+mod tx;
 mod weaker;
