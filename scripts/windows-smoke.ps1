@@ -121,7 +121,7 @@ Refused 'a write into the home folder is refused' (Unique $env:USERPROFILE)
 Refused "a write into the user's own %TEMP% is refused" (Unique $env:TEMP)
 Refused 'a Startup-folder script cannot be planted' (Unique (Join-Path $env:APPDATA 'Microsoft\Windows\Start Menu\Programs\Startup') '.cmd')
 Refused 'a PowerShell profile cannot be planted' (Join-Path ([Environment]::GetFolderPath('MyDocuments')) ('WindowsPowerShell\cordon-smoke-' + [guid]::NewGuid().ToString('N') + '.ps1'))
-# Everyone-writable: the audit that denies these is planned, not executed yet (docs/windows.md).
+# Everyone-writable folders are found by the audit and denied (exec::audit).
 Refused 'a write into C:\Users\Public (Everyone-writable) is refused' (Unique $env:PUBLIC)
 
 # --- protected paths ---------------------------------------------------------------------

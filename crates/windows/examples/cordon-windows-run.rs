@@ -21,8 +21,8 @@ mod windows_main {
     use std::time::Duration;
 
     use cordon_policy::{builtin, Layer, LayerSource, LimitKind, Policy, ResolveContext};
-    use cordon_windows::exec::{self, Exit, RealHost};
-    use cordon_windows::{cmdline, plan, Mode, PlanInput, WinPath};
+    use cordon_windows::exec::{self, audit, Exit, RealHost};
+    use cordon_windows::{cmdline, plan, Mode, PlanInput, Sid, WinPath};
 
     pub fn run() -> Result<u8, String> {
         let mut args = std::env::args().skip(1);
@@ -76,6 +76,19 @@ mod windows_main {
         let temp_base =
             WinPath::parse(&format!(r"{local}\cordon\tmp")).map_err(|e| e.to_string())?;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        let state = WinPath::parse(&format!(r"{local}\cordon\state")).map_err(|e| e.to_string())?;
+        // The audit's findings, walked again only when stale; the paths this workspace's SID
+        // was put on last time, so what the policy dropped is revoked.
+        let findings_file = state.child("everyone-writable.txt");
+        let homes: Vec<WinPath> = ctx
+            .homes
+            .iter()
+            .filter_map(|h| WinPath::from_path(h).ok())
+            .collect();
+        let probe_bounds = plan::audit_bounds(&homes);
+        let everyone_writable = audit::cached_findings(&findings_file, &probe_bounds);
+        let ws = WinPath::from_path(&ctx.workspace).map_err(|e| e.to_string())?;
+        let managed_file = state.child(&format!("managed-{}.txt", Sid::sandbox_write(&ws)));
         let input = PlanInput {
             policy: &policy,
             ctx: &ctx,
@@ -83,8 +96,8 @@ mod windows_main {
             temp_base,
             cpus,
             proxy_ports: Vec::new(),
-            everyone_writable: Vec::new(),
-            previously_managed: Vec::new(),
+            everyone_writable,
+            previously_managed: audit::load_paths(&managed_file),
         };
         let plan = plan(&input, &RealHost).map_err(|e| e.to_string())?;
         for note in &plan.notes {
@@ -98,6 +111,7 @@ mod windows_main {
                     .unwrap_or_default()
             )
         })?;
+        audit::save_paths(&managed_file, &plan.managed()).map_err(|e| e.to_string())?;
         let path = std::env::var("PATH").unwrap_or_default();
         let pathext = std::env::var("PATHEXT").unwrap_or_else(|_| ".COM;.EXE".into());
         let exists = |p: &str| std::path::Path::new(p).is_file();

@@ -135,6 +135,12 @@ pub fn read_dacl(path: &WinPath) -> io::Result<Vec<Ace>> {
     Ok(Descriptor::read(path)?.aces())
 }
 
+/// Like [`read_dacl`], but `None` for a NULL DACL (no protection at all).
+pub fn read_dacl_or_null(path: &WinPath) -> io::Result<Option<Vec<Ace>>> {
+    let d = Descriptor::read(path)?;
+    Ok((!d.dacl.is_null()).then(|| d.aces()))
+}
+
 /// A DACL built in memory (DWORD-aligned, as ACLs must be).
 pub struct BuiltAcl(Vec<u32>);
 

@@ -2,10 +2,12 @@
 //! object, and the command's process.
 //!
 //! Built: everything of unelevated mode (placeholders, ACL rewrite with skip/revoke, token,
-//! job, process, exit relay). Planned but not executed yet: elevated mode's accounts, DPAPI,
-//! firewall COM and WFP calls, the Everyone-writable audit walk, ConPTY (docs/windows.md).
+//! job, process, exit relay, the Everyone-writable audit and its cached findings). Planned
+//! but not executed yet: elevated mode's accounts, DPAPI, firewall COM and WFP calls, ConPTY
+//! (docs/windows.md).
 
 pub mod acl;
+pub mod audit;
 pub mod host;
 pub mod job;
 pub mod process;

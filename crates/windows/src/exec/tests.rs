@@ -287,3 +287,40 @@ fn a_plan_is_applied_once_then_skipped_and_the_command_exit_code_relayed() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(exit, Exit::Code(3));
 }
+
+#[test]
+fn the_audit_finds_a_folder_everyone_may_write_within_its_bounds() {
+    let root = win(&scratch("audit"));
+    let tidy = root.child("tidy");
+    let loose = root.child("tidy").child("loose");
+    fs::create_dir_all(loose.to_api()).unwrap_or_else(|e| panic!("{e}"));
+    let open = AclEdit {
+        path: loose.clone(),
+        kind: AceKind::Allow,
+        sid: Sid::everyone(),
+        mask: pacl::FILE_GENERIC_READ | pacl::FILE_GENERIC_WRITE,
+        inherit: Inherit::TREE,
+        reason: Reason::Writable,
+    };
+    acl::rewrite_dacl(&loose, &[&open], &[]).unwrap_or_else(|e| panic!("{e}"));
+    let bounds = |depth| plan::AuditBounds {
+        roots: vec![root.clone()],
+        max_depth: depth,
+        max_dirs: 100,
+        max_millis: 5_000,
+        max_age_secs: 3600,
+    };
+    let found = audit::everyone_writable(&bounds(3));
+    assert_eq!(found.dirs, vec![loose.clone()], "{found:?}");
+    assert!(!found.dirs.contains(&tidy) && !found.truncated);
+    let shallow = audit::everyone_writable(&bounds(1));
+    assert!(shallow.dirs.is_empty(), "depth bound: {shallow:?}");
+    let state = root.child("state").child("everyone-writable.txt");
+    assert_eq!(
+        audit::cached_findings(&state, &bounds(3)),
+        vec![loose.clone()]
+    );
+    // Fresh findings are read back, not walked again.
+    fs::remove_dir_all(loose.to_api()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(audit::cached_findings(&state, &bounds(3)), vec![loose]);
+}

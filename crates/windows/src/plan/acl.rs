@@ -177,6 +177,24 @@ impl AclEdit {
     }
 }
 
+/// Whether a folder's DACL lets the sandbox create files in it through the Everyone SID,
+/// which a write-restricted token carries among its restricting SIDs (as the reference design
+/// does). Grants to Users or Authenticated Users do not count: they are not restricting SIDs,
+/// so the token's second access check ignores them. `None` is a NULL DACL: everyone may do
+/// anything. Deny ACEs are ignored, which can only over-report.
+pub fn admits_everyone_write(dacl: Option<&[Ace]>) -> bool {
+    let Some(aces) = dacl else {
+        return true;
+    };
+    let everyone = Sid::everyone();
+    aces.iter().any(|a| {
+        a.kind == AceKind::Allow
+            && a.sid == everyone
+            && a.flags & INHERIT_ONLY_ACE == 0
+            && map_generic(a.mask) & (FILE_WRITE_DATA | FILE_APPEND_DATA) != 0
+    })
+}
+
 /// What the executor does with one edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -273,6 +291,32 @@ mod tests {
         let mut other = ace(AceKind::Allow, WRITE_GRANT, tree);
         other.sid = Sid::everyone();
         assert!(!e.is_present(&[other]), "other trustee");
+    }
+
+    #[test]
+    fn only_everyone_grants_that_create_files_count() {
+        let ace = |sid: Sid, mask: u32, flags: u8| Ace {
+            kind: AceKind::Allow,
+            sid,
+            mask,
+            flags,
+        };
+        let users = Sid::new(5, &[32, 545]);
+        let table: &[(Option<&[Ace]>, bool)] = &[
+            (None, true),
+            (Some(&[]), false),
+            (Some(&[ace(Sid::everyone(), FILE_GENERIC_READ, 3)]), false),
+            (Some(&[ace(Sid::everyone(), FILE_APPEND_DATA, 0)]), true),
+            (Some(&[ace(Sid::everyone(), GENERIC_WRITE, 0x10)]), true),
+            (
+                Some(&[ace(Sid::everyone(), GENERIC_ALL, INHERIT_ONLY_ACE | 3)]),
+                false,
+            ),
+            (Some(&[ace(users, FILE_ALL_ACCESS, 3)]), false),
+        ];
+        for (i, (dacl, want)) in table.iter().enumerate() {
+            assert_eq!(admits_everyone_write(*dacl), *want, "row {i}");
+        }
     }
 
     #[test]

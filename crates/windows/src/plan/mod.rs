@@ -581,7 +581,7 @@ fn check_not_too_broad(root: &WinPath, homes: &[WinPath]) -> Result<(), PlanErro
 
 /// Where Everyone-writable folders are usually found: drive roots' first levels,
 /// ProgramData, Public, and the home's AppData (installers that loosen ACLs).
-fn audit_bounds(homes: &[WinPath]) -> AuditBounds {
+pub fn audit_bounds(homes: &[WinPath]) -> AuditBounds {
     let mut roots = Vec::new();
     for fixed in [r"C:\", r"C:\ProgramData", r"C:\Users\Public"] {
         if let Ok(p) = WinPath::parse(fixed) {
