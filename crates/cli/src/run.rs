@@ -116,7 +116,18 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
             (o.exit_code, ending, o.signal, message)
         }
         Err(e) => {
-            let failure = failure_for(&e);
+            let mut failure = failure_for(&e);
+            if args.transaction.is_some()
+                && matches!(
+                    &e,
+                    RunError::Setup {
+                        stage: Stage::MountSources,
+                        ..
+                    }
+                )
+            {
+                failure = failure.with_hint(OVERLAY_HINT);
+            }
             let ending = if failure.code == EXIT_SETUP {
                 Ending::SetupFailed
             } else {
@@ -228,6 +239,8 @@ fn userns_unusable(e: &RunError) -> bool {
     matches!(e, RunError::Setup { stage: Stage::Clone | Stage::UidMap | Stage::MountPropagation, errno, .. }
         if [libc::EPERM, libc::EACCES, libc::ENOSPC, libc::EINVAL].contains(errno))
 }
+
+const OVERLAY_HINT: &str = "--transaction mounts overlayfs inside the sandbox's user namespace: that needs Linux 5.11+ (`userxattr`) and cordon's state folder on a filesystem with user extended attributes (ext4, xfs, btrfs; tmpfs from Linux 6.6), not on overlayfs itself; `cordon doctor` shows whether overlayfs works in a user namespace here";
 
 fn failure_for(e: &RunError) -> Failure {
     match e {

@@ -226,3 +226,20 @@ fn a_bad_transaction_name_is_refused() {
     assert_eq!(run.code, 125, "{}", run.stderr);
     assert!(run.stderr.contains("transaction"), "{}", run.stderr);
 }
+
+/// Fail closed: when the overlay cannot be mounted the command does not run at all (never
+/// straight onto the real workspace).
+#[test]
+fn no_overlay_means_no_run() {
+    let e = Env::new("tx-fail-closed");
+    e.sh(&["--transaction", "broken"], "true").ok();
+    let work = e.home.join(".local/state/cordon/transactions/broken/work");
+    fs::remove_dir_all(&work).unwrap();
+    let run = e.sh(&["--transaction", "broken"], "echo ran > ran.txt");
+    assert_eq!(run.code, 125, "{}", run.stderr);
+    assert!(run.stderr.contains("overlayfs"), "{}", run.stderr);
+    assert!(
+        !exists(&e.ws.join("ran.txt")),
+        "the command ran without its overlay"
+    );
+}
