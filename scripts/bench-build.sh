@@ -6,6 +6,7 @@
 #   outside:        cargo build
 #   cordon:         cordon run -- cargo build            (default policy: filter on)
 #   cordon-limits:  cordon run --memory 8G --pids 4096 --cpu 2 -- cargo build
+#   cordon-tx:      cordon run --transaction bench -- cargo build   (every write into the overlay)
 # Writes the raw table to target/bench-build.md; docs/BENCHMARKS.md records the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +24,13 @@ cp -r "${CARGO_HOME:-$HOME/.cargo}/registry" "$ws/src/.bench-cargo-home/"
 cd "$ws/src"
 build="cargo build --offline -q -j 2 -p cordon-policy"
 export CARGO_HOME="$ws/src/.bench-cargo-home" CARGO_TARGET_DIR="$ws/src/target"
-hyperfine --runs "${RUNS:-5}" --warmup 1 --prepare "rm -rf $ws/src/target" \
+# The transaction is discarded before each run, so each one starts from an empty upper layer.
+export XDG_STATE_HOME="$ws/state"
+cordon="$repo/target/release/cordon"
+hyperfine --runs "${RUNS:-5}" --warmup 1 \
+  --prepare "rm -rf $ws/src/target; $cordon tx discard bench >/dev/null 2>&1 || true" \
   --export-markdown "$repo/target/bench-build.md" \
   -n outside "$build" \
   -n cordon "$repo/target/release/cordon run --audit $ws/audit.jsonl -- $build" \
-  -n cordon-limits "$repo/target/release/cordon run --audit $ws/audit.jsonl --memory 8G --pids 4096 --cpu 2 -- $build"
+  -n cordon-limits "$repo/target/release/cordon run --audit $ws/audit.jsonl --memory 8G --pids 4096 --cpu 2 -- $build" \
+  -n cordon-tx "$repo/target/release/cordon run --audit $ws/audit.jsonl --transaction bench -- $build"
