@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod commands;
 mod console;
 mod dirs;
 mod doctor;

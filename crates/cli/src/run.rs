@@ -10,6 +10,7 @@ use cordon_linux::{Mechanism, Mode, NetMode, PrepareError, RunError, Spec, Stage
 use cordon_policy::{scrub_env, LimitKind, Network, Policy, ResolveContext, ViolationClass};
 
 use crate::args::RunArgs;
+use crate::commands;
 use crate::dirs;
 use crate::egress;
 use crate::failure::{Failure, EXIT_SETUP};
@@ -56,6 +57,35 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         },
     };
     let (mut env, removed) = scrubbed_env(policy);
+    let argv: Vec<String> = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let judged = {
+        let ctx = commands::Context {
+            run_id: &run_id,
+            workspace: &workspace,
+            cwd: &cwd,
+            secrets: removed.iter().filter_map(|k| env::var(k).ok()).collect(),
+        };
+        let mut events = |e| log(&mut audit, &run_id, e);
+        commands::judge(policy, &argv, ctx, &mut events)
+    };
+    if let Err(refused) = judged {
+        log(
+            &mut audit,
+            &run_id,
+            Event::CommandExit {
+                status: refused.code,
+                ending: Ending::ExecFailed,
+                signal: None,
+                duration_ms: started.elapsed().as_millis() as u64,
+                message: Some(refused.message.clone()),
+            },
+        );
+        return Err(refused);
+    }
     if matches!(net, NetMode::Proxied { .. }) {
         egress::point_at_proxy(&mut env);
     }
@@ -79,11 +109,6 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         announce_rlimits(why, policy);
     }
     let abi = cordon_linux::probe::landlock_abi();
-    let argv: Vec<String> = args
-        .command
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
     let mut result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
     // The allow-list has no Landlock-only form (it needs a network namespace): no fallback.
     let proxied = matches!(net, NetMode::Proxied { .. });

@@ -140,3 +140,117 @@ fn rules_check_reports_the_decision_and_the_rule() {
     .unwrap();
     assert_eq!(check(&["ls", "-l"])["decision"], "prompt");
 }
+
+/// Answers the first pending approval of any run in `state/approvals` through its control
+/// socket (as `cordon console` does), with `choice`; prints what the broker said.
+const ANSWER: &str = r#"
+import glob, json, socket, sys, time
+state, choice = sys.argv[1], sys.argv[2]
+end = time.time() + 30
+while time.time() < end:
+    for info in glob.glob(state + "/approvals/*.json"):
+        ep = json.load(open(info))
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(ep["socket"])
+        f = s.makefile("rw")
+        def call(msg):
+            f.write(json.dumps(msg) + "\n"); f.flush()
+            return json.loads(f.readline())
+        call({"token": ep["token"]})
+        pending = call({"op": "pending"})["pending"]
+        if pending:
+            print(json.dumps(call({"op": "decide", "id": pending[0]["id"], "choice": choice})))
+            sys.exit(0)
+    time.sleep(0.1)
+print("no pending request")
+sys.exit(1)
+"#;
+
+fn rules_env(name: &str) -> (Env, std::path::PathBuf) {
+    let e = Env::new(name);
+    let policy = e.root.join("rules.toml");
+    fs::write(
+        &policy,
+        "[[commands.rules]]\nprefix = [\"deploy\"]\ndecision = \"prompt\"\nreason = \"deploys need a human\"\n\
+         [[commands.rules]]\nprefix = [\"npm\", \"publish\"]\ndecision = \"forbid\"\nreason = \"no publishing\"\n",
+    )
+    .unwrap();
+    for tool in ["deploy", "npm"] {
+        let p = e.ws.join(tool);
+        fs::write(&p, format!("#!/bin/sh\necho ran > ran-{tool}\n")).unwrap();
+        fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    (e, policy)
+}
+
+#[test]
+fn a_forbidden_command_does_not_run() {
+    let (e, policy) = rules_env("rules-forbid");
+    let run = e.cordon(&[
+        "run".as_ref(),
+        "--policy".as_ref(),
+        policy.as_os_str(),
+        "--".as_ref(),
+        "./npm".as_ref(),
+        "publish".as_ref(),
+    ]);
+    assert_eq!(run.code, 126, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("forbidden by the sandbox's policy")
+            && run.stderr.contains("no publishing"),
+        "{}",
+        run.stderr
+    );
+    assert!(!exists(&e.ws.join("ran-npm")));
+}
+
+#[test]
+fn a_prompted_command_runs_only_when_a_human_allows_it() {
+    for (choice, runs) in [("allow_once", true), ("deny", false)] {
+        let (e, policy) = rules_env(&format!("rules-prompt-{choice}"));
+        // No terminal (setsid): the control socket is the only channel, as for the console.
+        let child = std::process::Command::new("setsid")
+            .arg(crate::util::cordon_bin())
+            .args(["run", "--policy"])
+            .arg(&policy)
+            .args(["--", "./deploy"])
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .env("XDG_STATE_HOME", e.home.join(".local/state"))
+            .env("XDG_CONFIG_HOME", e.home.join(".config"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let answered = std::process::Command::new("python3")
+            .args(["-c", ANSWER])
+            .arg(e.home.join(".local/state/cordon"))
+            .arg(choice)
+            .output()
+            .unwrap();
+        let run = crate::util::Run::from(child.wait_with_output().unwrap());
+        assert!(
+            answered.status.success(),
+            "{}",
+            String::from_utf8_lossy(&answered.stdout)
+        );
+        assert_eq!(
+            exists(&e.ws.join("ran-deploy")),
+            runs,
+            "{choice}: {}",
+            run.stderr
+        );
+        if runs {
+            assert_eq!(run.code, 0, "{}", run.stderr);
+        } else {
+            assert_eq!(run.code, 126, "{}", run.stderr);
+            assert!(run.stderr.contains("a human denied it"), "{}", run.stderr);
+        }
+        let log = fs::read_to_string(e.home.join(".local/state/cordon/audit.jsonl")).unwrap();
+        assert!(
+            log.contains("approval_requested") && log.contains("approval_decided"),
+            "{log}"
+        );
+    }
+}
