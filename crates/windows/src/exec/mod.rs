@@ -6,6 +6,7 @@
 //! but not executed yet: elevated mode's accounts, DPAPI, firewall COM and WFP calls, ConPTY
 //! (docs/windows.md).
 
+pub mod accounts;
 pub mod acl;
 pub mod audit;
 pub mod host;

@@ -324,3 +324,18 @@ fn the_audit_finds_a_folder_everyone_may_write_within_its_bounds() {
     fs::remove_dir_all(loose.to_api()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(audit::cached_findings(&state, &bounds(3)), vec![loose]);
 }
+
+#[test]
+fn passwords_are_random_and_dpapi_round_trips() {
+    let a = accounts::new_password(32).unwrap_or_else(|e| panic!("{e}"));
+    let b = accounts::new_password(32).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(a, b);
+    assert_eq!(a.len(), 36);
+    let sealed = accounts::protect(a.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !sealed.windows(a.len()).any(|w| w == a.as_bytes()),
+        "not stored in clear"
+    );
+    let opened = accounts::unprotect(&sealed).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(opened, a.as_bytes());
+}

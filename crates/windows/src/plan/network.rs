@@ -53,6 +53,19 @@ pub fn accounts_plan() -> AccountsPlan {
     }
 }
 
+/// A sandbox account's password from `bytes` of CSPRNG output: six bits per character from
+/// a 64-symbol alphabet (no modulo bias), then one character of each class so Windows'
+/// complexity policy accepts it. Nobody types it: it lives only under DPAPI.
+pub fn password_from(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b & 63)]))
+        .collect();
+    out.push_str("Aa1!");
+    out
+}
+
 /// What an INetFwRule3 holds, for one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirewallRule {
@@ -188,6 +201,17 @@ mod tests {
         assert!(filters.iter().any(|f| f
             .conditions
             .contains(&WfpCondition::RemotePortsNot(vec![3128]))));
+    }
+
+    #[test]
+    fn passwords_are_long_and_meet_complexity() {
+        let p = password_from(&[0, 63, 64, 255, 7, 200, 31, 32]);
+        assert_eq!(p, "A_A_HIfgAa1!");
+        let long = password_from(&[9u8; 32]);
+        assert_eq!(long.len(), 36);
+        assert!(long.chars().any(|c| c.is_ascii_uppercase()));
+        assert!(long.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(long.chars().any(|c| c.is_ascii_digit()));
     }
 
     #[test]
