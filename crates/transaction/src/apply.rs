@@ -164,7 +164,9 @@ pub fn apply(
     protection: &Protection,
     paths: &[RelPath],
 ) -> Result<ApplyReport> {
+    let t0 = std::time::Instant::now();
     let set = tx.changes(protection)?;
+    timing("scan", t0);
     let all = paths.is_empty();
     let mut selected: Vec<&Change> = Vec::new();
     let mut unmatched = Vec::new();
