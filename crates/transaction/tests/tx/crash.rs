@@ -132,3 +132,30 @@ fn killed_at_every_step_loses_nothing() {
     );
     assert!(rolled_back > 0 && finished > 0);
 }
+
+#[test]
+fn an_edit_between_crash_and_recovery_is_a_conflict_not_overwritten() {
+    let f = Fixture::new("crash-edit", "echo 1 > f1; echo 1 > f2");
+    let mut tx = f.open("crash");
+    if !f.run_in(&mut tx, "echo 2 > f1; echo 2 > f2") {
+        return;
+    }
+    drop(tx);
+    // Steps: stage f1, stage f2, commit the journal; abort right after the commit point.
+    assert!(!run_child(&f, 3));
+    assert!(f.state.join("transactions/crash/journal.json").exists());
+    assert_eq!(std::fs::read_to_string(f.ws.join("f1")).unwrap(), "1\n");
+    std::fs::write(f.ws.join("f2"), "user\n").unwrap();
+    let (tx, _) = f.store().open_or_create(Some("crash"), &f.ws).unwrap();
+    let Some(Recovery::Finished { report }) = tx.recovered() else {
+        panic!("expected a finished recovery, got {:?}", tx.recovered());
+    };
+    assert_eq!(std::fs::read_to_string(f.ws.join("f1")).unwrap(), "2\n");
+    assert_eq!(std::fs::read_to_string(f.ws.join("f2")).unwrap(), "user\n");
+    assert_eq!(
+        std::fs::read_to_string(f.ws.join("f2.cordon-tx-crash")).unwrap(),
+        "2\n"
+    );
+    assert_eq!(report.conflicts.len(), 1, "{report:#?}");
+    assert!(!f.state.join("transactions/crash/journal.json").exists());
+}
