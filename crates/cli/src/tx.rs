@@ -276,3 +276,60 @@ pub fn summary(set: &ChangeSet) -> String {
     ));
     text
 }
+
+/// What `cordon run --transaction` does when the command has ended and the overlay is
+/// unmounted: record the bases, print the summary, audit it, and with `--apply auto` apply
+/// when nothing protected is touched and nothing conflicts. Returns false when cordon could
+/// not record the transaction (the caller exits 125; the command's writes stay in the layer).
+pub fn finish_run(
+    tx: &mut Transaction,
+    protection: &Protection,
+    apply_auto: bool,
+    audit: Audit,
+    err: &mut dyn Write,
+) -> bool {
+    let set = match tx.record_bases(protection) {
+        Ok(set) => set,
+        Err(e) => {
+            fail(err, "transaction", &e);
+            return false;
+        }
+    };
+    audit(tx_audit::recorded(&set));
+    if set.is_empty() {
+        let _ = writeln!(err, "cordon: transaction {}: no changes", set.name);
+        return true;
+    }
+    if !apply_auto {
+        let _ = writeln!(err, "{}", summary(&set));
+        return true;
+    }
+    if !set.can_auto_apply() {
+        let _ = writeln!(err, "{}", summary(&set));
+        let _ = writeln!(
+            err,
+            "cordon: --apply auto: not applied, since {} change(s) touch protected paths and {} conflict",
+            set.refused().count(),
+            set.conflicts().count()
+        );
+        return true;
+    }
+    match tx.apply(protection, &[]) {
+        Ok(report) => {
+            audit(tx_audit::applied(&report, false));
+            let _ = writeln!(
+                err,
+                "cordon: transaction {}: {}; applied (--apply auto)",
+                set.name,
+                set.summary()
+            );
+            // Only the problems matter here; the applied line went out above.
+            print_report(&report, &mut Vec::new(), err);
+            true
+        }
+        Err(e) => {
+            fail(err, "apply", &e);
+            false
+        }
+    }
+}

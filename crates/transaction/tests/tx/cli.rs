@@ -124,3 +124,36 @@ fn list_diff_apply_discard() {
     );
     assert!(o.errors().contains("no transaction named"));
 }
+
+#[test]
+fn finish_run_applies_automatically_only_when_clean() {
+    let p = Protection::git_default();
+    let f = Fixture::new("auto", "echo old > a");
+    let mut txn = f.open("auto");
+    if !f.run_in(&mut txn, "echo new > a") {
+        return;
+    }
+    let mut events = Vec::new();
+    let mut err = Vec::new();
+    let mut sink = |e| events.push(e);
+    assert!(tx::finish_run(&mut txn, &p, true, &mut sink, &mut err));
+    assert_eq!(fs::read_to_string(f.ws.join("a")).unwrap(), "new\n");
+    assert!(matches!(
+        &events[..],
+        [
+            Event::TransactionRecorded { .. },
+            Event::TransactionApplied { .. }
+        ]
+    ));
+
+    let mut txn = f.open("auto2");
+    assert!(f.run_in(&mut txn, "echo newer > a; echo x > .cordon.toml"));
+    let mut events = Vec::new();
+    let mut err = Vec::new();
+    let mut sink = |e| events.push(e);
+    assert!(tx::finish_run(&mut txn, &p, true, &mut sink, &mut err));
+    let text = String::from_utf8_lossy(&err);
+    assert!(text.contains("--apply auto: not applied"), "{text}");
+    assert_eq!(fs::read_to_string(f.ws.join("a")).unwrap(), "new\n");
+    assert!(matches!(&events[..], [Event::TransactionRecorded { .. }]));
+}
