@@ -323,7 +323,6 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
 
     let t_stage = std::time::Instant::now();
     for c in selected {
-        let target = ws.join(c.path.as_path());
         match &c.status {
             Status::Refused { reason } => {
                 j.refused.push(Refusal {
@@ -369,13 +368,13 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
             c.layer.current.clone()
         };
         let same_now = c.kind != Kind::Renamed && current == c.new;
-        let stamp = Stamp::read(&target);
+        let stamp = c.layer.current_stamp;
         if let Some(from) = &c.from {
             if let Some(old) = &c.old {
                 removes.push(Op::Remove {
                     path: from.clone(),
                     expect: old.clone(),
-                    stamp: Stamp::read(&ws.join(from.as_path())),
+                    stamp: c.layer.from_stamp,
                 });
             }
             if c.layer.from_whiteout {

@@ -60,8 +60,11 @@ pub struct Change {
 /// Where the change sits in the upper layer; used by apply to tidy the layer afterwards.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Layer {
-    /// What the workspace holds now.
+    /// What the workspace holds now, and the stamp read just before it was hashed: a later
+    /// stamp could belong to an edit made after the hash.
     pub current: Option<Entry>,
+    pub current_stamp: Option<crate::entry::Stamp>,
+    pub from_stamp: Option<crate::entry::Stamp>,
     pub in_opaque: bool,
     pub whiteout: bool,
     pub from_whiteout: bool,
@@ -247,6 +250,8 @@ pub(crate) fn classify(
             status,
             layer: crate::change::Layer {
                 current: o.lower,
+                current_stamp: o.lower_stamp,
+                from_stamp: None,
                 in_opaque: o.in_opaque,
                 whiteout: o.whiteout,
                 from_whiteout: false,
@@ -311,6 +316,7 @@ fn pair_renames(changes: &mut Vec<Change>) {
         dst.old = src.old;
         dst.from = Some(src.path.clone());
         dst.layer.from_whiteout = src.layer.whiteout;
+        dst.layer.from_stamp = src.layer.current_stamp;
         gone[j] = true;
     }
     let mut k = 0;
