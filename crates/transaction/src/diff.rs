@@ -126,7 +126,8 @@ fn file_diff(c: &Change, ws: &Path, upper: &Path) -> Result<FileDiff> {
         old_now.as_ref().and_then(Entry::mode),
         c.new.as_ref().and_then(Entry::mode),
     ) {
-        if a != b {
+        // A file replaced by a directory has another mode as a matter of course.
+        if a != b && c.kind != Kind::TypeChanged {
             notes.push(format!("mode {} -> {}", mode_str(a), mode_str(b)));
         }
     }

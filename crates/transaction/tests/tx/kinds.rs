@@ -105,6 +105,9 @@ fn diff_shows_text_binary_mode_and_symlinks_and_serializes() {
     let set = tx.changes(&Protection::git_default()).unwrap();
     let diff = tx.diff(&set).unwrap();
     let text = diff.render();
+    if std::env::var_os("SHOW_DIFF").is_some() {
+        eprintln!("{text}");
+    }
     for needle in [
         "--- a/b",
         "+++ b/b",
