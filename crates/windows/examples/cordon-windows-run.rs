@@ -5,14 +5,16 @@
 //! `cordon-windows-run [-w DIR] [--allow-weaker] [--timeout SECSs] [--memory SIZE] -- CMD...`
 
 #[cfg(windows)]
-fn main() -> std::process::ExitCode {
-    match windows_main::run() {
-        Ok(code) => std::process::ExitCode::from(code),
+fn main() {
+    // Windows exit statuses are 32 bits (a crash is 0xC0000005): relayed whole.
+    let code = match windows_main::run() {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("cordon: {e}");
-            std::process::ExitCode::from(125)
+            125
         }
-    }
+    };
+    std::process::exit(code as i32)
 }
 
 #[cfg(windows)]
@@ -24,7 +26,7 @@ mod windows_main {
     use cordon_windows::exec::{self, audit, Exit, RealHost};
     use cordon_windows::{cmdline, plan, Mode, PlanInput, Sid, WinPath};
 
-    pub fn run() -> Result<u8, String> {
+    pub fn run() -> Result<u32, String> {
         let mut args = std::env::args().skip(1);
         let mut workspace = std::env::current_dir().map_err(|e| e.to_string())?;
         let mut weaker = false;
@@ -139,7 +141,7 @@ mod windows_main {
             )
         })? {
             Exit::TimedOut => Ok(124),
-            Exit::Code(c) => Ok(u8::try_from(c).unwrap_or(1)),
+            Exit::Code(c) => Ok(c),
         }
     }
 }

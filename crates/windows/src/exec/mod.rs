@@ -144,6 +144,15 @@ pub fn run(
     }
     let line = crate::cmdline::command_line(argv).map_err(ExecError::Command)?;
     let block = crate::cmdline::env_block(env).map_err(ExecError::Command)?;
+    // Inherited by the child: a crash or a missing floppy ends the process instead of opening
+    // a dialog that would keep it (and the job) alive with nobody to answer it.
+    // SAFETY: sets this process's error mode; no pointers involved.
+    unsafe {
+        windows_sys::Win32::System::Diagnostics::Debug::SetErrorMode(
+            windows_sys::Win32::System::Diagnostics::Debug::SEM_FAILCRITICALERRORS
+                | windows_sys::Win32::System::Diagnostics::Debug::SEM_NOGPFAULTERRORBOX,
+        )
+    };
     let base = token::process_token().map_err(ExecError::Token)?;
     let restricted = token::restrict(&base, &plan.token).map_err(ExecError::Token)?;
     let job = job::create(&plan.job).map_err(ExecError::Job)?;
