@@ -1,15 +1,17 @@
-//! Command rules for one `cordon run`: the command line itself is judged before the sandbox
-//! is made; a `prompt` asks a human through cordon's approval broker (the terminal, and
-//! `cordon console`), a `forbid` or a denial refuses it (exit 126, as for EACCES).
-//!
-//! Programs the command executes inside the sandbox are not judged yet (see docs/approvals.md).
+//! Command rules for one `cordon run`: every program executed in the sandbox, the command
+//! line's own first, is judged while its exec waits (`cordon_linux::ExecRequest`). A `prompt`
+//! asks a human through cordon's approval broker, answered in `cordon console` (the terminal
+//! belongs to the command); a `forbid` or a denial fails the exec with EACCES and puts the
+//! reason on stderr. A forbidden command line is refused before the sandbox is even made.
 
-use std::path::Path;
-use std::sync::{mpsc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use cordon_approvals::{Approvals, Broker, BrokerConfig, ExecOutcome, Persist, Scrubber};
 use cordon_audit::Event;
+use cordon_linux::ExecRequest;
 use cordon_policy::{CommandRules, Decision, Policy};
 
 use crate::failure::Failure;
@@ -17,49 +19,41 @@ use crate::failure::Failure;
 /// How long a prompt waits for a human before it counts as a denial.
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Exit status of a command the rules refused (as a shell has it for a refused exec).
+/// Exit status of a command line the rules refused (as a shell has it for a refused exec).
 pub const EXIT_REFUSED: i32 = 126;
 
-/// What a run needs to judge its command line.
-pub struct Context<'a> {
-    pub run_id: &'a str,
-    pub workspace: &'a Path,
-    pub cwd: &'a Path,
+/// What a run needs to judge commands.
+#[derive(Clone)]
+pub struct Context {
+    pub run_id: String,
+    pub workspace: PathBuf,
+    pub cwd: PathBuf,
     /// Values of the variables removed from the sandbox's environment (masked when shown).
     pub secrets: Vec<String>,
 }
 
-/// Judges `argv` by the policy's command rules; Ok when it may run. Audit events (the
-/// request and the human's answer) go to `events`.
-pub fn judge(
-    policy: &Policy,
-    argv: &[String],
-    ctx: Context<'_>,
-    events: &mut dyn FnMut(Event),
-) -> Result<(), Failure> {
-    let rules: &CommandRules = &policy.commands;
-    let program = argv.first().map(String::as_str).unwrap_or_default();
-    let verdict = rules.decide_exec(program, argv);
-    if verdict.decision == Decision::Allow {
-        return Ok(());
-    }
-    let state = crate::dirs::state_dir().ok_or_else(|| {
-        Failure::setup("approvals need cordon's state folder: set HOME or XDG_STATE_HOME")
-    })?;
-    // The broker's audit hook must be Sync and 'static: its events come back through a channel.
+/// Whether the rules can say anything but `allow`: only then are execs inside supervised
+/// (each one costs a round trip through cordon).
+pub fn supervised(rules: &CommandRules) -> bool {
+    rules.default != Decision::Allow || !rules.rules.is_empty()
+}
+
+/// A broker for this run; its audit events arrive on the receiver (its hook must be Sync
+/// and 'static, so they cannot go to the sink directly).
+fn broker_for(policy: &Policy, ctx: &Context) -> (Broker, mpsc::Receiver<Event>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let config = BrokerConfig {
-        run: ctx.run_id.to_string(),
+        run: ctx.run_id.clone(),
         timeout: PROMPT_TIMEOUT,
         persist: Persist {
             user_config: crate::dirs::user_config(),
-            writable_roots: vec![ctx.workspace.to_path_buf()],
+            writable_roots: vec![ctx.workspace.clone()],
         },
         scrub: Scrubber {
             env_deny: policy.env_deny.clone(),
             env_keep: policy.env_keep.clone(),
-            secrets: ctx.secrets,
+            secrets: ctx.secrets.clone(),
         },
     };
     let broker = Broker::new(config, move |e| {
@@ -67,29 +61,27 @@ pub fn judge(
             let _ = tx.send(e);
         }
     });
-    let outcome = if verdict.decision == Decision::Prompt {
-        let tty = Path::new("/dev/tty");
-        let approvals = Approvals::start(broker.clone(), &state, Some(tty))
-            .map_err(|e| Failure::setup(format!("approval broker: {e}")))?;
-        eprintln!(
-            "cordon: `{}` needs a human's approval: answer here, or open `cordon console` (waiting up to {} s)",
-            argv.join(" "),
-            PROMPT_TIMEOUT.as_secs()
-        );
-        let outcome =
-            approvals
-                .broker()
-                .judge_exec(rules, program, argv, Some(ctx.cwd.to_path_buf()));
-        drop(approvals);
-        outcome
-    } else {
-        broker.judge_exec(rules, program, argv, Some(ctx.cwd.to_path_buf()))
-    };
-    broker.close();
-    for e in rx.try_iter() {
-        events(e);
+    (broker, rx)
+}
+
+fn state_dir() -> Result<PathBuf, Failure> {
+    crate::dirs::state_dir().ok_or_else(|| {
+        Failure::setup("approvals need cordon's state folder: set HOME or XDG_STATE_HOME")
+    })
+}
+
+/// Refuses a forbidden command line before anything is made (exit 126, the rule's reason).
+/// A prompt is asked when the command's exec is judged, once the sandbox exists: asking
+/// here would start the broker's threads, and the sandbox is made only single-threaded.
+pub fn refuse_forbidden(policy: &Policy, argv: &[String], ctx: &Context) -> Result<(), Failure> {
+    let rules = &policy.commands;
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    if rules.decide_exec(program, argv).decision != Decision::Forbid {
+        return Ok(());
     }
-    match outcome {
+    // A forbid never reaches a human; the broker only words the refusal.
+    let (broker, _) = broker_for(policy, ctx);
+    match broker.judge_exec(rules, program, argv, Some(ctx.cwd.clone())) {
         ExecOutcome::Run { .. } => Ok(()),
         ExecOutcome::Refuse { message, .. } => Err(Failure {
             code: EXIT_REFUSED,
@@ -99,5 +91,92 @@ pub fn judge(
                 .to_string(),
             hint: None,
         }),
+    }
+}
+
+/// Judges the execs inside one sandbox until it ends.
+pub struct ExecJudge {
+    stop: Arc<AtomicBool>,
+    broker: Broker,
+}
+
+/// Starts judging `requests`. Audit events go to the returned receiver (the run's recorder
+/// writes them).
+pub fn judge_execs(
+    policy: &Policy,
+    requests: mpsc::Receiver<ExecRequest>,
+    ctx: &Context,
+) -> Result<(ExecJudge, mpsc::Receiver<Event>), Failure> {
+    let (broker, events) = broker_for(policy, ctx);
+    // The terminal belongs to the command: prompts from inside go to the console.
+    let approvals = Approvals::start(broker.clone(), &state_dir()?, None)
+        .map_err(|e| Failure::setup(format!("approval broker: {e}")))?;
+    let rules = policy.commands.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    std::thread::Builder::new()
+        .name("cordon-rules".into())
+        .spawn(move || {
+            // Bounded waits: a process left in the Landlock-only mode could keep the sender.
+            while !stopped.load(Ordering::Relaxed) {
+                match requests.recv_timeout(Duration::from_millis(100)) {
+                    Ok(req) => {
+                        let allowed = judge_one(&approvals, &rules, &req);
+                        let _ = req.reply.send(allowed);
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            // `approvals` drops here: the control socket and its token file go.
+        })
+        .map_err(|e| Failure::setup(format!("command rules thread: {e}")))?;
+    Ok((ExecJudge { stop, broker }, events))
+}
+
+fn judge_one(approvals: &Approvals, rules: &CommandRules, req: &ExecRequest) -> bool {
+    // A PATH search tries paths that do not exist: the kernel fails those (ENOENT) whatever
+    // is answered, so they are not worth asking a human about.
+    if !exists_for(req) {
+        return true;
+    }
+    if rules.decide_exec(&req.path, &req.argv).decision == Decision::Prompt {
+        eprintln!(
+            "cordon: `{}` needs a human's approval: open `cordon console` (waiting up to {} s)",
+            approvals.broker().scrub_words(&req.argv).join(" "),
+            PROMPT_TIMEOUT.as_secs()
+        );
+    }
+    match approvals
+        .broker()
+        .judge_exec(rules, &req.path, &req.argv, req.cwd.clone())
+    {
+        ExecOutcome::Run { .. } => true,
+        ExecOutcome::Refuse { message, .. } => {
+            eprintln!("{message}");
+            false
+        }
+    }
+}
+
+/// Whether the exec's path names something in the process's own view of the files.
+fn exists_for(req: &ExecRequest) -> bool {
+    let root = PathBuf::from(format!("/proc/{}/root", req.pid));
+    let path = Path::new(&req.path);
+    let full = match (path.is_absolute(), &req.cwd) {
+        (true, _) => root.join(path.strip_prefix("/").unwrap_or(path)),
+        (false, Some(cwd)) => root.join(cwd.strip_prefix("/").unwrap_or(cwd)).join(path),
+        // Cannot tell: judge it.
+        (false, None) => return true,
+    };
+    std::fs::symlink_metadata(full).is_ok()
+}
+
+impl ExecJudge {
+    /// Once the sandbox is gone: closes the broker (anything still asked counts as denied)
+    /// and lets the thread end.
+    pub fn finish(self) {
+        self.broker.close();
+        self.stop.store(true, Ordering::Relaxed);
     }
 }

@@ -22,6 +22,8 @@ pub struct Sources {
     pub decisions: Option<mpsc::Receiver<Decision>>,
     /// The syscall filter's refusals.
     pub violations: Option<mpsc::Receiver<Violation>>,
+    /// Other events as they are made (the approval broker's requests and answers).
+    pub events: Option<mpsc::Receiver<Event>>,
 }
 
 /// The recorder thread of one run.
@@ -91,6 +93,12 @@ fn record(
             while let Ok(v) = rx.try_recv() {
                 seen = true;
                 write(violation_event(v));
+            }
+        }
+        if let Some(rx) = &sources.events {
+            while let Ok(e) = rx.try_recv() {
+                seen = true;
+                write(e);
             }
         }
         if let Some(rx) = &sources.decisions {

@@ -62,16 +62,13 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let judged = {
-        let ctx = commands::Context {
-            run_id: &run_id,
-            workspace: &workspace,
-            cwd: &cwd,
-            secrets: removed.iter().filter_map(|k| env::var(k).ok()).collect(),
-        };
-        let mut events = |e| log(&mut audit, &run_id, e);
-        commands::judge(policy, &argv, ctx, &mut events)
+    let rules_ctx = commands::Context {
+        run_id: run_id.clone(),
+        workspace: workspace.clone(),
+        cwd: cwd.clone(),
+        secrets: removed.iter().filter_map(|k| env::var(k).ok()).collect(),
     };
+    let judged = commands::refuse_forbidden(policy, &argv, &rules_ctx);
     if let Err(refused) = judged {
         log(
             &mut audit,
@@ -90,6 +87,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         egress::point_at_proxy(&mut env);
     }
     let mut spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
+    spec.supervise_exec = commands::supervised(&policy.commands);
     let transaction = match &args.transaction {
         Some(name) => {
             let name = Some(name.as_str()).filter(|n| !n.is_empty());
@@ -109,7 +107,20 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         announce_rlimits(why, policy);
     }
     let abi = cordon_linux::probe::landlock_abi();
-    let mut result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
+    macro_rules! launch {
+        ($plan:expr) => {
+            Launch {
+                run_id: &run_id,
+                plan: $plan,
+                argv: &argv,
+                policy,
+                abi,
+                removed: &removed,
+                rules: &rules_ctx,
+            }
+        };
+    }
+    let mut result = start(&mut audit, &launch!(&plan));
     // The allow-list has no Landlock-only form (it needs a network namespace): no fallback.
     let proxied = matches!(net, NetMode::Proxied { .. });
     if policy.allow_weaker && !proxied && matches!(&result, Err(e) if userns_unusable(e)) {
@@ -118,13 +129,16 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
 writes are confined, but reads, protected paths, processes and UDP/Unix sockets are NOT isolated"
         );
         plan.spec.mode = Mode::LandlockOnly;
-        result = start(&mut audit, &run_id, &plan, &argv, policy, abi, &removed);
+        result = start(&mut audit, &launch!(&plan));
     }
     // The sandbox is gone: placeholders no other run relies on can go.
     plan.placeholders.release();
+    // A transaction that could not be recorded is cordon's failure (125), though its
+    // writes are safe in the layer.
+    let mut tx_failed = false;
     if let (Some(tx), Ok(_)) = (transaction, &result) {
         let mut events = |e| log(&mut audit, &run_id, e);
-        tx.end(&mut events);
+        tx_failed = tx.end(&mut events) != 0;
     }
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, signal, message) = match result {
@@ -138,7 +152,8 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
             if let Some(kill) = &o.killed_for {
                 message = Some(report_kill(&mut audit, &run_id, kill));
             }
-            (o.exit_code, ending, o.signal, message)
+            let status = if tx_failed { EXIT_SETUP } else { o.exit_code };
+            (status, ending, o.signal, message)
         }
         Err(e) => {
             let mut failure = failure_for(&e);
@@ -186,15 +201,27 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
     Ok(status)
 }
 
-fn start(
-    audit: &mut Option<Sink>,
-    run_id: &str,
-    plan: &cordon_linux::Plan,
-    argv: &[String],
-    policy: &Policy,
+/// Everything one attempt at starting the sandbox needs.
+struct Launch<'a> {
+    run_id: &'a str,
+    plan: &'a cordon_linux::Plan,
+    argv: &'a [String],
+    policy: &'a Policy,
     abi: i32,
-    removed: &[String],
-) -> Result<cordon_linux::Outcome, RunError> {
+    removed: &'a [String],
+    rules: &'a commands::Context,
+}
+
+fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::Outcome, RunError> {
+    let Launch {
+        run_id,
+        plan,
+        argv,
+        policy,
+        abi,
+        removed,
+        rules,
+    } = *launch;
     let backend = match plan.spec.mode {
         Mode::Namespaces => "linux-namespaces",
         Mode::LandlockOnly => "linux-landlock-only",
@@ -237,9 +264,23 @@ fn start(
             })?,
         None => (None, None),
     };
+    // With command rules, every exec inside waits for a verdict from here.
+    let (judge, rule_events) = match sandbox.take_exec_requests() {
+        Some(requests) => {
+            let (judge, events) =
+                commands::judge_execs(policy, requests, rules).map_err(|f| RunError::Setup {
+                    stage: Stage::Seccomp,
+                    errno: 0,
+                    detail: f.message,
+                })?;
+            (Some(judge), Some(events))
+        }
+        None => (None, None),
+    };
     let sources = recorder::Sources {
         decisions,
         violations: sandbox.take_violations(),
+        events: rule_events,
     };
     let network_kill = kill_on_network.then(|| sandbox.tripwire());
     let recorder =
@@ -254,6 +295,9 @@ fn start(
     let outcome = sandbox.wait();
     if let Some(p) = proxy {
         p.stop();
+    }
+    if let Some(j) = judge {
+        j.finish();
     }
     *audit = recorder.finish();
     outcome
@@ -454,6 +498,7 @@ fn build_spec(
             .terminate_on_violation
             .contains(&ViolationClass::Syscall),
         overlay: None,
+        supervise_exec: false,
     }
 }
 

@@ -64,32 +64,16 @@ impl Running {
     /// with `--apply auto` when it may. Returns 0, or 125 when the transaction could not be
     /// read (the changes stay where they are; nothing is lost).
     pub fn end(mut self, events: &mut dyn FnMut(Event)) -> i32 {
-        let set = match self.tx.record_bases(&self.protection) {
-            Ok(set) => set,
-            Err(e) => {
-                eprintln!("cordon: transaction {}: {e}", self.tx.name());
-                return crate::failure::EXIT_SETUP;
-            }
-        };
-        events(tx_audit::recorded(&set));
-        eprintln!("{}", crate::tx::summary(&set));
-        if self.apply == ApplyArg::Auto && !set.is_empty() {
-            if !set.can_auto_apply() {
-                eprintln!(
-                    "cordon: transaction {}: not applied automatically: it touches a protected path or conflicts with the workspace",
-                    self.tx.name()
-                );
-                return 0;
-            }
-            match self.tx.apply(&self.protection, &[]) {
-                Ok(report) => {
-                    events(tx_audit::applied(&report, false));
-                    let mut err = std::io::stderr();
-                    let _ = crate::tx::print_report(&report, &mut std::io::stdout(), &mut err);
-                }
-                Err(e) => eprintln!("cordon: transaction {}: apply: {e}", self.tx.name()),
-            }
+        let auto = self.apply == ApplyArg::Auto;
+        match crate::tx::finish_run(
+            &mut self.tx,
+            &self.protection,
+            auto,
+            events,
+            &mut std::io::stderr(),
+        ) {
+            true => 0,
+            false => crate::failure::EXIT_SETUP,
         }
-        0
     }
 }

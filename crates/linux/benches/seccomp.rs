@@ -14,10 +14,10 @@ fn main() {
         .unwrap_or(2000);
     let started = Instant::now();
     for _ in 0..iters {
-        std::hint::black_box(cordon_linux::seccomp::compile().expect("compile"));
+        std::hint::black_box(cordon_linux::seccomp::compile(false).expect("compile"));
     }
     let compile = started.elapsed() / iters;
-    let program = cordon_linux::seccomp::compile().expect("compile");
+    let program = cordon_linux::seccomp::compile(false).expect("compile");
     let bare = per_child(iters, || {});
     let installed = per_child(iters, || {
         // no_new_privs first, as in the sandbox; the listener closes with the child.

@@ -81,7 +81,7 @@ impl Prepared {
             cwd: sys::cstring(spec.cwd.as_os_str().as_bytes())?,
             fallback_cwd: sys::cstring(workspace.as_os_str().as_bytes())?,
             program: program.to_string_lossy().into_owned(),
-            seccomp: crate::seccomp::compile().map_err(io::Error::other)?,
+            seccomp: crate::seccomp::compile(spec.supervise_exec).map_err(io::Error::other)?,
         })
     }
 

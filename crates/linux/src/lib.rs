@@ -9,6 +9,7 @@
 mod caps;
 mod error;
 mod exec;
+mod execs;
 mod host_sockets;
 mod init;
 mod landlock_rules;
@@ -24,6 +25,7 @@ mod violations;
 mod weaker;
 
 pub use error::{PrepareError, RunError, Stage};
+pub use execs::ExecRequest;
 pub use limits::{LimitError, Limits, Mechanism, Trip};
 pub use mounts::{Mount, MountKind};
 pub use prepare::{is_empty_dir, prepare, Placeholder, Plan};
@@ -86,6 +88,8 @@ pub struct Spec {
     pub kill_on_syscall_violation: bool,
     /// Make the workspace an overlay whose writes land here (`--transaction`).
     pub overlay: Option<Overlay>,
+    /// Hold every exec for a verdict ([`Sandbox::take_exec_requests`]); for command rules.
+    pub supervise_exec: bool,
 }
 
 /// The directories of an overlaid workspace: overlayfs's upper and work directories, on one

@@ -107,8 +107,9 @@ pub struct Program {
 /// marker (nothing else in the program uses it), and each `ret TRAP` becomes `ret USER_NOTIF`.
 const MARKER: SeccompAction = SeccompAction::Trap;
 
-/// Compiles the default filter for this architecture.
-pub fn compile() -> Result<Program, seccompiler::BackendError> {
+/// Compiles the default filter for this architecture. With `supervise_exec`, execve and
+/// execveat are notified too, so cordon's caller can judge each program (command rules).
+pub fn compile(supervise_exec: bool) -> Result<Program, seccompiler::BackendError> {
     let arch = target_arch();
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     for (_, calls) in REFUSED {
@@ -137,6 +138,11 @@ pub fn compile() -> Result<Program, seccompiler::BackendError> {
         ],
     );
     rules.insert(libc::SYS_socket, refused_socket_families()?);
+    if supervise_exec {
+        // Not refused: held until judged (crate::execs), then continued or failed.
+        rules.insert(libc::SYS_execve, Vec::new());
+        rules.insert(libc::SYS_execveat, Vec::new());
+    }
     let refuse = SeccompFilter::new(rules, SeccompAction::Allow, MARKER, arch)?;
     let mut clone3 = BTreeMap::new();
     clone3.insert(libc::SYS_clone3, Vec::new());
@@ -371,7 +377,7 @@ mod tests {
 
     #[test]
     fn compiles_and_guards_the_abi_first() {
-        let p = compile().unwrap();
+        let p = compile(false).unwrap();
         assert!(p.refuse.len() > 20);
         // The first instruction loads the arch: nothing is decided before the ABI check.
         assert_eq!(p.refuse[0].k, 4);
@@ -381,7 +387,7 @@ mod tests {
 
     #[test]
     fn refusals_are_notifications_and_nothing_else_traps() {
-        let p = compile().unwrap();
+        let p = compile(false).unwrap();
         let rets = |k: u32| {
             p.refuse
                 .iter()

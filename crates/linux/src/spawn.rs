@@ -106,6 +106,8 @@ pub struct Sandbox<'a> {
     tripwire: Tripwire,
     /// The syscall refusals, as the supervisor thread answers them.
     violations: Option<mpsc::Receiver<Violation>>,
+    /// With command rules: the execs waiting to be judged.
+    exec_requests: Option<mpsc::Receiver<crate::execs::ExecRequest>>,
     /// The supervisor thread (ends once no process is left under the filter).
     watcher: Option<JoinHandle<()>>,
     /// The command's pty (master side) until [`Sandbox::wait`] starts relaying it.
@@ -226,6 +228,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         listener: None,
         tripwire,
         violations: Some(violations),
+        exec_requests: None,
         watcher: None,
         master,
         relay: None,
@@ -237,14 +240,23 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         .spec
         .kill_on_syscall_violation
         .then(|| sandbox.tripwire.clone());
+    let (execs, exec_requests) = match plan.spec.supervise_exec {
+        true => {
+            let (tx, rx) = mpsc::channel();
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
+    sandbox.exec_requests = exec_requests;
+    let watch = violations::Watch {
+        report,
+        kill: kill_on_violation,
+        kill_offender: plan.spec.mode == Mode::LandlockOnly,
+        execs,
+    };
     sandbox.watcher = Some(
-        violations::watch(
-            ends.notify,
-            report,
-            kill_on_violation,
-            plan.spec.mode == Mode::LandlockOnly,
-        )
-        .map_err(|e| RunError::setup(Stage::Seccomp, format!("supervisor thread: {e}"), 0))?,
+        violations::watch(ends.notify, watch)
+            .map_err(|e| RunError::setup(Stage::Seccomp, format!("supervisor thread: {e}"), 0))?,
     );
     sandbox.start_init()?;
     if let Some(channel) = ends.proxy {
@@ -411,6 +423,12 @@ impl Sandbox<'_> {
     /// goes away when no process is left under the filter.
     pub fn take_violations(&mut self) -> Option<mpsc::Receiver<Violation>> {
         self.violations.take()
+    }
+
+    /// With `Spec::supervise_exec`: every exec inside the sandbox, waiting for a verdict.
+    /// Drop the receiver and every later exec is refused.
+    pub fn take_exec_requests(&mut self) -> Option<mpsc::Receiver<crate::execs::ExecRequest>> {
+        self.exec_requests.take()
     }
 
     /// Lets the command start and waits for the sandbox to end.

@@ -62,29 +62,30 @@ impl Tripwire {
 
 /// Starts the supervisor thread: it takes the listener from `channel` (sent by the command's
 /// process at exec), then answers every notification until no process uses the filter.
-pub(crate) fn watch(
-    channel: OwnedFd,
-    report: mpsc::Sender<Violation>,
-    kill: Option<Tripwire>,
-    kill_offender: bool,
-) -> io::Result<JoinHandle<()>> {
+/// Where the supervisor sends what it sees, and what it does at a violation.
+pub(crate) struct Watch {
+    pub report: mpsc::Sender<Violation>,
+    pub kill: Option<Tripwire>,
+    /// Kill the offender itself too (no pid namespace to take it along).
+    pub kill_offender: bool,
+    /// With command rules: where execs wait to be judged.
+    pub execs: Option<mpsc::Sender<crate::execs::ExecRequest>>,
+}
+
+pub(crate) fn watch(channel: OwnedFd, watch: Watch) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("cordon-seccomp".into())
         .spawn(move || {
             // None: the command's process failed before installing the filter.
             if let Ok(Some(listener)) = sys::recv_fd(channel.as_fd()) {
                 drop(channel);
-                answer_all(&listener, &report, kill.as_ref(), kill_offender);
+                answer_all(Arc::new(listener), &watch);
             }
         })
 }
 
-fn answer_all(
-    listener: &OwnedFd,
-    report: &mpsc::Sender<Violation>,
-    kill: Option<&Tripwire>,
-    kill_offender: bool,
-) {
+fn answer_all(listener: Arc<OwnedFd>, watch: &Watch) {
+    let (report, kill, kill_offender) = (&watch.report, watch.kill.as_ref(), watch.kill_offender);
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     loop {
         let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
@@ -110,6 +111,15 @@ fn answer_all(
             process: comm(req.pid),
             refusal: seccomp::describe(req.data.nr, req.data.arch, req.data.args),
         };
+        if crate::execs::is_exec(req.data.nr) {
+            match &watch.execs {
+                Some(judge) => crate::execs::hold(listener.clone(), req, judge.clone()),
+                None => {
+                    let _ = sys::notif_deny(listener.as_fd(), req.id, libc::EACCES);
+                }
+            }
+            continue;
+        }
         // The caller waits for our answer. To kill, never answer: the offender stays blocked
         // in the syscall until the sandbox's teardown kills it, so it runs nothing more.
         // Otherwise it gets EPERM, and the syscall itself never runs.

@@ -177,7 +177,11 @@ fn rules_env(name: &str) -> (Env, std::path::PathBuf) {
     .unwrap();
     for tool in ["deploy", "npm"] {
         let p = e.ws.join(tool);
-        fs::write(&p, format!("#!/bin/sh\necho ran > ran-{tool}\n")).unwrap();
+        fs::write(
+            &p,
+            format!("#!/bin/sh\necho ran > ran-{tool}-${{1:-none}}\n"),
+        )
+        .unwrap();
         fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     }
     (e, policy)
@@ -201,22 +205,61 @@ fn a_forbidden_command_does_not_run() {
         "{}",
         run.stderr
     );
-    assert!(!exists(&e.ws.join("ran-npm")));
+    assert!(!exists(&e.ws.join("ran-npm-publish")));
+}
+
+#[test]
+fn a_forbidden_program_run_inside_the_sandbox_does_not_run() {
+    let (e, policy) = rules_env("rules-forbid-inside");
+    let run = e
+        .sh(
+            &["--policy", policy.to_str().unwrap()],
+            "./npm publish; echo publish=$?; ./npm install; echo install=$?",
+        )
+        .ok();
+    assert!(!exists(&e.ws.join("ran-npm-publish")), "{}", run.stdout);
+    assert!(
+        exists(&e.ws.join("ran-npm-install")),
+        "an allowed program was refused: {}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("publish=126"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("forbidden by the sandbox's policy"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn a_prompted_command_runs_only_when_a_human_allows_it() {
-    for (choice, runs) in [("allow_once", true), ("deny", false)] {
-        let (e, policy) = rules_env(&format!("rules-prompt-{choice}"));
+    for (choice, runs, inside) in [
+        ("allow_once", true, false),
+        ("deny", false, false),
+        ("allow_once", true, true),
+        ("deny", false, true),
+    ] {
+        let (e, policy) = rules_env(&format!("rules-prompt-{choice}-{inside}"));
+        // The command line itself, or a program the command runs inside the sandbox.
+        let command: &[&str] = match inside {
+            false => &["./deploy"],
+            true => &["sh", "-c", "./deploy; echo deploy=$?"],
+        };
+        // The control socket's path must fit in sockaddr_un (108 bytes): a short state folder.
+        let state =
+            std::path::PathBuf::from(format!("/tmp/cst-{}-{choice}-{inside}", std::process::id()));
+        let _ = fs::remove_dir_all(&state);
+        fs::create_dir_all(&state).unwrap();
         // No terminal (setsid): the control socket is the only channel, as for the console.
         let child = std::process::Command::new("setsid")
             .arg(crate::util::cordon_bin())
             .args(["run", "--policy"])
             .arg(&policy)
-            .args(["--", "./deploy"])
+            .arg("--")
+            .args(command)
             .current_dir(&e.ws)
             .env("HOME", &e.home)
-            .env("XDG_STATE_HOME", e.home.join(".local/state"))
+            .env("XDG_STATE_HOME", &state)
             .env("XDG_CONFIG_HOME", e.home.join(".config"))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -225,29 +268,33 @@ fn a_prompted_command_runs_only_when_a_human_allows_it() {
             .unwrap();
         let answered = std::process::Command::new("python3")
             .args(["-c", ANSWER])
-            .arg(e.home.join(".local/state/cordon"))
+            .arg(state.join("cordon"))
             .arg(choice)
             .output()
             .unwrap();
         let run = crate::util::Run::from(child.wait_with_output().unwrap());
         assert!(
             answered.status.success(),
-            "{}",
-            String::from_utf8_lossy(&answered.stdout)
-        );
-        assert_eq!(
-            exists(&e.ws.join("ran-deploy")),
-            runs,
-            "{choice}: {}",
+            "{choice} (inside: {inside}): {} / {}",
+            String::from_utf8_lossy(&answered.stdout),
             run.stderr
         );
-        if runs {
-            assert_eq!(run.code, 0, "{}", run.stderr);
-        } else {
-            assert_eq!(run.code, 126, "{}", run.stderr);
+        assert_eq!(
+            exists(&e.ws.join("ran-deploy-none")),
+            runs,
+            "{choice} (inside: {inside}): {}",
+            run.stderr
+        );
+        match (runs, inside) {
+            (true, _) => assert_eq!(run.code, 0, "{}", run.stderr),
+            (false, false) => assert_eq!(run.code, 126, "{}", run.stderr),
+            (false, true) => assert!(run.stdout.contains("deploy=126"), "{}", run.stdout),
+        }
+        if !runs {
             assert!(run.stderr.contains("a human denied it"), "{}", run.stderr);
         }
-        let log = fs::read_to_string(e.home.join(".local/state/cordon/audit.jsonl")).unwrap();
+        let log = fs::read_to_string(state.join("cordon/audit.jsonl")).unwrap();
+        let _ = fs::remove_dir_all(&state);
         assert!(
             log.contains("approval_requested") && log.contains("approval_decided"),
             "{log}"

@@ -615,3 +615,37 @@ pub fn seccomp_notif_sizes() -> io::Result<libc::seccomp_notif_sizes> {
     })
     .map(|_| sizes)
 }
+
+/// Answers notification `id`: let the syscall run as the process asked (used for exec only,
+/// after cordon's caller allowed it; the process's memory may have changed since it was read).
+pub fn notif_continue(listener: BorrowedFd<'_>, id: u64) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: 0,
+        flags: libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+    };
+    // SAFETY: `resp` is a live seccomp_notif_resp for the duration of the call.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND as _,
+            &resp as *const libc::seccomp_notif_resp,
+        )
+    };
+    check(ret as libc::c_long).map(drop)
+}
+
+/// Whether notification `id` is still pending (its process alive and waiting): checked after
+/// reading the process's memory, so what was read belongs to the process that asked.
+pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: `id` is a live u64 for the duration of the call, as ID_VALID expects.
+    let ret = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID as _,
+            &id as *const u64,
+        )
+    };
+    ret == 0
+}
