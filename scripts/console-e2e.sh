@@ -10,16 +10,7 @@ out="$target/console-e2e"
 chromium_bin=/usr/bin/chromium
 playwright_version=1.65.1
 
-apt_install() {
-  local tries=0
-  export DEBIAN_FRONTEND=noninteractive
-  until apt-get update -q && apt-get install -y -q --no-install-recommends "$@"; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 10 ]; then echo "apt-get failed $tries times" >&2; return 1; fi
-    echo "apt-get busy or failing (try $tries); retrying in 15s" >&2
-    sleep 15
-  done
-}
+source scripts/lib/apt.sh
 
 need=()
 [ -x "$chromium_bin" ] || need+=(chromium)

@@ -19,9 +19,19 @@ chmod 755 "$work"
 mkdir -p "$work/root-tests"
 CORDON_TEST_DIR="$work/root-tests" cargo test --workspace
 
+# The Windows backend, cross-built and tested under Wine, and the approval console in a
+# headless browser: both install what they need (as root) and fail rather than skip.
+windows_and_console() {
+  echo "== Windows backend (x86_64-pc-windows-gnu under Wine)"
+  bash scripts/windows-test.sh
+  echo "== approval console in headless Chromium"
+  bash scripts/console-e2e.sh
+}
+
 if [ "$(id -u)" -ne 0 ]; then
   echo "== not root: the unprivileged pass was the run above"
   rm -rf "$work"
+  windows_and_console
   exit 0
 fi
 
@@ -38,3 +48,4 @@ runuser -u "$user" -- env -i HOME="$home" PATH=/usr/local/bin:/usr/bin:/bin LANG
   CORDON_BIN="$work/user/cordon" CORDON_TEST_DIR="$work/user/tests" TMPDIR="$work/user/tests" \
   "$work/user/sandbox-suite" --test-threads 2
 rm -rf "$work"
+windows_and_console

@@ -13,16 +13,7 @@ root=$PWD
 out=$root/target/windows
 triple=x86_64-pc-windows-gnu
 
-apt_install() {
-  local tries=0
-  export DEBIAN_FRONTEND=noninteractive
-  until apt-get update -q && apt-get install -y -q --no-install-recommends "$@"; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 10 ]; then echo "apt-get failed $tries times" >&2; return 1; fi
-    echo "apt-get busy or failing (try $tries); retrying in 15s" >&2
-    sleep 15
-  done
-}
+source "$root/scripts/lib/apt.sh"
 
 # Debian's rustc-web 1.96 finds its own library sources (rust-web-src) for -Zbuild-std, which
 # is how std is built for a target Debian ships no prebuilt std for.
