@@ -29,6 +29,8 @@ pub struct Sources {
 /// The recorder thread of one run.
 pub struct Recorder {
     stopped: Arc<AtomicBool>,
+    /// Wakes the thread at once when the run ends (it may be waiting for the next event).
+    wake: mpsc::Sender<()>,
     thread: JoinHandle<Option<Sink>>,
 }
 
@@ -43,6 +45,7 @@ pub fn start(
 ) -> Result<Recorder, (std::io::Error, Option<Sink>)> {
     let stopped = Arc::new(AtomicBool::new(false));
     let flag = stopped.clone();
+    let (wake, woken) = mpsc::channel();
     let run_id = run_id.to_string();
     // The sink must survive a failed spawn, so it travels through a channel.
     let (hand, take) = mpsc::channel::<Option<Sink>>();
@@ -50,12 +53,22 @@ pub fn start(
         .name("cordon-audit".into())
         .spawn(move || {
             let audit = take.recv().ok().flatten();
-            record(sources, audit, &run_id, &flag, network_kill.as_ref())
+            record(
+                sources,
+                audit,
+                &run_id,
+                (&flag, &woken),
+                network_kill.as_ref(),
+            )
         });
     match spawned {
         Ok(thread) => {
             let _ = hand.send(audit);
-            Ok(Recorder { stopped, thread })
+            Ok(Recorder {
+                stopped,
+                wake,
+                thread,
+            })
         }
         Err(e) => Err((e, audit)),
     }
@@ -66,6 +79,7 @@ impl Recorder {
     /// and returns the sink.
     pub fn finish(self) -> Option<Sink> {
         self.stopped.store(true, Ordering::Relaxed);
+        let _ = self.wake.send(());
         self.thread.join().ok().flatten()
     }
 }
@@ -76,7 +90,7 @@ fn record(
     sources: Sources,
     mut audit: Option<Sink>,
     run_id: &str,
-    stopped: &AtomicBool,
+    (stopped, woken): (&AtomicBool, &mpsc::Receiver<()>),
     network_kill: Option<&Tripwire>,
 ) -> Option<Sink> {
     let mut write = |event: Event| {
@@ -124,7 +138,8 @@ fn record(
                 write(egress::event(d));
             }
         } else if !last_round {
-            std::thread::sleep(Duration::from_millis(20));
+            // Nothing to block on but the end of the run (or the next poll of the others).
+            let _ = woken.recv_timeout(Duration::from_millis(20));
         }
         if last_round && !seen {
             return audit;
