@@ -108,10 +108,14 @@ pub fn judge_execs(
     ctx: &Context,
 ) -> Result<(ExecJudge, mpsc::Receiver<Event>), Failure> {
     let (broker, events) = broker_for(policy, ctx);
-    // The terminal belongs to the command: prompts from inside go to the console.
-    let approvals = Approvals::start(broker.clone(), &state_dir()?, None)
-        .map_err(|e| Failure::setup(format!("approval broker: {e}")))?;
+    // Only rules that can prompt need a human's channel. The terminal belongs to the
+    // command: prompts from inside go to the console, through the run's control socket.
+    let approvals = match can_prompt(&policy.commands) {
+        true => Some(start_approvals(&broker)?),
+        false => None,
+    };
     let rules = policy.commands.clone();
+    let judging = broker.clone();
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     std::thread::Builder::new()
@@ -121,20 +125,39 @@ pub fn judge_execs(
             while !stopped.load(Ordering::Relaxed) {
                 match requests.recv_timeout(Duration::from_millis(100)) {
                     Ok(req) => {
-                        let allowed = judge_one(&approvals, &rules, &req);
+                        let allowed = judge_one(&judging, &rules, &req);
                         let _ = req.reply.send(allowed);
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
-            // `approvals` drops here: the control socket and its token file go.
+            // The control socket and its token file go with `approvals`.
+            drop(approvals);
         })
         .map_err(|e| Failure::setup(format!("command rules thread: {e}")))?;
     Ok((ExecJudge { stop, broker }, events))
 }
 
-fn judge_one(approvals: &Approvals, rules: &CommandRules, req: &ExecRequest) -> bool {
+fn can_prompt(rules: &CommandRules) -> bool {
+    rules.default == Decision::Prompt || rules.rules.iter().any(|r| r.decision == Decision::Prompt)
+}
+
+fn start_approvals(broker: &Broker) -> Result<Approvals, Failure> {
+    let state = state_dir()?;
+    Approvals::start(broker.clone(), &state, None).map_err(|e| {
+        let hint = match e.raw_os_error() {
+            None | Some(libc::ENAMETOOLONG) | Some(libc::EINVAL) => format!(
+                " (a Unix socket's path must fit in 107 bytes; cordon's state folder {} may be too deep: set XDG_STATE_HOME to a shorter one)",
+                state.display()
+            ),
+            Some(_) => String::new(),
+        };
+        Failure::setup(format!("approval broker: {e}{hint}"))
+    })
+}
+
+fn judge_one(broker: &Broker, rules: &CommandRules, req: &ExecRequest) -> bool {
     // A PATH search tries paths that do not exist: the kernel fails those (ENOENT) whatever
     // is answered, so they are not worth asking a human about.
     if !exists_for(req) {
@@ -143,14 +166,11 @@ fn judge_one(approvals: &Approvals, rules: &CommandRules, req: &ExecRequest) -> 
     if rules.decide_exec(&req.path, &req.argv).decision == Decision::Prompt {
         eprintln!(
             "cordon: `{}` needs a human's approval: open `cordon console` (waiting up to {} s)",
-            approvals.broker().scrub_words(&req.argv).join(" "),
+            broker.scrub_words(&req.argv).join(" "),
             PROMPT_TIMEOUT.as_secs()
         );
     }
-    match approvals
-        .broker()
-        .judge_exec(rules, &req.path, &req.argv, req.cwd.clone())
-    {
+    match broker.judge_exec(rules, &req.path, &req.argv, req.cwd.clone()) {
         ExecOutcome::Run { .. } => true,
         ExecOutcome::Refuse { message, .. } => {
             eprintln!("{message}");

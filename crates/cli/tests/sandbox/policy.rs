@@ -210,7 +210,14 @@ fn a_forbidden_command_does_not_run() {
 
 #[test]
 fn a_forbidden_program_run_inside_the_sandbox_does_not_run() {
-    let (e, policy) = rules_env("rules-forbid-inside");
+    let (e, _) = rules_env("rules-forbid-inside");
+    // Forbids only: no prompt is possible, so no control socket is made either.
+    let policy = e.root.join("forbid.toml");
+    fs::write(
+        &policy,
+        "[[commands.rules]]\nprefix = [\"npm\", \"publish\"]\ndecision = \"forbid\"\nreason = \"no publishing\"\n",
+    )
+    .unwrap();
     let run = e
         .sh(
             &["--policy", policy.to_str().unwrap()],
