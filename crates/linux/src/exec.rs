@@ -30,6 +30,8 @@ pub struct Prepared {
     pub program: String,
     /// The syscall filter, compiled before the fork.
     pub seccomp: crate::seccomp::Program,
+    /// Whether cordon judges execs (and so must read this process's memory at its exec).
+    pub supervise_exec: bool,
 }
 
 impl Prepared {
@@ -82,6 +84,7 @@ impl Prepared {
             fallback_cwd: sys::cstring(workspace.as_os_str().as_bytes())?,
             program: program.to_string_lossy().into_owned(),
             seccomp: crate::seccomp::compile(spec.supervise_exec).map_err(io::Error::other)?,
+            supervise_exec: spec.supervise_exec,
         })
     }
 
@@ -200,6 +203,13 @@ pub fn confine_and_exec(
         if let Err(e) = nix::unistd::chdir(prepared.fallback_cwd.as_c_str()) {
             fail_stage(status3, Stage::Chdir, e as i32, &e.to_string());
         }
+    }
+    // This process inherited init's non-dumpable state (and a memory descriptor owned by
+    // the host's user namespace), so an unprivileged cordon could not read the exec it is
+    // about to judge. Nothing else in the sandbox exists yet to attach to it, and exec
+    // replaces this memory anyway.
+    if prepared.supervise_exec {
+        let _ = sys::prctl(libc::PR_SET_DUMPABLE, 1);
     }
     // Last: after this, the command's own syscalls are all that run. The listener goes to
     // cordon; the command must not keep it, or it could answer its own notifications.
