@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use cordon_approvals::{Approvals, Broker, BrokerConfig, ExecOutcome, Persist, Scrubber};
+use cordon_approvals::{Approvals, Broker, BrokerConfig, ExecOutcome, Persist, Request, Scrubber};
 use cordon_audit::Event;
 use cordon_linux::ExecRequest;
 use cordon_policy::{CommandRules, Decision, Policy};
+use cordon_proxy::Ask;
 
 use crate::failure::Failure;
 
@@ -94,49 +95,88 @@ pub fn refuse_forbidden(policy: &Policy, argv: &[String], ctx: &Context) -> Resu
     }
 }
 
-/// Judges the execs inside one sandbox until it ends.
-pub struct ExecJudge {
+/// The human side of one sandbox: judges its execs (command rules) and answers its proxy's
+/// asks (`network.unlisted = "ask"`) until it ends.
+pub struct Supervision {
     stop: Arc<AtomicBool>,
     broker: Broker,
 }
 
-/// Starts judging `requests`. Audit events go to the returned receiver (the run's recorder
-/// writes them).
-pub fn judge_execs(
+/// Starts a thread for each source there is. Audit events go to the returned receiver (the
+/// run's recorder writes them).
+pub fn supervise(
     policy: &Policy,
-    requests: mpsc::Receiver<ExecRequest>,
+    execs: Option<mpsc::Receiver<ExecRequest>>,
+    asks: Option<mpsc::Receiver<Ask>>,
     ctx: &Context,
-) -> Result<(ExecJudge, mpsc::Receiver<Event>), Failure> {
+) -> Result<(Supervision, mpsc::Receiver<Event>), Failure> {
     let (broker, events) = broker_for(policy, ctx);
-    // Only rules that can prompt need a human's channel. The terminal belongs to the
-    // command: prompts from inside go to the console, through the run's control socket.
-    let approvals = match can_prompt(&policy.commands) {
-        true => Some(start_approvals(&broker)?),
+    // Only rules that can prompt, and asks, need a human's channel. The terminal belongs to
+    // the command: prompts go to the console, through the run's control socket.
+    let approvals = match can_prompt(&policy.commands) || asks.is_some() {
+        true => Some(Arc::new(start_approvals(&broker)?)),
         false => None,
     };
-    let rules = policy.commands.clone();
-    let judging = broker.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
+    if let Some(requests) = execs {
+        let (b, rules, keep) = (broker.clone(), policy.commands.clone(), approvals.clone());
+        serve(
+            "cordon-rules",
+            requests,
+            stop.clone(),
+            move |req: ExecRequest| {
+                let _held = &keep;
+                let allowed = judge_one(&b, &rules, &req);
+                let _ = req.reply.send(allowed);
+            },
+        )?;
+    }
+    if let Some(asks) = asks {
+        let (b, keep) = (broker.clone(), approvals);
+        serve("cordon-ask", asks, stop.clone(), move |ask: Ask| {
+            let _held = &keep;
+            let allowed = ask_network(&b, &ask);
+            let _ = ask.reply.send(allowed);
+        })?;
+    }
+    Ok((Supervision { stop, broker }, events))
+}
+
+/// Runs `answer` on each item until the sender goes or `stop` is set (bounded waits: a
+/// process left in the Landlock-only mode could keep the sender). What the closure holds
+/// (the control socket) goes when both threads have ended.
+fn serve<T: Send + 'static>(
+    name: &str,
+    items: mpsc::Receiver<T>,
+    stop: Arc<AtomicBool>,
+    answer: impl Fn(T) + Send + 'static,
+) -> Result<(), Failure> {
     std::thread::Builder::new()
-        .name("cordon-rules".into())
+        .name(name.into())
         .spawn(move || {
-            // Bounded waits: a process left in the Landlock-only mode could keep the sender.
-            while !stopped.load(Ordering::Relaxed) {
-                match requests.recv_timeout(Duration::from_millis(100)) {
-                    Ok(req) => {
-                        let allowed = judge_one(&judging, &rules, &req);
-                        let _ = req.reply.send(allowed);
-                    }
+            while !stop.load(Ordering::Relaxed) {
+                match items.recv_timeout(Duration::from_millis(100)) {
+                    Ok(item) => answer(item),
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
-            // The control socket and its token file go with `approvals`.
-            drop(approvals);
         })
-        .map_err(|e| Failure::setup(format!("command rules thread: {e}")))?;
-    Ok((ExecJudge { stop, broker }, events))
+        .map(drop)
+        .map_err(|e| Failure::setup(format!("{name} thread: {e}")))
+}
+
+fn ask_network(broker: &Broker, ask: &Ask) -> bool {
+    eprintln!(
+        "cordon: network: {}:{} is not on the allow-list; held while a human decides in `cordon console` (up to {} s)",
+        ask.host,
+        ask.port,
+        PROMPT_TIMEOUT.as_secs()
+    );
+    let reason = format!("{} is not on the sandbox allow-list", ask.host);
+    broker
+        .ask(Request::network(&ask.host, ask.port, reason))
+        .allowed()
 }
 
 fn can_prompt(rules: &CommandRules) -> bool {
@@ -192,7 +232,7 @@ fn exists_for(req: &ExecRequest) -> bool {
     std::fs::symlink_metadata(full).is_ok()
 }
 
-impl ExecJudge {
+impl Supervision {
     /// Once the sandbox is gone: closes the broker (anything still asked counts as denied)
     /// and lets the thread end.
     pub fn finish(self) {

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 
 use cordon_audit::Event;
 use cordon_policy::Egress;
-use cordon_proxy::{Decision, OnRefusal, Outcome, Proxy};
+use cordon_proxy::{Ask, Decision, OnRefusal, Outcome, Proxy};
 
 /// The proxy's port on the sandbox's own loopback (its network namespace is private, so
 /// the port cannot collide with anything on the host).
@@ -61,9 +61,10 @@ pub fn start(
     listener: OwnedFd,
     policy: &Egress,
     on_refusal: OnRefusal,
+    asks: Option<mpsc::Sender<Ask>>,
 ) -> std::io::Result<(Proxy, mpsc::Receiver<Decision>)> {
     let (tx, rx) = mpsc::channel();
-    let proxy = cordon_proxy::start(listener.into(), policy.clone(), tx, on_refusal)?;
+    let proxy = cordon_proxy::start(listener.into(), policy.clone(), tx, on_refusal, asks)?;
     Ok((proxy, rx))
 }
 

@@ -253,9 +253,17 @@ fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::
         true => OnRefusal::Hold,
         false => OnRefusal::Answer,
     };
+    // Names off the list wait for a human only when the policy asks for it.
+    let (ask_tx, ask_rx) = match policy.egress.ask_unlisted {
+        true => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            (Some(tx), Some(rx))
+        }
+        false => (None, None),
+    };
     // The command has not started yet: if the proxy cannot serve, it never does.
     let (proxy, decisions) = match sandbox.take_listener() {
-        Some(listener) => egress::start(listener, &policy.egress, on_refusal)
+        Some(listener) => egress::start(listener, &policy.egress, on_refusal, ask_tx)
             .map(|(p, d)| (Some(p), Some(d)))
             .map_err(|e| RunError::Setup {
                 stage: Stage::ProxyListener,
@@ -264,18 +272,20 @@ fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::
             })?,
         None => (None, None),
     };
-    // With command rules, every exec inside waits for a verdict from here.
-    let (judge, rule_events) = match sandbox.take_exec_requests() {
-        Some(requests) => {
+    // With command rules every exec inside, and with `unlisted = "ask"` every name off the
+    // list, waits for a verdict from here.
+    let execs = sandbox.take_exec_requests();
+    let (judge, rule_events) = match (execs, ask_rx) {
+        (None, None) => (None, None),
+        (execs, asks) => {
             let (judge, events) =
-                commands::judge_execs(policy, requests, rules).map_err(|f| RunError::Setup {
+                commands::supervise(policy, execs, asks, rules).map_err(|f| RunError::Setup {
                     stage: Stage::Seccomp,
                     errno: 0,
                     detail: f.message,
                 })?;
             (Some(judge), Some(events))
         }
-        None => (None, None),
     };
     let sources = recorder::Sources {
         decisions,

@@ -17,6 +17,9 @@ pub struct Egress {
     /// Names the proxy's resolver answers itself, like `curl --resolve`: lowercase, no
     /// trailing dot, each name once.
     pub hosts: Vec<(String, IpAddr)>,
+    /// `network.unlisted = "ask"`: a name off the allow-list is held while a human is asked,
+    /// instead of being refused at once (deny rules and local destinations still refuse).
+    pub ask_unlisted: bool,
 }
 
 impl Egress {

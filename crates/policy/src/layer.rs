@@ -81,6 +81,8 @@ pub enum Widening {
     AllowDomain(DomainPattern),
     /// `network.allow_local_destinations = true`.
     AllowLocalDestinations,
+    /// `network.unlisted = "ask"`: the agent could make a human face a stream of requests.
+    AskUnlisted,
     /// `network.hosts`: a pin can send an allowed name to any address.
     Host(String, IpAddr),
     AllowWeaker,
@@ -108,6 +110,7 @@ impl std::fmt::Display for Widening {
             Widening::Network(n) => write!(f, "network.mode {}", n.as_str()),
             Widening::AllowDomain(p) => write!(f, "network.allow {p}"),
             Widening::AllowLocalDestinations => write!(f, "network.allow_local_destinations true"),
+            Widening::AskUnlisted => write!(f, "network.unlisted ask"),
             Widening::Host(name, addr) => write!(f, "network.hosts {name} = {addr}"),
             Widening::AllowWeaker => write!(f, "sandbox.allow_weaker true"),
             Widening::Limit { kind, to, below } => write!(
@@ -142,6 +145,8 @@ pub struct Layer {
     pub net_deny: Vec<DomainPattern>,
     /// `network.allow_local_destinations`.
     pub allow_local_destinations: Option<bool>,
+    /// `network.unlisted`: `Some(true)` for "ask", `Some(false)` for "refuse".
+    pub ask_unlisted: Option<bool>,
     /// `network.hosts`: name (lowercase, no trailing dot) pinned to an address.
     pub hosts: Vec<(String, IpAddr)>,
     pub allow_weaker: Option<bool>,
@@ -197,6 +202,7 @@ struct NetSchema {
     #[serde(default)]
     deny: Vec<Spanned<String>>,
     allow_local_destinations: Option<bool>,
+    unlisted: Option<Spanned<String>>,
     #[serde(default)]
     hosts: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
@@ -235,7 +241,7 @@ impl LimitsSchema {
 }
 
 const KNOWN_KEYS_HINT: &str = "known sections: [filesystem] allow_write, deny_read, allow_read, \
-protect, unprotect; [env] deny, keep; [network] mode, allow, deny, allow_local_destinations, \
+protect, unprotect; [env] deny, keep; [network] mode, allow, deny, allow_local_destinations, unlisted, \
 hosts; [sandbox] allow_weaker, terminate_on_violation; [limits] memory, cpu, pids, timeout, file_size, open_files; \
 [commands] default, [[commands.rules]] prefix, decision, reason, [[commands.approved]] prefix, note";
 
@@ -254,6 +260,7 @@ impl Layer {
             net_allow: Vec::new(),
             net_deny: Vec::new(),
             allow_local_destinations: None,
+            ask_unlisted: None,
             hosts: Vec::new(),
             allow_weaker: None,
             terminate_on_violation: Vec::new(),
@@ -303,6 +310,17 @@ impl Layer {
         layer.net_allow = checker.domain_patterns("allow", &net.allow);
         layer.net_deny = checker.domain_patterns("deny", &net.deny);
         layer.allow_local_destinations = net.allow_local_destinations;
+        if let Some(u) = net.unlisted {
+            match u.get_ref().as_str() {
+                "ask" => layer.ask_unlisted = Some(true),
+                "refuse" => layer.ask_unlisted = Some(false),
+                other => checker.error(
+                    u.span().start,
+                    format!("network.unlisted: unknown value `{other}`"),
+                    "use \"refuse\" (the default) or \"ask\"",
+                ),
+            }
+        }
         layer.hosts = checker.hosts(&net.hosts);
         let sandbox = schema.sandbox.unwrap_or_default();
         layer.allow_weaker = sandbox.allow_weaker;
@@ -341,6 +359,9 @@ impl Layer {
         if self.allow_local_destinations == Some(true) {
             out.push(Widening::AllowLocalDestinations);
         }
+        if self.ask_unlisted == Some(true) {
+            out.push(Widening::AskUnlisted);
+        }
         out.extend(
             self.hosts
                 .iter()
@@ -370,6 +391,7 @@ impl Layer {
             network: self.network.filter(|n| *n == Network::Off),
             net_allow: Vec::new(),
             allow_local_destinations: self.allow_local_destinations.filter(|a| !*a),
+            ask_unlisted: self.ask_unlisted.filter(|a| !*a),
             hosts: Vec::new(),
             allow_weaker: self.allow_weaker.filter(|w| !*w),
             limits: self.limits.narrowing_only(&below.limits),
@@ -847,6 +869,24 @@ hosts = { "Mirror.Test." = "127.0.0.1", "v6.test" = "::1" }
                 .contains("allow_local_destinations"),
             "{}",
             errs[0]
+        );
+    }
+
+    #[test]
+    fn asking_about_unlisted_names_is_a_widening_and_refuse_is_not() {
+        let ask = parse("[network]\nunlisted = \"ask\"\n").unwrap();
+        assert_eq!(ask.ask_unlisted, Some(true));
+        assert!(ask
+            .widenings(&nothing_below())
+            .contains(&Widening::AskUnlisted));
+        assert_eq!(ask.narrowing_only(&nothing_below()).ask_unlisted, None);
+        let refuse = parse("[network]\nunlisted = \"refuse\"\n").unwrap();
+        assert!(refuse.widenings(&nothing_below()).is_empty());
+        let bad = parse("[network]\nunlisted = \"maybe\"\n").unwrap_err();
+        assert!(
+            bad[0].to_string().contains("network.unlisted"),
+            "{}",
+            bad[0]
         );
     }
 

@@ -81,6 +81,9 @@ impl Policy {
             if let Some(a) = layer.allow_local_destinations {
                 policy.egress.allow_local_destinations = a;
             }
+            if let Some(a) = layer.ask_unlisted {
+                policy.egress.ask_unlisted = a;
+            }
             policy.egress.pin_all(&layer.hosts);
             if let Some(w) = layer.allow_weaker {
                 policy.allow_weaker = w;

@@ -24,10 +24,17 @@ fn main() {
         deny: Vec::new(),
         allow_local_destinations: true,
         hosts: vec![(NAME.to_string(), server.ip())],
+        ask_unlisted: false,
     };
     let (tx, rx) = std::sync::mpsc::channel();
-    let _proxy =
-        cordon_proxy::start(proxy_listener, policy, tx, cordon_proxy::OnRefusal::Answer).unwrap();
+    let _proxy = cordon_proxy::start(
+        proxy_listener,
+        policy,
+        tx,
+        cordon_proxy::OnRefusal::Answer,
+        None,
+    )
+    .unwrap();
     std::thread::spawn(move || for _ in rx {});
     let bytes = mib << 20;
     let port = server.port();

@@ -12,4 +12,4 @@ mod server;
 pub mod sni;
 mod splice;
 
-pub use server::{start, Decision, OnRefusal, Outcome, Proxy};
+pub use server::{start, Ask, Decision, OnRefusal, Outcome, Proxy};

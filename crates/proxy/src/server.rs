@@ -101,15 +101,27 @@ pub enum OnRefusal {
     Hold,
 }
 
+/// A name off the allow-list, held while a human is asked (`network.unlisted = "ask"`).
+/// Send `true` on `reply` to let it through; dropping `reply` refuses it.
+#[derive(Debug)]
+pub struct Ask {
+    pub host: String,
+    pub port: u16,
+    pub reply: tokio::sync::oneshot::Sender<bool>,
+}
+
 /// Serves `listener` with `policy` on a small runtime of its own (two worker threads), and
-/// sends every decision on `decisions`. Returns once the proxy is accepting connections.
+/// sends every decision on `decisions`. With `policy.ask_unlisted`, names off the list are
+/// sent on `asks` and held for the answer. Returns once the proxy is accepting connections.
 pub fn start(
     listener: std::net::TcpListener,
     policy: Egress,
     decisions: mpsc::Sender<Decision>,
     on_refusal: OnRefusal,
+    asks: Option<mpsc::Sender<Ask>>,
 ) -> io::Result<Proxy> {
     listener.set_nonblocking(true)?;
+    let ask_unlisted = policy.ask_unlisted;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("cordon-proxy")
@@ -124,6 +136,7 @@ pub fn start(
         policy,
         decisions,
         on_refusal,
+        asks: asks.filter(|_| ask_unlisted),
     });
     runtime.spawn(accept_loop(listener, shared));
     Ok(Proxy {
@@ -135,6 +148,7 @@ struct Shared {
     policy: Egress,
     decisions: mpsc::Sender<Decision>,
     on_refusal: OnRefusal,
+    asks: Option<mpsc::Sender<Ask>>,
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -260,14 +274,32 @@ impl Ticket {
     /// answer the client gets instead (already reported).
     async fn admit(&mut self, dest: &Destination) -> Result<Vec<SocketAddr>, Response<Body>> {
         self.name(dest);
-        if let Err(r) = self.decide(dest) {
-            return Err(self.refuse(r));
+        match self.decide(dest) {
+            Ok(()) => {}
+            Err(Refusal::NotListed) if self.approved(dest).await => {
+                self.rule = Some("approved by a human".into());
+            }
+            Err(r) => return Err(self.refuse(r)),
         }
         match resolve(&self.shared.policy, dest).await {
             Ok(a) => Ok(a),
             Err(Stop::Refused(r)) => Err(self.refuse(r)),
             Err(Stop::Unreachable(u)) => Err(self.unreachable(u, None)),
         }
+    }
+
+    /// Asks a human about a name off the list, when the policy says so; false otherwise.
+    async fn approved(&self, dest: &Destination) -> bool {
+        let Some(asks) = &self.shared.asks else {
+            return false;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let ask = Ask {
+            host: dest.name.clone(),
+            port: dest.port,
+            reply,
+        };
+        asks.send(ask).is_ok() && answer.await.unwrap_or(false)
     }
 
     /// The policy's verdict on a destination: the matching allow rule, or the refusal.
@@ -724,9 +756,10 @@ mod tests {
             deny: Vec::new(),
             allow_local_destinations: true,
             hosts: vec![("t.test".into(), "127.0.0.1".parse().unwrap())],
+            ask_unlisted: false,
         };
         let (tx, rx) = mpsc::channel();
-        let proxy = start(listener, policy, tx, OnRefusal::Answer).unwrap();
+        let proxy = start(listener, policy, tx, OnRefusal::Answer, None).unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         write!(client, "CONNECT t.test:{port} HTTP/1.1\r\n\r\n").unwrap();
         let mut head = Vec::new();

@@ -619,6 +619,71 @@ fn kill_on_violation_ends_the_sandbox_at_the_first_refused_request() {
     );
 }
 
+/// `network.unlisted = "ask"`: a name off the list is held while a human decides in the
+/// console (here: through the run's control socket); allowed, it goes through; denied, the
+/// server gets nothing.
+#[test]
+fn an_unlisted_name_waits_for_a_human_when_the_policy_asks() {
+    need("curl", "curl");
+    for (choice, reaches) in [("allow_once", true), ("deny", false)] {
+        let e = Env::new("egress-ask");
+        let (_allowed, denied) = servers(&e);
+        let policy = standard_policy(&e, true);
+        let text = fs::read_to_string(&policy.path).unwrap();
+        fs::write(&policy.path, format!("{text}unlisted = \"ask\"\n")).unwrap();
+        // A short state folder: the control socket's path must fit in sockaddr_un.
+        let state = std::path::PathBuf::from(format!("/tmp/cea-{}-{choice}", std::process::id()));
+        let _ = fs::remove_dir_all(&state);
+        fs::create_dir_all(&state).unwrap();
+        let script = format!(
+            "curl -sS --max-time 60 -o got -w '%{{http_code}}' http://denied.test:{}/hello.txt",
+            denied.port
+        );
+        let child = Command::new("setsid")
+            .arg(crate::util::cordon_bin())
+            .args([
+                "run",
+                "--policy",
+                &policy.path,
+                "--audit",
+                &policy.audit,
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .env("XDG_STATE_HOME", &state)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let answered = Command::new("python3")
+            .args(["-c", crate::util::ANSWER])
+            .arg(state.join("cordon"))
+            .arg(choice)
+            .output()
+            .unwrap();
+        let run = Run::from(child.wait_with_output().unwrap());
+        let _ = fs::remove_dir_all(&state);
+        assert!(answered.status.success(), "{choice}: {}", run.stderr);
+        if reaches {
+            assert_eq!(run.stdout, "200", "{}", run.stderr);
+            assert_eq!(fs::read_to_string(e.ws.join("got")).unwrap(), HELLO);
+        } else {
+            assert_eq!(run.stdout, "403", "{}", run.stderr);
+            assert!(denied.received_nothing(), "{}", denied.report());
+        }
+        assert!(
+            run.stderr.contains("held while a human decides"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
 // ---- helpers ----
 
 /// A `[network]` policy file outside the workspace, and the run's audit file.

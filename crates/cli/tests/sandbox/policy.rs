@@ -141,31 +141,6 @@ fn rules_check_reports_the_decision_and_the_rule() {
     assert_eq!(check(&["ls", "-l"])["decision"], "prompt");
 }
 
-/// Answers the first pending approval of any run in `state/approvals` through its control
-/// socket (as `cordon console` does), with `choice`; prints what the broker said.
-const ANSWER: &str = r#"
-import glob, json, socket, sys, time
-state, choice = sys.argv[1], sys.argv[2]
-end = time.time() + 30
-while time.time() < end:
-    for info in glob.glob(state + "/approvals/*.json"):
-        ep = json.load(open(info))
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(ep["socket"])
-        f = s.makefile("rw")
-        def call(msg):
-            f.write(json.dumps(msg) + "\n"); f.flush()
-            return json.loads(f.readline())
-        call({"token": ep["token"]})
-        pending = call({"op": "pending"})["pending"]
-        if pending:
-            print(json.dumps(call({"op": "decide", "id": pending[0]["id"], "choice": choice})))
-            sys.exit(0)
-    time.sleep(0.1)
-print("no pending request")
-sys.exit(1)
-"#;
-
 fn rules_env(name: &str) -> (Env, std::path::PathBuf) {
     let e = Env::new(name);
     let policy = e.root.join("rules.toml");
@@ -274,7 +249,7 @@ fn a_prompted_command_runs_only_when_a_human_allows_it() {
             .spawn()
             .unwrap();
         let answered = std::process::Command::new("python3")
-            .args(["-c", ANSWER])
+            .args(["-c", crate::util::ANSWER])
             .arg(state.join("cordon"))
             .arg(choice)
             .output()

@@ -247,3 +247,28 @@ pub fn processes_with_args(argv: &[&str]) -> usize {
         .filter(|d| fs::read(d.path().join("cmdline")).is_ok_and(|c| c == want))
         .count()
 }
+
+/// Answers the first pending approval of any run in `state/approvals` through its control
+/// socket (as `cordon console` does), with `choice`; prints what the broker said.
+pub const ANSWER: &str = r#"
+import glob, json, socket, sys, time
+state, choice = sys.argv[1], sys.argv[2]
+end = time.time() + 30
+while time.time() < end:
+    for info in glob.glob(state + "/approvals/*.json"):
+        ep = json.load(open(info))
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(ep["socket"])
+        f = s.makefile("rw")
+        def call(msg):
+            f.write(json.dumps(msg) + "\n"); f.flush()
+            return json.loads(f.readline())
+        call({"token": ep["token"]})
+        pending = call({"op": "pending"})["pending"]
+        if pending:
+            print(json.dumps(call({"op": "decide", "id": pending[0]["id"], "choice": choice})))
+            sys.exit(0)
+    time.sleep(0.1)
+print("no pending request")
+sys.exit(1)
+"#;
