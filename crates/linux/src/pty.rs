@@ -57,6 +57,9 @@ impl RawMode {
         if let Some(s) = &saved {
             let mut raw = s.clone();
             termios::cfmakeraw(&mut raw);
+            // Output stays cooked (newline to CR-LF): cordon's own notices, printed while
+            // the command runs, must not staircase. The pty's output is already CR-LF.
+            raw.output_flags |= termios::OutputFlags::OPOST | termios::OutputFlags::ONLCR;
             let _ = termios::tcsetattr(stdin, SetArg::TCSADRAIN, &raw);
         }
         RawMode { saved }
