@@ -22,7 +22,8 @@ pub enum Command {
     ///
     /// Exit status: the command's own; 128+N if it died of signal N (137 when the memory limit's
     /// OOM kill hit it); 124 if --timeout ended it; 125 if cordon could not set up or enforce the
-    /// policy (the command did not run); 126 not executable; 127 not found.
+    /// policy (the command did not run); 126 not executable, or refused by a command rule
+    /// (`[commands]`, or a human's denial); 127 not found; 137 after --kill-on-violation.
     Run(Box<RunArgs>),
     /// Show what this machine can enforce, and what each guarantee rests on.
     Doctor(DoctorArgs),
