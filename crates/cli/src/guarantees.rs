@@ -61,6 +61,33 @@ pub fn for_run(
     out
 }
 
+/// Rows for what this run asked for beyond the defaults: command rules, a transaction.
+pub fn for_options(
+    spec: &cordon_linux::Spec,
+    policy: &cordon_policy::Policy,
+) -> Vec<GuaranteeStatus> {
+    let mut out = Vec::new();
+    if spec.supervise_exec {
+        out.push(g(
+            "commands",
+            "enforced",
+            &format!(
+                "{} command rule(s), default {}: every execve/execveat in the sandbox is held and judged by cordon (argv as read from the waiting process: a policy on tools, not a boundary)",
+                policy.commands.rules.len(),
+                policy.commands.default.as_str()
+            ),
+        ));
+    }
+    if spec.overlay.is_some() {
+        out.push(g(
+            "transaction",
+            "enforced",
+            "the workspace is an overlay: its writes (Git's included) land in the transaction's upper layer until applied",
+        ));
+    }
+    out
+}
+
 /// The allow-list row: what cordon's proxy checks, or why `--allow-domain` cannot run.
 pub fn allow_list(mode: Mode, port: u16) -> GuaranteeStatus {
     match mode {

@@ -235,12 +235,16 @@ fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::
             workspace: plan.workspace.clone(),
             policy_digest: policy.digest(),
             backend: backend.into(),
-            guarantees: guarantees::for_run(
-                plan.spec.mode,
-                plan.spec.net,
-                abi,
-                guarantees::limits_for_run(&policy.limits, plan.limits.mechanism()),
-            ),
+            guarantees: {
+                let mut table = guarantees::for_run(
+                    plan.spec.mode,
+                    plan.spec.net,
+                    abi,
+                    guarantees::limits_for_run(&policy.limits, plan.limits.mechanism()),
+                );
+                table.extend(guarantees::for_options(&plan.spec, policy));
+                table
+            },
             env_removed: removed.to_vec(),
         },
     );
