@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Browser tests of the approval console (crates/approvals/e2e): Debian's chromium, driven by
-# playwright-core from npm, at a phone-sized viewport. Installs what it needs; a missing
-# browser is a failure, never a skip. Leaves target/console-e2e/console.png behind.
+# playwright-core from npm, at a phone-sized viewport. console.test.cjs drives a fixture (broker
+# and console in one process); run.test.cjs drives the real target/debug/cordon (`cordon run`
+# held on a prompt rule, answered in `cordon console`). Installs what it needs; a missing
+# browser is a failure, never a skip. Leaves target/console-e2e/console.png and
+# console-run.png behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,6 +42,15 @@ if [ ! -f "$out/node/node_modules/playwright-core/package.json" ]; then
 fi
 
 cargo build -q -p cordon-approvals --example console_fixture
+cargo build -q -p cordon-cli
 rm -rf "$out"/state-* "$out"/profile-*
-PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node crates/approvals/e2e/console.test.cjs \
-  "$target/debug/examples/console_fixture" "$chromium_bin" "$(cd "$out/node" && pwd)" "$(cd "$out" && pwd)"
+node_dir=$(cd "$out/node" && pwd)
+out_abs=$(cd "$out" && pwd)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+status=0
+node crates/approvals/e2e/console.test.cjs \
+  "$target/debug/examples/console_fixture" "$chromium_bin" "$node_dir" "$out_abs" || status=1
+node crates/approvals/e2e/run.test.cjs \
+  "$(cd "$target/debug" && pwd)/cordon" "$chromium_bin" "$node_dir" "$out_abs" || status=1
+if [ "$status" -ne 0 ]; then echo "console-e2e: FAIL after ${SECONDS} s" >&2; exit 1; fi
+echo "console-e2e: ok in ${SECONDS} s"

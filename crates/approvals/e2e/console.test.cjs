@@ -1,4 +1,5 @@
-// Browser tests of the approval console, in headless Chromium at a phone-sized viewport.
+// Browser tests of the approval console against a fixture (broker, control socket and
+// console in one process), in headless Chromium at a phone-sized viewport.
 // Run by scripts/console-e2e.sh: node console.test.cjs FIXTURE CHROMIUM NODE_DIR OUT_DIR
 'use strict';
 const { spawn } = require('child_process');
@@ -6,15 +7,10 @@ const fs = require('fs');
 const http = require('http');
 const path = require('path');
 const readline = require('readline');
+const { checker, launchPhone } = require('./lib.cjs');
 
 const [fixtureBin, chromiumBin, nodeDir, outDir] = process.argv.slice(2);
-const { chromium } = require(path.join(nodeDir, 'node_modules', 'playwright-core'));
-
-let failures = 0;
-let passes = 0;
-function check(cond, what) {
-  if (cond) { passes++; console.log('ok   ' + what); } else { failures++; console.log('FAIL ' + what); }
-}
+const check = checker('console (fixture)');
 
 function startFixture(state) {
   const child = spawn(fixtureBin, [state], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -46,17 +42,7 @@ async function main() {
   const origin = new URL(url).origin;
   const token = new URL(url).searchParams.get('token');
 
-  const userDir = fs.mkdtempSync(path.join(outDir, 'profile-'));
-  const browser = await chromium.launchPersistentContext(userDir, {
-    executablePath: chromiumBin,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 390, height: 844 },
-    deviceScaleFactor: 2,
-    isMobile: true,
-    hasTouch: true,
-  });
+  const browser = await launchPhone(chromiumBin, nodeDir, outDir);
   try {
     const page = browser.pages()[0] || await browser.newPage();
 
@@ -156,8 +142,7 @@ async function main() {
     await browser.close();
     fx.send('quit');
   }
-  console.log(`${passes} passed, ${failures} failed`);
-  if (failures > 0 || passes === 0) process.exit(1);
+  check.done();
 }
 
 main().catch((e) => { console.error('FAIL ' + (e && e.stack || e)); process.exit(1); });
