@@ -100,6 +100,9 @@ pub fn refuse_forbidden(policy: &Policy, argv: &[String], ctx: &Context) -> Resu
 pub struct Supervision {
     stop: Arc<AtomicBool>,
     broker: Broker,
+    /// Set when an exec was refused (so a refused command line is not reported as a
+    /// file-permission fault).
+    refused: Arc<AtomicBool>,
 }
 
 /// Starts a thread for each source there is. Audit events go to the returned receiver (the
@@ -118,8 +121,10 @@ pub fn supervise(
         false => None,
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicBool::new(false));
     if let Some(requests) = execs {
         let (b, rules, keep) = (broker.clone(), policy.commands.clone(), approvals.clone());
+        let any_refused = refused.clone();
         serve(
             "cordon-rules",
             requests,
@@ -127,6 +132,9 @@ pub fn supervise(
             move |req: ExecRequest| {
                 let _held = &keep;
                 let allowed = judge_one(&b, &rules, &req);
+                if !allowed {
+                    any_refused.store(true, Ordering::Relaxed);
+                }
                 let _ = req.reply.send(allowed);
             },
         )?;
@@ -139,7 +147,14 @@ pub fn supervise(
             let _ = ask.reply.send(allowed);
         })?;
     }
-    Ok((Supervision { stop, broker }, events))
+    Ok((
+        Supervision {
+            stop,
+            broker,
+            refused,
+        },
+        events,
+    ))
 }
 
 /// Runs `answer` on each item until the sender goes or `stop` is set (bounded waits: a
@@ -233,6 +248,11 @@ fn exists_for(req: &ExecRequest) -> bool {
 }
 
 impl Supervision {
+    /// Whether the rules refused an exec in this run.
+    pub fn refused_any(&self) -> bool {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// Once the sandbox is gone: closes the broker (anything still asked counts as denied)
     /// and lets the thread end.
     pub fn finish(self) {

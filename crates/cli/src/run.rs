@@ -306,11 +306,17 @@ fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::
                 detail: format!("cordon's audit recorder could not start: {e}"),
             }
         })?;
-    let outcome = sandbox.wait();
+    let mut outcome = sandbox.wait();
     if let Some(p) = proxy {
         p.stop();
     }
     if let Some(j) = judge {
+        // The command line's own exec refused by a rule is policy, not a permission fault.
+        if let Err(RunError::Exec { errno, detail }) = &mut outcome {
+            if *errno == libc::EACCES && j.refused_any() {
+                *detail = "the command was refused by the sandbox's command rules (reason above); this is policy, not a fault to retry around".into();
+            }
+        }
         j.finish();
     }
     *audit = recorder.finish();

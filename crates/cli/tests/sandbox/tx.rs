@@ -92,7 +92,10 @@ fn writes_wait_in_the_transaction_until_applied() {
     );
     // The audit log has the transaction's life, and the run says it was one.
     let log = fs::read_to_string(e.home.join(".local/state/cordon/audit.jsonl")).unwrap();
-    assert!(log.contains(r#""area":"transaction","state":"enforced""#), "{log}");
+    assert!(
+        log.contains(r#""area":"transaction","state":"enforced""#),
+        "{log}"
+    );
     for event in [
         "transaction_created",
         "transaction_recorded",
