@@ -1,8 +1,15 @@
-//! Where cordon keeps things for this user (XDG), and the caller's home directories.
+//! Where cordon keeps things for this user (XDG), the caller's home directories, and its
+//! current directory.
 
 use std::env;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+
+/// The current directory, or cordon's failure naming why there is none.
+pub fn current_dir() -> Result<PathBuf, crate::failure::Failure> {
+    env::current_dir()
+        .map_err(|e| crate::failure::Failure::setup(format!("current directory: {e}")))
+}
 
 /// The caller's home directories: $HOME and the account's home when they differ, so a
 /// changed $HOME does not move the deny-read set away from the real secrets. Looked up once

@@ -83,8 +83,7 @@ fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
         }
         TxCommand::Apply { name, paths } => {
             let protection = protection_of(&state, &name)?;
-            let cwd = std::env::current_dir()
-                .map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+            let cwd = dirs::current_dir()?;
             let paths: Vec<_> = paths.iter().map(|p| cwd.join(p)).collect();
             tx::apply(
                 &state,
@@ -129,8 +128,7 @@ fn protection_of(
 }
 
 fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {
-    let cwd =
-        std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let cwd = dirs::current_dir()?;
     let ws = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
     let loaded = layers::load_without_flags(&ws, &cwd, args.policy.as_deref())?;
     Ok(rules_check::rules_check(
@@ -143,16 +141,14 @@ fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {
 fn console(args: args::ConsoleArgs) -> Result<i32, Failure> {
     let state = dirs::state_dir()
         .ok_or_else(|| Failure::setup("no state folder: set HOME or XDG_STATE_HOME"))?;
-    let cwd =
-        std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let cwd = dirs::current_dir()?;
     let loaded = layers::load_without_flags(&cwd, &cwd, None)?;
     let audit = args.audit.or_else(|| Some(state.join("audit.jsonl")));
     Ok(console::console(args.bind, state, audit, &loaded.policy))
 }
 
 fn approve(args: args::ApproveArgs) -> Result<i32, Failure> {
-    let cwd =
-        std::env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let cwd = dirs::current_dir()?;
     let ws = args.workspace.map_or(cwd.clone(), |w| cwd.join(w));
     let ws = ws
         .canonicalize()

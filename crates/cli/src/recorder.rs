@@ -4,8 +4,7 @@
 //! 403); syscall refusals do not: tools probe (node's libuv tries io_uring at every start),
 //! and the EPERM they get is their answer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,9 +27,8 @@ pub struct Sources {
 
 /// The recorder thread of one run.
 pub struct Recorder {
-    stopped: Arc<AtomicBool>,
-    /// Wakes the thread at once when the run ends (it may be waiting for the next event).
-    wake: mpsc::Sender<()>,
+    /// Tells the thread the run has ended, and wakes it at once if it is waiting.
+    stop: mpsc::Sender<()>,
     thread: JoinHandle<Option<Sink>>,
 }
 
@@ -43,9 +41,7 @@ pub fn start(
     run_id: &str,
     network_kill: Option<Tripwire>,
 ) -> Result<Recorder, (std::io::Error, Option<Sink>)> {
-    let stopped = Arc::new(AtomicBool::new(false));
-    let flag = stopped.clone();
-    let (wake, woken) = mpsc::channel();
+    let (stop, stopped) = mpsc::channel();
     let run_id = run_id.to_string();
     // The sink must survive a failed spawn, so it travels through a channel.
     let (hand, take) = mpsc::channel::<Option<Sink>>();
@@ -53,22 +49,12 @@ pub fn start(
         .name("cordon-audit".into())
         .spawn(move || {
             let audit = take.recv().ok().flatten();
-            record(
-                sources,
-                audit,
-                &run_id,
-                (&flag, &woken),
-                network_kill.as_ref(),
-            )
+            record(sources, audit, &run_id, &stopped, network_kill.as_ref())
         });
     match spawned {
         Ok(thread) => {
             let _ = hand.send(audit);
-            Ok(Recorder {
-                stopped,
-                wake,
-                thread,
-            })
+            Ok(Recorder { stop, thread })
         }
         Err(e) => Err((e, audit)),
     }
@@ -78,8 +64,7 @@ impl Recorder {
     /// Call once the sandbox is gone (and the proxy stopped): records what is still queued
     /// and returns the sink.
     pub fn finish(self) -> Option<Sink> {
-        self.stopped.store(true, Ordering::Relaxed);
-        let _ = self.wake.send(());
+        let _ = self.stop.send(());
         self.thread.join().ok().flatten()
     }
 }
@@ -90,7 +75,7 @@ fn record(
     sources: Sources,
     mut audit: Option<Sink>,
     run_id: &str,
-    (stopped, woken): (&AtomicBool, &mpsc::Receiver<()>),
+    stopped: &mpsc::Receiver<()>,
     network_kill: Option<&Tripwire>,
 ) -> Option<Sink> {
     let mut write = |event: Event| {
@@ -100,8 +85,11 @@ fn record(
             }
         }
     };
+    // A message (or a dropped sender) on `stopped` ends the run: one more round drains.
+    let has_stopped = || !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty));
+    let mut last_round = false;
     loop {
-        let last_round = stopped.load(Ordering::Relaxed);
+        last_round = last_round || has_stopped();
         let mut seen = false;
         if let Some(rx) = &sources.violations {
             while let Ok(v) = rx.try_recv() {
@@ -139,7 +127,11 @@ fn record(
             }
         } else if !last_round {
             // Nothing to block on but the end of the run (or the next poll of the others).
-            let _ = woken.recv_timeout(Duration::from_millis(20));
+            last_round = !matches!(
+                stopped.recv_timeout(Duration::from_millis(20)),
+                Err(mpsc::RecvTimeoutError::Timeout)
+            );
+            continue;
         }
         if last_round && !seen {
             return audit;

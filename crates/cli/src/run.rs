@@ -23,7 +23,7 @@ use cordon_proxy::OnRefusal;
 /// Runs the command; returns cordon's exit status.
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let started = Instant::now();
-    let cwd = env::current_dir().map_err(|e| Failure::setup(format!("current directory: {e}")))?;
+    let cwd = dirs::current_dir()?;
     let workspace = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
     let workspace = workspace
         .canonicalize()
@@ -487,13 +487,7 @@ fn build_spec(
     env: Vec<(OsString, OsString)>,
     net: NetMode,
 ) -> Spec {
-    let state = dirs::state_dir();
-    let ctx = ResolveContext {
-        workspace: workspace.to_path_buf(),
-        homes: dirs::homes().to_vec(),
-        always_deny: state.into_iter().collect(),
-    };
-    let mut paths = policy.resolve(&ctx);
+    let mut paths = policy.resolve(&resolve_context(workspace));
     paths.deny_read.extend(agent_sockets());
     Spec {
         argv: command.to_vec(),
@@ -542,12 +536,17 @@ fn report_kill(audit: &mut Option<Sink>, run_id: &str, kill: &cordon_linux::Kill
 
 /// The protected paths of `policy` in `workspace`, as absolute paths.
 pub fn protected_paths(policy: &Policy, workspace: &Path) -> Vec<PathBuf> {
-    let ctx = ResolveContext {
+    policy.resolve(&resolve_context(workspace)).protected
+}
+
+/// What the policy's paths mean for `workspace`: the caller's homes, and cordon's state
+/// folder always denied.
+fn resolve_context(workspace: &Path) -> ResolveContext {
+    ResolveContext {
         workspace: workspace.to_path_buf(),
         homes: dirs::homes().to_vec(),
-        always_deny: Vec::new(),
-    };
-    policy.resolve(&ctx).protected
+        always_deny: dirs::state_dir().into_iter().collect(),
+    }
 }
 
 /// Sockets the caller's environment names (ssh-agent, docker): hidden even when they live
