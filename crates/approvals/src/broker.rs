@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use cordon_audit::Event;
@@ -54,6 +54,52 @@ pub enum DecideError {
 
 type AuditFn = dyn Fn(Event) + Send + Sync;
 
+/// What a human sees beside a request, taken at the moment one is asked (not for requests a
+/// grant or session answer covers): the command's latest terminal output, the transaction's
+/// diff so far.
+pub trait Witness: Send + Sync {
+    fn output_tail(&self) -> Option<String>;
+    fn diff(&self) -> Option<serde_json::Value>;
+}
+
+/// A widening a human allowed through `cordon request`: later requests it covers are
+/// allowed without asking again (`once`: only the next one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Grant {
+    kind: Kind,
+    words: Vec<String>,
+    once: bool,
+}
+
+impl Grant {
+    /// A grant covers a request of its kind whose command line (or destination host) starts
+    /// with its words; a program is named by its file name, as rules name it.
+    fn covers(&self, r: &Request) -> bool {
+        if self.kind != r.kind || self.words.is_empty() {
+            return false;
+        }
+        let base = |w: &String| w.rsplit('/').next().unwrap_or(w).to_string();
+        let starts = |words: &[String]| {
+            words.len() >= self.words.len()
+                && words
+                    .iter()
+                    .zip(&self.words)
+                    .enumerate()
+                    .all(|(i, (a, b))| match i {
+                        0 => base(a) == base(b),
+                        _ => a == b,
+                    })
+        };
+        match r.kind {
+            Kind::Network => {
+                let host = |w: Option<&String>| w.and_then(|w| cordon_policy::Host::parse(w));
+                host(r.scope.first()).is_some_and(|h| Some(h) == host(self.words.first()))
+            }
+            _ => starts(&r.subject),
+        }
+    }
+}
+
 /// A cheap handle: clones share one broker.
 #[derive(Clone)]
 pub struct Broker {
@@ -65,6 +111,7 @@ struct Inner {
     state: Mutex<State>,
     changed: Condvar,
     audit: Box<AuditFn>,
+    witness: OnceLock<Arc<dyn Witness>>,
 }
 
 struct State {
@@ -74,6 +121,8 @@ struct State {
     open: BTreeMap<u64, Open>,
     /// "Allow for this session" answers: (kind, scope).
     session: Vec<(Kind, Vec<String>)>,
+    /// What allowed `cordon request`s widened.
+    grants: Vec<Grant>,
     closed: bool,
 }
 
@@ -95,10 +144,12 @@ impl Broker {
                     version: 0,
                     open: BTreeMap::new(),
                     session: Vec::new(),
+                    grants: Vec::new(),
                     closed: false,
                 }),
                 changed: Condvar::new(),
                 audit: Box::new(audit),
+                witness: OnceLock::new(),
             }),
         }
     }
@@ -112,25 +163,73 @@ impl Broker {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Where requests get what a human sees beside them (set once; later calls are ignored).
+    pub fn set_witness(&self, witness: Arc<dyn Witness>) {
+        let _ = self.inner.witness.set(witness);
+    }
+
+    /// Records what an allowed `cordon request` widens: later requests of `kind` starting
+    /// with `words` are allowed without asking (only the next one when `once`).
+    pub fn grant(&self, kind: Kind, words: Vec<String>, once: bool) {
+        let mut st = self.lock();
+        st.grants.push(Grant { kind, words, once });
+        st.version += 1;
+        self.inner.changed.notify_all();
+    }
+
+    /// Whether a grant or a session answer already allows `request` (a once grant is used
+    /// up). For requests that never go to a human (a name off the allow-list when the
+    /// policy does not ask).
+    pub fn covered(&self, request: &Request) -> bool {
+        self.covering(&mut self.lock(), request).is_some()
+    }
+
+    /// The answer a grant or session answer gives `r` without a human, using up a once
+    /// grant.
+    fn covering(&self, st: &mut State, r: &Request) -> Option<(Choice, &'static str)> {
+        if let Some(i) = st.grants.iter().position(|g| g.covers(r)) {
+            let once = st.grants[i].once;
+            if once {
+                st.grants.remove(i);
+            }
+            let choice = match once {
+                true => Choice::AllowOnce,
+                false => Choice::AllowSession,
+            };
+            return Some((choice, "grant"));
+        }
+        st.session
+            .iter()
+            .any(|(k, scope)| *k == r.kind && r.scope.starts_with(scope))
+            .then_some((Choice::AllowSession, "session"))
+    }
+
     /// Asks a human and blocks until an answer, the timeout (deny) or `close` (deny).
-    pub fn ask(&self, request: Request) -> Answer {
-        let shown = self.inner.config.scrub.request(&request);
+    pub fn ask(&self, mut request: Request) -> Answer {
         let (tx, rx) = mpsc::sync_channel(1);
+        let covered = {
+            let mut st = self.lock();
+            self.covering(&mut st, &request)
+        };
+        // Only a request a human will see is worth the terminal tail and the diff (taken
+        // outside the lock: a diff can take a while).
+        if covered.is_none() {
+            if let Some(w) = self.inner.witness.get() {
+                request.output_tail = request.output_tail.or_else(|| w.output_tail());
+                request.diff = request.diff.or_else(|| w.diff());
+            }
+        }
+        let shown = self.inner.config.scrub.request(&request);
         let (id, n) = {
             let mut st = self.lock();
             let n = st.next;
             st.next += 1;
             let id = self.id(n);
             self.audit_requested(&id, &shown);
-            let covered = st
-                .session
-                .iter()
-                .any(|(k, scope)| *k == shown.kind && shown.scope.starts_with(scope));
-            if covered || st.closed {
-                let (choice, channel, by) = if covered {
-                    (Choice::AllowSession, Channel::Session, "session")
-                } else {
-                    (Choice::Deny, Channel::Broker, "broker")
+            if covered.is_some() || st.closed {
+                let (choice, channel, by) = match covered {
+                    Some((choice, by)) => (choice, Channel::Session, by),
+                    None => (Choice::Deny, Channel::Broker, "broker"),
                 };
                 let answer = Answer {
                     id: id.clone(),

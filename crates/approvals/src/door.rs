@@ -20,8 +20,9 @@ use std::thread;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::Broker;
-use crate::request::{Answer, Request};
+use crate::request::{Answer, Choice, Request};
+use crate::session::Channels;
+use crate::widen::{Widenable, Widening};
 
 /// What `cordon request` sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,34 +36,35 @@ const MAX_LINE: u64 = 16 << 10;
 const MAX_OPEN: usize = 4;
 
 /// Serves one stream (e.g. an inherited socketpair end), one request at a time, until EOF.
-pub fn serve_stream(broker: &Broker, stream: UnixStream) {
+pub fn serve_stream(channels: &Channels, stream: UnixStream, can: Widenable) {
     let open = Arc::new(AtomicUsize::new(0));
-    serve(broker, stream, &open);
+    serve(channels, stream, &open, can);
 }
 
-/// Serves every connection to `listener` on its own thread.
+/// Serves every connection to `listener` on its own thread, until the broker closes.
 pub fn serve_listener(
-    broker: Broker,
+    channels: Arc<Channels>,
     listener: UnixListener,
+    can: Widenable,
 ) -> io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name("cordon-request-door".into())
         .spawn(move || {
             let open = Arc::new(AtomicUsize::new(0));
             for conn in listener.incoming() {
-                if broker.is_closed() {
+                if channels.broker().is_closed() {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (b, open) = (broker.clone(), open.clone());
+                let (c, open) = (channels.clone(), open.clone());
                 let _ = thread::Builder::new()
                     .name("cordon-request".into())
-                    .spawn(move || serve(&b, conn, &open));
+                    .spawn(move || serve(&c, conn, &open, can));
             }
         })
 }
 
-fn serve(broker: &Broker, stream: UnixStream, open: &AtomicUsize) {
+fn serve(channels: &Channels, stream: UnixStream, open: &AtomicUsize, can: Widenable) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
@@ -86,16 +88,22 @@ fn serve(broker: &Broker, stream: UnixStream, open: &AtomicUsize) {
             Ok(ask) if ask.what.is_empty() || ask.justification.trim().is_empty() => {
                 serde_json::json!({"error": "say what you need and why"})
             }
-            Ok(ask) => {
-                if open.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN {
-                    open.fetch_sub(1, Ordering::SeqCst);
-                    serde_json::json!({"error": "too many open requests; wait for the human's answers"})
-                } else {
-                    let answer = broker.ask(Request::escalation(ask.what, ask.justification));
-                    open.fetch_sub(1, Ordering::SeqCst);
-                    serde_json::json!({"answer": answer})
-                }
-            }
+            Ok(ask) => match Widening::parse(&ask.what, can) {
+                // Nothing a human could grant: said at once, nobody is bothered.
+                Err(why) => serde_json::json!({"error": why}),
+                Ok(widening) => match channels.ensure() {
+                    Err(why) => serde_json::json!({"error": format!("no human can be asked: {why}")}),
+                    Ok(()) if open.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN => {
+                        open.fetch_sub(1, Ordering::SeqCst);
+                        serde_json::json!({"error": "too many open requests; wait for the human's answers"})
+                    }
+                    Ok(()) => {
+                        let answer = ask_human(channels, &widening, ask);
+                        open.fetch_sub(1, Ordering::SeqCst);
+                        serde_json::json!({"answer": answer})
+                    }
+                },
+            },
         };
         let mut text = reply.to_string();
         text.push('\n');
@@ -103,6 +111,18 @@ fn serve(broker: &Broker, stream: UnixStream, open: &AtomicUsize) {
             return;
         }
     }
+}
+
+/// Puts one widening to a human; an allowed one becomes the broker's grant, so what it
+/// covers is let through from now on (only the next time for "allow once").
+fn ask_human(channels: &Channels, widening: &Widening, ask: Ask) -> Answer {
+    let broker = channels.broker();
+    let answer = broker.ask(Request::escalation(ask.what, ask.justification));
+    if answer.allowed() {
+        let (kind, words) = widening.grant();
+        broker.grant(kind, words, answer.choice == Choice::AllowOnce);
+    }
+    answer
 }
 
 /// The body of `cordon request`: asks through the door at `socket` and waits for the answer.
@@ -140,13 +160,13 @@ pub fn request_on(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::BrokerConfig;
+    use crate::broker::{Broker, BrokerConfig};
     use crate::persist::Persist;
     use crate::request::{Channel, Choice, Kind, Scrubber};
     use std::time::Duration;
 
-    fn broker(timeout_ms: u64) -> Broker {
-        Broker::new(
+    fn channels(timeout_ms: u64) -> Arc<Channels> {
+        let broker = Broker::new(
             BrokerConfig {
                 run: "d".into(),
                 timeout: Duration::from_millis(timeout_ms),
@@ -154,16 +174,23 @@ mod tests {
                 scrub: Scrubber::default(),
             },
             |_| {},
-        )
+        );
+        Arc::new(Channels::new(broker, None, None))
     }
+
+    const ALL: Widenable = Widenable {
+        network: true,
+        commands: true,
+    };
 
     #[test]
     fn the_door_only_asks_and_cannot_decide() {
-        let b = broker(10_000);
+        let c = channels(10_000);
+        let b = c.broker().clone();
         let (inside, outside) = UnixStream::pair().expect("pair");
         let served = {
-            let b = b.clone();
-            thread::spawn(move || serve_stream(&b, outside))
+            let c = c.clone();
+            thread::spawn(move || serve_stream(&c, outside, ALL))
         };
         // a decide command through the door is not a request, and decides nothing
         let mut raw = inside.try_clone().expect("clone");
@@ -193,18 +220,79 @@ mod tests {
         .expect("answered");
         assert!(answer.allowed());
         assert!(human.join().expect("joins").is_ok());
+        // allowed once: the next connection to pypi.org is let through, the one after asks
+        let to_pypi = || Request::network("PyPI.org", 443, "unlisted");
+        assert!(b.covered(&to_pypi()));
+        assert!(!b.covered(&to_pypi()));
+        assert!(!b.covered(&Request::network("files.pythonhosted.org", 443, "unlisted")));
         drop(raw);
         served.join().expect("joins");
     }
 
     #[test]
+    fn an_ungrantable_request_is_refused_without_asking_anyone() {
+        let c = channels(10_000);
+        let (inside, outside) = UnixStream::pair().expect("pair");
+        let served = {
+            let c = c.clone();
+            thread::spawn(move || serve_stream(&c, outside, Widenable::default()))
+        };
+        let err = request_on(
+            inside,
+            vec!["network.allow".into(), "pypi.org".into()],
+            "pip needs it",
+        )
+        .expect_err("no proxy in this run");
+        assert!(err.to_string().contains("--net allow"), "{err}");
+        assert!(c.broker().pending().is_empty());
+        served.join().expect("joins");
+    }
+
+    #[test]
+    fn a_session_grant_for_a_command_covers_its_longer_command_lines() {
+        let c = channels(10_000);
+        let b = c.broker().clone();
+        let human = thread::spawn(move || loop {
+            if let Some(p) = b.pending().first() {
+                return b.decide(&p.id, Choice::AllowSession, Channel::Console);
+            }
+            thread::sleep(Duration::from_millis(5));
+        });
+        let (inside, outside) = UnixStream::pair().expect("pair");
+        let served = {
+            let c = c.clone();
+            thread::spawn(move || serve_stream(&c, outside, ALL))
+        };
+        let answer = request_on(
+            inside,
+            vec!["command".into(), "git".into(), "push".into()],
+            "publish the fix",
+        )
+        .expect("answered");
+        assert_eq!(answer.choice, Choice::AllowSession);
+        assert!(human.join().expect("joins").is_ok());
+        let exec = |line: &str| Request {
+            kind: crate::request::Kind::Command,
+            subject: line.split(' ').map(String::from).collect(),
+            scope: vec!["git".into()],
+            ..Request::escalation(vec![], "")
+        };
+        let b = c.broker();
+        assert!(b.covered(&exec("/usr/bin/git push origin main")));
+        assert!(b.covered(&exec("git push")));
+        assert!(!b.covered(&exec("git pull")));
+        assert!(!b.covered(&exec("git")));
+        served.join().expect("joins");
+    }
+
+    #[test]
     fn empty_or_oversized_asks_are_refused_and_silence_denies() {
-        let b = broker(100);
+        let c = channels(100);
         let dir = std::env::temp_dir().join(format!("cordon-door-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let sock = dir.join("door.sock");
         let _ = std::fs::remove_file(&sock);
-        serve_listener(b.clone(), UnixListener::bind(&sock).expect("bind")).expect("serves");
+        serve_listener(c, UnixListener::bind(&sock).expect("bind"), ALL).expect("serves");
         assert!(request(&sock, vec![], "x").is_err());
         assert!(request(&sock, vec!["x".into()], "  ").is_err());
         let huge = "x".repeat(64 << 10);

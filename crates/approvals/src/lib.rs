@@ -19,9 +19,12 @@ pub mod rules_check;
 mod session;
 pub mod terminal;
 mod token;
+pub mod widen;
 
-pub use broker::{Broker, BrokerConfig, DecideError, Pending};
+pub use broker::{Broker, BrokerConfig, DecideError, Pending, Witness};
 pub use control::{endpoints, Client, Control, Endpoint};
 pub use persist::{Persist, PersistError};
 pub use request::{Answer, Channel, Choice, Kind, Request, Scrubber, MASK};
-pub use session::{Approvals, ExecOutcome};
+pub use session::{Approvals, Channels, ExecOutcome};
+pub use terminal::{DevTty, TerminalIo};
+pub use widen::{Widenable, Widening};

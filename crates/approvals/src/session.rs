@@ -1,14 +1,16 @@
-//! One run's approvals, ready to use: the broker, its control socket, the terminal channel,
-//! and the verdict on one exec as the supervisor needs it.
+//! One run's approvals, ready to use: the broker, its control socket, the terminal channel
+//! (started at the first need), and the verdict on one exec as the supervisor needs it.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use cordon_policy::{CommandRules, Decision};
 
 use crate::broker::Broker;
 use crate::control::Control;
 use crate::request::{Answer, Channel, Request};
+use crate::terminal::TerminalIo;
 
 /// The broker of one `cordon run` with its channels; dropping it denies what is still open
 /// and removes the socket and token file.
@@ -18,13 +20,16 @@ pub struct Approvals {
 }
 
 impl Approvals {
-    /// Serves `broker` on `STATE/approvals/RUN.sock`, and asks on `tty` too when one is
-    /// given and opens (normally `Some("/dev/tty")` when cordon has a terminal).
-    pub fn start(broker: Broker, state_dir: &Path, tty: Option<&Path>) -> io::Result<Approvals> {
+    /// Serves `broker` on `STATE/approvals/RUN.sock`, and asks on `terminal` too when there
+    /// is one.
+    pub fn start(
+        broker: Broker,
+        state_dir: &Path,
+        terminal: Option<Box<dyn TerminalIo>>,
+    ) -> io::Result<Approvals> {
         let control = Control::start(broker.clone(), &state_dir.join("approvals"))?;
-        if let Some(tty) = tty {
-            // No terminal is not an error: the console is then the only channel.
-            let _ = crate::terminal::spawn(broker.clone(), tty);
+        if let Some(terminal) = terminal {
+            crate::terminal::spawn(broker.clone(), terminal)?;
         }
         Ok(Approvals { broker, control })
     }
@@ -40,6 +45,77 @@ impl Approvals {
 }
 
 impl Drop for Approvals {
+    fn drop(&mut self) {
+        self.broker.close();
+    }
+}
+
+/// A run's broker and the way to its human channels, which start at the first request that
+/// needs them: a run whose agent never asks makes no control socket and no thread.
+pub struct Channels {
+    broker: Broker,
+    /// Where the control socket goes; None: no channel but the broker itself (tests).
+    state_dir: Option<PathBuf>,
+    terminal: Mutex<Option<Box<dyn TerminalIo>>>,
+    started: OnceLock<Result<Option<Approvals>, String>>,
+}
+
+impl Channels {
+    pub fn new(
+        broker: Broker,
+        state_dir: Option<PathBuf>,
+        terminal: Option<Box<dyn TerminalIo>>,
+    ) -> Channels {
+        Channels {
+            broker,
+            state_dir,
+            terminal: Mutex::new(terminal),
+            started: OnceLock::new(),
+        }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Starts the control socket and the terminal channel unless they run; `Err` says why
+    /// no human can be asked.
+    pub fn ensure(&self) -> Result<(), String> {
+        let started = self.started.get_or_init(|| {
+            let Some(state) = &self.state_dir else {
+                return Ok(None);
+            };
+            let terminal = self
+                .terminal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            Approvals::start(self.broker.clone(), state, terminal)
+                .map(Some)
+                .map_err(|e| {
+                    let hint = match e.raw_os_error() {
+                        None | Some(nix::libc::ENAMETOOLONG) | Some(nix::libc::EINVAL) => format!(
+                            " (a Unix socket's path must fit in 107 bytes; cordon's state folder {} may be too deep: set XDG_STATE_HOME to a shorter one)",
+                            state.display()
+                        ),
+                        Some(_) => String::new(),
+                    };
+                    format!("approval broker: {e}{hint}")
+                })
+        });
+        started.as_ref().map(drop).map_err(Clone::clone)
+    }
+
+    /// Where the console finds this run, once started.
+    pub fn socket(&self) -> Option<&Path> {
+        match self.started.get() {
+            Some(Ok(Some(a))) => Some(a.socket()),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Channels {
     fn drop(&mut self) {
         self.broker.close();
     }

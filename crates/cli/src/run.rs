@@ -513,6 +513,7 @@ fn build_spec(
             .contains(&ViolationClass::Syscall),
         overlay: None,
         supervise_exec: false,
+        request_door: false,
     }
 }
 

@@ -15,6 +15,7 @@ pub enum Stage {
     PivotRoot,
     Loopback,
     ProxyListener,
+    RequestDoor,
     Limits,
     Fork,
     Terminal,
@@ -29,7 +30,7 @@ pub enum Stage {
 
 impl Stage {
     /// Stages in the order they run (ARCHITECTURE.md lists them in this order).
-    pub const ALL: [Stage; 19] = [
+    pub const ALL: [Stage; 20] = [
         Stage::SingleThread,
         Stage::Clone,
         Stage::UidMap,
@@ -39,6 +40,7 @@ impl Stage {
         Stage::PivotRoot,
         Stage::Loopback,
         Stage::ProxyListener,
+        Stage::RequestDoor,
         Stage::Limits,
         Stage::Fork,
         Stage::Terminal,
@@ -62,6 +64,7 @@ impl Stage {
             Stage::PivotRoot => "pivot_root",
             Stage::Loopback => "loopback",
             Stage::ProxyListener => "proxy listener",
+            Stage::RequestDoor => "request door",
             Stage::Limits => "resource limits",
             Stage::Fork => "fork command",
             Stage::Terminal => "session and terminal",

@@ -25,8 +25,9 @@ pub struct InitFds {
     pub result: OwnedFd,
     /// Read end of a pipe only the parent writes: hang-up means cordon died.
     pub lifeline: OwnedFd,
-    /// With a proxied network: the socket on which init hands cordon the proxy's listener.
-    pub proxy: Option<OwnedFd>,
+    /// With a proxied network or a request door: the socket on which init hands cordon the
+    /// proxy's listener, then the door's, in that order.
+    pub handoff: Option<OwnedFd>,
     /// The socket on which the command's process hands cordon the syscall filter's
     /// notification listener (init only passes it on).
     pub notify: OwnedFd,
@@ -84,17 +85,29 @@ pub fn main(
             );
         }
     }
-    if let (NetMode::Proxied { port }, Some(channel)) = (plan.spec.net, &fds.proxy) {
-        // The command starts only once cordon's proxy serves the listener (second go-ahead),
-        // so its first connection meets the proxy, never a missing or foreign listener.
-        if let Err(e) = hand_over_listener(port, channel) {
-            fail_stage(
-                status,
-                Stage::ProxyListener,
-                e.raw_os_error().unwrap_or(0),
-                &format!("127.0.0.1:{port}: {e}"),
-            );
+    if let Some(channel) = &fds.handoff {
+        if let NetMode::Proxied { port } = plan.spec.net {
+            if let Err(e) = hand_over_listener(port, channel) {
+                fail_stage(
+                    status,
+                    Stage::ProxyListener,
+                    e.raw_os_error().unwrap_or(0),
+                    &format!("127.0.0.1:{port}: {e}"),
+                );
+            }
         }
+        if plan.spec.request_door {
+            if let Err(e) = hand_over_door(channel) {
+                fail_stage(
+                    status,
+                    Stage::RequestDoor,
+                    e.raw_os_error().unwrap_or(0),
+                    &format!("{}: {e}", crate::REQUEST_DOOR),
+                );
+            }
+        }
+        // The command starts only once cordon serves what it was handed (second go-ahead),
+        // so its first connection meets cordon, never a missing or foreign listener.
         if !go_ahead(&fds.lifeline) {
             sys::exit_now(125);
         }
@@ -169,6 +182,22 @@ fn write_id_maps(uid: u32, gid: u32) -> std::io::Result<()> {
     fs::write("/proc/self/setgroups", "deny")?;
     fs::write("/proc/self/uid_map", format!("{uid} {uid} 1\n"))?;
     fs::write("/proc/self/gid_map", format!("{gid} {gid} 1\n"))
+}
+
+/// Binds the request door in its private tmpfs, seals that tmpfs read-only (a socket stays
+/// connectable on a read-only mount; nothing can be planted beside it) and sends the door to
+/// cordon.
+fn hand_over_door(channel: &OwnedFd) -> std::io::Result<()> {
+    let listener = std::os::unix::net::UnixListener::bind(crate::REQUEST_DOOR)?;
+    let dir = nix::fcntl::open(
+        std::path::Path::new(crate::REQUEST_DOOR)
+            .parent()
+            .unwrap_or(std::path::Path::new("/run")),
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    sys::mount_setattr(dir.as_fd(), sys::ATTR_RDONLY | sys::ATTR_NOSUID | sys::ATTR_NODEV, false)?;
+    sys::send_fd(channel.as_fd(), listener.as_fd())
 }
 
 /// Binds the proxy's listener inside this network namespace and sends it to cordon, which

@@ -29,6 +29,7 @@ pub use execs::ExecRequest;
 pub use limits::{LimitError, Limits, Mechanism, Trip};
 pub use mounts::{Mount, MountKind};
 pub use prepare::{is_empty_dir, prepare, Placeholder, Plan};
+pub use pty::UserTerminal;
 pub use seccomp::Refusal;
 pub use spawn::{run, spawn, Outcome, Sandbox};
 pub use violations::{summary, Kill, Tripwire, Violation};
@@ -90,7 +91,14 @@ pub struct Spec {
     pub overlay: Option<Overlay>,
     /// Hold every exec for a verdict ([`Sandbox::take_exec_requests`]); for command rules.
     pub supervise_exec: bool,
+    /// Give the command a Unix socket at [`REQUEST_DOOR`] on which `cordon request` asks
+    /// cordon for a wider boundary ([`Sandbox::take_request_door`]; namespace mode only).
+    pub request_door: bool,
 }
+
+/// Where the command finds the request door inside the sandbox (a private, read-only tmpfs
+/// at `/run/cordon`; the host's /run is never shown).
+pub const REQUEST_DOOR: &str = "/run/cordon/request.sock";
 
 /// The directories of an overlaid workspace: overlayfs's upper and work directories, on one
 /// filesystem, outside every path the sandbox can see or write.

@@ -208,14 +208,10 @@ pub fn build(mounts: &[Mount], overlay: Option<&crate::Overlay>) -> Result<(), V
                 libc::MOUNT_ATTR_NOSUID | ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC,
             ),
             (MountKind::Dev, _) => build_dev(&devices),
-            (MountKind::Tmpfs { read_only }, _) => {
-                let (mode, attrs) = if read_only {
-                    (c"0755", ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV)
-                } else {
-                    (c"1777", ATTR_NOSUID | ATTR_NODEV)
-                };
-                sys::new_fs(c"tmpfs", &[(c"mode", mode)], attrs)
+            (MountKind::Tmpfs { read_only: false }, _) => {
+                sys::new_fs(c"tmpfs", &[(c"mode", c"1777")], ATTR_NOSUID | ATTR_NODEV)
             }
+            (MountKind::Tmpfs { read_only: true }, _) => sealed_tmpfs(&m.target, mounts),
             (MountKind::Bind { writable: false }, Some(fd)) => {
                 sys::mount_setattr(fd.as_fd(), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, true)
                     .map(|_| fd)
@@ -245,6 +241,20 @@ pub fn build(mounts: &[Mount], overlay: Option<&crate::Overlay>) -> Result<(), V
     sys::pivot_to_cwd().map_err(at(Stage::PivotRoot, Path::new(STAGING)))?;
     nix::unistd::chdir("/").map_err(|e| at(Stage::PivotRoot, Path::new("/"))(e.into()))?;
     Ok(())
+}
+
+/// An empty read-only tmpfs for `target`, holding the mount points of the mounts planned
+/// directly below it (e.g. the request door's `/run/cordon`): once sealed, nothing can make
+/// them.
+fn sealed_tmpfs(target: &Path, mounts: &[Mount]) -> io::Result<OwnedFd> {
+    let fd = sys::new_fs(c"tmpfs", &[(c"mode", c"0755")], ATTR_NOSUID | ATTR_NODEV)?;
+    for below in mounts.iter().filter(|m| m.target.parent() == Some(target)) {
+        if let Some(name) = below.target.file_name() {
+            mkdirat(fd.as_fd(), name, Mode::from_bits_truncate(0o755))?;
+        }
+    }
+    sys::mount_setattr(fd.as_fd(), ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV, true)?;
+    Ok(fd)
 }
 
 /// An overlay with the host's `lower` below and the transaction's directories above. In a

@@ -305,6 +305,13 @@ fn base_mounts(plan: &mut Plan) {
                 .push(mount(Path::new(dir), MountKind::Tmpfs { read_only }));
         }
     }
+    // The request door's own tmpfs; init binds the socket there and seals it.
+    if plan.spec.request_door && plan.spec.mode == Mode::Namespaces {
+        if let Some(dir) = Path::new(crate::REQUEST_DOOR).parent() {
+            plan.mounts
+                .push(mount(dir, MountKind::Tmpfs { read_only: false }));
+        }
+    }
     // With the host network, name resolution must keep working although /run is emptied.
     if plan.spec.net == NetMode::Full {
         if let Ok(conf) = fs::canonicalize("/etc/resolv.conf") {

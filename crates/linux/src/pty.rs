@@ -8,10 +8,11 @@
 //! command can reach is its own. Without a terminal the command still gets its own session,
 //! so it has no controlling terminal to open as /dev/tty.
 
+use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -74,6 +75,137 @@ impl Drop for RawMode {
     }
 }
 
+/// How much of the command's latest output is kept for a human deciding a request.
+const TAIL_BYTES: usize = 8192;
+
+/// cordon's own use of the user's terminal while the command runs: a question cordon asks
+/// takes the user's keys away from the command until it is answered (the command never sees
+/// the answer), and the command's latest output is kept to show beside a request. Clones
+/// share one terminal.
+#[derive(Clone)]
+pub struct UserTerminal {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// While set, keys go here instead of to the command.
+    keys: Mutex<Option<mpsc::Sender<Vec<u8>>>>,
+    tail: Mutex<VecDeque<u8>>,
+    /// Where the user sees output (cordon's stdout, stderr or stdin, whichever is the
+    /// terminal).
+    out_fd: RawFd,
+    /// Whether the user's keys reach cordon (stdin is the terminal).
+    reads_keys: bool,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl UserTerminal {
+    pub(crate) fn new(ttys: [bool; 3]) -> UserTerminal {
+        // Echo and output go where the user sees them: stdout, else stderr, else the
+        // terminal on stdin.
+        let out_fd = [1, 2, 0]
+            .into_iter()
+            .find(|fd| ttys[*fd as usize])
+            .unwrap_or(1);
+        UserTerminal {
+            shared: Arc::new(Shared {
+                keys: Mutex::new(None),
+                tail: Mutex::new(VecDeque::with_capacity(TAIL_BYTES)),
+                out_fd,
+                reads_keys: ttys[0],
+            }),
+        }
+    }
+
+    /// Whether cordon can read the user's answers here (its stdin is the terminal).
+    pub fn reads_keys(&self) -> bool {
+        self.shared.reads_keys
+    }
+
+    /// From now until [`UserTerminal::give_back_keys`], the user's keys (raw bytes: the
+    /// terminal is in raw mode, nothing is echoed) arrive here instead of at the command.
+    pub fn take_keys(&self) -> mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = mpsc::channel();
+        *locked(&self.shared.keys) = Some(tx);
+        rx
+    }
+
+    pub fn give_back_keys(&self) {
+        *locked(&self.shared.keys) = None;
+    }
+
+    /// Prints on the user's terminal, between the command's output.
+    pub fn print(&self, text: &str) -> io::Result<()> {
+        crate::sys::write_all(fixed(self.shared.out_fd), text.as_bytes())
+    }
+
+    /// The last lines the command printed, as plain text (escape sequences removed).
+    pub fn tail(&self, lines: usize) -> String {
+        let bytes: Vec<u8> = locked(&self.shared.tail).iter().copied().collect();
+        plain_tail(&bytes, lines)
+    }
+
+    fn keep(&self, output: &[u8]) {
+        let mut tail = locked(&self.shared.tail);
+        let start = output.len().saturating_sub(TAIL_BYTES);
+        tail.extend(&output[start..]);
+        let excess = tail.len().saturating_sub(TAIL_BYTES);
+        tail.drain(..excess);
+    }
+
+    /// Where the user's keys go now: cordon's question, else None (the command).
+    fn key_sink(&self) -> Option<mpsc::Sender<Vec<u8>>> {
+        locked(&self.shared.keys).clone()
+    }
+}
+
+/// Terminal output as text a page can show: CSI and other escape sequences dropped, carriage
+/// returns folded, only the last `lines` lines.
+fn plain_tail(bytes: &[u8], lines: usize) -> String {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            0x1b => {
+                i += 1;
+                match bytes.get(i) {
+                    // CSI: parameters up to a final byte in 0x40..=0x7e.
+                    Some(b'[') => {
+                        i += 1;
+                        while i < bytes.len() && !(0x40..=0x7e).contains(&bytes[i]) {
+                            i += 1;
+                        }
+                    }
+                    // OSC: up to BEL or ESC \.
+                    Some(b']') => {
+                        while i < bytes.len() && bytes[i] != 0x07 && bytes[i] != 0x1b {
+                            i += 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b'\r' => i += 1,
+            b'\n' | b'\t' => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+            c if c < 0x20 || c == 0x7f => i += 1,
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// cordon's side of the pty: input from the user's terminal to the command, the command's
 /// output back, and the window size kept in step.
 pub(crate) struct Relay {
@@ -83,26 +215,20 @@ pub(crate) struct Relay {
 }
 
 impl Relay {
-    pub(crate) fn start(master: OwnedFd, ttys: [bool; 3]) -> io::Result<Relay> {
+    pub(crate) fn start(master: OwnedFd, user: UserTerminal) -> io::Result<Relay> {
         let master = Arc::new(master);
         let stop = Arc::new(AtomicBool::new(false));
-        // Echo and output go where the user sees them: stdout, else stderr, else the
-        // terminal on stdin.
-        let out_fd = [1, 2, 0]
-            .into_iter()
-            .find(|fd| ttys[*fd as usize])
-            .unwrap_or(1);
-        let raw = ttys[0].then(RawMode::enter);
-        if ttys[0] {
-            let (m, s) = (master.clone(), stop.clone());
+        let raw = user.reads_keys().then(RawMode::enter);
+        if user.reads_keys() {
+            let (m, s, u) = (master.clone(), stop.clone(), user.clone());
             std::thread::Builder::new()
                 .name("cordon-pty-in".into())
-                .spawn(move || pump_input(&m, &s))?;
+                .spawn(move || pump_input(&m, &s, &u))?;
         }
         let (m, s) = (master.clone(), stop.clone());
         let output = std::thread::Builder::new()
             .name("cordon-pty-out".into())
-            .spawn(move || pump_output(&m, out_fd, &s))?;
+            .spawn(move || pump_output(&m, &user, &s))?;
         Ok(Relay {
             stop,
             output: Some(output),
@@ -127,7 +253,7 @@ impl Drop for Relay {
 }
 
 /// The user's keys to the command, and the window size whenever it changes.
-fn pump_input(master: &OwnedFd, stop: &AtomicBool) {
+fn pump_input(master: &OwnedFd, stop: &AtomicBool, terminal: &UserTerminal) {
     let user = fixed(0);
     let mut size = window_size(user);
     let mut buf = [0u8; 4096];
@@ -154,6 +280,11 @@ fn pump_input(master: &OwnedFd, stop: &AtomicBool) {
         match nix::unistd::read(user, &mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                // A question of cordon's is open: the answer is cordon's, not the command's.
+                if let Some(sink) = terminal.key_sink() {
+                    let _ = sink.send(buf[..n].to_vec());
+                    continue;
+                }
                 if crate::sys::write_all(master.as_fd(), &buf[..n]).is_err() {
                     return;
                 }
@@ -164,8 +295,8 @@ fn pump_input(master: &OwnedFd, stop: &AtomicBool) {
 
 /// The command's output to the user, until the pty hangs up (every slave closed) or, once
 /// stopped, nothing more is waiting.
-fn pump_output(master: &OwnedFd, out_fd: RawFd, stop: &AtomicBool) {
-    let out = fixed(out_fd);
+fn pump_output(master: &OwnedFd, terminal: &UserTerminal, stop: &AtomicBool) {
+    let out = fixed(terminal.shared.out_fd);
     let mut buf = [0u8; 16384];
     loop {
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
@@ -180,6 +311,7 @@ fn pump_output(master: &OwnedFd, out_fd: RawFd, stop: &AtomicBool) {
             // EIO: the last slave closed.
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                terminal.keep(&buf[..n]);
                 if crate::sys::write_all(out, &buf[..n]).is_err() {
                     return;
                 }
@@ -214,4 +346,25 @@ pub(crate) fn attach(slave: Option<&OwnedFd>, ttys: [bool; 3]) -> io::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_is_plain_text_of_the_last_lines() {
+        let raw = b"one\r\n\x1b[1;31mtwo\x1b[0m\r\n\x1b]0;title\x07three\r\nfour\x07";
+        assert_eq!(plain_tail(raw, 2), "three\nfour");
+        assert_eq!(plain_tail(raw, 10), "one\ntwo\nthree\nfour");
+    }
+
+    #[test]
+    fn the_kept_output_is_bounded() {
+        let t = UserTerminal::new([false, true, false]);
+        for _ in 0..100 {
+            t.keep(&[b'x'; 1000]);
+        }
+        assert_eq!(locked(&t.shared.tail).len(), TAIL_BYTES);
+    }
 }

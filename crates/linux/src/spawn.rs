@@ -102,6 +102,8 @@ pub struct Sandbox<'a> {
     result_r: Option<OwnedFd>,
     lifeline_w: OwnedFd,
     listener: Option<OwnedFd>,
+    /// The request door's listener (with `Spec::request_door`).
+    door: Option<std::os::unix::net::UnixListener>,
     /// Kills the sandbox on a violation; see [`Sandbox::tripwire`].
     tripwire: Tripwire,
     /// The syscall refusals, as the supervisor thread answers them.
@@ -111,7 +113,7 @@ pub struct Sandbox<'a> {
     /// The supervisor thread (ends once no process is left under the filter).
     watcher: Option<JoinHandle<()>>,
     /// The command's pty (master side) until [`Sandbox::wait`] starts relaying it.
-    master: Option<(OwnedFd, [bool; 3])>,
+    master: Option<(OwnedFd, pty::UserTerminal)>,
     /// Relays the pty while the command runs; restores the user's terminal when done.
     relay: Option<pty::Relay>,
     /// The signal mask before cordon blocked the forwarded signals; restored on drop.
@@ -163,9 +165,9 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (result_r, result_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (lifeline_r, lifeline_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
-    let proxy = match plan.spec.net {
-        NetMode::Proxied { .. } => Some(fd_channel(Stage::ProxyListener)?),
-        _ => None,
+    let handoff = match hands_over(plan) {
+        true => Some(fd_channel(Stage::ProxyListener)?),
+        false => None,
     };
     let (notify_parent, notify_child) = fd_channel(Stage::Seccomp)?;
     let pty = pty::open_if_terminal().map_err(|e| {
@@ -176,7 +178,10 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         )
     })?;
     let (master, terminal) = match pty {
-        Some(p) => (Some((p.master, p.ttys)), Some((p.slave, p.ttys))),
+        Some(p) => (
+            Some((p.master, pty::UserTerminal::new(p.ttys))),
+            Some((p.slave, p.ttys)),
+        ),
         None => (None, None),
     };
     let mut old_mask = SigSet::empty();
@@ -186,19 +191,19 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         Some(&mut old_mask),
     )
     .map_err(setup_err(Stage::Clone))?;
-    let (proxy_parent, proxy_child) = proxy.unzip();
+    let (handoff_parent, handoff_child) = handoff.unzip();
     let ends = ParentEnds {
         status: status_r,
         result: result_r,
         lifeline: lifeline_w,
-        proxy: proxy_parent,
+        handoff: handoff_parent,
         notify: notify_parent,
     };
     let fds = InitFds {
         status: status_w,
         result: result_w,
         lifeline: lifeline_r,
-        proxy: proxy_child,
+        handoff: handoff_child,
         notify: notify_child,
         terminal,
     };
@@ -226,6 +231,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         result_r: Some(ends.result),
         lifeline_w: ends.lifeline,
         listener: None,
+        door: None,
         tripwire,
         violations: Some(violations),
         exec_requests: None,
@@ -259,10 +265,23 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
             .map_err(|e| RunError::setup(Stage::Seccomp, format!("supervisor thread: {e}"), 0))?,
     );
     sandbox.start_init()?;
-    if let Some(channel) = ends.proxy {
-        sandbox.receive_listener(channel)?;
+    if let Some(channel) = ends.handoff {
+        if matches!(plan.spec.net, NetMode::Proxied { .. }) {
+            sandbox.listener = Some(sandbox.receive(&channel, "the proxy listener")?);
+        }
+        if plan.spec.request_door {
+            let door = sandbox.receive(&channel, "the request door")?;
+            sandbox.door = Some(std::os::unix::net::UnixListener::from(door));
+        }
     }
     Ok(sandbox)
+}
+
+/// Whether init hands cordon listeners to serve (the proxy's, the request door) and waits
+/// for a second go-ahead before it starts the command.
+fn hands_over(plan: &Plan) -> bool {
+    plan.spec.mode == Mode::Namespaces
+        && (matches!(plan.spec.net, NetMode::Proxied { .. }) || plan.spec.request_door)
 }
 
 /// Kills and reaps a child no Sandbox owns yet, and restores the signal mask.
@@ -289,7 +308,7 @@ struct ParentEnds {
     status: OwnedFd,
     result: OwnedFd,
     lifeline: OwnedFd,
-    proxy: Option<OwnedFd>,
+    handoff: Option<OwnedFd>,
     notify: OwnedFd,
 }
 
@@ -379,17 +398,15 @@ impl Sandbox<'_> {
         let _ = sys::write_all(self.lifeline_w.as_fd(), b"!");
     }
 
-    /// Waits for init's listener; if init fails first, its report says why.
-    fn receive_listener(&mut self, channel: OwnedFd) -> Result<(), RunError> {
+    /// Waits for the next descriptor init hands over; if init fails first, its report says
+    /// why.
+    fn receive(&mut self, channel: &OwnedFd, what: &str) -> Result<OwnedFd, RunError> {
         match sys::recv_fd(channel.as_fd()) {
-            Ok(Some(fd)) => {
-                self.listener = Some(fd);
-                Ok(())
-            }
+            Ok(Some(fd)) => Ok(fd),
             Ok(None) | Err(_) => Err(self.failure().unwrap_or_else(|| {
                 RunError::setup(
                     Stage::ProxyListener,
-                    "the sandbox's init ended before handing over the proxy listener",
+                    format!("the sandbox's init ended before handing over {what}"),
                     0,
                 )
             })),
@@ -414,6 +431,18 @@ impl Sandbox<'_> {
         self.listener.take()
     }
 
+    /// The user's terminal as cordon's own channel while the command runs (when cordon runs
+    /// on one): to ask a human there, and to show what the command printed last.
+    pub fn user_terminal(&self) -> Option<pty::UserTerminal> {
+        self.master.as_ref().map(|(_, user)| user.clone())
+    }
+
+    /// The request door (with `Spec::request_door`): connections come from the sandbox's
+    /// `cordon request`.
+    pub fn take_request_door(&mut self) -> Option<std::os::unix::net::UnixListener> {
+        self.door.take()
+    }
+
     /// A handle that kills the sandbox, for violations cordon sees itself (the proxy's).
     pub fn tripwire(&self) -> Tripwire {
         self.tripwire.clone()
@@ -433,13 +462,13 @@ impl Sandbox<'_> {
 
     /// Lets the command start and waits for the sandbox to end.
     pub fn wait(mut self) -> Result<Outcome, RunError> {
-        if let Some((master, ttys)) = self.master.take() {
-            let relay = pty::Relay::start(master, ttys)
+        if let Some((master, user)) = self.master.take() {
+            let relay = pty::Relay::start(master, user)
                 .map_err(|e| RunError::setup(Stage::Terminal, format!("pty relay: {e}"), 0))?;
             self.relay = Some(relay);
         }
-        if matches!(self.plan.spec.net, NetMode::Proxied { .. }) {
-            // The second go-ahead: the proxy is serving, init may start the command.
+        if hands_over(self.plan) {
+            // The second go-ahead: the proxy (and door) are served, init may start the command.
             self.go_ahead();
         }
         // EOF on the status pipe: the command exec'd (or its first process died).
