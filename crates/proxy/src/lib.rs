@@ -11,5 +11,6 @@ pub mod refusal;
 mod server;
 pub mod sni;
 mod splice;
+mod threads;
 
 pub use server::{start, Ask, Decision, OnRefusal, Outcome, Proxy};

@@ -508,7 +508,7 @@ async fn splice_tunnel(client: Prefixed<TcpStream>, open: OpenTunnel, ticket: Ti
         traffic
             .up
             .fetch_add(early.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let _ = crate::splice::relay(&client.inner, &upstream, &traffic.up, &traffic.down).await;
+        let _ = crate::splice::relay(client.inner, upstream, traffic).await;
     }
 }
 
@@ -780,6 +780,25 @@ mod tests {
         let d = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!((d.verdict, d.host.as_str()), (Outcome::Allowed, "t.test"));
         assert_eq!(d.bytes_up, hello.len() as u64);
+        // And the tunnel is cut: its relay threads do not outlive the proxy.
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let cut = client.read(&mut b);
+        assert!(
+            matches!(cut, Ok(0))
+                || matches!(&cut, Err(e) if e.kind() == io::ErrorKind::ConnectionReset),
+            "the client's side stayed open: {cut:?}"
+        );
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let ended = server.read_to_end(&mut rest);
+        assert!(
+            !matches!(&ended, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+            "the upstream side stayed open: {ended:?}"
+        );
     }
 
     #[test]
