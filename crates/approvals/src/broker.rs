@@ -158,6 +158,11 @@ impl Broker {
         &self.inner.config.run
     }
 
+    /// How long a request waits for a human.
+    pub fn timeout(&self) -> Duration {
+        self.inner.config.timeout
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock leaves plain data behind; keep serving.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -181,15 +186,25 @@ impl Broker {
     /// up). For requests that never go to a human (a name off the allow-list when the
     /// policy does not ask).
     pub fn covered(&self, request: &Request) -> bool {
-        self.covering(&mut self.lock(), request).is_some()
+        self.covering(&mut self.lock(), request, true).is_some()
+    }
+
+    /// Whether `covered` would say yes, without using up a once grant.
+    pub fn would_cover(&self, request: &Request) -> bool {
+        self.covering(&mut self.lock(), request, false).is_some()
     }
 
     /// The answer a grant or session answer gives `r` without a human, using up a once
     /// grant.
-    fn covering(&self, st: &mut State, r: &Request) -> Option<(Choice, &'static str)> {
+    fn covering(
+        &self,
+        st: &mut State,
+        r: &Request,
+        use_up: bool,
+    ) -> Option<(Choice, &'static str)> {
         if let Some(i) = st.grants.iter().position(|g| g.covers(r)) {
             let once = st.grants[i].once;
-            if once {
+            if once && use_up {
                 st.grants.remove(i);
             }
             let choice = match once {
@@ -209,7 +224,7 @@ impl Broker {
         let (tx, rx) = mpsc::sync_channel(1);
         let covered = {
             let mut st = self.lock();
-            self.covering(&mut st, &request)
+            self.covering(&mut st, &request, true)
         };
         // Only a request a human will see is worth the terminal tail and the diff (taken
         // outside the lock: a diff can take a while).

@@ -92,7 +92,9 @@ fn serve(channels: &Channels, stream: UnixStream, open: &AtomicUsize, can: Widen
                 // Nothing a human could grant: said at once, nobody is bothered.
                 Err(why) => serde_json::json!({"error": why}),
                 Ok(widening) => match channels.ensure() {
-                    Err(why) => serde_json::json!({"error": format!("no human can be asked: {why}")}),
+                    Err(why) => {
+                        serde_json::json!({"error": format!("no human can be asked: {why}")})
+                    }
                     Ok(()) if open.fetch_add(1, Ordering::SeqCst) >= MAX_OPEN => {
                         open.fetch_sub(1, Ordering::SeqCst);
                         serde_json::json!({"error": "too many open requests; wait for the human's answers"})

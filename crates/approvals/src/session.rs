@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use cordon_policy::{CommandRules, Decision};
 
@@ -56,8 +56,16 @@ pub struct Channels {
     broker: Broker,
     /// Where the control socket goes; None: no channel but the broker itself (tests).
     state_dir: Option<PathBuf>,
-    terminal: Mutex<Option<Box<dyn TerminalIo>>>,
-    started: OnceLock<Result<Option<Approvals>, String>>,
+    started: Mutex<Started>,
+}
+
+enum Started {
+    /// Not yet; the terminal waits here for its channel.
+    No(Option<Box<dyn TerminalIo>>),
+    Yes(Option<Approvals>),
+    Failed(String),
+    /// `close` ran: nothing starts any more.
+    Closed,
 }
 
 impl Channels {
@@ -69,8 +77,7 @@ impl Channels {
         Channels {
             broker,
             state_dir,
-            terminal: Mutex::new(terminal),
-            started: OnceLock::new(),
+            started: Mutex::new(Started::No(terminal)),
         }
     }
 
@@ -78,46 +85,61 @@ impl Channels {
         &self.broker
     }
 
+    fn state(&self) -> std::sync::MutexGuard<'_, Started> {
+        self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Starts the control socket and the terminal channel unless they run; `Err` says why
     /// no human can be asked.
     pub fn ensure(&self) -> Result<(), String> {
-        let started = self.started.get_or_init(|| {
-            let Some(state) = &self.state_dir else {
-                return Ok(None);
+        let mut st = self.state();
+        if let Started::No(terminal) = &mut *st {
+            let terminal = terminal.take();
+            *st = match &self.state_dir {
+                None => Started::Yes(None),
+                Some(state) => match Approvals::start(self.broker.clone(), state, terminal) {
+                    Ok(a) => Started::Yes(Some(a)),
+                    Err(e) => Started::Failed(start_failure(&e, state)),
+                },
             };
-            let terminal = self
-                .terminal
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            Approvals::start(self.broker.clone(), state, terminal)
-                .map(Some)
-                .map_err(|e| {
-                    let hint = match e.raw_os_error() {
-                        None | Some(nix::libc::ENAMETOOLONG) | Some(nix::libc::EINVAL) => format!(
-                            " (a Unix socket's path must fit in 107 bytes; cordon's state folder {} may be too deep: set XDG_STATE_HOME to a shorter one)",
-                            state.display()
-                        ),
-                        Some(_) => String::new(),
-                    };
-                    format!("approval broker: {e}{hint}")
-                })
-        });
-        started.as_ref().map(drop).map_err(Clone::clone)
+        }
+        match &*st {
+            Started::Yes(_) => Ok(()),
+            Started::Failed(why) => Err(why.clone()),
+            Started::Closed | Started::No(_) => Err("cordon is stopping".into()),
+        }
     }
 
     /// Where the console finds this run, once started.
-    pub fn socket(&self) -> Option<&Path> {
-        match self.started.get() {
-            Some(Ok(Some(a))) => Some(a.socket()),
+    pub fn socket(&self) -> Option<PathBuf> {
+        match &*self.state() {
+            Started::Yes(Some(a)) => Some(a.socket().to_path_buf()),
             _ => None,
         }
     }
+
+    /// Denies what is open and removes the control socket and token file now, whoever
+    /// still holds this.
+    pub fn close(&self) {
+        self.broker.close();
+        let _gone = std::mem::replace(&mut *self.state(), Started::Closed);
+    }
+}
+
+fn start_failure(e: &io::Error, state: &Path) -> String {
+    let hint = match e.raw_os_error() {
+        None | Some(nix::libc::ENAMETOOLONG) | Some(nix::libc::EINVAL) => format!(
+            " (a Unix socket's path must fit in 107 bytes; cordon's state folder {} may be too deep: set XDG_STATE_HOME to a shorter one)",
+            state.display()
+        ),
+        Some(_) => String::new(),
+    };
+    format!("approval broker: {e}{hint}")
 }
 
 impl Drop for Channels {
     fn drop(&mut self) {
-        self.broker.close();
+        self.close();
     }
 }
 

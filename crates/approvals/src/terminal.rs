@@ -83,10 +83,7 @@ impl TerminalIo for DevTty {
 }
 
 /// Starts asking on `terminal` for every request `broker` gets, on a thread of its own.
-pub fn spawn(
-    broker: Broker,
-    terminal: Box<dyn TerminalIo>,
-) -> io::Result<thread::JoinHandle<()>> {
+pub fn spawn(broker: Broker, terminal: Box<dyn TerminalIo>) -> io::Result<thread::JoinHandle<()>> {
     thread::Builder::new()
         .name("cordon-approvals-tty".into())
         .spawn(move || serve(&broker, terminal))

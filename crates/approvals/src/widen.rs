@@ -69,9 +69,9 @@ impl Widening {
                 }
                 Ok(Widening::Command(rest.to_vec()))
             }
-            "write" | "allow-write" | "filesystem.write" | "read" | "filesystem.read" => Err(format!(
-                "the file boundary of a running sandbox cannot be widened (the mount view and Landlock are fixed when it starts); ask the human to re-run the command with `--allow-write PATH` (or change `deny_read` in their policy)"
-            )),
+            "write" | "allow-write" | "filesystem.write" | "read" | "filesystem.read" => Err(
+                "the file boundary of a running sandbox cannot be widened (the mount view and Landlock are fixed when it starts); ask the human to re-run the command with `--allow-write PATH` (or change `deny_read` in their policy)".into()
+            ),
             other => Err(format!("cordon cannot grant `{other}`: ask for {FORMS}")),
         }
     }
@@ -116,7 +116,11 @@ mod tests {
             ("network.allow *.example.com", ALL, "not a host name"),
             ("network.allow 10.0.0.1", ALL, "address"),
             ("network.allow a.test b.test", ALL, "exactly one"),
-            ("network.allow pypi.org", Widenable::default(), "--net allow"),
+            (
+                "network.allow pypi.org",
+                Widenable::default(),
+                "--net allow",
+            ),
             ("command", ALL, "command line"),
             ("command git push", Widenable::default(), "no command rules"),
             ("write /etc", ALL, "--allow-write"),

@@ -47,6 +47,33 @@ pub enum Command {
     /// self-signed certificate (kept in cordon's state folder) whose SHA-256 fingerprint is
     /// printed: check it on the phone before pairing.
     Console(ConsoleArgs),
+    /// From inside the sandbox: ask the human for a wider boundary, with a justification.
+    ///
+    /// `cordon request network.allow pypi.org -- pip needs the package index` asks for one
+    /// more name through the allow-list proxy (with `--net allow`); `cordon request command git
+    /// push -- publish the fix` asks that command lines starting with those words run without
+    /// the rules' prompt (a `forbid` rule still refuses them). The human answers on cordon's
+    /// terminal or in `cordon console`: allow once (the next connection or command line),
+    /// for the rest of this run, or deny; 5 minutes without an answer is a deny. Files cannot
+    /// be widened in a running sandbox: that is refused at once, with the flag to re-run with.
+    ///
+    /// Exit status: 0 allowed; 1 denied (or nobody answered in time); 2 refused without asking
+    /// anyone (cordon cannot grant it in this run; the message says what would); 125 not
+    /// inside a cordon sandbox, or the request door did not answer.
+    Request(RequestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// What is asked for: `network.allow HOST`, or `command PROGRAM [ARG...]`.
+    #[arg(required = true, value_name = "WHAT")]
+    pub what: Vec<String>,
+    /// Why the work needs it, in words the human will read (after `--`).
+    #[arg(last = true, required = true, value_name = "JUSTIFICATION")]
+    pub justification: Vec<String>,
+    /// Print the answer as JSON (`choice`, `channel`, `by`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -205,6 +232,11 @@ pub struct RunArgs {
     /// that one operation (EPERM, HTTP 403) and is logged.
     #[arg(long, value_name = "CLASS", value_delimiter = ',')]
     pub kill_on_violation: Vec<String>,
+    /// How long a question for a human (a `prompt` rule, `unlisted = "ask"`, an agent's
+    /// `cordon request`) waits for an answer on the terminal or in `cordon console` before it
+    /// counts as denied [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait)]
+    pub approval_timeout: Option<std::time::Duration>,
     /// Append audit events (JSON lines) to FILE [default: $XDG_STATE_HOME/cordon/audit.jsonl].
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
@@ -238,4 +270,15 @@ pub struct ApproveArgs {
     /// The workspace whose .cordon.toml to approve [default: current directory].
     #[arg(short, long, value_name = "DIR")]
     pub workspace: Option<PathBuf>,
+}
+
+/// A duration such as 90s, 5m or 1h 30m, at least one second.
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?;
+    match d >= std::time::Duration::from_secs(1) {
+        true => Ok(d),
+        false => Err(format!(
+            "`{text}` is too short for a human to answer: at least 1s"
+        )),
+    }
 }

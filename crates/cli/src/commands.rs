@@ -1,24 +1,30 @@
-//! Command rules for one `cordon run`: every program executed in the sandbox, the command
-//! line's own first, is judged while its exec waits (`cordon_linux::ExecRequest`). A `prompt`
-//! asks a human through cordon's approval broker, answered in `cordon console` (the terminal
-//! belongs to the command); a `forbid` or a denial fails the exec with EACCES and puts the
-//! reason on stderr. A forbidden command line is refused before the sandbox is even made.
+//! Command rules and requests for one `cordon run`: every program executed in the sandbox,
+//! the command line's own first, is judged while its exec waits (`cordon_linux::ExecRequest`);
+//! an agent's `cordon request` arrives through the sandbox's request door. A `prompt` asks a
+//! human through cordon's approval broker, answered on cordon's terminal (when it relays
+//! one) or in `cordon console`; a `forbid` or a denial fails the exec with EACCES and puts
+//! the reason on stderr. A forbidden command line is refused before the sandbox is even made.
 
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use cordon_approvals::{Approvals, Broker, BrokerConfig, ExecOutcome, Persist, Request, Scrubber};
+use cordon_approvals::{
+    door, Broker, BrokerConfig, Channels, ExecOutcome, Persist, Request, Scrubber, TerminalIo,
+    Widenable, Witness,
+};
 use cordon_audit::Event;
-use cordon_linux::ExecRequest;
+use cordon_linux::{ExecRequest, UserTerminal};
 use cordon_policy::{CommandRules, Decision, Policy};
 use cordon_proxy::Ask;
 
 use crate::failure::Failure;
 
-/// How long a prompt waits for a human before it counts as a denial.
-const PROMPT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a prompt waits for a human before it counts as a denial, unless
+/// `--approval-timeout` says otherwise.
+pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Exit status of a command line the rules refused (as a shell has it for a refused exec).
 pub const EXIT_REFUSED: i32 = 126;
@@ -31,6 +37,8 @@ pub struct Context {
     pub cwd: PathBuf,
     /// Values of the variables removed from the sandbox's environment (masked when shown).
     pub secrets: Vec<String>,
+    /// How long a question waits for a human.
+    pub timeout: Duration,
 }
 
 /// Whether the rules can say anything but `allow`: only then are execs inside supervised
@@ -46,7 +54,7 @@ fn broker_for(policy: &Policy, ctx: &Context) -> (Broker, mpsc::Receiver<Event>)
     let tx = Mutex::new(tx);
     let config = BrokerConfig {
         run: ctx.run_id.clone(),
-        timeout: PROMPT_TIMEOUT,
+        timeout: ctx.timeout,
         persist: Persist {
             user_config: crate::dirs::user_config(),
             writable_roots: vec![ctx.workspace.clone()],
@@ -95,43 +103,77 @@ pub fn refuse_forbidden(policy: &Policy, argv: &[String], ctx: &Context) -> Resu
     }
 }
 
-/// The human side of one sandbox: judges its execs (command rules) and answers its proxy's
-/// asks (`network.unlisted = "ask"`) until it ends.
+/// The human side of one sandbox: judges its execs (command rules), answers its proxy's
+/// asks (`network.unlisted = "ask"`, or a name an agent's request allowed) and serves its
+/// request door, until it ends.
 pub struct Supervision {
     stop: Arc<AtomicBool>,
     broker: Broker,
     /// Set when an exec was refused (so a refused command line is not reported as a
     /// file-permission fault).
     refused: Arc<AtomicBool>,
+    /// The channels (control socket, terminal), closed when the sandbox is gone.
+    channels: Arc<Channels>,
+}
+
+/// Where one sandbox's requests come from, and what a human sees beside them.
+pub struct Sources {
+    /// Every exec, with command rules.
+    pub execs: Option<mpsc::Receiver<ExecRequest>>,
+    /// Names off the allow-list, from the proxy.
+    pub asks: Option<mpsc::Receiver<Ask>>,
+    /// `cordon request`s.
+    pub door: Option<UnixListener>,
+    /// cordon's terminal, relayed to the command's pty: a channel, and the output tail.
+    pub terminal: Option<UserTerminal>,
+    /// The running transaction's diff.
+    pub diff: Option<crate::transaction::DiffSource>,
+}
+
+impl Sources {
+    pub fn is_empty(&self) -> bool {
+        self.execs.is_none() && self.asks.is_none() && self.door.is_none()
+    }
 }
 
 /// Starts a thread for each source there is. Audit events go to the returned receiver (the
 /// run's recorder writes them).
 pub fn supervise(
     policy: &Policy,
-    execs: Option<mpsc::Receiver<ExecRequest>>,
-    asks: Option<mpsc::Receiver<Ask>>,
+    sources: Sources,
     ctx: &Context,
 ) -> Result<(Supervision, mpsc::Receiver<Event>), Failure> {
     let (broker, events) = broker_for(policy, ctx);
-    // Only rules that can prompt, and asks, need a human's channel. The terminal belongs to
-    // the command: prompts go to the console, through the run's control socket.
-    let approvals = match can_prompt(&policy.commands) || asks.is_some() {
-        true => Some(Arc::new(start_approvals(&broker)?)),
-        false => None,
-    };
+    broker.set_witness(Arc::new(RunWitness {
+        terminal: sources.terminal.clone(),
+        diff: sources.diff,
+    }));
+    let terminal = sources
+        .terminal
+        .filter(UserTerminal::reads_keys)
+        .map(|t| Box::new(RelayTerminal::new(t)) as Box<dyn TerminalIo>);
+    let has_terminal = terminal.is_some();
+    let channels = Arc::new(Channels::new(broker.clone(), Some(state_dir()?), terminal));
+    // Rules that can prompt, and `ask`, need a human from the start: if none can be reached
+    // the run is refused now (125). A request door starts them at its first request.
+    if can_prompt(&policy.commands) || policy.egress.ask_unlisted {
+        channels.ensure().map_err(Failure::setup)?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicBool::new(false));
-    if let Some(requests) = execs {
-        let (b, rules, keep) = (broker.clone(), policy.commands.clone(), approvals.clone());
+    let can = Widenable {
+        network: sources.asks.is_some(),
+        commands: sources.execs.is_some(),
+    };
+    if let Some(requests) = sources.execs {
+        let (b, rules) = (broker.clone(), policy.commands.clone());
         let any_refused = refused.clone();
         serve(
             "cordon-rules",
             requests,
             stop.clone(),
             move |req: ExecRequest| {
-                let _held = &keep;
-                let allowed = judge_one(&b, &rules, &req);
+                let allowed = judge_one(&b, &rules, &req, has_terminal);
                 if !allowed {
                     any_refused.store(true, Ordering::Relaxed);
                 }
@@ -139,22 +181,93 @@ pub fn supervise(
             },
         )?;
     }
-    if let Some(asks) = asks {
-        let (b, keep) = (broker.clone(), approvals);
+    if let Some(asks) = sources.asks {
+        let (b, ask_human) = (broker.clone(), policy.egress.ask_unlisted);
         serve("cordon-ask", asks, stop.clone(), move |ask: Ask| {
-            let _held = &keep;
-            let allowed = ask_network(&b, &ask);
+            let allowed = ask_network(&b, &ask, ask_human, has_terminal);
             let _ = ask.reply.send(allowed);
         })?;
+    }
+    if let Some(listener) = sources.door {
+        door::serve_listener(channels.clone(), listener, can)
+            .map_err(|e| Failure::setup(format!("request door thread: {e}")))?;
     }
     Ok((
         Supervision {
             stop,
             broker,
             refused,
+            channels,
         },
         events,
     ))
+}
+
+/// What a human sees beside a request: the command's latest terminal output and the
+/// transaction's diff so far.
+struct RunWitness {
+    terminal: Option<UserTerminal>,
+    diff: Option<crate::transaction::DiffSource>,
+}
+
+/// Lines of terminal output a request carries.
+const TAIL_LINES: usize = 40;
+
+impl Witness for RunWitness {
+    fn output_tail(&self) -> Option<String> {
+        let tail = self.terminal.as_ref()?.tail(TAIL_LINES);
+        (!tail.trim().is_empty()).then_some(tail)
+    }
+
+    fn diff(&self) -> Option<serde_json::Value> {
+        self.diff.as_ref()?.text().map(serde_json::Value::String)
+    }
+}
+
+/// cordon's terminal, relayed to the command's pty, as the approvals' terminal channel:
+/// while a question is open the keys come here and never reach the command.
+struct RelayTerminal {
+    user: UserTerminal,
+    keys: Option<mpsc::Receiver<Vec<u8>>>,
+}
+
+impl RelayTerminal {
+    fn new(user: UserTerminal) -> RelayTerminal {
+        RelayTerminal { user, keys: None }
+    }
+}
+
+impl TerminalIo for RelayTerminal {
+    fn show(&mut self, text: &str) -> std::io::Result<()> {
+        self.user.print(text)
+    }
+
+    fn begin(&mut self) {
+        self.keys = Some(self.user.take_keys());
+    }
+
+    fn keys(&mut self, wait: Duration) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(keys) = &self.keys else {
+            std::thread::sleep(wait);
+            return Ok(None);
+        };
+        match keys.recv_timeout(wait) {
+            Ok(k) => Ok(Some(k)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.user.give_back_keys();
+        self.keys = None;
+    }
+
+    fn cooked(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `answer` on each item until the sender goes or `stop` is set (bounded waits: a
@@ -181,48 +294,49 @@ fn serve<T: Send + 'static>(
         .map_err(|e| Failure::setup(format!("{name} thread: {e}")))
 }
 
-fn ask_network(broker: &Broker, ask: &Ask) -> bool {
-    eprintln!(
-        "cordon: network: {}:{} is not on the allow-list; held while a human decides in `cordon console` (up to {} s)",
-        ask.host,
-        ask.port,
-        PROMPT_TIMEOUT.as_secs()
-    );
+/// A name off the allow-list: allowed when an agent's request was granted for it, or, with
+/// `unlisted = "ask"`, when a human allows it now.
+fn ask_network(broker: &Broker, ask: &Ask, ask_human: bool, has_terminal: bool) -> bool {
     let reason = format!("{} is not on the sandbox allow-list", ask.host);
-    broker
-        .ask(Request::network(&ask.host, ask.port, reason))
-        .allowed()
+    let request = Request::network(&ask.host, ask.port, reason);
+    if !ask_human {
+        return broker.covered(&request);
+    }
+    if !broker.would_cover(&request) {
+        eprintln!(
+            "cordon: network: {}:{} is not on the allow-list; held while a human decides {} (up to {} s)",
+            ask.host,
+            ask.port,
+            where_to_answer(has_terminal),
+            broker.timeout().as_secs()
+        );
+    }
+    broker.ask(request).allowed()
+}
+
+fn where_to_answer(has_terminal: bool) -> &'static str {
+    match has_terminal {
+        true => "here or in `cordon console`",
+        false => "in `cordon console`",
+    }
 }
 
 fn can_prompt(rules: &CommandRules) -> bool {
     rules.default == Decision::Prompt || rules.rules.iter().any(|r| r.decision == Decision::Prompt)
 }
 
-fn start_approvals(broker: &Broker) -> Result<Approvals, Failure> {
-    let state = state_dir()?;
-    Approvals::start(broker.clone(), &state, None).map_err(|e| {
-        let hint = match e.raw_os_error() {
-            None | Some(libc::ENAMETOOLONG) | Some(libc::EINVAL) => format!(
-                " (a Unix socket's path must fit in 107 bytes; cordon's state folder {} may be too deep: set XDG_STATE_HOME to a shorter one)",
-                state.display()
-            ),
-            Some(_) => String::new(),
-        };
-        Failure::setup(format!("approval broker: {e}{hint}"))
-    })
-}
-
-fn judge_one(broker: &Broker, rules: &CommandRules, req: &ExecRequest) -> bool {
+fn judge_one(broker: &Broker, rules: &CommandRules, req: &ExecRequest, has_terminal: bool) -> bool {
     // A PATH search tries paths that do not exist: the kernel fails those (ENOENT) whatever
     // is answered, so they are not worth asking a human about.
     if !exists_for(req) {
         return true;
     }
-    if rules.decide_exec(&req.path, &req.argv).decision == Decision::Prompt {
+    if !has_terminal && rules.decide_exec(&req.path, &req.argv).decision == Decision::Prompt {
         eprintln!(
-            "cordon: `{}` needs a human's approval: open `cordon console` (waiting up to {} s)",
+            "cordon: `{}` needs a human's approval: answer {} (waiting up to {} s)",
             broker.scrub_words(&req.argv).join(" "),
-            PROMPT_TIMEOUT.as_secs()
+            where_to_answer(has_terminal),
+            broker.timeout().as_secs()
         );
     }
     match broker.judge_exec(rules, &req.path, &req.argv, req.cwd.clone()) {
@@ -256,6 +370,7 @@ impl Supervision {
     /// Once the sandbox is gone: closes the broker (anything still asked counts as denied)
     /// and lets the thread end.
     pub fn finish(self) {
+        self.channels.close();
         self.broker.close();
         self.stop.store(true, Ordering::Relaxed);
     }

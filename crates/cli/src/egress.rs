@@ -56,7 +56,9 @@ pub fn point_at_proxy(env: &mut Vec<(OsString, OsString)>) {
 }
 
 /// Starts the proxy on the sandbox's listener; its decisions arrive on the receiver (see
-/// [`crate::recorder`]).
+/// [`crate::recorder`]). With `asks`, every name off the list is sent there and held for the
+/// answer: a human's when the policy says `ask`, else whether an agent's request for it was
+/// allowed (see [`crate::commands`]).
 pub fn start(
     listener: OwnedFd,
     policy: &Egress,
@@ -64,7 +66,9 @@ pub fn start(
     asks: Option<mpsc::Sender<Ask>>,
 ) -> std::io::Result<(Proxy, mpsc::Receiver<Decision>)> {
     let (tx, rx) = mpsc::channel();
-    let proxy = cordon_proxy::start(listener.into(), policy.clone(), tx, on_refusal, asks)?;
+    let mut policy = policy.clone();
+    policy.ask_unlisted = asks.is_some();
+    let proxy = cordon_proxy::start(listener.into(), policy, tx, on_refusal, asks)?;
     Ok((proxy, rx))
 }
 

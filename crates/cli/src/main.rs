@@ -11,6 +11,7 @@ mod failure;
 mod guarantees;
 mod layers;
 mod recorder;
+mod request;
 mod rules_check;
 mod run;
 mod transaction;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Rules(args::RulesCommand::Check(args)) => rules_check(args),
         Command::Console(args) => console(args),
         Command::Tx(cmd) => tx_command(cmd),
+        Command::Request(args) => Ok(request::request(&args)),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

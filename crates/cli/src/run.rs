@@ -67,6 +67,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         workspace: workspace.clone(),
         cwd: cwd.clone(),
         secrets: removed.iter().filter_map(|k| env::var(k).ok()).collect(),
+        timeout: args.approval_timeout.unwrap_or(commands::PROMPT_TIMEOUT),
     };
     let judged = commands::refuse_forbidden(policy, &argv, &rules_ctx);
     if let Err(refused) = judged {
@@ -86,8 +87,14 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if matches!(net, NetMode::Proxied { .. }) {
         egress::point_at_proxy(&mut env);
     }
+    // The request door: `cordon request` inside finds it through this variable.
+    env.push((
+        crate::request::DOOR_VAR.into(),
+        cordon_linux::REQUEST_DOOR.into(),
+    ));
     let mut spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
     spec.supervise_exec = commands::supervised(&policy.commands);
+    spec.request_door = dirs::state_dir().is_some();
     let transaction = match &args.transaction {
         Some(name) => {
             let name = Some(name.as_str()).filter(|n| !n.is_empty());
@@ -117,6 +124,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
                 abi,
                 removed: &removed,
                 rules: &rules_ctx,
+                diff: transaction.as_ref().map(transaction::Running::diff_source),
             }
         };
     }
@@ -210,6 +218,7 @@ struct Launch<'a> {
     abi: i32,
     removed: &'a [String],
     rules: &'a commands::Context,
+    diff: Option<transaction::DiffSource>,
 }
 
 fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::Outcome, RunError> {
@@ -221,6 +230,7 @@ fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::
         abi,
         removed,
         rules,
+        ref diff,
     } = *launch;
     let backend = match plan.spec.mode {
         Mode::Namespaces => "linux-namespaces",
@@ -257,8 +267,11 @@ fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::
         true => OnRefusal::Hold,
         false => OnRefusal::Answer,
     };
-    // Names off the list wait for a human only when the policy asks for it.
-    let (ask_tx, ask_rx) = match policy.egress.ask_unlisted {
+    let door = sandbox.take_request_door();
+    // Names off the list wait for a human when the policy asks for it, and are let through
+    // when an agent's request for them was allowed.
+    let proxied = matches!(plan.spec.net, NetMode::Proxied { .. });
+    let (ask_tx, ask_rx) = match policy.egress.ask_unlisted || (proxied && door.is_some()) {
         true => {
             let (tx, rx) = std::sync::mpsc::channel();
             (Some(tx), Some(rx))
@@ -278,12 +291,18 @@ fn start(audit: &mut Option<Sink>, launch: &Launch<'_>) -> Result<cordon_linux::
     };
     // With command rules every exec inside, and with `unlisted = "ask"` every name off the
     // list, waits for a verdict from here.
-    let execs = sandbox.take_exec_requests();
-    let (judge, rule_events) = match (execs, ask_rx) {
-        (None, None) => (None, None),
-        (execs, asks) => {
+    let sources = commands::Sources {
+        execs: sandbox.take_exec_requests(),
+        asks: ask_rx,
+        door,
+        terminal: sandbox.user_terminal(),
+        diff: diff.clone(),
+    };
+    let (judge, rule_events) = match sources.is_empty() {
+        true => (None, None),
+        false => {
             let (judge, events) =
-                commands::supervise(policy, execs, asks, rules).map_err(|f| RunError::Setup {
+                commands::supervise(policy, sources, rules).map_err(|f| RunError::Setup {
                     stage: Stage::Seccomp,
                     errno: 0,
                     detail: f.message,

@@ -3,6 +3,7 @@
 //! `--apply auto` applies it when nothing is refused and nothing conflicts.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use cordon_audit::Event;
 use cordon_transaction::audit as tx_audit;
@@ -13,9 +14,45 @@ use crate::failure::Failure;
 
 /// An open transaction for one run (its lock held until dropped).
 pub struct Running {
-    tx: Transaction,
-    protection: Protection,
+    tx: Arc<Mutex<Transaction>>,
+    protection: Arc<Protection>,
     apply: ApplyArg,
+}
+
+/// The diff of a running transaction, for a human deciding a request while the command runs.
+#[derive(Clone)]
+pub struct DiffSource {
+    tx: Arc<Mutex<Transaction>>,
+    protection: Arc<Protection>,
+}
+
+/// How much diff a request carries; the rest is one `cordon tx diff` away.
+const DIFF_LIMIT: usize = 64 << 10;
+
+impl DiffSource {
+    /// The unified diff so far (bounded), or None when nothing changed or it cannot be read.
+    pub fn text(&self) -> Option<String> {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let set = tx.changes(&self.protection).ok()?;
+        let diff = tx.diff(&set).ok()?;
+        if diff.files.is_empty() {
+            return None;
+        }
+        let mut text = diff.render();
+        if text.len() > DIFF_LIMIT {
+            let mut cut = DIFF_LIMIT;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let rest = text.len() - cut;
+            text.truncate(cut);
+            text.push_str(&format!(
+                "\n… {rest} more bytes: `cordon tx diff {}`\n",
+                tx.name()
+            ));
+        }
+        Some(text)
+    }
 }
 
 /// Opens (or creates) the transaction before the sandbox is made; `events` gets the audit
@@ -51,8 +88,8 @@ pub fn begin(
     let protection = Protection::new(workspace, protected.to_vec(), [workspace.join(".git")]);
     Ok((
         Running {
-            tx,
-            protection,
+            tx: Arc::new(Mutex::new(tx)),
+            protection: Arc::new(protection),
             apply,
         },
         overlay,
@@ -60,13 +97,22 @@ pub fn begin(
 }
 
 impl Running {
+    /// What a request shows of this transaction while the command runs.
+    pub fn diff_source(&self) -> DiffSource {
+        DiffSource {
+            tx: self.tx.clone(),
+            protection: self.protection.clone(),
+        }
+    }
+
     /// After the command: records base hashes of what it changed, prints the summary, applies
     /// with `--apply auto` when it may. Returns 0, or 125 when the transaction could not be
     /// read (the changes stay where they are; nothing is lost).
-    pub fn end(mut self, events: &mut dyn FnMut(Event)) -> i32 {
+    pub fn end(self, events: &mut dyn FnMut(Event)) -> i32 {
         let auto = self.apply == ApplyArg::Auto;
+        let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match crate::tx::finish_run(
-            &mut self.tx,
+            &mut tx,
             &self.protection,
             auto,
             events,

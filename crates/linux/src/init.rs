@@ -196,7 +196,11 @@ fn hand_over_door(channel: &OwnedFd) -> std::io::Result<()> {
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )?;
-    sys::mount_setattr(dir.as_fd(), sys::ATTR_RDONLY | sys::ATTR_NOSUID | sys::ATTR_NODEV, false)?;
+    sys::mount_setattr(
+        dir.as_fd(),
+        sys::ATTR_RDONLY | sys::ATTR_NOSUID | sys::ATTR_NODEV,
+        false,
+    )?;
     sys::send_fd(channel.as_fd(), listener.as_fd())
 }
 

@@ -186,7 +186,10 @@ async fn no_token_wrong_token_missing_csrf_and_cross_site_are_refused() {
     let asker = ask_in_background(&f.broker, "git push");
     let id = f.broker.pending()[0].id.clone();
     let body = format!(r#"{{"run":"runrefuse","id":"{id}","choice":"allow_once"}}"#);
-    let wrong_cookie = format!("cordon_console={}0", &f.token[..63]);
+    // One character off (and never the real one: the token is hex, so a fixed "0" would
+    // match one time in sixteen).
+    let last = if f.token.ends_with('0') { '1' } else { '0' };
+    let wrong_cookie = format!("cordon_console={}{last}", &f.token[..63]);
     let wrong_bearer = format!("Bearer {}", "0".repeat(64));
     let evil_origin = "https://evil.example";
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);

@@ -11,7 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::servers::{bare_repo, build_wheel, FileServer, Replies, TlsServer, FETCH, PY_CLIENT};
-use crate::util::{alive, descendants, exists, have, processes_with_args, wait_until, Env, Run};
+use crate::util::{
+    alive, descendants, exists, have, processes_with_args, run_answered, wait_until, Env, Run,
+};
 
 const PROXY: &str = "http://127.0.0.1:3128";
 const HELLO: &str = "hello through the proxy\n";
@@ -631,44 +633,13 @@ fn an_unlisted_name_waits_for_a_human_when_the_policy_asks() {
         let policy = standard_policy(&e, true);
         let text = fs::read_to_string(&policy.path).unwrap();
         fs::write(&policy.path, format!("{text}unlisted = \"ask\"\n")).unwrap();
-        // A short state folder: the control socket's path must fit in sockaddr_un.
-        let state = std::path::PathBuf::from(format!("/tmp/cea-{}-{choice}", std::process::id()));
-        let _ = fs::remove_dir_all(&state);
-        fs::create_dir_all(&state).unwrap();
         let script = format!(
             "curl -sS --max-time 60 -o got -w '%{{http_code}}' http://denied.test:{}/hello.txt",
             denied.port
         );
-        let child = Command::new("setsid")
-            .arg(crate::util::cordon_bin())
-            .args([
-                "run",
-                "--policy",
-                &policy.path,
-                "--audit",
-                &policy.audit,
-                "--",
-                "sh",
-                "-c",
-                &script,
-            ])
-            .current_dir(&e.ws)
-            .env("HOME", &e.home)
-            .env("XDG_STATE_HOME", &state)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let answered = Command::new("python3")
-            .args(["-c", crate::util::ANSWER])
-            .arg(state.join("cordon"))
-            .arg(choice)
-            .output()
-            .unwrap();
-        let run = Run::from(child.wait_with_output().unwrap());
-        let _ = fs::remove_dir_all(&state);
-        assert!(answered.status.success(), "{choice}: {}", run.stderr);
+        let mut argv = policy.flags();
+        argv.extend(["--", "sh", "-c", &script]);
+        let run = run_answered(&e, &argv, choice).run;
         if reaches {
             assert_eq!(run.stdout, "200", "{}", run.stderr);
             assert_eq!(fs::read_to_string(e.ws.join("got")).unwrap(), HELLO);
@@ -681,6 +652,60 @@ fn an_unlisted_name_waits_for_a_human_when_the_policy_asks() {
             "{}",
             run.stderr
         );
+    }
+}
+
+/// An agent's `cordon request network.allow NAME`: refused before, and after a denial;
+/// allowed once, exactly one more request reaches the server; for the session, every later
+/// one does. Judged by what the server received.
+#[test]
+fn a_name_an_agent_asks_for_opens_only_as_far_as_a_human_allows() {
+    need("curl", "curl");
+    for (choice, codes, served) in [
+        ("allow_once", ["403", "200", "403"], 1),
+        ("allow_session", ["403", "200", "200"], 2),
+        ("deny", ["403", "403", "403"], 0),
+    ] {
+        let e = Env::new("egress-request");
+        let (_allowed, denied) = servers(&e);
+        let policy = standard_policy(&e, true);
+        let fetch = |tag: &str| {
+            format!(
+                "curl -sS --max-time 20 -o /dev/null -w '{tag}=%{{http_code}} ' http://denied.test:{}/hello.txt; ",
+                denied.port
+            )
+        };
+        let script = format!(
+            "{}{} request network.allow denied.test -- the tests fetch from it; echo rc=$?; {}{}",
+            fetch("before"),
+            crate::util::cordon_bin().display(),
+            fetch("first"),
+            fetch("second")
+        );
+        let mut argv = policy.flags();
+        argv.extend(["--", "sh", "-c", &script]);
+        let a = run_answered(&e, &argv, choice);
+        let out = &a.run.stdout;
+        for (tag, code) in ["before", "first", "second"].iter().zip(codes) {
+            assert!(
+                out.contains(&format!("{tag}={code}")),
+                "{choice} {tag}: {out}\n{}",
+                a.run.stderr
+            );
+        }
+        assert!(
+            out.contains(if served > 0 { "rc=0" } else { "rc=1" }),
+            "{out}"
+        );
+        assert_eq!(
+            denied.heads_with("hello.txt"),
+            served,
+            "{choice}: {}",
+            denied.report()
+        );
+        assert_eq!(a.seen["pending"]["subject"][1], "denied.test", "{}", a.seen);
+        let log = fs::read_to_string(&policy.audit).unwrap();
+        assert!(log.contains("approval_decided"), "{log}");
     }
 }
 

@@ -17,6 +17,7 @@ mod limits;
 mod net;
 mod policy;
 mod proc;
+mod requests;
 mod syscalls;
 mod tx;
 mod weaker;

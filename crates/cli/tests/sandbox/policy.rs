@@ -227,40 +227,10 @@ fn a_prompted_command_runs_only_when_a_human_allows_it() {
             false => &["./deploy"],
             true => &["sh", "-c", "./deploy; echo deploy=$?"],
         };
-        // The control socket's path must fit in sockaddr_un (108 bytes): a short state folder.
-        let state =
-            std::path::PathBuf::from(format!("/tmp/cst-{}-{choice}-{inside}", std::process::id()));
-        let _ = fs::remove_dir_all(&state);
-        fs::create_dir_all(&state).unwrap();
-        // No terminal (setsid): the control socket is the only channel, as for the console.
-        let child = std::process::Command::new("setsid")
-            .arg(crate::util::cordon_bin())
-            .args(["run", "--policy"])
-            .arg(&policy)
-            .arg("--")
-            .args(command)
-            .current_dir(&e.ws)
-            .env("HOME", &e.home)
-            .env("XDG_STATE_HOME", &state)
-            .env("XDG_CONFIG_HOME", e.home.join(".config"))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let answered = std::process::Command::new("python3")
-            .args(["-c", crate::util::ANSWER])
-            .arg(state.join("cordon"))
-            .arg(choice)
-            .output()
-            .unwrap();
-        let run = crate::util::Run::from(child.wait_with_output().unwrap());
-        assert!(
-            answered.status.success(),
-            "{choice} (inside: {inside}): {} / {}",
-            String::from_utf8_lossy(&answered.stdout),
-            run.stderr
-        );
+        let mut argv = vec!["--policy", policy.to_str().unwrap(), "--"];
+        argv.extend(command);
+        let a = crate::util::run_answered(&e, &argv, choice);
+        let run = a.run;
         assert_eq!(
             exists(&e.ws.join("ran-deploy-none")),
             runs,
@@ -275,11 +245,10 @@ fn a_prompted_command_runs_only_when_a_human_allows_it() {
         if !runs {
             assert!(run.stderr.contains("a human denied it"), "{}", run.stderr);
         }
-        let log = fs::read_to_string(state.join("cordon/audit.jsonl")).unwrap();
-        let _ = fs::remove_dir_all(&state);
         assert!(
-            log.contains("approval_requested") && log.contains("approval_decided"),
-            "{log}"
+            a.audit.contains("approval_requested") && a.audit.contains("approval_decided"),
+            "{}",
+            a.audit
         );
     }
 }

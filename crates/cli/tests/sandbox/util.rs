@@ -249,7 +249,8 @@ pub fn processes_with_args(argv: &[&str]) -> usize {
 }
 
 /// Answers the first pending approval of any run in `state/approvals` through its control
-/// socket (as `cordon console` does), with `choice`; prints what the broker said.
+/// socket (as `cordon console` does), with `choice`; prints `{"pending": the request as
+/// the console shows it, "decided": what the broker said}`.
 pub const ANSWER: &str = r#"
 import glob, json, socket, sys, time
 state, choice = sys.argv[1], sys.argv[2]
@@ -266,9 +267,64 @@ while time.time() < end:
         call({"token": ep["token"]})
         pending = call({"op": "pending"})["pending"]
         if pending:
-            print(json.dumps(call({"op": "decide", "id": pending[0]["id"], "choice": choice})))
+            decided = call({"op": "decide", "id": pending[0]["id"], "choice": choice})
+            print(json.dumps({"pending": pending[0], "decided": decided}))
             sys.exit(0)
     time.sleep(0.1)
 print("no pending request")
 sys.exit(1)
 "#;
+
+/// A run asked a human: what the sandbox did, and what the human saw and answered.
+pub struct Answered {
+    pub run: Run,
+    /// The request as the console showed it, and the broker's reply to the decision.
+    pub seen: serde_json::Value,
+    /// The state folder's audit log.
+    pub audit: String,
+}
+
+/// `cordon run ARGV` without a terminal (setsid) and with a state folder of its own (short:
+/// the control socket's path must fit in sockaddr_un), while a human answers its first
+/// request with `choice` through the control socket, as `cordon console` does.
+pub fn run_answered(e: &Env, argv: &[&str], choice: &str) -> Answered {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let state = PathBuf::from(format!(
+        "/tmp/cra-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = fs::remove_dir_all(&state);
+    fs::create_dir_all(&state).unwrap();
+    let child = Command::new("setsid")
+        .arg(cordon_bin())
+        .arg("run")
+        .args(argv)
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .env("XDG_STATE_HOME", &state)
+        .env("XDG_CONFIG_HOME", e.home.join(".config"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let answered = Command::new("python3")
+        .args(["-c", ANSWER])
+        .arg(state.join("cordon"))
+        .arg(choice)
+        .output()
+        .unwrap();
+    let run = Run::from(child.wait_with_output().unwrap());
+    let audit = fs::read_to_string(state.join("cordon/audit.jsonl")).unwrap_or_default();
+    let _ = fs::remove_dir_all(&state);
+    let said = String::from_utf8_lossy(&answered.stdout);
+    assert!(
+        answered.status.success(),
+        "no request reached the human: {said}\nstdout: {}\nstderr: {}",
+        run.stdout,
+        run.stderr
+    );
+    let seen = serde_json::from_str(said.trim()).unwrap_or_default();
+    Answered { run, seen, audit }
+}
