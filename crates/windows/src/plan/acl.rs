@@ -146,8 +146,9 @@ pub enum Reason {
     EveryoneWritable,
     /// A deny-read path (elevated mode).
     Secret,
-    /// The sandbox account must read where it works (elevated mode).
-    Readable,
+    /// The sandbox account must read and write where it works (elevated mode): its own
+    /// access check needs a grant as well as the write SID's.
+    AccountWorkspace,
 }
 
 /// One ACE the plan wants on one path.

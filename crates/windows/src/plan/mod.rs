@@ -9,6 +9,7 @@ pub mod fs;
 pub mod guarantee;
 pub mod job;
 pub mod network;
+pub mod setup;
 #[cfg(test)]
 mod tests;
 pub mod token;
@@ -376,14 +377,18 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
         }
         Mode::Elevated(acc) => {
             ours.push(acc.group.clone());
+            // A write-restricted token passes two checks: the account's own SIDs (this
+            // grant) and the restricting SIDs (the write SID's grant and denies). So the
+            // account is granted what the write SID is, and the write SID's denies on
+            // protected paths still refuse it there.
             for root in &writable {
                 edits.push(edit(
                     root,
                     AceKind::Allow,
                     &acc.group,
-                    acl::READ_GRANT,
+                    acl::WRITE_GRANT,
                     Inherit::TREE,
-                    Reason::Readable,
+                    Reason::AccountWorkspace,
                 ));
             }
             let mut deny_read = Vec::new();

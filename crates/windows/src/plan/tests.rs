@@ -493,7 +493,11 @@ fn elevated_mode_hides_secrets_and_blocks_the_offline_account() {
     assert!(plan
         .acl
         .iter()
-        .any(|(e, _)| e.reason == Reason::Readable && e.path == w(r"C:\src\app")));
+        .any(|(e, _)| e.reason == Reason::AccountWorkspace
+            && e.path == w(r"C:\src\app")
+            && e.sid == accounts().group
+            && e.mask == acl::WRITE_GRANT
+            && e.mask & acl::FILE_DELETE_CHILD == 0));
     let full = policy("[network]\nmode = \"full\"", false);
     let plan = super::plan(&input(&full, &c, Mode::Elevated(accounts())), &host)
         .unwrap_or_else(|e| panic!("{e}"));
