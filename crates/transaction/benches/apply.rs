@@ -1,6 +1,8 @@
 //! Times applying 10,000 changed files (`cargo bench -p cordon-transaction --bench apply`):
 //! modified, added and deleted files in a fresh workspace each round, layers made by writing
 //! the upper directory the way overlayfs leaves it (copies and char-device whiteouts).
+//! "apply" is until `Transaction::apply` returns (every file in place, journal committed and
+//! removed); "then freeing" is how long the background removal of the old versions ran after.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
@@ -54,12 +56,16 @@ fn setup(root: &Path, kind: &str) -> (Store, std::path::PathBuf) {
 }
 
 /// The floor on this filesystem: the one syscall per file that any apply must make (rename over
-/// the old file, rename into place, unlink), without checks, staging or journal.
-fn floor(root: &Path, kind: &str) -> Duration {
+/// the old file, rename into place, unlink), without checks, staging or journal. With `keep`,
+/// the same without freeing anything, as apply does it: the old file is swapped into (or
+/// renamed to) a trash folder instead.
+fn floor(root: &Path, kind: &str, keep: bool) -> Duration {
     let _ = fs::remove_dir_all(root);
     for d in 0..100 {
         fs::create_dir_all(root.join(format!("d{d}"))).unwrap();
     }
+    let trash = root.join("trash");
+    fs::create_dir_all(&trash).unwrap();
     for i in 0..FILES {
         let body = format!("line one of {i}\nline two\n{}\n", "x".repeat(i % 2000));
         if kind != "added" {
@@ -74,10 +80,14 @@ fn floor(root: &Path, kind: &str) -> Duration {
             root.join(format!("d{}/f{i}", i % 100)),
             root.join(format!("d{}/g{i}", i % 100)),
         );
-        if kind == "deleted" {
-            fs::remove_file(f).unwrap();
-        } else {
-            fs::rename(g, f).unwrap();
+        match (kind, keep) {
+            ("deleted", false) => fs::remove_file(f).unwrap(),
+            ("deleted", true) => fs::rename(f, trash.join(i.to_string())).unwrap(),
+            ("modified", true) => {
+                use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+                renameat2(AT_FDCWD, &g, AT_FDCWD, &f, RenameFlags::RENAME_EXCHANGE).unwrap()
+            }
+            _ => fs::rename(g, f).unwrap(),
         }
     }
     let d = t.elapsed();
@@ -100,6 +110,7 @@ fn main() {
         }
         let mut record = Vec::new();
         let mut applies = Vec::new();
+        let mut freeing = Vec::new();
         for _ in 0..rounds {
             let (store, ws) = setup(&base, kind);
             let (mut tx, _) = store.open_or_create(Some("bench"), &ws).unwrap();
@@ -111,20 +122,30 @@ fn main() {
             let report = tx.apply(&p, &[]).unwrap();
             applies.push(t.elapsed());
             assert_eq!(report.applied.len(), FILES, "{kind}");
+            let t = Instant::now();
+            while tx.trash_pending() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            freeing.push(t.elapsed());
         }
         let med = |v: &mut Vec<Duration>| {
             v.sort();
             v[v.len() / 2]
         };
-        let mut floors: Vec<Duration> = (0..rounds).map(|_| floor(&base, kind)).collect();
+        let mut floors: Vec<Duration> = (0..rounds).map(|_| floor(&base, kind, false)).collect();
+        let mut kept: Vec<Duration> = (0..rounds).map(|_| floor(&base, kind, true)).collect();
         println!(
-            "{FILES} {kind} files: apply median {:?} (min {:?}, max {:?}); record_bases median {:?}; \
-             floor (one bare syscall per file) median {:?}",
+            "{FILES} {kind} files: apply median {:?} (min {:?}, max {:?}), then freeing median {:?} \
+             (max {:?}); record_bases median {:?}; floor (one bare syscall per file) median {:?}, \
+             without freeing {:?}",
             med(&mut applies),
             applies[0],
             applies[applies.len() - 1],
+            med(&mut freeing),
+            freeing[freeing.len() - 1],
             med(&mut record),
             med(&mut floors),
+            med(&mut kept),
         );
     }
     let _ = fs::remove_dir_all(&base);

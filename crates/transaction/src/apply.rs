@@ -21,11 +21,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Change, Kind, Status};
-use crate::entry::{probe, Entry, Stamp};
+use crate::entry::{probe, probe_known, Entry, Stamp};
 use crate::error::{Context, Result};
 use crate::fault;
 use crate::protect::Protection;
 use crate::store::{make_removable, read_json, sync_dir, to_json, write_atomic, Transaction};
+use crate::trash;
 use crate::wire::RelPath;
 
 const JOURNAL: &str = "journal.json";
@@ -101,6 +102,10 @@ struct Journal {
     /// Conflicting changes whose version was put aside (path, aside), for the report.
     conflicts: Vec<Conflict>,
     refused: Vec<Refusal>,
+    /// The staging directory, where removed and replaced files are moved instead of being
+    /// freed (empty in a journal written before it existed: those are unlinked).
+    #[serde(default, with = "crate::wire")]
+    staging: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -215,7 +220,7 @@ pub fn apply(
 }
 
 /// `CORDON_TX_TIMING=1` prints how long each phase took, for the benchmark.
-fn timing(what: &str, since: std::time::Instant) {
+pub(crate) fn timing(what: &str, since: std::time::Instant) {
     if std::env::var_os("CORDON_TX_TIMING").is_some() {
         eprintln!("cordon-tx: {what} {:?}", since.elapsed());
     }
@@ -272,6 +277,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
         wipe,
         conflicts: Vec::new(),
         refused: Vec::new(),
+        staging: staging.clone(),
     };
     let mut counter = 0usize;
     let mut stage =
@@ -474,6 +480,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
     j.ops.extend(dirmodes);
 
     timing("stage", t_stage);
+    let t0 = std::time::Instant::now();
     // Staged data must be on disk before the journal that points at it; one syncfs per
     // filesystem instead of an fsync per file keeps 10,000 files fast.
     syncfs(&staging)?;
@@ -482,6 +489,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
     }
     let journal = tx.dir().join(JOURNAL);
     write_atomic(&journal, &to_json(&j, &journal)?)?;
+    timing("commit", t0);
     fault::step();
     Ok(j)
 }
@@ -528,20 +536,32 @@ fn describe_conflict(base: Option<&Entry>, current: Option<&Entry>) -> String {
     }
 }
 
-/// Whether `target` still holds `expect` (`None`: absent): by stamp when it matches, else by
-/// reading it again.
-fn holds(target: &Path, expect: Option<&Entry>, stamp: Option<Stamp>) -> Result<bool> {
+/// What `target` holds now (`None`: absent) and the stamp read with it: `expect` itself,
+/// unread, while the recorded `stamp` still matches; else read again (the stamp taken before
+/// the read, so a later edit is never mistaken for what was read).
+fn look(
+    target: &Path,
+    expect: Option<&Entry>,
+    stamp: Option<Stamp>,
+) -> Result<(Option<Entry>, Option<Stamp>)> {
     if let Some(s) = stamp {
         if Stamp::read(target) == Some(s) {
-            return Ok(true);
+            return Ok((expect.cloned(), Some(s)));
         }
     }
-    let now = probe(target)?;
-    Ok(match (now.as_ref(), expect) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a == b,
-        _ => false,
+    Ok(match probe_known(target, None)? {
+        Some((e, s)) => (Some(e), Some(s)),
+        None => (None, None),
     })
+}
+
+/// After `moved` took the place of what was verified as `seen`: whether it is still that
+/// inode with that data (rename changes the change time, not the modification time).
+fn unchanged(moved: &Path, seen: Option<Stamp>) -> bool {
+    match (seen, Stamp::read(moved)) {
+        (Some(a), Some(b)) => a.same_data(&b),
+        _ => false,
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -578,110 +598,206 @@ enum Outcome {
     Conflict(Option<PathBuf>),
 }
 
-fn execute(ws: &Path, op: &Op, known: &mut HashSet<PathBuf>) -> Result<Outcome> {
-    let path = op.path();
-    let target = ws.join(path.as_path());
-    match parents(ws, path, known) {
-        Parents::Real => {}
-        // Nothing of the workspace's own is left to take away below a parent that is gone or
-        // is no longer a real directory (a symlink's target is never touched).
-        _ if matches!(op, Op::Remove { .. } | Op::Rmdir { .. }) => return Ok(Outcome::Done),
-        Parents::Missing => return Ok(Outcome::Skipped("its parent directory is missing".into())),
-        Parents::NotDirectory => {
-            return Ok(Outcome::Skipped(
-                "a parent is a symlink or not a directory in the workspace".into(),
-            ))
-        }
+/// What phase 2 needs besides the operation: the workspace, the staging directory (empty:
+/// unknown, so removed files are unlinked), the transaction's name (for aside names) and the
+/// parents already checked.
+struct Exec<'a> {
+    ws: &'a Path,
+    staging: &'a Path,
+    name: &'a str,
+    known: HashSet<PathBuf>,
+}
+
+/// Puts the staged version at `target`, which was just verified to hold what the journal
+/// expects (`seen`: its stamp; `None`: absent). Nothing is freed: an existing target is
+/// swapped into the staging directory. Returns false when the target changed in between (it is
+/// left as it is then).
+fn place(staged: &Path, target: &Path, seen: Option<Stamp>, exists: bool) -> Result<bool> {
+    if !exists {
+        return match trash::rename_new(staged, target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e).at("rename into place", target),
+        };
     }
-    match op {
-        Op::Remove { expect, stamp, .. } => {
-            if fs::symlink_metadata(&target).is_err() {
-                return Ok(Outcome::Done);
+    match trash::exchange(staged, target) {
+        Ok(true) => {
+            if unchanged(staged, seen) {
+                return Ok(true);
             }
-            if !holds(&target, Some(expect), *stamp)? {
-                return Ok(Outcome::Conflict(None));
-            }
-            fs::remove_file(&target).at("remove", &target)?;
+            // Written (or replaced) between the check and the swap: swap back, so the
+            // workspace keeps that version and the staged name the transaction's.
+            trash::exchange(staged, target).at("swap back", target)?;
+            Ok(false)
         }
-        Op::Rmdir { .. } => match fs::remove_dir(&target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                return Ok(Outcome::Conflict(None))
+        Ok(false) => {
+            fs::rename(staged, target).at("rename into place", target)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).at("swap into place", target),
+    }
+}
+
+impl Exec<'_> {
+    fn run(&mut self, index: usize, op: &Op) -> Result<Outcome> {
+        let path = op.path();
+        let target = self.ws.join(path.as_path());
+        match parents(self.ws, path, &mut self.known) {
+            Parents::Real => {}
+            // Nothing of the workspace's own is left to take away below a parent that is gone
+            // or is no longer a real directory (a symlink's target is never touched).
+            _ if matches!(op, Op::Remove { .. } | Op::Rmdir { .. }) => return Ok(Outcome::Done),
+            Parents::Missing => {
+                return Ok(Outcome::Skipped("its parent directory is missing".into()))
             }
-            Err(e) => return Err(e).at("remove directory", &target),
-        },
-        Op::Mkdir { .. } => match fs::DirBuilder::new().mode(0o700).create(&target) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                if !fs::symlink_metadata(&target)
-                    .map(|m| m.file_type().is_dir())
-                    .unwrap_or(false)
-                {
-                    return Ok(Outcome::Conflict(None));
+            Parents::NotDirectory => {
+                return Ok(Outcome::Skipped(
+                    "a parent is a symlink or not a directory in the workspace".into(),
+                ))
+            }
+        }
+        match op {
+            Op::Remove { expect, stamp, .. } => {
+                return self.remove(index, path, &target, expect, *stamp)
+            }
+            Op::Rmdir { .. } => match fs::remove_dir(&target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                    return Ok(Outcome::Conflict(None))
                 }
-            }
-            Err(e) => return Err(e).at("create directory", &target),
-        },
-        Op::Place {
-            staged,
-            new,
-            expect,
-            stamp,
-            aside,
-            ..
-        } => {
-            if fs::symlink_metadata(staged).is_err() {
-                // Renamed into place before an interruption (or put aside).
-                return Ok(Outcome::Done);
-            }
-            if holds(&target, expect.as_ref(), *stamp)? {
-                fs::rename(staged, &target).at("rename into place", &target)?;
-            } else if holds(&target, Some(new), None)? {
-                fs::remove_file(staged).at("remove staged copy", staged)?;
-            } else {
-                // Changed while we were applying: keep both. A copy, not the staged file
-                // itself, which may be a hard link to the upper layer's.
-                if fs::symlink_metadata(aside).is_err() {
+                Err(e) => return Err(e).at("remove directory", &target),
+            },
+            Op::Mkdir { .. } => match fs::DirBuilder::new().mode(0o700).create(&target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if !fs::symlink_metadata(&target)
+                        .map(|m| m.file_type().is_dir())
+                        .unwrap_or(false)
+                    {
+                        return Ok(Outcome::Conflict(None));
+                    }
+                }
+                Err(e) => return Err(e).at("create directory", &target),
+            },
+            Op::Place {
+                staged,
+                new,
+                expect,
+                stamp,
+                aside,
+                ..
+            } => {
+                if fs::symlink_metadata(staged).is_err() {
+                    // Renamed into place before an interruption (or put aside).
+                    return Ok(Outcome::Done);
+                }
+                let (mut now, seen) = look(&target, expect.as_ref(), *stamp)?;
+                if now == *expect {
+                    if place(staged, &target, seen, expect.is_some())? {
+                        return Ok(Outcome::Done);
+                    }
+                    now = probe(&target)?;
+                }
+                if now.as_ref() == Some(new) {
+                    // Already in place (by an interrupted run, whose swap left the old version
+                    // at the staged name, or by the user): what is staged is trash.
+                    return Ok(Outcome::Done);
+                }
+                // Changed while we were applying: keep both, if the staged name still holds
+                // the transaction's version. A copy, not the staged file itself, which may be
+                // a hard link to the upper layer's.
+                if fs::symlink_metadata(aside).is_err() && probe(staged)?.as_ref() == Some(new) {
                     match new {
-                        Entry::File { mode, .. } => {
-                            copy_file(staged, aside, *mode)?;
-                            fs::remove_file(staged).at("remove staged copy", staged)?;
-                        }
+                        Entry::File { mode, .. } => copy_file(staged, aside, *mode)?,
                         _ => fs::rename(staged, aside).at("keep aside", aside)?,
                     }
                     return Ok(Outcome::Conflict(Some(aside.clone())));
                 }
                 return Ok(Outcome::Conflict(None));
             }
-        }
-        Op::Chmod {
-            mode,
-            expect,
-            stamp,
-            ..
-        } => {
-            let ok = match (probe(&target)?, expect) {
-                _ if stamp.is_some() && Stamp::read(&target) == *stamp => true,
-                (Some(now), e) => now.same_content(e),
-                (None, _) => false,
-            };
-            if !ok {
-                return Ok(Outcome::Conflict(None));
-            }
-            fs::set_permissions(&target, fs::Permissions::from_mode(*mode)).at("chmod", &target)?;
-        }
-        Op::DirMode { mode, .. } => {
-            if fs::symlink_metadata(&target)
-                .map(|m| m.file_type().is_dir())
-                .unwrap_or(false)
-            {
+            Op::Chmod {
+                mode,
+                expect,
+                stamp,
+                ..
+            } => {
+                let ok = match (probe(&target)?, expect) {
+                    _ if stamp.is_some() && Stamp::read(&target) == *stamp => true,
+                    (Some(now), e) => now.same_content(e),
+                    (None, _) => false,
+                };
+                if !ok {
+                    return Ok(Outcome::Conflict(None));
+                }
                 fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
                     .at("chmod", &target)?;
             }
+            Op::DirMode { mode, .. } => {
+                if fs::symlink_metadata(&target)
+                    .map(|m| m.file_type().is_dir())
+                    .unwrap_or(false)
+                {
+                    fs::set_permissions(&target, fs::Permissions::from_mode(*mode))
+                        .at("chmod", &target)?;
+                }
+            }
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Takes a file or symlink away from the workspace by renaming it into the staging
+    /// directory (freed only after the commit); unlinked where that cannot be done.
+    fn remove(
+        &self,
+        index: usize,
+        path: &RelPath,
+        target: &Path,
+        expect: &Entry,
+        stamp: Option<Stamp>,
+    ) -> Result<Outcome> {
+        let (now, seen) = look(target, Some(expect), stamp)?;
+        match now {
+            None => return Ok(Outcome::Done),
+            Some(e) if e != *expect => return Ok(Outcome::Conflict(None)),
+            Some(_) => {}
+        }
+        if self.staging.as_os_str().is_empty() {
+            fs::remove_file(target).at("remove", target)?;
+            return Ok(Outcome::Done);
+        }
+        let dest = self.staging.join(format!("r{index}"));
+        match trash::rename_new(target, &dest) {
+            Ok(()) => {}
+            // On another mount than the staging directory, or a leftover of an earlier run
+            // holds the name: the old way.
+            Err(e)
+                if e.kind() == io::ErrorKind::CrossesDevices
+                    || e.kind() == io::ErrorKind::AlreadyExists =>
+            {
+                fs::remove_file(target).at("remove", target)?;
+                return Ok(Outcome::Done);
+            }
+            Err(e) => return Err(e).at("move to staging", target),
+        }
+        if unchanged(&dest, seen) {
+            return Ok(Outcome::Done);
+        }
+        // Written between the check and the rename: it goes back, never to the trash.
+        match trash::rename_new(&dest, target) {
+            Ok(()) => Ok(Outcome::Conflict(None)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let aside = self.ws.join(aside_name(path, self.name).as_path());
+                trash::rename_new(&dest, &aside).at("keep aside", &aside)?;
+                Ok(Outcome::Skipped(format!(
+                    "it changed while it was removed; the workspace's version is kept as {}",
+                    aside.display()
+                )))
+            }
+            Err(e) => Err(e).at("put back", target),
         }
     }
-    Ok(Outcome::Done)
 }
 
 /// Phase 2 and the tidy-up; also what recovery runs for a committed journal.
@@ -694,10 +810,15 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
         ..ApplyReport::default()
     };
     let mut not_applied: HashSet<RelPath> = HashSet::new();
-    let mut known = HashSet::new();
+    let mut exec = Exec {
+        ws: &ws,
+        staging: &j.staging,
+        name: &j.name,
+        known: HashSet::new(),
+    };
     let t_ops = std::time::Instant::now();
-    for op in &j.ops {
-        let outcome = match execute(&ws, op, &mut known) {
+    for (index, op) in j.ops.iter().enumerate() {
+        let outcome = match exec.run(index, op) {
             Ok(o) => o,
             Err(e) => Outcome::Skipped(e.to_string()),
         };
@@ -762,7 +883,9 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
     report.applied.dedup();
     timing("tidy", t0);
     fault::step();
+    let t0 = std::time::Instant::now();
     finish(tx)?;
+    timing("finish", t0);
     report.emptied = wipe;
     Ok(report)
 }
@@ -802,11 +925,19 @@ fn reset_layers(tx: &Transaction) -> Result<()> {
     Ok(())
 }
 
-/// Removes staging and, last, the journal: the apply is over.
+/// Ends the apply: the staging directory, now holding the replaced and removed old versions,
+/// becomes a trash folder (before the journal goes, so a crash in between finishes the journal
+/// again instead of mistaking the leftovers for an uncommitted apply); then the journal is
+/// removed, which is the end of the apply, and the trash is removed in the background.
 fn finish(tx: &Transaction) -> Result<()> {
+    trash::take(&staging_in_tx(tx), tx.dir())?;
+    fault::step();
     remove_staging(tx)?;
     remove_if_present(&tx.dir().join(JOURNAL))?;
-    sync_dir(tx.dir())
+    sync_dir(tx.dir())?;
+    fault::step();
+    trash::remove_in_background(tx.dir())?;
+    Ok(())
 }
 
 fn remove_staging(tx: &Transaction) -> Result<()> {
@@ -840,8 +971,10 @@ pub(crate) fn recover(tx: &Transaction) -> Result<Option<Recovery>> {
         || staging_in_workspace(tx).exists()
         || tx.dir().join(OUTSIDE_LOG).exists();
     if leftovers {
+        trash::take(&staging_in_tx(tx), tx.dir())?;
         remove_staging(tx)?;
         sync_dir(tx.dir())?;
+        trash::remove_in_background(tx.dir())?;
         return Ok(Some(Recovery::RolledBack));
     }
     Ok(None)

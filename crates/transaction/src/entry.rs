@@ -222,6 +222,20 @@ impl Stamp {
         }
     }
 
+    /// The same inode with the same data: equal but for the change time, which a rename or
+    /// a new hard link moves.
+    pub(crate) fn same_data(&self, other: &Stamp) -> bool {
+        Stamp {
+            ctime: 0,
+            ctime_ns: 0,
+            ..*self
+        } == Stamp {
+            ctime: 0,
+            ctime_ns: 0,
+            ..*other
+        }
+    }
+
     pub(crate) fn read(path: &Path) -> Option<Stamp> {
         fs::symlink_metadata(path).ok().map(|m| Stamp::of(&m))
     }

@@ -16,6 +16,7 @@ pub mod name;
 mod protect;
 mod scan;
 mod store;
+mod trash;
 mod wire;
 
 pub use apply::{ApplyReport, Conflict, Recovery, Refusal};
@@ -34,6 +35,12 @@ impl Transaction {
     /// conflicting ones are reported and left in the transaction.
     pub fn apply(&mut self, protection: &Protection, paths: &[RelPath]) -> Result<ApplyReport> {
         apply::apply(self, protection, paths)
+    }
+
+    /// Whether old versions replaced or removed by an apply are still being removed in the
+    /// background (or were left by an interrupted removal, which the next apply finishes).
+    pub fn trash_pending(&self) -> bool {
+        trash::pending(self.dir())
     }
 }
 

@@ -381,12 +381,20 @@ impl Transaction {
 
     /// The transaction's changes against the real workspace now.
     pub fn changes(&self, protection: &Protection) -> Result<ChangeSet> {
+        let t0 = std::time::Instant::now();
         let bases = self.bases()?;
-        let (observed, _) = scan(&self.upper(), self.workspace(), &bases, &self.seen())?;
+        let seen = self.seen();
+        apply::timing("scan: read bases and seen", t0);
+        let t0 = std::time::Instant::now();
+        let (observed, _) = scan(&self.upper(), self.workspace(), &bases, &seen)?;
+        apply::timing("scan: walk", t0);
+        let t0 = std::time::Instant::now();
+        let changes = classify(observed, &bases, protection);
+        apply::timing("scan: classify", t0);
         Ok(ChangeSet {
             name: self.meta.name.clone(),
             workspace: self.meta.workspace.clone(),
-            changes: classify(observed, &bases, protection),
+            changes,
         })
     }
 

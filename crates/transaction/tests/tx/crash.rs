@@ -77,6 +77,17 @@ fn old_or_new(
     }
 }
 
+/// Waits (up to 20 s) for the background removal of old versions to end.
+pub fn wait_for_trash(tx: &cordon_transaction::Transaction) {
+    for _ in 0..2000 {
+        if !tx.trash_pending() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the trash of {} was never removed", tx.name());
+}
+
 #[test]
 fn killed_at_every_step_loses_nothing() {
     let probe = Fixture::new("crash-probe", SETUP);
@@ -88,6 +99,7 @@ fn killed_at_every_step_loses_nothing() {
     let mut step = 1;
     let mut rolled_back = 0;
     let mut finished = 0;
+    let mut tidied = 0;
     loop {
         let f = Fixture::new("crash", SETUP);
         let expected = f.expected(SCRIPT);
@@ -117,20 +129,27 @@ fn killed_at_every_step_loses_nothing() {
                     "step {step}: rolled back is untouched"
                 );
             }
+            // Killed after the journal was removed: the apply was over, only the removal of
+            // the old versions was left, which the next apply does.
+            None if tx.trash_pending() => {
+                tidied += 1;
+                assert_same_tree(&f.ws, &expected);
+            }
             None => panic!("step {step}: an interrupted apply left nothing to recover"),
         }
         // Whatever happened, applying again ends with exactly the expected tree.
         tx.apply(&Protection::git_default(), &[]).unwrap();
         assert_same_tree(&f.ws, &expected);
         assert!(tx.changes(&Protection::git_default()).unwrap().is_empty());
+        wait_for_trash(&tx);
         step += 1;
         assert!(step < 500, "apply never finished");
     }
     eprintln!(
-        "crash test: {} steps, {rolled_back} rolled back, {finished} finished",
+        "crash test: {} steps, {rolled_back} rolled back, {finished} finished, {tidied} left only trash",
         step - 1
     );
-    assert!(rolled_back > 0 && finished > 0);
+    assert!(rolled_back > 0 && finished > 0 && tidied > 0);
 }
 
 #[test]
@@ -158,4 +177,82 @@ fn an_edit_between_crash_and_recovery_is_a_conflict_not_overwritten() {
     );
     assert_eq!(report.conflicts.len(), 1, "{report:#?}");
     assert!(!f.state.join("transactions/crash/journal.json").exists());
+}
+
+fn trash_folders(f: &Fixture, name: &str) -> Vec<PathBuf> {
+    let dir = f.state.join("transactions").join(name);
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("trash-"))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn replaced_and_removed_files_are_freed_after_the_apply() {
+    let f = Fixture::new(
+        "trash",
+        "echo 1 > f1; echo 1 > f2; echo 1 > gone; ln -s a link",
+    );
+    let mut tx = f.open("trash");
+    if !f.run_in(
+        &mut tx,
+        "echo 2 > f1; echo 2 > f2; rm gone; ln -sf b link; echo new > added",
+    ) {
+        return;
+    }
+    let expected = f.expected("echo 2 > f1; echo 2 > f2; rm gone; ln -sf b link; echo new > added");
+    let report = tx.apply(&Protection::git_default(), &[]).unwrap();
+    assert_eq!(report.applied.len(), 5, "{report:#?}");
+    assert_same_tree(&f.ws, &expected);
+    wait_for_trash(&tx);
+    assert!(trash_folders(&f, "trash").is_empty());
+    let dir = f.state.join("transactions/trash");
+    assert!(!dir.join("staging").exists());
+    assert!(!dir.join("journal.json").exists());
+}
+
+#[test]
+fn killed_between_commit_and_freeing_loses_nothing_and_the_next_apply_frees() {
+    let f = Fixture::new("trash-crash", "echo 1 > f1; echo 1 > f2");
+    let mut tx = f.open("crash");
+    if !f.run_in(&mut tx, "echo 2 > f1; rm f2") {
+        return;
+    }
+    drop(tx);
+    // Steps: stage f1, commit, place f1, remove f2, tidy, staging made trash, journal
+    // removed: abort right there, before the removal of the old versions starts.
+    assert!(!run_child(&f, 7));
+    let dir = f.state.join("transactions/crash");
+    assert!(!dir.join("journal.json").exists());
+    let trash = trash_folders(&f, "crash");
+    assert_eq!(trash.len(), 1);
+    // The old versions are what the trash holds, and only there.
+    let mut old: Vec<String> = std::fs::read_dir(&trash[0])
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    old.sort();
+    assert_eq!(old, ["1\n", "1\n"]);
+    assert_eq!(std::fs::read_to_string(f.ws.join("f1")).unwrap(), "2\n");
+    assert!(!f.ws.join("f2").exists());
+
+    // Nothing to recover, nothing stale for the next apply, which frees the trash.
+    let (mut tx, _) = f.store().open_or_create(Some("crash"), &f.ws).unwrap();
+    assert_eq!(tx.recovered(), None);
+    assert!(tx.changes(&Protection::git_default()).unwrap().is_empty());
+    assert!(tx.trash_pending());
+    assert!(f.run_in(&mut tx, "echo 3 > f1"));
+    let report = tx.apply(&Protection::git_default(), &[]).unwrap();
+    assert_eq!(report.applied.len(), 1, "{report:#?}");
+    assert!(report.conflicts.is_empty() && report.failed.is_empty());
+    assert_eq!(std::fs::read_to_string(f.ws.join("f1")).unwrap(), "3\n");
+    wait_for_trash(&tx);
+    assert!(trash_folders(&f, "crash").is_empty());
 }
