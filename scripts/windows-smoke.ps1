@@ -174,8 +174,60 @@ Check '--memory stops a tree that allocates more' ($rc -ne 0) "exit $rc"
 $rc = Sandboxed $ws 'exit [Math]::Min(250, @(Get-Process).Count)'
 Write-Host "note  unelevated, the sandbox sees your processes ($rc or more listed); documented in docs/windows.md"
 
-# --- elevated mode -----------------------------------------------------------------------
+# --- elevated mode: what `cordon setup --elevated` put in place --------------------------
+# Judged from the machine (accounts, registry, firewall), then by commands started as the
+# offline account itself with its stored password (Start-Process -Credential, no profile):
+# the account-level guarantees hold whatever starts the command.
 if ($Elevated) {
+    $group = 'CordonSandboxUsers'
+    $offline = 'CordonSandboxOffline'
+    foreach ($name in @($offline, 'CordonSandboxOnline')) {
+        $user = Get-LocalUser -Name $name -ErrorAction SilentlyContinue
+        Check "account $name exists" ($null -ne $user)
+        $member = Get-LocalGroupMember -Group $group -ErrorAction SilentlyContinue | Where-Object { $_.Name -like "*\$name" }
+        Check "$name is in $group" ($null -ne $member)
+        $hidden = Get-ItemProperty -Path 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\SpecialAccounts\UserList' -Name $name -ErrorAction SilentlyContinue
+        Check "$name is hidden from the logon screen" ($null -ne $hidden -and $hidden.$name -eq 0)
+    }
+    $sid = (Get-LocalUser -Name $offline -ErrorAction SilentlyContinue).SID.Value
+    $rules = @(Get-NetFirewallRule -DisplayName 'cordon: *' -ErrorAction SilentlyContinue)
+    Check 'cordon firewall rules exist' ($rules.Count -ge 1) "$($rules.Count) rules"
+    foreach ($r in $rules) {
+        $scope = ($r | Get-NetFirewallSecurityFilter).LocalUser
+        Check "firewall rule '$($r.DisplayName)' blocks outbound, scoped to $offline" ($r.Enabled -eq 'True' -and $r.Action -eq 'Block' -and $r.Direction -eq 'Outbound' -and $scope -like "*$sid*") "action $($r.Action), scope $scope"
+    }
+    $state = Join-Path $env:LOCALAPPDATA 'cordon\state\elevated'
+    $pwfile = Join-Path $state "$offline.dpapi"
+    if (Test-Path $pwfile) {
+        Add-Type -AssemblyName System.Security
+        $bytes = [Security.Cryptography.ProtectedData]::Unprotect([IO.File]::ReadAllBytes($pwfile), $null, 'CurrentUser')
+        $secure = ConvertTo-SecureString ([Text.Encoding]::UTF8.GetString($bytes)) -AsPlainText -Force
+        $cred = New-Object Management.Automation.PSCredential(".\$offline", $secure)
+        function AsOffline([string]$body) {
+            $b64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($body))
+            $p = Start-Process -FilePath powershell.exe -Credential $cred -WorkingDirectory $env:SystemRoot -WindowStyle Hidden -Wait -PassThru -ArgumentList @('-NoProfile', '-NonInteractive', '-EncodedCommand', $b64)
+            return $p.ExitCode
+        }
+        $rc = AsOffline 'exit 5'
+        Check "a command runs as $offline (stored password, no profile)" ($rc -eq 5) "exit $rc"
+        $rc = AsOffline 'try { (New-Object Net.Sockets.TcpClient).Connect("1.1.1.1", 443); exit 0 } catch { exit 3 }'
+        Check "$offline cannot open TCP to the internet" ($rc -eq 3) "exit $rc"
+        $rc = AsOffline 'try { $u = New-Object Net.Sockets.UdpClient; $u.Connect("1.1.1.1", 53); [void]$u.Send([byte[]](1..20), 20); $u.Client.ReceiveTimeout = 2000; $ep = $null; [void]$u.Receive([ref]$ep); exit 0 } catch { exit 3 }'
+        Check "$offline cannot send DNS over UDP" ($rc -eq 3) "exit $rc"
+        $rc = AsOffline 'if (Test-Connection 1.1.1.1 -Count 1 -Quiet) { exit 0 } else { exit 3 }'
+        Check "$offline cannot ping" ($rc -eq 3) "exit $rc"
+        # Known gap, reported not hidden: name resolution through the DNS Client service is
+        # made by that service, not by the account (docs/windows.md).
+        $rc = AsOffline 'try { [Net.Dns]::GetHostAddresses("example.com") | Out-Null; exit 0 } catch { exit 3 }'
+        Write-Host "note  resolving a name through the DNS Client service as $offline exits $rc (0 = the gap documented in docs/windows.md is open)"
+        $rc = AsOffline "try { [IO.File]::ReadAllBytes($(Q $pwfile)) | Out-Null; exit 0 } catch { exit 3 }"
+        Check "$offline cannot read cordon's state folder (deny-read)" ($rc -eq 3) "exit $rc"
+    } else {
+        Check "the stored password of $offline exists" $false $pwfile
+    }
+
+    # Through the runner (needs the broker: docs/windows.md, "The broker").
+
     $ssh = Join-Path $env:USERPROFILE '.ssh'
     if (Test-Path $ssh) {
         $rc = Sandboxed $ws "Get-ChildItem -Force -LiteralPath $(Q $ssh) | Out-File listing.txt"

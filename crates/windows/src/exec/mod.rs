@@ -2,20 +2,27 @@
 //! object, and the command's process.
 //!
 //! Built: everything of unelevated mode (placeholders, ACL rewrite with skip/revoke, token,
-//! job, process, exit relay, the Everyone-writable audit and its cached findings). Planned
-//! but not executed yet: elevated mode's accounts, DPAPI, firewall COM and WFP calls, ConPTY
-//! (docs/windows.md).
+//! job, process, exit relay, the Everyone-writable audit and its cached findings), and
+//! elevated mode's setup ([`setup`]: accounts, DPAPI, logon-screen hiding, logon rights,
+//! firewall COM, WFP), its check, and its logon-token cache ([`logon`]) and [`run_as`].
+//! Not built: the broker process that holds the cache, ConPTY (docs/windows.md).
 
 pub mod accounts;
 pub mod acl;
 pub mod audit;
+pub mod firewall;
 pub mod host;
 pub mod job;
+pub mod logon;
 pub mod process;
+pub mod setup;
+#[cfg(test)]
+mod setup_tests;
 pub mod sid;
 #[cfg(test)]
 mod tests;
 pub mod token;
+pub mod wfp;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -27,6 +34,20 @@ use crate::plan::WindowsPlan;
 use crate::winpath::WinPath;
 pub use host::RealHost;
 pub use process::Exit;
+
+/// The NUL-terminated UTF-16 string at `p`, copied.
+///
+/// # Safety
+/// `p` must be null or point at a NUL-terminated UTF-16 string.
+pub unsafe fn from_wide_ptr(p: *const u16) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: the caller promises a terminator; the loop stops at it.
+    let len = (0..).take_while(|&i| unsafe { *p.add(i) } != 0).count();
+    // SAFETY: `len` initialised units before the terminator.
+    String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(p, len) })
+}
 
 /// A NUL-terminated UTF-16 copy of `s` for Win32 calls.
 pub fn wide(s: &str) -> Vec<u16> {
@@ -54,8 +75,8 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
-    #[error("elevated mode is planned but not executed by this build")]
-    ElevatedNotBuilt,
+    #[error("elevated mode runs commands as {account}: start them with exec::run_as and the account's logon token (exec::logon::TokenCache), from the broker")]
+    NotTheAccount { account: &'static str },
     #[error("building the restricted token")]
     Token(#[source] io::Error),
     #[error("creating the job object")]
@@ -75,10 +96,9 @@ pub enum ExecError {
 /// Makes the machine match the plan's file-system side: the temporary folder, placeholders,
 /// then one DACL rewrite per path that has an edit to apply or an ACE to revoke. A path
 /// whose edits are all `Skip` is not written (the common case from the second run on).
+/// In elevated mode the plan also holds the sandbox group's grants on the writable roots
+/// and its deny-read ACEs on the secrets; they are applied the same way.
 pub fn apply(plan: &WindowsPlan) -> Result<(), ExecError> {
-    if plan.account.is_some() {
-        return Err(ExecError::ElevatedNotBuilt);
-    }
     fs::create_dir_all(plan.temp.to_api()).map_err(|source| ExecError::Temp {
         path: plan.temp.clone(),
         source,
@@ -129,8 +149,40 @@ pub fn apply(plan: &WindowsPlan) -> Result<(), ExecError> {
 
 /// Runs `argv` under the plan (already applied): restricted token, job, `env`, in `cwd`.
 /// `argv[0]` must be a full path (see `cmdline::search_path`).
+///
+/// The token is derived from cordon's own. In elevated mode that is right only when this
+/// process is the sandbox account (a broker started as it); otherwise use [`run_as`].
 pub fn run(
     plan: &WindowsPlan,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    timeout: Option<Duration>,
+) -> Result<Exit, ExecError> {
+    let base = token::process_token().map_err(ExecError::Token)?;
+    if let Some(account) = plan.account {
+        let me = token::user_sid(&base).map_err(ExecError::Token)?;
+        let want = setup::lookup_sid(account).map_err(|e| {
+            ExecError::Command(format!(
+                "the sandbox account {account}: {e}; {}",
+                crate::plan::setup::SETUP_NEEDED
+            ))
+        })?;
+        if me != want {
+            return Err(ExecError::NotTheAccount { account });
+        }
+    }
+    run_as(plan, &base, argv, env, cwd, timeout)
+}
+
+/// Runs `argv` under the plan with a restricted token derived from `base`: cordon's own
+/// token (unelevated), or the sandbox account's logon token from
+/// [`logon::TokenCache::token`] (elevated). Starting a process with another account's
+/// token needs SeAssignPrimaryTokenPrivilege; without it the start fails with
+/// ERROR_PRIVILEGE_NOT_HELD (1314), reported as such.
+pub fn run_as(
+    plan: &WindowsPlan,
+    base: &std::os::windows::io::OwnedHandle,
     argv: &[String],
     env: &[(String, String)],
     cwd: &str,
@@ -153,8 +205,7 @@ pub fn run(
                 | windows_sys::Win32::System::Diagnostics::Debug::SEM_NOGPFAULTERRORBOX,
         )
     };
-    let base = token::process_token().map_err(ExecError::Token)?;
-    let restricted = token::restrict(&base, &plan.token).map_err(ExecError::Token)?;
+    let restricted = token::restrict(base, &plan.token).map_err(ExecError::Token)?;
     let job = job::create(&plan.job).map_err(ExecError::Job)?;
     let started = process::start(&restricted, &job, &program, &line, &block, cwd)
         .map_err(|source| ExecError::Start { program, source })?;

@@ -304,6 +304,29 @@ impl SetupReport {
     }
 }
 
+/// Whether a rule read back from the firewall is the one setup makes. Remote addresses are
+/// compared as a set of ranges, case-insensitively, since the firewall may reorder them.
+pub fn same_rule(got: &FirewallRule, want: &FirewallRule) -> bool {
+    let ranges = |s: &str| {
+        let mut v: Vec<String> = s
+            .split(',')
+            .map(|r| r.trim().to_ascii_lowercase())
+            .filter(|r| !r.is_empty())
+            .collect();
+        v.sort();
+        v
+    };
+    got.name == want.name
+        && got.outbound == want.outbound
+        && got.block == want.block
+        && got.protocol == want.protocol
+        && got.all_profiles == want.all_profiles
+        && got
+            .local_user_sddl
+            .eq_ignore_ascii_case(&want.local_user_sddl)
+        && ranges(&got.remote_addresses) == ranges(&want.remote_addresses)
+}
+
 /// Compares the machine with what setup makes. The firewall rules and WFP filters expected
 /// are those for the offline account's SID as it exists on the machine.
 pub fn compare(observed: &Observed, proxy_ports: &[u16]) -> SetupReport {
@@ -390,7 +413,7 @@ pub fn compare(observed: &Observed, proxy_ports: &[u16]) -> SetupReport {
                 let got = rules.iter().find(|r| r.name == want.name);
                 let (ok, detail) = match got {
                     None => (false, "absent".to_string()),
-                    Some(r) if *r == want => {
+                    Some(r) if same_rule(r, &want) => {
                         (true, "present, scoped to the offline account".into())
                     }
                     Some(r) => (false, format!("differs from what setup makes: {r:?}")),
@@ -599,6 +622,18 @@ mod tests {
         let report = compare(&o, &ELEVATED_PROXY_PORTS);
         assert!(!report.complete());
         assert!(report.refusal().contains("differs"));
+    }
+
+    #[test]
+    fn a_rule_read_back_with_reordered_addresses_is_ours() {
+        let want = network::firewall_rules(&installed().offline).remove(0);
+        let mut got = want.clone();
+        let mut parts: Vec<&str> = want.remote_addresses.split(',').collect();
+        parts.reverse();
+        got.remote_addresses = parts.join(", ").to_uppercase();
+        assert!(same_rule(&got, &want));
+        got.block = false;
+        assert!(!same_rule(&got, &want));
     }
 
     #[test]
