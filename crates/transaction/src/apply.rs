@@ -280,10 +280,18 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
         staging: staging.clone(),
     };
     let mut counter = 0usize;
+    // The device of each target's parent directory, read once per directory.
+    let mut parent_devs: std::collections::HashMap<PathBuf, Option<u64>> = Default::default();
     let mut stage =
         |path: &RelPath, new: &Entry, in_opaque: bool, j: &mut Journal| -> Result<PathBuf> {
             counter += 1;
-            let parent_dev = ws.join(path.as_path()).parent().and_then(dev_of);
+            let parent = ws.join(path.as_path());
+            let parent_dev = match parent.parent() {
+                Some(p) => *parent_devs
+                    .entry(p.to_path_buf())
+                    .or_insert_with(|| dev_of(p)),
+                None => None,
+            };
             let dest = if parent_dev.is_some() && parent_dev != stage_dev {
                 // The target lies on another filesystem (a mount inside the workspace): stage next
                 // to it, and note the name first so a rollback can find it.
@@ -307,7 +315,11 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
                 staging.join(counter.to_string())
             };
             let src = upper.join(path.as_path());
-            let _ = fs::remove_file(&dest);
+            if !dest.starts_with(&staging) {
+                // Next to the target: a leftover of an earlier attempt may hold the name (the
+                // staging directory is new, nothing in it needs removing).
+                let _ = fs::remove_file(&dest);
+            }
             match new {
                 Entry::Symlink { target } => symlink(target, &dest).at("stage symlink", &dest)?,
                 Entry::File { mode, .. } => {
@@ -898,31 +910,29 @@ fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
-/// Empties upper and work (renamed away first, so a crash leaves either the old layers or new
-/// empty ones, never half of them).
+/// Empties upper and work: each is renamed to a trash folder (removed with the others after
+/// the apply) and made again, so a crash leaves either the old layers or new empty ones, never
+/// half of them, and nothing is freed on the critical path.
 fn reset_layers(tx: &Transaction) -> Result<()> {
     for layer in ["upper", "work"] {
         let dir = tx.dir().join(layer);
         let old = tx.dir().join(format!("{layer}.old"));
         if old.exists() {
+            // Left by an apply made before layers went to the trash.
             make_removable(&old);
             fs::remove_dir_all(&old).at("remove", &old)?;
         }
         if dir.exists() {
-            fs::rename(&dir, &old).at("rename", &dir)?;
+            // The agent may have left directories the remover could not enter.
+            make_removable(&dir);
+            trash::take(&dir, tx.dir())?;
         }
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .at("create directory", &dir)?;
     }
-    sync_dir(tx.dir())?;
-    for layer in ["upper.old", "work.old"] {
-        let old = tx.dir().join(layer);
-        make_removable(&old);
-        fs::remove_dir_all(&old).at("remove", &old)?;
-    }
-    Ok(())
+    sync_dir(tx.dir())
 }
 
 /// Ends the apply: the staging directory, now holding the replaced and removed old versions,

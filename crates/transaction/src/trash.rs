@@ -85,9 +85,10 @@ pub(crate) fn pending(tx_dir: &Path) -> bool {
     !folders(tx_dir).is_empty()
 }
 
-/// Renames `staging` to a new trash folder in `tx_dir`; returns it (`None`: no staging).
-pub(crate) fn take(staging: &Path, tx_dir: &Path) -> Result<Option<PathBuf>> {
-    if fs::symlink_metadata(staging).is_err() {
+/// Renames `dir` (the staging directory, or a layer being emptied) to a new trash folder in
+/// `tx_dir`, on the same filesystem; returns it (`None`: there is no `dir`).
+pub(crate) fn take(dir: &Path, tx_dir: &Path) -> Result<Option<PathBuf>> {
+    if fs::symlink_metadata(dir).is_err() {
         return Ok(None);
     }
     let stamp = std::time::SystemTime::now()
@@ -95,10 +96,11 @@ pub(crate) fn take(staging: &Path, tx_dir: &Path) -> Result<Option<PathBuf>> {
         .map(|d| d.as_nanos())
         .unwrap_or(0);
     let mut name = OsString::from(PREFIX);
-    name.push(format!("{}-{stamp}", std::process::id()));
+    name.push(format!("{}-{stamp}-", std::process::id()));
+    name.push(dir.file_name().unwrap_or_default());
     let dest = tx_dir.join(name);
     // Never onto an existing (possibly empty) folder another remover is still working on.
-    rename_new(staging, &dest).at("move staging to the trash", &dest)?;
+    rename_new(dir, &dest).at("move to the trash", &dest)?;
     Ok(Some(dest))
 }
 
