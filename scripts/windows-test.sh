@@ -78,4 +78,12 @@ echo "== cargo clippy -D warnings ($triple)"
 cargo clippy -Zbuild-std --target "$triple" -p cordon-windows --all-targets -- -D warnings
 echo "== cargo test ($triple, under Wine)"
 cargo test -Zbuild-std --target "$triple" -p cordon-windows
+
+# The real CLI for Windows: its lints, then cordon.exe run end to end under Wine (what Wine
+# runs: the plan, the job, the token's creation, exit statuses, the audit log; not what
+# Windows would refuse).
+echo "== cordon.exe: cargo clippy -D warnings ($triple)"
+cargo clippy -Zbuild-std --target "$triple" -p cordon-cli --all-targets -- -D warnings
+cargo build -Zbuild-std --target "$triple" -p cordon-cli
+bash "$root/scripts/windows-cli-smoke.sh" "$wine" "$CARGO_TARGET_DIR/$triple/debug/cordon.exe"
 /usr/lib/wine/wineserver -k 2>/dev/null || true

@@ -5,7 +5,6 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -217,19 +216,22 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Opens (creating with mode 0600, and its parent folders with 0700) for appending.
+    /// Opens (creating with mode 0600, and its parent folders with 0700) for appending. On
+    /// Windows the file and folders inherit the ACL of where they are made (the state folder
+    /// lives in `%LOCALAPPDATA%`, which only its user and administrators can read).
     pub fn open(path: &Path) -> io::Result<Sink> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)?;
+            let mut dirs = fs::DirBuilder::new();
+            dirs.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut dirs, 0o700);
+            dirs.create(parent)?;
         }
-        let file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(path)?;
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
         Ok(Sink {
             file,
             path: path.to_path_buf(),
@@ -247,8 +249,6 @@ impl Sink {
         self.file.write_all(&line)
     }
 }
-
-use std::os::unix::fs::DirBuilderExt;
 
 /// Reads every record of a log; a malformed line is an error naming its line number.
 pub fn read_log(path: &Path) -> io::Result<Vec<Record>> {

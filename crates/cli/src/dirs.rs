@@ -14,6 +14,7 @@ pub fn current_dir() -> Result<PathBuf, crate::failure::Failure> {
 /// The caller's home directories: $HOME and the account's home when they differ, so a
 /// changed $HOME does not move the deny-read set away from the real secrets. Looked up once
 /// per process (the account lookup may go through NSS).
+#[cfg(unix)]
 pub fn homes() -> &'static [PathBuf] {
     static HOMES: OnceLock<Vec<PathBuf>> = OnceLock::new();
     HOMES.get_or_init(|| {
@@ -35,9 +36,24 @@ pub fn homes() -> &'static [PathBuf] {
     })
 }
 
+/// The caller's profile folder (`%USERPROFILE%`), where Windows keeps the secrets the
+/// deny-read set names.
+#[cfg(windows)]
+pub fn homes() -> &'static [PathBuf] {
+    static HOMES: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    HOMES.get_or_init(|| {
+        env::var_os("USERPROFILE")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .into_iter()
+            .collect()
+    })
+}
+
 /// The home of `uid` from /etc/passwd, read directly: asking NSS first costs a socket
 /// round-trip to nscd and a parse of nsswitch.conf on every start. Accounts that only exist
 /// in a directory service fall through to NSS.
+#[cfg(unix)]
 fn passwd_home(uid: u32) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
     let text = std::fs::read("/etc/passwd").ok()?;
@@ -49,6 +65,8 @@ fn passwd_home(uid: u32) -> Option<PathBuf> {
     })
 }
 
+/// An absolute folder from `var`, else `fallback` below the first home.
+#[cfg(unix)]
 fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
     match env::var_os(var)
         .filter(|v| !v.is_empty())
@@ -60,11 +78,35 @@ fn xdg(var: &str, fallback: &str) -> Option<PathBuf> {
 }
 
 /// `$XDG_STATE_HOME/cordon`: approvals and the default audit log. Hidden inside sandboxes.
+#[cfg(unix)]
 pub fn state_dir() -> Option<PathBuf> {
     xdg("XDG_STATE_HOME", ".local/state").map(|p| p.join("cordon"))
 }
 
 /// `$XDG_CONFIG_HOME/cordon/config.toml`: the user's own policy layer.
+#[cfg(unix)]
 pub fn user_config() -> Option<PathBuf> {
     xdg("XDG_CONFIG_HOME", ".config").map(|p| p.join("cordon/config.toml"))
+}
+
+/// An absolute folder from the environment variable `var` (`%LOCALAPPDATA%`, `%APPDATA%`).
+#[cfg(windows)]
+fn known_folder(var: &str) -> Option<PathBuf> {
+    env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// `%LOCALAPPDATA%\cordon\state`: the default audit log and the sandbox accounts' secrets.
+/// Denied to every sandboxed command.
+#[cfg(windows)]
+pub fn state_dir() -> Option<PathBuf> {
+    known_folder("LOCALAPPDATA").map(|p| p.join("cordon").join("state"))
+}
+
+/// `%APPDATA%\cordon\config.toml`: the user's own policy layer.
+#[cfg(windows)]
+pub fn user_config() -> Option<PathBuf> {
+    known_folder("APPDATA").map(|p| p.join("cordon").join("config.toml"))
 }

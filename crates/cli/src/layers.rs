@@ -12,6 +12,7 @@ use cordon_policy::{
 use crate::args::{NetArg, RunArgs};
 use crate::dirs;
 use crate::failure::Failure;
+use cordon_audit::Event;
 
 /// The effective policy and what was ignored on the way.
 pub struct Loaded {
@@ -22,6 +23,24 @@ pub struct Loaded {
 
 pub const WORKSPACE_FILE: &str = ".cordon.toml";
 
+impl Loaded {
+    /// Says on stderr what the workspace file widens that is ignored until approved, and
+    /// returns the audit event for it.
+    pub fn announce_ignored(&self, workspace: &Path) -> Option<Event> {
+        let (file, ignored) = self.ignored.as_ref()?;
+        eprintln!(
+            "cordon: ignoring what {} widens until you approve it (`cordon approve -w {}`): {}",
+            file.display(),
+            workspace.display(),
+            ignored.join(", ")
+        );
+        Some(Event::PolicyIgnored {
+            file: file.clone(),
+            ignored: ignored.clone(),
+        })
+    }
+}
+
 /// Built-in < user config < workspace file (widening only if approved) < --policy < flags.
 pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Failure> {
     // Flags first: a bad flag value is reported before any file is read.
@@ -30,6 +49,7 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
 }
 
 /// The same layering for commands other than `run` (no flags of their own).
+#[cfg(target_os = "linux")]
 pub fn load_without_flags(
     workspace: &Path,
     cwd: &Path,
@@ -53,7 +73,7 @@ fn load_with(
     let mut ignored = None;
     let ws_file = workspace.join(WORKSPACE_FILE);
     // An empty directory there is the placeholder a running sandbox pinned: no policy.
-    let layer = if cordon_linux::is_empty_dir(&ws_file) {
+    let layer = if is_empty_dir(&ws_file) {
         None
     } else {
         read_layer(&ws_file, LayerSource::Workspace(ws_file.clone()), false)?
@@ -213,4 +233,9 @@ pub fn approve(workspace: &Path) -> Result<(PathBuf, Vec<String>), Failure> {
             .map(|w| w.to_string())
             .collect(),
     ))
+}
+
+/// Whether `path` is a directory with nothing in it.
+fn is_empty_dir(path: &Path) -> bool {
+    fs::read_dir(path).is_ok_and(|mut d| d.next().is_none())
 }

@@ -2,20 +2,39 @@
 #![forbid(unsafe_code)]
 
 mod args;
-mod commands;
-mod console;
 mod dirs;
-mod doctor;
-mod egress;
 mod failure;
-mod guarantees;
 mod layers;
+mod runlog;
+
+// The Linux backend's `cordon run` and the subcommands built on what only Linux has here
+// (the proxy, transactions, the approval broker).
+#[cfg(target_os = "linux")]
+mod commands;
+#[cfg(target_os = "linux")]
+mod console;
+#[cfg(target_os = "linux")]
+mod doctor;
+#[cfg(target_os = "linux")]
+mod egress;
+#[cfg(target_os = "linux")]
+mod guarantees;
+#[cfg(target_os = "linux")]
 mod recorder;
+#[cfg(target_os = "linux")]
 mod request;
+#[cfg(target_os = "linux")]
 mod rules_check;
+#[cfg(target_os = "linux")]
 mod run;
+#[cfg(target_os = "linux")]
 mod transaction;
+#[cfg(target_os = "linux")]
 mod tx;
+
+// The Windows backend's `cordon run` (docs/windows.md).
+#[cfg(windows)]
+mod windows_run;
 
 use std::process::ExitCode;
 
@@ -34,15 +53,28 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(*args),
-        Command::Doctor(args) => Ok(doctor::doctor(&args)),
         Command::Approve(args) => approve(args),
+        #[cfg(target_os = "linux")]
+        Command::Run(args) => run::run(*args),
+        #[cfg(target_os = "linux")]
+        Command::Doctor(args) => Ok(doctor::doctor(&args)),
+        #[cfg(target_os = "linux")]
         Command::Rules(args::RulesCommand::Check(args)) => rules_check(args),
+        #[cfg(target_os = "linux")]
         Command::Console(args) => console(args),
+        #[cfg(target_os = "linux")]
         Command::Tx(cmd) => tx_command(cmd),
+        #[cfg(target_os = "linux")]
         Command::Request(args) => Ok(request::request(&args)),
+        #[cfg(windows)]
+        Command::Run(args) => windows_run::run(*args),
+        #[cfg(not(target_os = "linux"))]
+        other => Err(unavailable(&other)),
     };
     match result {
+        // A Windows exit status is 32 bits (a crash is 0xC0000005): relayed whole.
+        #[cfg(windows)]
+        Ok(code) if !(0..=255).contains(&code) => std::process::exit(code),
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(f) => {
             report(&f);
@@ -61,13 +93,31 @@ fn report(f: &Failure) {
     }
 }
 
+/// A subcommand this platform's backend does not have yet.
+#[cfg(not(target_os = "linux"))]
+fn unavailable(command: &Command) -> Failure {
+    let name = match command {
+        Command::Run(_) => "run",
+        Command::Doctor(_) => "doctor",
+        Command::Approve(_) => "approve",
+        Command::Tx(_) => "tx",
+        Command::Rules(_) => "rules",
+        Command::Console(_) => "console",
+        Command::Request(_) => "request",
+    };
+    Failure::setup(format!(
+        "`cordon {name}` is not available on this platform yet (docs/windows.md lists what the Windows backend has)"
+    ))
+}
+
+#[cfg(target_os = "linux")]
 fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
     use args::TxCommand;
     let state = dirs::state_dir()
         .ok_or_else(|| Failure::setup("no state folder: set HOME or XDG_STATE_HOME"))?;
-    let mut sink = run::open_audit(None)?;
-    let run_id = run::run_id();
-    let mut audit = |event| run::log(&mut sink, &run_id, event);
+    let mut sink = runlog::open_audit(None)?;
+    let run_id = runlog::run_id();
+    let mut audit = |event| runlog::log(&mut sink, &run_id, event);
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
     Ok(match cmd {
         TxCommand::List { json } => tx::list(&state, json, &mut audit, &mut out, &mut err),
@@ -101,6 +151,7 @@ fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
     })
 }
 
+#[cfg(target_os = "linux")]
 /// The protected set of the transaction's workspace, from the policy as `cordon run` there
 /// would load it.
 fn protection_of(
@@ -129,6 +180,7 @@ fn protection_of(
     ))
 }
 
+#[cfg(target_os = "linux")]
 fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {
     let cwd = dirs::current_dir()?;
     let ws = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
@@ -140,6 +192,7 @@ fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {
     ))
 }
 
+#[cfg(target_os = "linux")]
 fn console(args: args::ConsoleArgs) -> Result<i32, Failure> {
     let state = dirs::state_dir()
         .ok_or_else(|| Failure::setup("no state folder: set HOME or XDG_STATE_HOME"))?;

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cordon_audit::{Ending, Event, Record, Sink};
+use cordon_audit::{Ending, Event, Sink};
 use cordon_linux::{Mechanism, Mode, NetMode, PrepareError, RunError, Spec, Stage, Trip};
 use cordon_policy::{scrub_env, LimitKind, Network, Policy, ResolveContext, ViolationClass};
 
@@ -17,6 +17,7 @@ use crate::failure::{Failure, EXIT_SETUP};
 use crate::guarantees;
 use crate::layers;
 use crate::recorder;
+use crate::runlog::{log, open_audit, run_id};
 use crate::transaction;
 use cordon_proxy::OnRefusal;
 
@@ -32,21 +33,8 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let loaded = layers::load(&args, &workspace, &cwd)?;
     let run_id = run_id();
     let mut audit = open_audit(args.audit.as_deref())?;
-    if let Some((file, ignored)) = &loaded.ignored {
-        eprintln!(
-            "cordon: ignoring what {} widens until you approve it (`cordon approve -w {}`): {}",
-            file.display(),
-            workspace.display(),
-            ignored.join(", ")
-        );
-        log(
-            &mut audit,
-            &run_id,
-            Event::PolicyIgnored {
-                file: file.clone(),
-                ignored: ignored.clone(),
-            },
-        );
+    if let Some(event) = loaded.announce_ignored(&workspace) {
+        log(&mut audit, &run_id, event);
     }
     let policy = &loaded.policy;
     let net = match policy.network {
@@ -584,34 +572,4 @@ fn agent_sockets() -> Vec<PathBuf> {
     }
     out.retain(|p| p.is_absolute());
     out
-}
-
-pub fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {
-    match explicit {
-        Some(p) => Sink::open(p)
-            .map(Some)
-            .map_err(|e| Failure::setup(format!("audit log {}: {e}", p.display()))),
-        None => {
-            let path: Option<PathBuf> = dirs::state_dir().map(|s| s.join("audit.jsonl"));
-            Ok(path.and_then(|p| Sink::open(&p).ok()))
-        }
-    }
-}
-
-pub fn log(audit: &mut Option<Sink>, run_id: &str, event: Event) {
-    if let Some(sink) = audit {
-        if let Err(e) = sink.write(&Record::now(run_id, event)) {
-            eprintln!("cordon: warning: audit log {}: {e}", sink.path().display());
-        }
-    }
-}
-
-pub fn run_id() -> String {
-    use sha2::{Digest, Sha256};
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let h = Sha256::digest(format!("{now}-{}", std::process::id()).as_bytes());
-    cordon_policy::hex(&h[..8])
 }

@@ -1,0 +1,223 @@
+//! `cordon run` on Windows: the layered policy planned into a restricted token, ACL edits and
+//! a job object (`cordon_windows::plan`), the edits applied (once: an ACE already present is
+//! skipped), and the command run inside them, with the same audit events and exit statuses
+//! as on Linux. See docs/windows.md.
+
+use std::path::Path;
+use std::time::Instant;
+
+use cordon_audit::{Ending, Event, GuaranteeStatus};
+use cordon_policy::{Policy, ResolveContext};
+use cordon_windows::exec::{self, audit, Exit, RealHost};
+use cordon_windows::plan::{Guarantee, Status};
+use cordon_windows::{cmdline, Mode, PlanInput, Sid, WinPath, WindowsPlan};
+
+use crate::args::RunArgs;
+use crate::dirs;
+use crate::failure::Failure;
+use crate::layers;
+use crate::runlog::{log, open_audit, run_id};
+
+/// Runs the command; returns cordon's exit status (a Windows exit code is 32 bits: a crash's
+/// 0xC0000005 is relayed whole).
+pub fn run(args: RunArgs) -> Result<i32, Failure> {
+    let started = Instant::now();
+    let cwd = dirs::current_dir()?;
+    let workspace = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
+    let workspace = workspace
+        .canonicalize()
+        .map_err(|e| Failure::setup(format!("workspace {}: {e}", workspace.display())))?;
+    let loaded = layers::load(&args, &workspace, &cwd)?;
+    let policy = &loaded.policy;
+    let run_id = run_id();
+    let mut sink = open_audit(args.audit.as_deref())?;
+    if let Some(event) = loaded.announce_ignored(&workspace) {
+        log(&mut sink, &run_id, event);
+    }
+    let state = dirs::state_dir()
+        .ok_or_else(|| Failure::setup("cordon's state folder needs %LOCALAPPDATA%"))?;
+    let plan = plan_for(policy, &workspace, &state)?;
+    for note in &plan.notes {
+        eprintln!("cordon: note: {note}");
+    }
+    announce_weaker(&plan.guarantees);
+    let argv: Vec<String> = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let (env, removed) = scrubbed_env(policy);
+    log(
+        &mut sink,
+        &run_id,
+        Event::CommandStart {
+            argv: argv.clone(),
+            cwd: cwd.clone(),
+            workspace: workspace.clone(),
+            policy_digest: policy.digest(),
+            backend: "windows-restricted-token".into(),
+            guarantees: plan.guarantees.iter().map(status_of).collect(),
+            env_removed: removed,
+        },
+    );
+    let ended = execute(&plan, policy, argv, env);
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let (status, ending, message) = match &ended {
+        Ok(Exit::Code(c)) => (*c as i32, Ending::Exited, None),
+        Ok(Exit::TimedOut) => (
+            124,
+            Ending::Exited,
+            Some("the timeout killed the job".into()),
+        ),
+        Err(f) => (f.code, ending_of(f), Some(f.message.clone())),
+    };
+    log(
+        &mut sink,
+        &run_id,
+        Event::CommandExit {
+            status,
+            ending,
+            signal: None,
+            duration_ms,
+            message,
+        },
+    );
+    ended.map(|_| status)
+}
+
+fn ending_of(f: &Failure) -> Ending {
+    match f.code {
+        crate::failure::EXIT_SETUP => Ending::SetupFailed,
+        _ => Ending::ExecFailed,
+    }
+}
+
+/// The plan for `policy` in `workspace`: unelevated (the sandbox accounts of `cordon setup
+/// --elevated` are not wired yet). A policy it cannot enforce is refused (125) naming every
+/// area and why.
+fn plan_for(policy: &Policy, workspace: &Path, state: &Path) -> Result<WindowsPlan, Failure> {
+    let ctx = ResolveContext {
+        workspace: workspace.to_path_buf(),
+        homes: dirs::homes().to_vec(),
+        always_deny: vec![state.to_path_buf()],
+    };
+    let win = |p: &Path| WinPath::from_path(p).map_err(|e| Failure::setup(e.to_string()));
+    let cordon_dir = state.parent().unwrap_or(state);
+    let state_win = win(state)?;
+    let homes: Vec<WinPath> = ctx
+        .homes
+        .iter()
+        .filter_map(|h| WinPath::from_path(h).ok())
+        .collect();
+    // The audit's findings, walked again only when stale; the paths this workspace's SID was
+    // put on last time, so what the policy dropped is revoked.
+    let findings = state_win.child("everyone-writable.txt");
+    let ws = win(workspace)?;
+    let managed = state_win.child(&format!("managed-{}.txt", Sid::sandbox_write(&ws)));
+    let input = PlanInput {
+        policy,
+        ctx: &ctx,
+        mode: Mode::Unelevated,
+        temp_base: win(&cordon_dir.join("tmp"))?,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        proxy_ports: Vec::new(),
+        everyone_writable: audit::cached_findings(
+            &findings,
+            &cordon_windows::plan::audit_bounds(&homes),
+        ),
+        previously_managed: audit::load_paths(&managed),
+    };
+    let plan = cordon_windows::plan(&input, &RealHost).map_err(|e| {
+        Failure::setup(format!("{e}; the command did not run")).with_hint(
+            "the unelevated Windows mode confines writes only: name the weaker mode with --allow-weaker (or sandbox.allow_weaker) to accept it, or see docs/windows.md",
+        )
+    })?;
+    exec::apply(&plan).map_err(|e| Failure::setup(format!("applying the plan: {}", chain(&e))))?;
+    audit::save_paths(&managed, &plan.managed())
+        .map_err(|e| Failure::setup(format!("{managed}: {e}")))?;
+    Ok(plan)
+}
+
+/// Runs the command in the plan's job with a per-run TEMP; 127 when it is not found.
+fn execute(
+    plan: &WindowsPlan,
+    policy: &Policy,
+    mut argv: Vec<String>,
+    mut env: Vec<(String, String)>,
+) -> Result<Exit, Failure> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let pathext = std::env::var("PATHEXT").unwrap_or_else(|_| ".COM;.EXE".into());
+    let exists = |p: &str| Path::new(p).is_file();
+    let program = cmdline::search_path(&argv[0], &path, &pathext, exists).ok_or(Failure {
+        code: 127,
+        message: format!("{}: command not found", argv[0]),
+        hint: None,
+    })?;
+    argv[0] = program;
+    let run_temp = plan.temp.child(&format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(run_temp.to_api())
+        .map_err(|e| Failure::setup(format!("{run_temp}: {e}")))?;
+    env.retain(|(k, _)| !k.eq_ignore_ascii_case("TEMP") && !k.eq_ignore_ascii_case("TMP"));
+    env.push(("TEMP".into(), run_temp.to_string()));
+    env.push(("TMP".into(), run_temp.to_string()));
+    let exit = exec::run(
+        plan,
+        &argv,
+        &env,
+        &plan.workspace.to_string(),
+        policy.limits.timeout(),
+    );
+    let _ = std::fs::remove_dir_all(run_temp.to_api());
+    exit.map_err(|e| Failure {
+        code: 126,
+        message: format!("{}: {}", argv[0], chain(&e)),
+        hint: None,
+    })
+}
+
+/// The environment the command gets, and the names removed.
+fn scrubbed_env(policy: &Policy) -> (Vec<(String, String)>, Vec<String>) {
+    let (kept, removed) =
+        cordon_policy::scrub_env(std::env::vars(), &policy.env_deny, &policy.env_keep);
+    (kept, removed.into_iter().map(|(k, _)| k).collect())
+}
+
+/// Says on every run which guarantees the weaker mode the user allowed leaves out.
+fn announce_weaker(guarantees: &[Guarantee]) {
+    let missing: Vec<&str> = guarantees
+        .iter()
+        .filter(|g| matches!(g.status, Status::NotEnforced(_)))
+        .map(|g| g.area)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "cordon: running in the weaker mode you allowed: writes are confined, but {} are NOT isolated (`cordon setup --elevated` gives them)",
+            missing.join(", ")
+        );
+    }
+}
+
+/// One of the plan's guarantees as the audit log words it (the same fields as on Linux).
+fn status_of(g: &Guarantee) -> GuaranteeStatus {
+    let (state, by) = match &g.status {
+        Status::Enforced(by) => ("enforced", by.to_string()),
+        Status::NotEnforced(why) => ("not_enforced", why.clone()),
+        Status::NoEquivalent(what) => ("not_enforced", format!("no Windows equivalent: {what}")),
+    };
+    GuaranteeStatus {
+        area: g.area.into(),
+        state: state.into(),
+        by,
+    }
+}
+
+/// An error with its sources, for one line on stderr.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# cordon.exe run under Wine, judged by exit statuses and the audit log: the default policy is
+# refused in the unelevated mode (125, naming what it cannot enforce), the weaker mode runs
+# the command and relays its exit status, a missing program is 127, a subcommand the Windows
+# backend lacks is 125, and each run writes command_start and command_exit.
+# Usage: windows-cli-smoke.sh WINE CORDON_EXE (run by scripts/windows-test.sh).
+set -uo pipefail
+wine=$1 exe=$2
+ws=$(mktemp -d /tmp/cordon-win-smoke.XXXXXX)
+trap 'rm -rf "$ws"' EXIT
+mkdir -p "$ws/project"
+cd "$ws/project"
+audit="$ws/audit.jsonl"
+failed=0
+
+expect() { # expect STATUS WHAT -- ARGS...
+  local want=$1 what=$2; shift 3
+  "$wine" "$exe" "$@" >"$ws/out" 2>"$ws/err" </dev/null
+  local got=$?
+  if [ "$got" -eq "$want" ]; then
+    echo "ok   $what (exit $got)"
+  else
+    echo "FAIL $what: exit $got, wanted $want"; sed 's/^/     /' "$ws/err"; failed=1
+  fi
+}
+
+expect 125 "the default policy is refused unelevated" -- run --audit "$audit" -- cmd /c exit 0
+grep -q "cannot be enforced" "$ws/err" || { echo "FAIL the refusal names nothing"; cat "$ws/err"; failed=1; }
+expect 3 "the weaker mode runs the command and relays its status" -- run --allow-weaker --audit "$audit" -- cmd /c exit 3
+expect 127 "a missing program" -- run --allow-weaker --audit "$audit" -- no-such-program-here
+expect 125 "a subcommand Windows lacks" -- tx list
+grep -q '"backend":"windows-restricted-token"' "$audit" || { echo "FAIL no command_start in $audit"; failed=1; }
+grep -q '"event":"command_exit".*"status":3' "$audit" || { echo "FAIL no command_exit with status 3"; cat "$audit"; failed=1; }
+[ "$failed" -eq 0 ] && echo "== cordon.exe under Wine: all checks passed"
+exit "$failed"
