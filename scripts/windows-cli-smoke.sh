@@ -2,7 +2,9 @@
 # cordon.exe run under Wine, judged by exit statuses and the audit log: the default policy is
 # refused in the unelevated mode (125, naming what it cannot enforce), the weaker mode runs
 # the command and relays its exit status, a missing program is 127, a subcommand the Windows
-# backend lacks is 125, and each run writes command_start and command_exit.
+# backend lacks is 125, each run writes command_start and command_exit, `setup --elevated
+# --dry-run` prints the steps and `doctor` says the elevated mode is not set up (a fresh
+# Wine prefix has no sandbox accounts).
 # Usage: windows-cli-smoke.sh WINE CORDON_EXE (run by scripts/windows-test.sh).
 set -uo pipefail
 wine=$1 exe=$2
@@ -29,6 +31,10 @@ grep -q "cannot be enforced" "$ws/err" || { echo "FAIL the refusal names nothing
 expect 3 "the weaker mode runs the command and relays its status" -- run --allow-weaker --audit "$audit" -- cmd /c exit 3
 expect 127 "a missing program" -- run --allow-weaker --audit "$audit" -- no-such-program-here
 expect 125 "a subcommand Windows lacks" -- tx list
+expect 0 "setup --elevated --dry-run prints the steps" -- setup --elevated --dry-run
+grep -q "CordonSandboxOffline" "$ws/out" || { echo "FAIL the dry run names no account"; failed=1; }
+expect 0 "doctor reports the elevated mode's state" -- doctor
+grep -q "elevated mode: not set up" "$ws/out" || { echo "FAIL doctor: $(cat "$ws/out")"; failed=1; }
 grep -q '"backend":"windows-restricted-token"' "$audit" || { echo "FAIL no command_start in $audit"; failed=1; }
 grep -q '"event":"command_exit".*"status":3' "$audit" || { echo "FAIL no command_exit with status 3"; cat "$audit"; failed=1; }
 [ "$failed" -eq 0 ] && echo "== cordon.exe under Wine: all checks passed"

@@ -9,9 +9,9 @@
   A check prints PASS or FAIL; the script exits with the number of failures.
 
   Run it as your ordinary (unelevated) user, in a scratch folder it creates under %TEMP%.
-  By default it drives the backend's stand-in runner (built with
-  `cargo build -p cordon-windows --example cordon-windows-run`); pass -Runner to use
-  `cordon run` once the CLI is wired:  -Runner 'cordon.exe','run'
+  By default it drives the backend's minimal runner (built with
+  `cargo build -p cordon-windows --example cordon-windows-run`); pass -Runner to check the
+  real CLI (`cargo build -p cordon-cli`):  -Runner 'target\debug\cordon.exe','run'
 
 .EXAMPLE
   powershell -ExecutionPolicy Bypass -File scripts\windows-smoke.ps1 -Runner 'target\debug\examples\cordon-windows-run.exe'

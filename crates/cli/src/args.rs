@@ -61,6 +61,29 @@ pub enum Command {
     /// anyone (cordon cannot grant it in this run; the message says what would); 125 not
     /// inside a cordon sandbox, or the request door did not answer.
     Request(RequestArgs),
+    /// Windows: set up the elevated mode once, as an administrator.
+    ///
+    /// Makes the local group CordonSandboxUsers and the accounts CordonSandboxOffline and
+    /// CordonSandboxOnline (random passwords kept only under DPAPI in cordon's state folder,
+    /// hidden from the logon screen), the firewall rules that leave the offline account only
+    /// loopback to cordon's proxy, and WFP filters for DNS and ICMP. Re-running it converges
+    /// (fresh passwords, rules replaced). Without an administrator's token it asks Windows to
+    /// elevate (UAC) and waits. `--dry-run` prints every step and changes nothing. On Linux
+    /// nothing needs an administrator: this exits 125 saying so.
+    Setup(SetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The elevated mode's setup (the only mode that has one).
+    #[arg(long, required = true)]
+    pub elevated: bool,
+    /// Print what setup would do, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The account cordon runs for (its SID), passed by cordon to its elevated self.
+    #[arg(long, hide = true, value_name = "SID")]
+    pub for_user: Option<String>,
 }
 
 #[derive(Debug, Args)]

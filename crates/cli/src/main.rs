@@ -32,9 +32,11 @@ mod transaction;
 #[cfg(target_os = "linux")]
 mod tx;
 
-// The Windows backend's `cordon run` (docs/windows.md).
+// The Windows backend's `cordon run`, `setup --elevated` and `doctor` (docs/windows.md).
 #[cfg(windows)]
 mod windows_run;
+#[cfg(windows)]
+mod windows_setup;
 
 use std::process::ExitCode;
 
@@ -66,8 +68,16 @@ fn main() -> ExitCode {
         Command::Tx(cmd) => tx_command(cmd),
         #[cfg(target_os = "linux")]
         Command::Request(args) => Ok(request::request(&args)),
+        #[cfg(target_os = "linux")]
+        Command::Setup(_) => Err(Failure::setup(
+            "`cordon setup --elevated` is for the Windows backend: on Linux nothing needs an administrator (`cordon doctor` shows what this machine enforces)",
+        )),
         #[cfg(windows)]
         Command::Run(args) => windows_run::run(*args),
+        #[cfg(windows)]
+        Command::Setup(args) => windows_setup::setup(&args),
+        #[cfg(windows)]
+        Command::Doctor(args) => windows_setup::doctor(&args),
         #[cfg(not(target_os = "linux"))]
         other => Err(unavailable(&other)),
     };
@@ -104,6 +114,7 @@ fn unavailable(command: &Command) -> Failure {
         Command::Rules(_) => "rules",
         Command::Console(_) => "console",
         Command::Request(_) => "request",
+        Command::Setup(_) => "setup",
     };
     Failure::setup(format!(
         "`cordon {name}` is not available on this platform yet (docs/windows.md lists what the Windows backend has)"

@@ -212,7 +212,7 @@ fn status_of(g: &Guarantee) -> GuaranteeStatus {
 }
 
 /// An error with its sources, for one line on stderr.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod acl;
 pub mod audit;
+pub mod elevate;
 pub mod firewall;
 pub mod host;
 pub mod job;
