@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use cordon_policy::{CommandRules, Decision};
+use cordon_policy::{CommandRules, CommandVerdict, Decision};
 
 use crate::broker::Broker;
 use crate::control::Control;
@@ -165,7 +165,17 @@ impl Broker {
         argv: &[String],
         cwd: Option<PathBuf>,
     ) -> ExecOutcome {
-        let verdict = rules.decide_exec(path, argv);
+        self.judge_verdict(&rules.decide_exec(path, argv), path, argv, cwd)
+    }
+
+    /// `judge_exec` for a verdict the caller already has (it may have said something first).
+    pub fn judge_verdict(
+        &self,
+        verdict: &CommandVerdict<'_>,
+        path: &str,
+        argv: &[String],
+        cwd: Option<PathBuf>,
+    ) -> ExecOutcome {
         let shown = {
             let words = self.scrub_words(argv);
             if words.is_empty() {
@@ -186,7 +196,7 @@ impl Broker {
                 answer: None,
             },
             Decision::Prompt => {
-                let request = Request::command(&verdict, argv, cwd);
+                let request = Request::command(verdict, argv, cwd);
                 let answer = self.ask(request);
                 if answer.allowed() {
                     ExecOutcome::Run {

@@ -331,7 +331,9 @@ fn judge_one(broker: &Broker, rules: &CommandRules, req: &ExecRequest, has_termi
     if !exists_for(req) {
         return true;
     }
-    if !has_terminal && rules.decide_exec(&req.path, &req.argv).decision == Decision::Prompt {
+    let verdict = rules.decide_exec(&req.path, &req.argv);
+    // On a terminal the question itself is printed there.
+    if !has_terminal && verdict.decision == Decision::Prompt {
         eprintln!(
             "cordon: `{}` needs a human's approval: answer {} (waiting up to {} s)",
             broker.scrub_words(&req.argv).join(" "),
@@ -339,7 +341,7 @@ fn judge_one(broker: &Broker, rules: &CommandRules, req: &ExecRequest, has_termi
             broker.timeout().as_secs()
         );
     }
-    match broker.judge_exec(rules, &req.path, &req.argv, req.cwd.clone()) {
+    match broker.judge_verdict(&verdict, &req.path, &req.argv, req.cwd.clone()) {
         ExecOutcome::Run { .. } => true,
         ExecOutcome::Refuse { message, .. } => {
             eprintln!("{message}");
