@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 
 pub mod cmdline;
+pub mod handoff;
 pub mod plan;
 pub mod sid;
 pub mod winpath;

@@ -5,8 +5,12 @@
 //! job, process, exit relay, the Everyone-writable audit and its cached findings), and
 //! elevated mode's setup ([`setup`]: accounts, DPAPI, logon-screen hiding, logon rights,
 //! firewall COM, WFP), its check, and its logon-token cache ([`logon`]) and [`run_as`].
-//! Not built: the broker process that holds the cache, ConPTY (docs/windows.md).
+//! Elevated runs go through cordon's copy started as the sandbox account ([`account`]).
+//! Not built: a long-lived broker holding the logon, ConPTY (docs/windows.md).
 
+pub mod account;
+#[cfg(test)]
+mod account_tests;
 pub mod accounts;
 pub mod acl;
 pub mod audit;
@@ -90,6 +94,18 @@ pub enum ExecError {
     },
     #[error("waiting for the command")]
     Wait(#[source] io::Error),
+    #[error("starting cordon as {account} (CreateProcessWithLogonW, no profile)")]
+    Logon {
+        account: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the hand-off to cordon's copy as the sandbox account: {0}")]
+    Handoff(String),
+    /// cordon's copy as the account refused or failed to start the command; `code` is the
+    /// exit status for it (125 setup, 126 start).
+    #[error("{message}")]
+    Refused { code: i32, message: String },
     #[error("{0}")]
     Command(String),
 }
@@ -208,8 +224,16 @@ pub fn run_as(
     };
     let restricted = token::restrict(base, &plan.token).map_err(ExecError::Token)?;
     let job = job::create(&plan.job).map_err(ExecError::Job)?;
-    let started = process::start(&restricted, &job, &program, &line, &block, cwd)
-        .map_err(|source| ExecError::Start { program, source })?;
+    let started = process::start(
+        &restricted,
+        &job,
+        &program,
+        &line,
+        &block,
+        cwd,
+        process::own_stdio(),
+    )
+    .map_err(|source| ExecError::Start { program, source })?;
     let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
     started.wait(&job, timeout).map_err(ExecError::Wait)
 }

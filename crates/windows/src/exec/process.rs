@@ -1,7 +1,7 @@
 //! Starting the command with the restricted token inside the job, and relaying its exit.
 
 use std::io;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::ptr::null;
 use std::time::Duration;
 
@@ -31,8 +31,18 @@ pub struct Started {
     thread: OwnedHandle,
 }
 
+/// This process's own standard handles (null where one is missing).
+pub fn own_stdio() -> [RawHandle; 3] {
+    [
+        io::stdin().as_raw_handle(),
+        io::stdout().as_raw_handle(),
+        io::stderr().as_raw_handle(),
+    ]
+}
+
 /// Creates the process suspended with `token`, then puts it in `job` before it runs a single
-/// instruction, so nothing it starts can escape the job.
+/// instruction, so nothing it starts can escape the job. `stdio` are the command's stdin,
+/// stdout and stderr: this process's own ([`own_stdio`]), or handles handed to it.
 pub fn start(
     token: &OwnedHandle,
     job: &OwnedHandle,
@@ -40,6 +50,7 @@ pub fn start(
     command_line: &str,
     env_block: &[u16],
     cwd: &str,
+    stdio: [RawHandle; 3],
 ) -> io::Result<Started> {
     let app = wide(application);
     let mut line = wide(command_line);
@@ -47,16 +58,17 @@ pub fn start(
     let si = STARTUPINFOW {
         cb: std::mem::size_of::<STARTUPINFOW>() as u32,
         dwFlags: STARTF_USESTDHANDLES,
-        hStdInput: io::stdin().as_raw_handle(),
-        hStdOutput: io::stdout().as_raw_handle(),
-        hStdError: io::stderr().as_raw_handle(),
+        hStdInput: stdio[0],
+        hStdOutput: stdio[1],
+        hStdError: stdio[2],
         ..Default::default()
     };
     for h in [si.hStdInput, si.hStdOutput, si.hStdError] {
         if !h.is_null() {
             // Only the three standard handles are inherited; a failure (e.g. no console)
             // leaves that stream closed in the child, which is what it would be anyway.
-            // SAFETY: `h` is one of this process's standard handles, valid while it runs.
+            // SAFETY: `h` is a handle of this process the caller keeps open for the call
+            // (a standard handle, or one duplicated into it for the command).
             unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) };
         }
     }
@@ -104,6 +116,17 @@ pub fn start(
 }
 
 impl Started {
+    /// A started (suspended) command from its process and thread handles, e.g. duplicated
+    /// out of the sandbox account's copy of cordon that created it.
+    pub fn from_handles(process: OwnedHandle, thread: OwnedHandle) -> Started {
+        Started { process, thread }
+    }
+
+    /// The process and thread handles, for handing to another process.
+    pub fn raw_handles(&self) -> (RawHandle, RawHandle) {
+        (self.process.as_raw_handle(), self.thread.as_raw_handle())
+    }
+
     /// Lets the command run and waits for it, ending the whole job on `timeout`.
     pub fn wait(self, job: &OwnedHandle, timeout: Option<Duration>) -> io::Result<Exit> {
         // SAFETY: the thread handle is valid and the thread suspended once, by us.

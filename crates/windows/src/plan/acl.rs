@@ -149,6 +149,9 @@ pub enum Reason {
     /// The sandbox account must read and write where it works (elevated mode): its own
     /// access check needs a grant as well as the write SID's.
     AccountWorkspace,
+    /// cordon.exe itself, which the sandbox account starts as cordon's copy (elevated
+    /// mode): read and execute on the file only.
+    AccountProgram,
 }
 
 /// One ACE the plan wants on one path.

@@ -8,6 +8,7 @@ pub mod acl;
 pub mod fs;
 pub mod guarantee;
 pub mod job;
+pub mod mode;
 pub mod network;
 pub mod setup;
 #[cfg(test)]

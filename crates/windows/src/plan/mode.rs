@@ -1,0 +1,111 @@
+//! Which mode `cordon run` plans on this machine, and what it says when it cannot run.
+
+use cordon_policy::Network;
+
+use super::network::{OFFLINE_ACCOUNT, ONLINE_ACCOUNT};
+use super::setup::SETUP_NEEDED;
+use super::{InstalledAccounts, Mode};
+
+/// `--net allow` on Windows: refused in every mode, since its proxy is not there.
+pub const NO_PROXY: &str = "--net allow (and --allow-domain) needs cordon's allow-list proxy, which the Windows backend does not have yet: nothing would answer on its port, and in the unelevated mode nothing would stop a direct connection; use --net off, or --net full for the host's network";
+
+/// The mode for a run: elevated when `cordon setup --elevated` is complete (`installed`
+/// is `exec::setup::installed`'s answer), else unelevated, keeping the reason setup is not
+/// usable for the refusal. `--net allow` is refused (exit 125) whatever the setup.
+pub fn choose(
+    network: Network,
+    installed: Result<InstalledAccounts, String>,
+) -> Result<(Mode, Option<String>), String> {
+    if network == Network::Allow {
+        return Err(NO_PROXY.to_string());
+    }
+    Ok(match installed {
+        Ok(accounts) => (Mode::Elevated(accounts), None),
+        Err(why) => (Mode::Unelevated, Some(why)),
+    })
+}
+
+/// The account an elevated run is started as: the online one for `--net full`.
+pub fn account_for(network: Network) -> &'static str {
+    match network {
+        Network::Full => ONLINE_ACCOUNT,
+        Network::Off | Network::Allow => OFFLINE_ACCOUNT,
+    }
+}
+
+/// The hint after an unelevated plan's refusal: both ways forward, the elevated setup (with
+/// what of it is missing) and the weaker mode.
+pub fn unelevated_hint(setup_missing: Option<&str>) -> String {
+    let setup = match setup_missing {
+        Some(why) if why.contains(SETUP_NEEDED) => why.to_string(),
+        Some(why) => format!("{why}; {SETUP_NEEDED}"),
+        None => SETUP_NEEDED.to_string(),
+    };
+    format!(
+        "read, network and processes need the elevated mode: {setup}; or accept the unelevated mode, which confines writes only, with --allow-weaker (or sandbox.allow_weaker); see docs/windows.md"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sid::Sid;
+
+    fn accounts() -> InstalledAccounts {
+        let s = |t: &str| Sid::parse(t).unwrap_or_else(|e| panic!("{e}"));
+        InstalledAccounts {
+            group: s("S-1-5-21-1-2-3-1001"),
+            offline: s("S-1-5-21-1-2-3-1002"),
+            online: s("S-1-5-21-1-2-3-1003"),
+        }
+    }
+
+    #[test]
+    fn a_complete_setup_gives_the_elevated_mode() {
+        for net in [Network::Off, Network::Full] {
+            assert_eq!(
+                choose(net, Ok(accounts())),
+                Ok((Mode::Elevated(accounts()), None))
+            );
+        }
+    }
+
+    #[test]
+    fn an_incomplete_setup_gives_the_unelevated_mode_and_keeps_why() {
+        let why = format!("elevated mode is not set up on this machine (no group); {SETUP_NEEDED}");
+        assert_eq!(
+            choose(Network::Off, Err(why.clone())),
+            Ok((Mode::Unelevated, Some(why)))
+        );
+    }
+
+    #[test]
+    fn net_allow_is_refused_whatever_the_setup() {
+        for installed in [Ok(accounts()), Err("missing".to_string())] {
+            let e = choose(Network::Allow, installed);
+            assert!(e.as_ref().is_err_and(|m| m.contains("proxy")), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn the_online_account_is_only_for_the_full_network() {
+        assert_eq!(account_for(Network::Full), ONLINE_ACCOUNT);
+        assert_eq!(account_for(Network::Off), OFFLINE_ACCOUNT);
+    }
+
+    #[test]
+    fn the_refusal_names_both_ways_forward() {
+        let missing =
+            format!("elevated mode is not set up on this machine (no group); {SETUP_NEEDED}");
+        for hint in [
+            unelevated_hint(Some(&missing)),
+            unelevated_hint(Some("reading the machine failed")),
+            unelevated_hint(None),
+        ] {
+            assert!(hint.contains("cordon setup --elevated"), "{hint}");
+            assert!(hint.contains("--allow-weaker"), "{hint}");
+            assert_eq!(hint.matches(SETUP_NEEDED).count(), 1, "{hint}");
+        }
+        assert!(unelevated_hint(Some(&missing)).contains("no group"));
+    }
+}
