@@ -989,3 +989,49 @@ pub(crate) fn recover(tx: &Transaction) -> Result<Option<Recovery>> {
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("cordon-tx-unit-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("mkdir");
+        d
+    }
+
+    #[test]
+    fn a_swap_that_took_an_unverified_file_is_undone() {
+        let d = dir("swap-back");
+        let (staged, target) = (d.join("staged"), d.join("target"));
+        fs::write(&staged, "new\n").expect("write");
+        fs::write(&target, "old\n").expect("write");
+        let verified = Stamp::read(&target);
+        // Written after the check: the swap must be undone and reported.
+        fs::write(&target, "user's edit\n").expect("write");
+        assert!(!place(&staged, &target, verified, true).expect("place"));
+        assert_eq!(fs::read_to_string(&target).expect("read"), "user's edit\n");
+        assert_eq!(fs::read_to_string(&staged).expect("read"), "new\n");
+        // Unchanged since the check: swapped, the old version kept at the staged name.
+        let verified = Stamp::read(&target);
+        assert!(place(&staged, &target, verified, true).expect("place"));
+        assert_eq!(fs::read_to_string(&target).expect("read"), "new\n");
+        assert_eq!(fs::read_to_string(&staged).expect("read"), "user's edit\n");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_made_meanwhile() {
+        let d = dir("noreplace");
+        let (staged, target) = (d.join("staged"), d.join("target"));
+        fs::write(&staged, "new\n").expect("write");
+        fs::write(&target, "made meanwhile\n").expect("write");
+        assert!(!place(&staged, &target, None, false).expect("place"));
+        assert_eq!(
+            fs::read_to_string(&target).expect("read"),
+            "made meanwhile\n"
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+}
