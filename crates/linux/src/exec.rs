@@ -10,9 +10,11 @@ use std::path::PathBuf;
 use crate::sys;
 use crate::Spec;
 
-/// Where the command's process keeps the status channel and the listener channel until exec.
+/// Where the command's process keeps the status channel, the listener channel and (when it
+/// waits for one) the lifeline of the second go-ahead until exec.
 const STATUS_FD: i32 = 3;
 const NOTIFY_FD: i32 = 4;
+const GO_AHEAD_FD: i32 = 5;
 
 /// Exit status for a command that could not be found / executed (as in shells).
 pub const EXIT_NOT_FOUND: i32 = 127;
@@ -146,11 +148,16 @@ pub struct CommandFds {
     pub notify: std::os::fd::OwnedFd,
     /// The pty slave, when cordon runs on a terminal, and which of fds 0-2 it replaces.
     pub terminal: Option<(std::os::fd::OwnedFd, [bool; 3])>,
+    /// When init handed cordon listeners to serve: the lifeline on which cordon's second
+    /// go-ahead arrives, once it serves them. The process waits for it right before exec.
+    pub go_ahead: Option<std::os::fd::OwnedFd>,
 }
 
 /// What the command's own process does after the mount view is final, in DESIGN.md's order:
 /// its own session and terminal, drop capabilities, no_new_privs, Landlock, close inherited
-/// descriptors, chdir, the seccomp filter last (its listener sent to cordon), exec.
+/// descriptors, chdir, the seccomp filter last (its listener sent to cordon), the second
+/// go-ahead when there is one, exec. Waiting for the go-ahead here rather than in init lets
+/// all of this overlap with cordon's start of the threads that serve what init handed over.
 pub fn confine_and_exec(
     prepared: &Prepared,
     writable: &[PathBuf],
@@ -164,6 +171,7 @@ pub fn confine_and_exec(
         status,
         notify,
         terminal,
+        go_ahead,
     } = fds;
     let fd = status.as_fd();
     let errno = |e: &io::Error| e.raw_os_error().unwrap_or(0);
@@ -183,21 +191,35 @@ pub fn confine_and_exec(
             fail_stage(fd, Stage::Landlock, 0, &e);
         }
     }
-    // Keep only stdio, the status channel (fd 3) and the channel for the filter's listener
-    // (fd 4), close-on-exec. Both are copied above 9 first, so neither move clobbers the other.
+    // Keep only stdio, the status channel (fd 3), the channel for the filter's listener
+    // (fd 4) and the go-ahead's lifeline (fd 5, if any), close-on-exec. All are copied above
+    // 9 first, so no move clobbers another.
     let placed = sys::dup_above(fd, 10)
         .and_then(|s| Ok((s, sys::dup_above(notify.as_fd(), 10)?)))
         .and_then(|(s, n)| {
+            let g = match &go_ahead {
+                Some(g) => Some(sys::dup_above(g.as_fd(), 10)?),
+                None => None,
+            };
             sys::dup_to(sys::fixed_fd(s), STATUS_FD)?;
             sys::dup_to(sys::fixed_fd(n), NOTIFY_FD)?;
-            sys::close_from(NOTIFY_FD as u32 + 1)
+            let last = match g {
+                Some(g) => {
+                    sys::dup_to(sys::fixed_fd(g), GO_AHEAD_FD)?;
+                    GO_AHEAD_FD
+                }
+                None => NOTIFY_FD,
+            };
+            sys::close_from(last as u32 + 1)
         });
     if let Err(e) = placed {
         fail_stage(fd, Stage::CloseFds, errno(&e), &e.to_string());
     }
-    // Both numbers may have been reused by the moves: never close them through these.
+    // The numbers may have been reused by the moves: never close them through these.
+    let waits = go_ahead.is_some();
     std::mem::forget(status);
     std::mem::forget(notify);
+    std::mem::forget(go_ahead);
     let status3 = sys::fixed_fd(STATUS_FD);
     if nix::unistd::chdir(prepared.cwd.as_c_str()).is_err() {
         if let Err(e) = nix::unistd::chdir(prepared.fallback_cwd.as_c_str()) {
@@ -220,6 +242,14 @@ pub fn confine_and_exec(
     sys::close_fd(NOTIFY_FD);
     if let Err(e) = handed {
         fail_stage(status3, Stage::Seccomp, errno(&e), &e.to_string());
+    }
+    // cordon serves what init handed over (or gave up, and kills the sandbox): only a
+    // go-ahead lets the command run. The filter allows this read, as every read.
+    if waits {
+        if !crate::init::go_ahead(sys::fixed_fd(GO_AHEAD_FD)) {
+            sys::exit_now(125);
+        }
+        sys::close_fd(GO_AHEAD_FD);
     }
     let err = prepared.exec();
     prepared.fail(status3, &err)

@@ -106,12 +106,15 @@ pub fn main(
                 );
             }
         }
-        // The command starts only once cordon serves what it was handed (second go-ahead),
-        // so its first connection meets cordon, never a missing or foreign listener.
-        if !go_ahead(&fds.lifeline) {
-            sys::exit_now(125);
-        }
+        // The command execs only once cordon serves what it was handed (the second
+        // go-ahead, which the command's process waits for right before its exec), so its
+        // first connection meets cordon, never a missing or foreign listener.
     }
+    // cordon removes the placeholders once this run is over, while init still holds them:
+    // the last reference (and with it a filesystem's slow discard of the freed block) then
+    // goes with init's exit, which cordon does not wait for. Opened before the command
+    // exists; close-on-exec, and the command's process closes them with the rest.
+    let placeholders = hold_placeholders(plan);
     // Set here, before the fork, so the command and everything it starts inherit them.
     if let Err(e) = crate::limits::apply(plan.limits.rlimits()) {
         fail_stage(
@@ -133,6 +136,7 @@ pub fn main(
                 status: fds.status,
                 notify: fds.notify,
                 terminal: fds.terminal,
+                go_ahead: fds.handoff.is_some().then_some(fds.lifeline),
             };
             confine_and_exec(prepared, &plan.writable, extra, landlock, command)
         }
@@ -151,14 +155,50 @@ pub fn main(
     let _ = crate::caps::drop_all();
     let code = supervise(child);
     let _ = sys::write_all(fds.result.as_fd(), &code.to_ne_bytes());
+    if !placeholders.is_empty() {
+        // Nothing is left in the namespace: wait for cordon to remove the placeholders
+        // (it closes the lifeline then, or dies, which PDEATHSIG answers).
+        wait_hang_up(&fds.lifeline);
+    }
+    drop(placeholders);
     sys::exit_now(exit_code(code))
 }
 
-/// Blocks until cordon writes its go-ahead on the lifeline; false if cordon closed it first.
-pub fn go_ahead(lifeline: &OwnedFd) -> bool {
+/// The run's placeholders as seen in the view, held open (O_PATH) until init exits. One
+/// that cannot be opened is simply not held: holding is only about who pays for removal.
+fn hold_placeholders(plan: &Plan) -> Vec<OwnedFd> {
+    use nix::fcntl::OFlag;
+    plan.placeholders
+        .items()
+        .iter()
+        .filter_map(|p| {
+            nix::fcntl::open(
+                &p.path,
+                OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok()
+        })
+        .collect()
+}
+
+/// Blocks until cordon closes (or loses) its end of the lifeline.
+fn wait_hang_up(lifeline: &OwnedFd) {
     let mut byte = [0u8; 1];
     loop {
         match nix::unistd::read(lifeline, &mut byte) {
+            Ok(0) => return,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Blocks until cordon writes its go-ahead on the lifeline; false if cordon closed it first.
+pub fn go_ahead(lifeline: impl AsFd) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(&lifeline, &mut byte) {
             Ok(n) => return n == 1,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return false,

@@ -100,7 +100,9 @@ pub struct Sandbox<'a> {
     child: Pid,
     status_r: Option<OwnedFd>,
     result_r: Option<OwnedFd>,
-    lifeline_w: OwnedFd,
+    /// cordon's end of the lifeline: go-aheads are written on it, and its hang-up (closed
+    /// once the run is over, or cordon gone) lets init exit.
+    lifeline_w: Option<OwnedFd>,
     listener: Option<OwnedFd>,
     /// The request door's listener (with `Spec::request_door`).
     door: Option<std::os::unix::net::UnixListener>,
@@ -229,7 +231,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         child,
         status_r: Some(ends.status),
         result_r: Some(ends.result),
-        lifeline_w: ends.lifeline,
+        lifeline_w: Some(ends.lifeline),
         listener: None,
         door: None,
         tripwire,
@@ -260,11 +262,20 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         kill_offender: plan.spec.mode == Mode::LandlockOnly,
         execs,
     };
+    // The supervisor must exist before the command can start. When init waits for a second
+    // go-ahead anyway, its thread starts while init builds the view; otherwise before init
+    // may go on at all.
+    let handing_over = hands_over(plan);
+    if handing_over {
+        sandbox.start_init()?;
+    }
     sandbox.watcher = Some(
         violations::watch(ends.notify, watch)
             .map_err(|e| RunError::setup(Stage::Seccomp, format!("supervisor thread: {e}"), 0))?,
     );
-    sandbox.start_init()?;
+    if !handing_over {
+        sandbox.start_init()?;
+    }
     if let Some(channel) = ends.handoff {
         if matches!(plan.spec.net, NetMode::Proxied { .. }) {
             sandbox.listener = Some(sandbox.receive(&channel, "the proxy listener")?);
@@ -358,6 +369,7 @@ fn clone_child(
                     status: fds.status,
                     notify: fds.notify,
                     terminal: fds.terminal,
+                    go_ahead: None,
                 };
                 weaker::main(plan, writable, prepared, landlock, command)
             }
@@ -395,7 +407,9 @@ impl Sandbox<'_> {
     }
 
     fn go_ahead(&self) {
-        let _ = sys::write_all(self.lifeline_w.as_fd(), b"!");
+        if let Some(lifeline) = &self.lifeline_w {
+            let _ = sys::write_all(lifeline.as_fd(), b"!");
+        }
     }
 
     /// Waits for the next descriptor init hands over; if init fails first, its report says
@@ -419,6 +433,9 @@ impl Sandbox<'_> {
         if report.is_empty() {
             return None;
         }
+        // Init may be waiting for the lifeline to close (it holds placeholders) before it
+        // exits: close it first.
+        self.lifeline_w = None;
         let _ = waitpid(self.child, None);
         self.finished = true;
         Some(parse_report(&report))
@@ -489,6 +506,13 @@ impl Sandbox<'_> {
             Some(raw) => (raw, false),
             None => (encode_status(waiter.wait_child(signals.as_ref())), true),
         };
+        if !reaped {
+            // Everything inside is reaped; init, holding the placeholders open, waits for
+            // the lifeline to close, so removing them leaves their last reference (and a
+            // filesystem's slow discard) to init's exit, which nobody waits for.
+            plan.placeholders.remove_vacant();
+        }
+        self.lifeline_w = None;
         if plan.limits.has_cgroup() && !reaped {
             // The cgroup's counters are final, and it can be removed, once init is gone.
             let _ = waitpid(self.child, None);
