@@ -4,7 +4,11 @@
 # the command and relays its exit status, a missing program is 127, a subcommand the Windows
 # backend lacks is 125, each run writes command_start and command_exit, `setup --elevated
 # --dry-run` prints the steps and `doctor` says the elevated mode is not set up (a fresh
-# Wine prefix has no sandbox accounts).
+# Wine prefix has no sandbox accounts). Elevated runs: with setup incomplete the refusal names
+# `cordon setup --elevated` besides --allow-weaker, `--net allow` is refused (no proxy on
+# Windows), the hidden `__as-account` is absent from --help and refuses a missing request
+# with 125 (the hand-off itself is tested in crates/windows under Wine, the logon only on
+# real Windows).
 # Usage: windows-cli-smoke.sh WINE CORDON_EXE (run by scripts/windows-test.sh).
 set -uo pipefail
 wine=$1 exe=$2
@@ -28,6 +32,15 @@ expect() { # expect STATUS WHAT -- ARGS...
 
 expect 125 "the default policy is refused unelevated" -- run --audit "$audit" -- cmd /c exit 0
 grep -q "cannot be enforced" "$ws/err" || { echo "FAIL the refusal names nothing"; cat "$ws/err"; failed=1; }
+grep -q "cordon setup --elevated" "$ws/err" && grep -q -- "--allow-weaker" "$ws/err" \
+  || { echo "FAIL the refusal does not name both ways forward"; cat "$ws/err"; failed=1; }
+grep -q "elevated mode is not set up" "$ws/err" || { echo "FAIL the refusal does not say what setup lacks"; cat "$ws/err"; failed=1; }
+expect 125 "--net allow is refused (no proxy on Windows)" -- run --allow-weaker --net allow --audit "$audit" -- cmd /c exit 0
+grep -q "proxy" "$ws/err" || { echo "FAIL the --net allow refusal does not say why"; cat "$ws/err"; failed=1; }
+expect 125 "__as-account refuses without a request" -- __as-account
+grep -q "cordon-handoff" "$ws/out" || { echo "FAIL __as-account answered no frame"; cat "$ws/out"; failed=1; }
+expect 0 "--help" -- --help
+if grep -q "as-account" "$ws/out"; then echo "FAIL --help shows the internal __as-account"; failed=1; else echo "ok   __as-account is hidden from --help"; fi
 expect 3 "the weaker mode runs the command and relays its status" -- run --allow-weaker --audit "$audit" -- cmd /c exit 3
 expect 127 "a missing program" -- run --allow-weaker --audit "$audit" -- no-such-program-here
 expect 125 "a subcommand Windows lacks" -- tx list

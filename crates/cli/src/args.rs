@@ -71,6 +71,11 @@ pub enum Command {
     /// elevate (UAC) and waits. `--dry-run` prints every step and changes nothing. On Linux
     /// nothing needs an administrator: this exits 125 saying so.
     Setup(SetupArgs),
+    /// Internal (Windows elevated runs): cordon's copy started as the sandbox account, which
+    /// reads one request on stdin, starts the command and hands it back (docs/windows.md).
+    #[cfg(windows)]
+    #[command(name = "__as-account", hide = true)]
+    AsAccount,
 }
 
 #[derive(Debug, Args)]

@@ -78,6 +78,8 @@ fn main() -> ExitCode {
         Command::Setup(args) => windows_setup::setup(&args),
         #[cfg(windows)]
         Command::Doctor(args) => windows_setup::doctor(&args),
+        #[cfg(windows)]
+        Command::AsAccount => Ok(cordon_windows::exec::account::serve()),
         #[cfg(not(target_os = "linux"))]
         other => Err(unavailable(&other)),
     };
@@ -115,6 +117,8 @@ fn unavailable(command: &Command) -> Failure {
         Command::Console(_) => "console",
         Command::Request(_) => "request",
         Command::Setup(_) => "setup",
+        #[cfg(windows)]
+        Command::AsAccount => "__as-account",
     };
     Failure::setup(format!(
         "`cordon {name}` is not available on this platform yet (docs/windows.md lists what the Windows backend has)"

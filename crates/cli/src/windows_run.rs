@@ -2,14 +2,21 @@
 //! a job object (`cordon_windows::plan`), the edits applied (once: an ACE already present is
 //! skipped), and the command run inside them, with the same audit events and exit statuses
 //! as on Linux. See docs/windows.md.
+//!
+//! When `cordon setup --elevated` is complete the plan is elevated: the command runs as the
+//! sandbox account (the offline one, the online one for `--net full`), started by cordon's
+//! copy as that account (`cordon __as-account`, `exec::account`). Otherwise the plan is
+//! unelevated, and a policy it cannot enforce is refused naming both ways forward.
 
 use std::path::Path;
 use std::time::Instant;
 
 use cordon_audit::{Ending, Event, GuaranteeStatus};
 use cordon_policy::{Policy, ResolveContext};
-use cordon_windows::exec::{self, audit, Exit, RealHost};
-use cordon_windows::plan::{Guarantee, Status};
+use cordon_windows::exec::account::{self, Copy, Launch};
+use cordon_windows::exec::{self, audit, ExecError, Exit, RealHost};
+use cordon_windows::plan::setup::{SetupInput, ELEVATED_PROXY_PORTS, SETUP_NEEDED};
+use cordon_windows::plan::{mode, Guarantee, Status};
 use cordon_windows::{cmdline, Mode, PlanInput, Sid, WinPath, WindowsPlan};
 
 use crate::args::RunArgs;
@@ -36,7 +43,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     let state = dirs::state_dir()
         .ok_or_else(|| Failure::setup("cordon's state folder needs %LOCALAPPDATA%"))?;
-    let plan = plan_for(policy, &workspace, &state)?;
+    let (plan, group) = plan_for(policy, &workspace, &state)?;
     for note in &plan.notes {
         eprintln!("cordon: note: {note}");
     }
@@ -55,12 +62,15 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             cwd: cwd.clone(),
             workspace: workspace.clone(),
             policy_digest: policy.digest(),
-            backend: "windows-restricted-token".into(),
+            backend: match plan.account {
+                Some(_) => "windows-sandbox-account".into(),
+                None => "windows-restricted-token".into(),
+            },
             guarantees: plan.guarantees.iter().map(status_of).collect(),
             env_removed: removed,
         },
     );
-    let ended = execute(&plan, policy, argv, env);
+    let ended = execute(&plan, group.as_ref(), &state, policy, argv, env);
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, message) = match &ended {
         Ok(Exit::Code(c)) => (*c as i32, Ending::Exited, None),
@@ -92,10 +102,14 @@ fn ending_of(f: &Failure) -> Ending {
     }
 }
 
-/// The plan for `policy` in `workspace`: unelevated (the sandbox accounts of `cordon setup
-/// --elevated` are not wired yet). A policy it cannot enforce is refused (125) naming every
-/// area and why.
-fn plan_for(policy: &Policy, workspace: &Path, state: &Path) -> Result<WindowsPlan, Failure> {
+/// The plan for `policy` in `workspace`, applied: elevated when `cordon setup --elevated` is
+/// complete (with the sandbox group's SID, for cordon.exe's grant), else unelevated. A
+/// policy it cannot enforce is refused (125) naming every area and why.
+fn plan_for(
+    policy: &Policy,
+    workspace: &Path,
+    state: &Path,
+) -> Result<(WindowsPlan, Option<Sid>), Failure> {
     let ctx = ResolveContext {
         workspace: workspace.to_path_buf(),
         homes: dirs::homes().to_vec(),
@@ -114,10 +128,21 @@ fn plan_for(policy: &Policy, workspace: &Path, state: &Path) -> Result<WindowsPl
     let findings = state_win.child("everyone-writable.txt");
     let ws = win(workspace)?;
     let managed = state_win.child(&format!("managed-{}.txt", Sid::sandbox_write(&ws)));
+    let installed = exec::setup::installed(&SetupInput {
+        state_dir: state_win.clone(),
+        proxy_ports: ELEVATED_PROXY_PORTS.to_vec(),
+        installed: None,
+    });
+    let (mode, setup_missing) = mode::choose(policy.network, installed)
+        .map_err(|e| Failure::setup(format!("{e}; the command did not run")))?;
+    let group = match &mode {
+        Mode::Elevated(a) => Some(a.group.clone()),
+        Mode::Unelevated => None,
+    };
     let input = PlanInput {
         policy,
         ctx: &ctx,
-        mode: Mode::Unelevated,
+        mode,
         temp_base: win(&cordon_dir.join("tmp"))?,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
         proxy_ports: Vec::new(),
@@ -128,19 +153,23 @@ fn plan_for(policy: &Policy, workspace: &Path, state: &Path) -> Result<WindowsPl
         previously_managed: audit::load_paths(&managed),
     };
     let plan = cordon_windows::plan(&input, &RealHost).map_err(|e| {
-        Failure::setup(format!("{e}; the command did not run")).with_hint(
-            "the unelevated Windows mode confines writes only: name the weaker mode with --allow-weaker (or sandbox.allow_weaker) to accept it, or see docs/windows.md",
-        )
+        let f = Failure::setup(format!("{e}; the command did not run"));
+        match group {
+            None => f.with_hint(mode::unelevated_hint(setup_missing.as_deref())),
+            Some(_) => f,
+        }
     })?;
     exec::apply(&plan).map_err(|e| Failure::setup(format!("applying the plan: {}", chain(&e))))?;
     audit::save_paths(&managed, &plan.managed())
         .map_err(|e| Failure::setup(format!("{managed}: {e}")))?;
-    Ok(plan)
+    Ok((plan, group))
 }
 
 /// Runs the command in the plan's job with a per-run TEMP; 127 when it is not found.
 fn execute(
     plan: &WindowsPlan,
+    group: Option<&Sid>,
+    state: &Path,
     policy: &Policy,
     mut argv: Vec<String>,
     mut env: Vec<(String, String)>,
@@ -160,19 +189,85 @@ fn execute(
     env.retain(|(k, _)| !k.eq_ignore_ascii_case("TEMP") && !k.eq_ignore_ascii_case("TMP"));
     env.push(("TEMP".into(), run_temp.to_string()));
     env.push(("TMP".into(), run_temp.to_string()));
-    let exit = exec::run(
-        plan,
-        &argv,
-        &env,
-        &plan.workspace.to_string(),
-        policy.limits.timeout(),
-    );
+    let cwd = plan.workspace.to_string();
+    let timeout = policy.limits.timeout();
+    let exit = match (plan.account, group) {
+        (Some(account), Some(group)) => {
+            as_account(plan, account, group, state, &argv, &env, timeout)
+        }
+        _ => exec::run(plan, &argv, &env, &cwd, timeout).map_err(|e| failure(&argv[0], &e)),
+    };
     let _ = std::fs::remove_dir_all(run_temp.to_api());
-    exit.map_err(|e| Failure {
-        code: 126,
-        message: format!("{}: {}", argv[0], chain(&e)),
-        hint: None,
-    })
+    exit
+}
+
+/// Elevated: the command started by cordon's copy as `account` (one secondary logon without
+/// a profile, then the hand-off; see docs/windows.md, "The broker").
+fn as_account(
+    plan: &WindowsPlan,
+    account: &str,
+    group: &Sid,
+    state: &Path,
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Option<std::time::Duration>,
+) -> Result<Exit, Failure> {
+    let exe =
+        std::env::current_exe().map_err(|e| Failure::setup(format!("finding cordon.exe: {e}")))?;
+    let exe_win = WinPath::from_path(&exe).map_err(|e| Failure::setup(e.to_string()))?;
+    account::grant_program(&exe_win, group).map_err(|e| {
+        Failure::setup(format!(
+            "letting {account} run {exe_win}: {e}; the command did not run"
+        ))
+    })?;
+    let state_win = WinPath::from_path(state).map_err(|e| Failure::setup(e.to_string()))?;
+    let password = exec::setup::read_password(&state_win, account).map_err(|e| {
+        Failure::setup(format!(
+            "the stored password of {account}: {e}; {SETUP_NEEDED}"
+        ))
+    })?;
+    let exe = exe.to_string_lossy();
+    let args = ["__as-account".to_string()];
+    account::run_elevated(
+        plan,
+        &Launch::Logon {
+            account,
+            password: &password,
+        },
+        &Copy {
+            exe: &exe,
+            args: &args,
+        },
+        argv,
+        env,
+        &plan.workspace.to_string(),
+        timeout,
+    )
+    .map_err(|e| failure(&argv[0], &e))
+}
+
+/// The exit status for a failure to run: cordon's own (125) when it could not set up the
+/// sandbox or reach the account, the copy's status when it refused, else 126.
+fn failure(program: &str, e: &ExecError) -> Failure {
+    match e {
+        ExecError::Logon { .. } | ExecError::Handoff(_) => Failure::setup(format!(
+            "{}; the command did not run; {SETUP_NEEDED} if the account or its password changed",
+            chain(e)
+        )),
+        ExecError::Refused { code, message } => Failure {
+            code: *code,
+            message: match code {
+                125 => format!("{message}; the command did not run"),
+                _ => message.clone(),
+            },
+            hint: None,
+        },
+        _ => Failure {
+            code: 126,
+            message: format!("{program}: {}", chain(e)),
+            hint: None,
+        },
+    }
 }
 
 /// The environment the command gets, and the names removed.
