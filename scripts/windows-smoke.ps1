@@ -18,7 +18,8 @@
 #>
 param(
     [string[]]$Runner = @('target\debug\examples\cordon-windows-run.exe'),
-    # Elevated mode's checks (deny-read, network) need `cordon setup --elevated` first.
+    # Elevated mode's checks (deny-read, network, runs as the account) need `cordon setup
+    # --elevated` first, and the real CLI as the runner (-Runner 'target\debug\cordon.exe','run').
     [switch]$Elevated
 )
 
@@ -226,20 +227,61 @@ if ($Elevated) {
         Check "the stored password of $offline exists" $false $pwfile
     }
 
-    # Through the runner (needs the broker: docs/windows.md, "The broker").
+    # Through the runner: an elevated `cordon run` (no --allow-weaker: it must need none).
+    # The command is started by cordon's copy as the account (`cordon __as-account`,
+    # CreateProcessWithLogonW without a profile), docs/windows.md "The broker".
+    $ews = New-Workspace 'elevated'
+    $b64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes('whoami; [Environment]::UserName | Set-Content -LiteralPath whoami.txt'))
+    $out = (& $exe @($pre + @('-w', $ews, '--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $b64)) 2>&1 | Out-String)
+    $rc = $LASTEXITCODE
+    $name = (Get-Content -Raw -LiteralPath (Join-Path $ews 'whoami.txt') -ErrorAction SilentlyContinue)
+    Check "an elevated cordon run runs as $offline" ($rc -eq 0 -and "$name".Trim() -eq $offline) "exit $rc, user '$name', output: $out"
+    Check "its standard output is relayed (whoami)" ($out -match [regex]::Escape($offline.ToLower())) "output: $out"
+    $rc = Sandboxed $ews 'exit 9' -NoWeaker
+    Check 'an elevated run relays the exit status' ($rc -eq 9) "exit $rc"
+    $rc = Sandboxed $ews 'exit 300' -NoWeaker
+    Check 'an elevated run relays an exit status above 255' ($rc -eq 300) "exit $rc"
+    # The secret sits in the workspace, which the sandbox group may read, so only the
+    # deny-read ACE can stop the read; its sibling is the control.
+    $secret = Join-Path $ews 'secret.txt'
+    Set-Content -LiteralPath $secret -Value 'the secret'
+    Set-Content -LiteralPath (Join-Path $ews 'plain.txt') -Value 'plain'
+    $rc = Sandboxed $ews 'try { Get-Content -Raw plain.txt | Set-Content -LiteralPath read-plain.txt } catch {}; try { Get-Content -Raw secret.txt | Set-Content -LiteralPath read-secret.txt } catch {}; exit 0' @('--deny-read', $secret) -NoWeaker
+    Check 'an elevated run reads an ordinary file of the workspace (control)' (Test-Path (Join-Path $ews 'read-plain.txt')) "exit $rc"
+    $leak = Get-Content -Raw -LiteralPath (Join-Path $ews 'read-secret.txt') -ErrorAction SilentlyContinue
+    Check 'an elevated run cannot read a --deny-read file' (-not ("$leak" -match 'the secret')) "exit $rc, read: $leak"
+    $rc = Sandboxed $ews 'Set-Content .git\hooks\pre-commit evil; exit 0' -NoWeaker
+    Check 'an elevated run cannot write .git\hooks (the account is granted the workspace, the write SID is denied)' (-not (Test-Path (Join-Path $ews '.git\hooks\pre-commit'))) "exit $rc"
+    $rc = Sandboxed $ews "Set-Content -LiteralPath $(Q (Unique $outside)) -Value x; exit 0" -NoWeaker
+    Check 'an elevated run cannot write outside the workspace' (@(Get-ChildItem -LiteralPath $outside -Filter 'cordon-smoke-*').Count -eq 0) "exit $rc"
+    $t0 = Get-Date
+    $rc = Sandboxed $ews 'Start-Process ping.exe -ArgumentList "-n","60","127.0.0.1" -WindowStyle Hidden; exit 0' -NoWeaker
+    Start-Sleep -Seconds 2
+    $left = @(Get-Process ping -ErrorAction SilentlyContinue | Where-Object { $_.StartTime -gt $t0 })
+    Check 'nothing an elevated run starts outlives it' ($left.Count -eq 0) "$($left.Count) ping left"
+    $rc = Sandboxed $ews 'ping.exe -n 60 127.0.0.1 | Out-Null' @('--timeout', '3s') -NoWeaker
+    Check 'an elevated run ends with 124 at --timeout' ($rc -eq 124) "exit $rc"
+    $rc = Sandboxed $ews 'exit 0' @('--net', 'allow') -NoWeaker
+    Check '--net allow is refused (no proxy on Windows yet)' ($rc -eq 125) "exit $rc"
+    $rc = Sandboxed $ews 'exit [Math]::Min(250, @(Get-Process | Where-Object { $_.Id -ne $PID -and $(try { [bool]$_.Handle } catch { $false }) }).Count)' -NoWeaker
+    Write-Host "note  an elevated run can open $rc processes with full access (its own tree only expected: your processes' DACLs do not admit the account)"
 
     $ssh = Join-Path $env:USERPROFILE '.ssh'
     if (Test-Path $ssh) {
-        $rc = Sandboxed $ws "Get-ChildItem -Force -LiteralPath $(Q $ssh) | Out-File listing.txt"
-        $listing = Get-Content -Raw (Join-Path $ws 'listing.txt') -ErrorAction SilentlyContinue
+        $rc = Sandboxed $ews "Get-ChildItem -Force -LiteralPath $(Q $ssh) | Out-File listing.txt" -NoWeaker
+        $listing = Get-Content -Raw (Join-Path $ews 'listing.txt') -ErrorAction SilentlyContinue
         Check '~\.ssh cannot be read' ([string]::IsNullOrWhiteSpace($listing)) "exit $rc"
     }
-    $rc = Sandboxed $ws 'try { (New-Object Net.Sockets.TcpClient).Connect("1.1.1.1", 443); exit 0 } catch { exit 3 }'
+    $rc = Sandboxed $ews 'try { (New-Object Net.Sockets.TcpClient).Connect("1.1.1.1", 443); exit 0 } catch { exit 3 }' -NoWeaker
     Check 'no TCP out with --net off' ($rc -eq 3) "exit $rc"
-    $rc = Sandboxed $ws 'try { Resolve-DnsName example.com -Server 1.1.1.1 -ErrorAction Stop | Out-Null; exit 0 } catch { exit 3 }'
+    $rc = Sandboxed $ews 'try { Resolve-DnsName example.com -Server 1.1.1.1 -ErrorAction Stop | Out-Null; exit 0 } catch { exit 3 }' -NoWeaker
     Check 'no DNS out with --net off' ($rc -eq 3) "exit $rc"
-    $rc = Sandboxed $ws 'if (Test-Connection 1.1.1.1 -Count 1 -Quiet) { exit 0 } else { exit 3 }'
+    $rc = Sandboxed $ews 'if (Test-Connection 1.1.1.1 -Count 1 -Quiet) { exit 0 } else { exit 3 }' -NoWeaker
     Check 'no ICMP out with --net off' ($rc -eq 3) "exit $rc"
+    $t0 = Get-Date
+    foreach ($i in 1..5) { $null = Sandboxed $ews 'exit 0' -NoWeaker }
+    $per = [int](((Get-Date) - $t0).TotalMilliseconds / 5)
+    Write-Host "note  an elevated run of 'exit 0' (powershell.exe included) takes $per ms (docs/windows.md, per-command cost model)"
 }
 
 Write-Host ''
