@@ -3,6 +3,12 @@
 //! the upper directory the way overlayfs leaves it (copies and char-device whiteouts).
 //! "apply" is until `Transaction::apply` returns (every file in place, journal committed and
 //! removed); "then freeing" is how long the background removal of the old versions ran after.
+//!
+//! Each round applies twice, on two fresh set-ups: once with the set-up flushed first (`sync`
+//! after writing the layer and the workspace, before the clock starts), as in real use, where
+//! the layer is written while the agent's command runs, long before `cordon tx apply`; and once
+//! right after the layer was written, the worst case, where apply's `syncfs` also flushes the
+//! benchmark's own set-up writes. `CORDON_BENCH_MODE=synced|unsynced` runs only one of them.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
@@ -95,6 +101,40 @@ fn floor(root: &Path, kind: &str, keep: bool) -> Duration {
     d
 }
 
+#[derive(Default)]
+struct Times {
+    record: Vec<Duration>,
+    applies: Vec<Duration>,
+    freeing: Vec<Duration>,
+}
+
+/// One round: a fresh set-up, flushed first when `synced`, then apply timed.
+fn round(base: &Path, kind: &str, synced: bool, t: &mut Times) {
+    let (store, ws) = setup(base, kind);
+    let (mut tx, _) = store.open_or_create(Some("bench"), &ws).unwrap();
+    let p = Protection::git_default();
+    let start = Instant::now();
+    tx.record_bases(&p).unwrap();
+    t.record.push(start.elapsed());
+    if synced {
+        nix::unistd::sync();
+    }
+    let start = Instant::now();
+    let report = tx.apply(&p, &[]).unwrap();
+    t.applies.push(start.elapsed());
+    assert_eq!(report.applied.len(), FILES, "{kind}");
+    let start = Instant::now();
+    while tx.trash_pending() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.freeing.push(start.elapsed());
+}
+
+fn med(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
 fn main() {
     let base = std::env::var_os("CORDON_BENCH_DIR")
         .map(std::path::PathBuf::from)
@@ -104,49 +144,55 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let only = std::env::var("CORDON_BENCH_KIND").ok();
+    let mode = std::env::var("CORDON_BENCH_MODE").ok();
+    let modes: Vec<bool> = match mode.as_deref() {
+        Some("synced") => vec![true],
+        Some("unsynced") => vec![false],
+        _ => vec![true, false],
+    };
     for kind in ["modified", "added", "deleted"] {
         if only.as_deref().is_some_and(|o| o != kind) {
             continue;
         }
-        let mut record = Vec::new();
-        let mut applies = Vec::new();
-        let mut freeing = Vec::new();
+        let mut synced = Times::default();
+        let mut unsynced = Times::default();
         for _ in 0..rounds {
-            let (store, ws) = setup(&base, kind);
-            let (mut tx, _) = store.open_or_create(Some("bench"), &ws).unwrap();
-            let p = Protection::git_default();
-            let t = Instant::now();
-            tx.record_bases(&p).unwrap();
-            record.push(t.elapsed());
-            let t = Instant::now();
-            let report = tx.apply(&p, &[]).unwrap();
-            applies.push(t.elapsed());
-            assert_eq!(report.applied.len(), FILES, "{kind}");
-            let t = Instant::now();
-            while tx.trash_pending() {
-                std::thread::sleep(Duration::from_millis(5));
+            // Interleaved, so both see the same load.
+            for &m in &modes {
+                let t = if m { &mut synced } else { &mut unsynced };
+                round(&base, kind, m, t);
             }
-            freeing.push(t.elapsed());
         }
-        let med = |v: &mut Vec<Duration>| {
-            v.sort();
-            v[v.len() / 2]
-        };
-        let mut floors: Vec<Duration> = (0..rounds).map(|_| floor(&base, kind, false)).collect();
-        let mut kept: Vec<Duration> = (0..rounds).map(|_| floor(&base, kind, true)).collect();
-        println!(
-            "{FILES} {kind} files: apply median {:?} (min {:?}, max {:?}), then freeing median {:?} \
-             (max {:?}); record_bases median {:?}; floor (one bare syscall per file) median {:?}, \
-             without freeing {:?}",
-            med(&mut applies),
-            applies[0],
-            applies[applies.len() - 1],
-            med(&mut freeing),
-            freeing[freeing.len() - 1],
-            med(&mut record),
-            med(&mut floors),
-            med(&mut kept),
-        );
+        for (label, t) in [
+            ("set-up flushed first", &mut synced),
+            ("applied right after the layer was written", &mut unsynced),
+        ] {
+            if t.applies.is_empty() {
+                continue;
+            }
+            let applies = &mut t.applies;
+            let m = med(applies);
+            println!(
+                "{FILES} {kind} files, {label}: apply median {m:?} (min {:?}, max {:?}), \
+                 then freeing median {:?} (max {:?}); record_bases median {:?}",
+                applies[0],
+                applies[applies.len() - 1],
+                med(&mut t.freeing),
+                t.freeing[t.freeing.len() - 1],
+                med(&mut t.record),
+            );
+        }
+        if std::env::var_os("CORDON_BENCH_NO_FLOOR").is_none() {
+            let mut floors: Vec<Duration> =
+                (0..rounds).map(|_| floor(&base, kind, false)).collect();
+            let mut kept: Vec<Duration> = (0..rounds).map(|_| floor(&base, kind, true)).collect();
+            println!(
+                "{FILES} {kind} files: floor (one bare syscall per file) median {:?}, \
+                 without freeing {:?}",
+                med(&mut floors),
+                med(&mut kept),
+            );
+        }
     }
     let _ = fs::remove_dir_all(&base);
 }
