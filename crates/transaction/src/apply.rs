@@ -2,15 +2,17 @@
 //!
 //! Phase 1 (nothing in the workspace changes): every change is checked against its base (a
 //! workspace file that changed since the transaction first saw it is a conflict and is not
-//! overwritten); the new content of each file is staged on the workspace's filesystem (a hard
-//! link to the upper-layer file when the state folder shares that filesystem, else a copy), and
-//! synced. Then `journal.json` is written, synced and renamed into place: the commit point.
+//! overwritten); the new content of each file is made durable on the workspace's filesystem:
+//! when the state folder shares that filesystem the upper layer's own file is what phase 2 moves
+//! into place (nothing is staged, nothing moves before the commit point), else a copy is staged;
+//! one `syncfs` covers both. Then `journal.json` is written, synced and renamed into place: the
+//! commit point.
 //! Phase 2: the journal's operations run in order; each is one `rename(2)`, `unlink`, `mkdir`,
 //! `rmdir` or `chmod`, so every path is always either old or new. Every operation checks what
 //! the path holds before acting (cheaply by inode stamp, else by content hash), which makes it
 //! idempotent: after a crash the next open runs the journal again from the start and finishes.
-//! A crash before the commit point leaves only staged files, which the next open removes (the
-//! apply is rolled back; the workspace was never touched).
+//! A crash before the commit point leaves only staged copies, which the next open removes (the
+//! apply is rolled back; the workspace and the layer were never touched).
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
@@ -90,8 +92,10 @@ struct Journal {
     version: u32,
     name: String,
     ops: Vec<Op>,
-    /// Upper-layer files that were hard-linked into the workspace: unlinked afterwards, or the
-    /// next command in the transaction would write through them into the real file.
+    /// Upper-layer files moved into the workspace by their `Place` (the layer's name then holds
+    /// the replaced old version, or nothing): taken out of the layer afterwards, or the next
+    /// command in the transaction would see the old version as its change. (In a journal of an
+    /// older cordon: hard links to the workspace's files, which writes would go through.)
     unlink_upper: Vec<RelPath>,
     /// Whiteouts to drop once their lower path is gone.
     whiteouts: Vec<RelPath>,
@@ -246,7 +250,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
         .mode(0o700)
         .create(&staging)
         .at("create staging directory", &staging)?;
-    let can_link = dev_of(&upper) == dev_of(&staging);
+    let layer_in_place = dev_of(&upper) == dev_of(&staging);
     let stage_dev = dev_of(&staging);
 
     // Group A creates and replaces in place (a rename's new path before its old one goes, so
@@ -315,6 +319,19 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
                 staging.join(counter.to_string())
             };
             let src = upper.join(path.as_path());
+            let on_staging_fs = dest.parent() == Some(staging.as_path());
+            if layer_in_place
+                && !in_opaque
+                && on_staging_fs
+                && matches!(new, Entry::File { .. } | Entry::Symlink { .. })
+            {
+                // The layer shares the workspace's filesystem: its own file is moved (swapped)
+                // into place at phase 2, nothing is staged. Until then it stays where it is, so
+                // a rollback has nothing to undo; afterwards the layer's name holds the
+                // replaced old version (or nothing), which the tidy-up takes out of the layer.
+                j.unlink_upper.push(path.clone());
+                return Ok(src);
+            }
             if !dest.starts_with(&staging) {
                 // Next to the target: a leftover of an earlier attempt may hold the name (the
                 // staging directory is new, nothing in it needs removing).
@@ -322,17 +339,7 @@ fn plan(tx: &Transaction, selected: &[&Change], wipe: bool) -> Result<Journal> {
             }
             match new {
                 Entry::Symlink { target } => symlink(target, &dest).at("stage symlink", &dest)?,
-                Entry::File { mode, .. } => {
-                    let linked = can_link
-                        && !in_opaque
-                        && dest.parent() == Some(staging.as_path())
-                        && fs::hard_link(&src, &dest).is_ok();
-                    if linked {
-                        j.unlink_upper.push(path.clone());
-                    } else {
-                        copy_file(&src, &dest, *mode)?;
-                    }
-                }
+                Entry::File { mode, .. } => copy_file(&src, &dest, *mode)?,
                 _ => {}
             }
             fault::step();
@@ -719,10 +726,13 @@ impl Exec<'_> {
                 }
                 // Changed while we were applying: keep both, if the staged name still holds
                 // the transaction's version. A copy, not the staged file itself, which may be
-                // a hard link to the upper layer's.
+                // the upper layer's own (the change stays in the transaction).
                 if fs::symlink_metadata(aside).is_err() && probe(staged)?.as_ref() == Some(new) {
                     match new {
                         Entry::File { mode, .. } => copy_file(staged, aside, *mode)?,
+                        Entry::Symlink { target } => {
+                            symlink(target, aside).at("keep aside", aside)?
+                        }
                         _ => fs::rename(staged, aside).at("keep aside", aside)?,
                     }
                     return Ok(Outcome::Conflict(Some(aside.clone())));
@@ -856,23 +866,29 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
         fault::step();
     }
     timing("operations", t_ops);
+    let upper = tx.upper();
+    let wipe = j.wipe && not_applied.is_empty();
+    if !wipe {
+        // The layer's name of an applied file holds the replaced old version now (or, in a
+        // journal of an older cordon, a hard link to the workspace's file): out of the layer
+        // before the syncfs, so the layer never shows it again after the journal is gone.
+        for (index, p) in j.unlink_upper.iter().enumerate() {
+            if !not_applied.contains(p) {
+                take_from_upper(&upper.join(p.as_path()), &j.staging, index)?;
+                fault::step();
+            }
+        }
+    }
     let t0 = std::time::Instant::now();
     syncfs(&ws)?;
     timing("syncfs", t0);
     let t0 = std::time::Instant::now();
 
     // Tidy the layers: the workspace now holds what they held for the applied paths.
-    let upper = tx.upper();
-    let wipe = j.wipe && not_applied.is_empty();
     if wipe {
         reset_layers(tx)?;
         tx.write_bases(&Default::default())?;
     } else {
-        for p in &j.unlink_upper {
-            if !not_applied.contains(p) {
-                remove_if_present(&upper.join(p.as_path()))?;
-            }
-        }
         for p in &j.whiteouts {
             if fs::symlink_metadata(ws.join(p.as_path())).is_err() {
                 remove_if_present(&upper.join(p.as_path()))?;
@@ -900,6 +916,19 @@ fn run(tx: &Transaction, j: Journal) -> Result<ApplyReport> {
     timing("finish", t0);
     report.emptied = wipe;
     Ok(report)
+}
+
+/// Takes an applied file's name out of the upper layer by renaming it into the staging
+/// directory (freed with it after the apply); unlinked where that cannot be done.
+fn take_from_upper(path: &Path, staging: &Path, index: usize) -> Result<()> {
+    if !staging.as_os_str().is_empty() {
+        // Failing (gone already, another filesystem, a leftover of an interrupted run holding
+        // the name, the staging directory already made trash): unlinked, if it is there.
+        if trash::rename_new(path, &staging.join(format!("u{index}"))).is_ok() {
+            return Ok(());
+        }
+    }
+    remove_if_present(path)
 }
 
 fn remove_if_present(path: &Path) -> Result<()> {

@@ -6,28 +6,39 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use cordon_transaction::{fault, Protection, Recovery, Store};
+use cordon_transaction::{fault, Protection, Recovery, RelPath, Store};
 
 use crate::kinds::{SCRIPT, SETUP};
 use crate::support::{assert_same_tree, snapshot, Fixture};
 
 const CHILD_STATE: &str = "CORDON_TX_TEST_CHILD_STATE";
 const CHILD_WS: &str = "CORDON_TX_TEST_CHILD_WS";
+const CHILD_PATHS: &str = "CORDON_TX_TEST_CHILD_PATHS";
 
-/// The child's body: open and apply everything. Does nothing in a normal test run.
+/// The child's body: open and apply everything (or the space-separated paths of
+/// `CORDON_TX_TEST_CHILD_PATHS`). Does nothing in a normal test run.
 #[test]
 fn child_apply() {
     let (Some(state), Some(ws)) = (std::env::var_os(CHILD_STATE), std::env::var_os(CHILD_WS))
     else {
         return;
     };
+    let paths: Vec<RelPath> = std::env::var(CHILD_PATHS)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|p| RelPath::new(p).unwrap())
+        .collect();
     let (mut tx, _) = Store::new(&PathBuf::from(state))
         .open_or_create(Some("crash"), &PathBuf::from(ws))
         .unwrap();
-    tx.apply(&Protection::git_default(), &[]).unwrap();
+    tx.apply(&Protection::git_default(), &paths).unwrap();
 }
 
 fn run_child(f: &Fixture, fault_after: u64) -> bool {
+    run_child_with(f, fault_after, &[])
+}
+
+fn run_child_with(f: &Fixture, fault_after: u64, paths: &[&str]) -> bool {
     let status = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -38,6 +49,7 @@ fn run_child(f: &Fixture, fault_after: u64) -> bool {
         .env(CHILD_STATE, &f.state)
         .env(CHILD_WS, &f.ws)
         .env(fault::ENV, fault_after.to_string())
+        .env(CHILD_PATHS, paths.join(" "))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()
@@ -152,6 +164,69 @@ fn killed_at_every_step_loses_nothing() {
     assert!(rolled_back > 0 && finished > 0 && tidied > 0);
 }
 
+/// A partial apply keeps the layer (no wipe): the layer's files moved into place leave their
+/// names holding the old versions, which the tidy-up must take out of the layer, at every kill
+/// too, or the transaction would show the old version as its change.
+#[test]
+fn a_partial_apply_killed_at_every_step_keeps_the_rest_in_the_layer() {
+    const SETUP: &str = "echo 1 > a; echo 1 > b; echo 1 > c; ln -s a l; mkdir d; echo 1 > d/x";
+    const SCRIPT: &str = "echo 2 > a; echo 2 > b; echo new > n; ln -sf b l; echo 2 > d/x; rm c";
+    const PICKED: &str = "echo 2 > a; echo new > n; ln -sf b l; echo 2 > d/x";
+    let paths = ["a", "n", "l", "d/x"];
+    let picked: Vec<RelPath> = paths.iter().map(|p| RelPath::new(*p).unwrap()).collect();
+    let p = Protection::git_default();
+    let mut step = 1;
+    let mut outcomes = [0; 3];
+    loop {
+        let f = Fixture::new("crash-partial", SETUP);
+        let expected = f.expected(PICKED);
+        let before = snapshot(&f.ws);
+        let mut tx = f.open("crash");
+        if !f.run_in(&mut tx, SCRIPT) {
+            return;
+        }
+        drop(tx);
+        let done = run_child_with(&f, step, &paths);
+        if !done {
+            old_or_new(&snapshot(&f.ws), &before, &snapshot(&expected), step);
+        }
+        let (mut tx, _) = f.store().open_or_create(Some("crash"), &f.ws).unwrap();
+        match tx.recovered() {
+            Some(Recovery::Finished { .. }) => outcomes[0] += 1,
+            Some(Recovery::RolledBack) => {
+                outcomes[1] += 1;
+                assert_eq!(snapshot(&f.ws), before, "step {step}: rolled back");
+            }
+            None => outcomes[2] += 1,
+        }
+        tx.apply(&p, &picked).unwrap();
+        assert_same_tree(&f.ws, &expected);
+        let left: Vec<String> = tx
+            .changes(&p)
+            .unwrap()
+            .changes
+            .iter()
+            .map(|c| c.path.to_string())
+            .collect();
+        assert_eq!(
+            left,
+            ["b", "c"],
+            "step {step}: what stays in the transaction"
+        );
+        // The transaction's view is still the agent's tree.
+        let view = f.look(&tx, "cat a b n d/x; readlink l; ls");
+        assert_eq!(view, "2\n2\nnew\n2\nb\na\nb\nd\nl\nn\n", "step {step}");
+        wait_for_trash(&tx);
+        if done {
+            break;
+        }
+        step += 1;
+        assert!(step < 200, "apply never finished");
+    }
+    eprintln!("partial crash test: {} steps, {outcomes:?}", step - 1);
+    assert!(outcomes[0] > 0 && outcomes[2] > 0);
+}
+
 #[test]
 fn an_edit_between_crash_and_recovery_is_a_conflict_not_overwritten() {
     let f = Fixture::new("crash-edit", "echo 1 > f1; echo 1 > f2");
@@ -160,8 +235,9 @@ fn an_edit_between_crash_and_recovery_is_a_conflict_not_overwritten() {
         return;
     }
     drop(tx);
-    // Steps: stage f1, stage f2, commit the journal; abort right after the commit point.
-    assert!(!run_child(&f, 3));
+    // Steps: commit the journal (the layer's files are moved into place, nothing is staged);
+    // abort right after the commit point.
+    assert!(!run_child(&f, 1));
     assert!(f.state.join("transactions/crash/journal.json").exists());
     assert_eq!(std::fs::read_to_string(f.ws.join("f1")).unwrap(), "1\n");
     std::fs::write(f.ws.join("f2"), "user\n").unwrap();
@@ -226,23 +302,28 @@ fn killed_between_commit_and_freeing_loses_nothing_and_the_next_apply_frees() {
         return;
     }
     drop(tx);
-    // Steps: stage f1, commit, place f1, remove f2, tidy, staging made trash, journal
-    // removed: abort right there, before the removal of the old versions starts.
-    assert!(!run_child(&f, 7));
+    // Steps: commit, place f1, remove f2, tidy, staging made trash, journal removed: abort
+    // right there, before the removal of the old versions starts.
+    assert!(!run_child(&f, 6));
     let dir = f.state.join("transactions/crash");
     assert!(!dir.join("journal.json").exists());
-    // The staging folder (and the emptied layers) became trash; the old versions are in it.
+    // The staging folder and the emptied layers became trash; the old versions are in them:
+    // the removed f2 in staging, f1's at the layer's name, where the swap left it.
     let trash = trash_folders(&f, "crash");
-    let staging = trash
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-staging"))
-        .unwrap();
-    let mut old: Vec<String> = std::fs::read_dir(staging)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
-    old.sort();
-    assert_eq!(old, ["1\n", "1\n"]);
+    let old_in = |suffix: &str| -> Vec<String> {
+        let dir = trash
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap();
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    };
+    assert_eq!(old_in("-staging"), ["1\n"]);
+    assert_eq!(old_in("-upper"), ["1\n"]);
     assert_eq!(std::fs::read_to_string(f.ws.join("f1")).unwrap(), "2\n");
     assert!(!f.ws.join("f2").exists());
 
