@@ -678,7 +678,7 @@ fn a_name_an_agent_asks_for_opens_only_as_far_as_a_human_allows() {
         let script = format!(
             "{}{} request network.allow denied.test -- the tests fetch from it; echo rc=$?; {}{}",
             fetch("before"),
-            crate::util::cordon_bin().display(),
+            crate::util::cordon_inside(&e),
             fetch("first"),
             fetch("second")
         );

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use crate::util::{cordon_bin, exists, run_answered, Env, Run};
+use crate::util::{cordon_bin, cordon_inside, exists, run_answered, Env, Run};
 
 const DEPLOY_RULE: &str = "[[commands.rules]]\nprefix = [\"deploy\"]\ndecision = \"prompt\"\nreason = \"deploys need a human\"\n";
 
@@ -21,10 +21,6 @@ fn deploy_env(name: &str) -> (Env, PathBuf) {
     (e, policy)
 }
 
-fn cordon() -> String {
-    cordon_bin().display().to_string()
-}
-
 #[test]
 fn what_cordon_cannot_grant_is_refused_without_asking_anyone() {
     let e = Env::new("request-ungrantable");
@@ -33,7 +29,7 @@ fn what_cordon_cannot_grant_is_refused_without_asking_anyone() {
         "{c} request network.allow pypi.org -- pip needs it; echo net=$?; \
          {c} request write /etc -- config; echo write=$?; \
          {c} request command ls -- listing; echo cmd=$?",
-        c = cordon()
+        c = cordon_inside(&e)
     );
     let run = e.sh(&["--audit", audit.to_str().unwrap()], &script).ok();
     for line in ["net=2", "write=2", "cmd=2"] {
@@ -71,7 +67,7 @@ fn a_command_request_lets_the_command_through_only_when_a_human_allows() {
         let (e, policy) = deploy_env(&format!("request-command-{choice}"));
         let script = format!(
             "{} request command ./deploy -- ship the fix; echo rc=$?; ./deploy; echo deploy=$?",
-            cordon()
+            cordon_inside(&e)
         );
         let a = run_answered(
             &e,

@@ -14,6 +14,17 @@ pub fn cordon_bin() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_cordon")))
 }
 
+/// A copy of the binary in `e`'s workspace, for commands that run `cordon request` inside
+/// the sandbox: wherever the build is (e.g. under /tmp or /var/tmp, which the sandbox
+/// replaces with its own), the workspace is visible inside.
+pub fn cordon_inside(e: &Env) -> String {
+    let copy = e.ws.join(".cordon-bin");
+    if !copy.exists() {
+        fs::copy(cordon_bin(), &copy).unwrap();
+    }
+    copy.display().to_string()
+}
+
 /// A test's own directory: `home/` (HOME, with secrets), `ws/` (a git repo), `outside/`.
 pub struct Env {
     pub root: PathBuf,
