@@ -32,7 +32,18 @@ fn one_cordon_at_a_time_and_shared_by_name() {
     let listing = store.list().unwrap();
     assert!(listing[0].busy);
     drop(tx);
-    let (_tx, created) = store.open_or_create(Some("job"), &f.ws).unwrap();
+    // The lock is an flock on an open file: a process another test thread is forking at
+    // this moment shares it until its exec closes it (close-on-exec), so under load the
+    // lock can outlive `drop` by that long. Wait for that, never for longer than 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (_tx, created) = loop {
+        match store.open_or_create(Some("job"), &f.ws) {
+            Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            other => break other.unwrap(),
+        }
+    };
     assert!(!created, "the second command shares the transaction");
 }
 
