@@ -65,8 +65,9 @@ fn selected_paths_apply_and_the_rest_stays() {
 
 #[test]
 fn an_applied_file_is_not_shared_with_the_layer() {
-    // Staging may hard-link the upper file into the workspace; the next command must not
-    // write through that link into the real file.
+    // Apply moves the layer's own file into the workspace and leaves the replaced old version
+    // at the layer's name; neither may stay in the layer: the next command must not write
+    // through to the real file, nor see the old version as the transaction's.
     let f = Fixture::new("unlink", "echo 1 > keep; echo 1 > other");
     let mut tx = f.open("ul");
     if !f.run_in(&mut tx, "echo 2 > keep; echo 2 > other") {
