@@ -97,7 +97,29 @@ fn cmd(args: &[&str]) -> Vec<String> {
     v
 }
 
+/// `handed_over_once`, again (at most twice more) when Wine's server fails a call with
+/// ERROR_INTERNAL_ERROR (1359): seen once in CI on a loaded machine, never on Windows' own
+/// error paths, which this test does not exercise. Any other error, or a wrong exit, fails.
 fn handed_over(
+    plan: &WindowsPlan,
+    argv: &[String],
+    env: &[(String, String)],
+    timeout: Option<Duration>,
+) -> Result<Exit, ExecError> {
+    let under_wine = std::env::var_os("CORDON_UNDER_WINE").is_some();
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match handed_over_once(plan, argv, env, timeout) {
+            Err(e) if under_wine && tries < 3 && e.to_string().contains("os error 1359") => {
+                eprintln!("wine: the hand-off failed with 1359, trying again: {e}");
+            }
+            other => return other,
+        }
+    }
+}
+
+fn handed_over_once(
     plan: &WindowsPlan,
     argv: &[String],
     env: &[(String, String)],
