@@ -11,6 +11,16 @@ pub fn current_dir() -> Result<PathBuf, crate::failure::Failure> {
         .map_err(|e| crate::failure::Failure::setup(format!("current directory: {e}")))
 }
 
+/// The workspace `-w` names (relative to `cwd`), or `cwd`, canonicalised.
+pub fn workspace(
+    arg: Option<&std::path::Path>,
+    cwd: &std::path::Path,
+) -> Result<PathBuf, crate::failure::Failure> {
+    let ws = arg.map_or(cwd.to_path_buf(), |w| cwd.join(w));
+    ws.canonicalize()
+        .map_err(|e| crate::failure::Failure::setup(format!("workspace {}: {e}", ws.display())))
+}
+
 /// The caller's home directories: $HOME and the account's home when they differ, so a
 /// changed $HOME does not move the deny-read set away from the real secrets. Looked up once
 /// per process (the account lookup may go through NSS).

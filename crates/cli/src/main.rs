@@ -219,10 +219,7 @@ fn console(args: args::ConsoleArgs) -> Result<i32, Failure> {
 
 fn approve(args: args::ApproveArgs) -> Result<i32, Failure> {
     let cwd = dirs::current_dir()?;
-    let ws = args.workspace.map_or(cwd.clone(), |w| cwd.join(w));
-    let ws = ws
-        .canonicalize()
-        .map_err(|e| Failure::setup(format!("workspace {}: {e}", ws.display())))?;
+    let ws = dirs::workspace(args.workspace.as_deref(), &cwd)?;
     let (file, widenings) = layers::approve(&ws)?;
     if widenings.is_empty() {
         println!("approved {} (it widens nothing)", file.display());

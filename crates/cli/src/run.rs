@@ -25,10 +25,7 @@ use cordon_proxy::OnRefusal;
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let started = Instant::now();
     let cwd = dirs::current_dir()?;
-    let workspace = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
-    let workspace = workspace
-        .canonicalize()
-        .map_err(|e| Failure::setup(format!("workspace {}: {e}", workspace.display())))?;
+    let workspace = dirs::workspace(args.workspace.as_deref(), &cwd)?;
     refuse_broad_workspace(&workspace)?;
     let loaded = layers::load(&args, &workspace, &cwd)?;
     let run_id = run_id();

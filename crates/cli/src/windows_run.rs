@@ -30,10 +30,7 @@ use crate::runlog::{log, open_audit, run_id};
 pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let started = Instant::now();
     let cwd = dirs::current_dir()?;
-    let workspace = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
-    let workspace = workspace
-        .canonicalize()
-        .map_err(|e| Failure::setup(format!("workspace {}: {e}", workspace.display())))?;
+    let workspace = dirs::workspace(args.workspace.as_deref(), &cwd)?;
     let loaded = layers::load(&args, &workspace, &cwd)?;
     let policy = &loaded.policy;
     let run_id = run_id();
