@@ -79,6 +79,17 @@ cargo clippy -Zbuild-std --target "$triple" -p cordon-windows --all-targets -- -
 echo "== cargo test ($triple, under Wine)"
 cargo test -Zbuild-std --target "$triple" -p cordon-windows
 
+# --- cordon-proxy (the allow-list proxy, `--net allow`) ---
+# Its own lints and tests for the Windows target, under Wine, which implements Winsock: the
+# tests' loopback servers, the portable tunnel relay (splice(2) is Linux's) and the bulk
+# transfers run for real (about 5 s). Wine enforces no firewall, so what the offline account
+# can reach is checked by scripts/windows-smoke.ps1 -Elevated on real Windows.
+echo "== cordon-proxy: cargo clippy -D warnings ($triple)"
+cargo clippy -Zbuild-std --target "$triple" -p cordon-proxy --all-targets -- -D warnings
+echo "== cordon-proxy: cargo test ($triple, under Wine)"
+cargo test -Zbuild-std --target "$triple" -p cordon-proxy
+# --- end cordon-proxy ---
+
 # The real CLI for Windows: its lints, then cordon.exe run end to end under Wine (what Wine
 # runs: the plan, the job, the token's creation, exit statuses, the audit log; not what
 # Windows would refuse).

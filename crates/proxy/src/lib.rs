@@ -8,9 +8,14 @@
 mod counted;
 pub mod http;
 pub mod refusal;
+mod relay;
 mod server;
 pub mod sni;
+// splice(2) is Linux's; so is the thread pool, which only the splice relay uses (its test
+// runs where it is built). Other targets relay tunnels with tokio (`relay.rs`).
+#[cfg(target_os = "linux")]
 mod splice;
+#[cfg(target_os = "linux")]
 mod threads;
 
 pub use server::{start, Ask, Decision, OnRefusal, Outcome, Proxy};

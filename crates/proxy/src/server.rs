@@ -31,7 +31,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Each direction of a tunnel copies through a buffer this large (tokio's default of 8 KiB
 /// costs a syscall pair per 8 KiB on bulk downloads).
-const RELAY_BUFFER: usize = 256 << 10;
+pub(crate) const RELAY_BUFFER: usize = 256 << 10;
 /// A TLS record is at most 2^14 bytes of plaintext plus a small expansion.
 const MAX_RECORD: usize = 5 + (1 << 14) + 256;
 
@@ -437,7 +437,7 @@ async fn connect(req: Request<Incoming>, mut ticket: Ticket) -> Response<Body> {
                     inner: parts.io.into_inner(),
                 };
                 if let Some(open) = open_tunnel(&mut client, &dest, &addrs, &ticket).await {
-                    splice_tunnel(client, open, ticket).await;
+                    socket_tunnel(client, open, ticket).await;
                 }
             }
             Err(upgraded) => {
@@ -493,8 +493,8 @@ where
     }
 }
 
-/// Relays a tunnel whose client side is a plain socket with splice(2).
-async fn splice_tunnel(client: Prefixed<TcpStream>, open: OpenTunnel, ticket: Ticket) {
+/// Relays a tunnel whose client side is a plain socket (with splice(2) on Linux).
+async fn socket_tunnel(client: Prefixed<TcpStream>, open: OpenTunnel, ticket: Ticket) {
     let OpenTunnel {
         mut upstream,
         address,
@@ -508,7 +508,7 @@ async fn splice_tunnel(client: Prefixed<TcpStream>, open: OpenTunnel, ticket: Ti
         traffic
             .up
             .fetch_add(early.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let _ = crate::splice::relay(client.inner, upstream, traffic).await;
+        let _ = crate::relay::relay(client.inner, upstream, traffic).await;
     }
 }
 

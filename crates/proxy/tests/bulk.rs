@@ -1,5 +1,5 @@
 //! Bulk transfers through the proxy arrive intact, in both directions at once, and the audit
-//! decision counts every byte: the CONNECT tunnel (spliced in the kernel) and plain HTTP.
+//! decision counts every byte: the CONNECT tunnel (spliced in the kernel on Linux, copied by tokio elsewhere) and plain HTTP.
 #![allow(clippy::unwrap_used)] // tests
 
 use std::io::{Read, Write};
