@@ -88,6 +88,10 @@ echo "== cordon-proxy: cargo clippy -D warnings ($triple)"
 cargo clippy -Zbuild-std --target "$triple" -p cordon-proxy --all-targets -- -D warnings
 echo "== cordon-proxy: cargo test ($triple, under Wine)"
 cargo test -Zbuild-std --target "$triple" -p cordon-proxy
+# cordon.exe's own unit tests, under Wine: windows_net starts the proxy on a free port and
+# sends an allowed and a refused request through it, with the audit events read back.
+echo "== cordon.exe: unit tests ($triple, under Wine)"
+cargo test -Zbuild-std --target "$triple" -p cordon-cli --bin cordon
 # --- end cordon-proxy ---
 
 # The real CLI for Windows: its lints, then cordon.exe run end to end under Wine (what Wine

@@ -1,17 +1,25 @@
 //! `--net allow` for one run: the proxy variables the command sees, cordon's proxy serving
 //! the listener the sandbox handed over, and how its decisions read in the audit log and on
-//! stderr.
+//! stderr. The variables, the stderr lines and the audit events serve the Windows run too
+//! (`windows_net`); only the listener hand-over is Linux's.
 
+#[cfg(target_os = "linux")]
 use std::ffi::OsString;
+#[cfg(target_os = "linux")]
 use std::os::fd::OwnedFd;
+#[cfg(target_os = "linux")]
 use std::sync::mpsc;
 
 use cordon_audit::Event;
+#[cfg(target_os = "linux")]
 use cordon_policy::Egress;
-use cordon_proxy::{Ask, Decision, OnRefusal, Outcome, Proxy};
+#[cfg(target_os = "linux")]
+use cordon_proxy::{Ask, OnRefusal, Proxy};
+use cordon_proxy::{Decision, Outcome};
 
 /// The proxy's port on the sandbox's own loopback (its network namespace is private, so
 /// the port cannot collide with anything on the host).
+#[cfg(target_os = "linux")]
 pub const PROXY_PORT: u16 = 3128;
 
 /// Variables that point the usual tools at the proxy. Lowercase `http_proxy` is the one curl
@@ -33,32 +41,48 @@ const PROXY_VARS: &[&str] = &[
 ];
 
 /// Sandbox-local destinations go direct: the sandbox's loopback is its own.
+#[cfg(target_os = "linux")]
 const NO_PROXY: &str = "localhost,127.0.0.1,::1";
 
 /// Replaces any proxy settings the caller had with cordon's proxy.
+#[cfg(target_os = "linux")]
 pub fn point_at_proxy(env: &mut Vec<(OsString, OsString)>) {
     let url = format!("http://127.0.0.1:{PROXY_PORT}");
-    let ours = |k: &OsString| {
-        let k = k.to_string_lossy();
-        PROXY_VARS.contains(&k.as_ref())
-            || k.eq_ignore_ascii_case("no_proxy")
-            || k == "NODE_USE_ENV_PROXY"
-    };
-    env.retain(|(k, _)| !ours(k));
-    for var in PROXY_VARS {
-        env.push(((*var).into(), url.clone().into()));
-    }
+    env.retain(|(k, _)| !replaced(&k.to_string_lossy()));
+    env.extend(
+        proxy_vars(&url, NO_PROXY)
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into())),
+    );
+}
+
+/// Whether the caller's variable `name` is one cordon sets (so the caller's value goes):
+/// a proxy variable, `no_proxy` in any case, or Node's switch.
+#[cfg(target_os = "linux")]
+pub fn replaced(name: &str) -> bool {
+    PROXY_VARS.contains(&name)
+        || name.eq_ignore_ascii_case("no_proxy")
+        || name == "NODE_USE_ENV_PROXY"
+}
+
+/// The variables that point the command at the proxy at `url`, with `no_proxy` as the
+/// destinations that go direct, in the order they are set.
+pub fn proxy_vars(url: &str, no_proxy: &str) -> Vec<(&'static str, String)> {
+    let mut vars: Vec<(&'static str, String)> =
+        PROXY_VARS.iter().map(|v| (*v, url.to_string())).collect();
     for var in ["no_proxy", "NO_PROXY"] {
-        env.push((var.into(), NO_PROXY.into()));
+        vars.push((var, no_proxy.to_string()));
     }
     // Node 24+ honours the proxy variables in fetch() and http only when asked to.
-    env.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+    vars.push(("NODE_USE_ENV_PROXY", "1".to_string()));
+    vars
 }
 
 /// Starts the proxy on the sandbox's listener; its decisions arrive on the receiver (see
 /// [`crate::recorder`]). With `asks`, every name off the list is sent there and held for the
 /// answer: a human's when the policy says `ask`, else whether an agent's request for it was
 /// allowed (see [`crate::commands`]).
+#[cfg(target_os = "linux")]
 pub fn start(
     listener: OwnedFd,
     policy: &Egress,
@@ -113,7 +137,7 @@ pub fn event(d: Decision) -> Event {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

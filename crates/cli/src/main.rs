@@ -15,7 +15,8 @@ mod commands;
 mod console;
 #[cfg(target_os = "linux")]
 mod doctor;
-#[cfg(target_os = "linux")]
+// The proxy variables and how decisions read: Linux's `cordon run` and `windows_net`.
+#[cfg(any(target_os = "linux", windows))]
 mod egress;
 #[cfg(target_os = "linux")]
 mod guarantees;
@@ -33,6 +34,11 @@ mod transaction;
 mod tx;
 
 // The Windows backend's `cordon run`, `setup --elevated` and `doctor` (docs/windows.md).
+// `allow(dead_code)` until windows_run calls `windows_net::start_for` (its owner applies
+// that change); the tests use every item meanwhile.
+#[cfg(windows)]
+#[allow(dead_code)]
+mod windows_net;
 #[cfg(windows)]
 mod windows_run;
 #[cfg(windows)]

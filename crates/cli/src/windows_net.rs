@@ -1,0 +1,249 @@
+//! `--net allow` for an elevated Windows run: cordon's proxy listening on the one loopback
+//! port the offline account's WFP filter admits, the variables that point the command at it,
+//! and its decisions on stderr and in the audit log (the same lines and events as on Linux,
+//! from `egress`).
+//!
+//! The proxy runs in cordon's own process, as the developer, and resolves and connects for
+//! the sandbox; the command runs as `CordonSandboxOffline`, whose firewall rules and WFP
+//! filters (installed once by `cordon setup --elevated`) block everything but loopback TCP
+//! to `ELEVATED_PROXY_PORTS`. That the filters hold is checked only on real Windows
+//! (`scripts/windows-smoke.ps1 -Elevated`): Wine enforces no firewall.
+//!
+//! Use: [`start_for`] before `command_start` is logged (a port in use is exit 125 before
+//! anything ran), [`AllowNet::record`] once it is, [`AllowNet::finish`] after the command.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use cordon_audit::Sink;
+use cordon_policy::{Network, Policy, ViolationClass};
+use cordon_proxy::{Decision, OnRefusal, Proxy};
+use cordon_windows::plan::setup::ELEVATED_PROXY_PORTS;
+
+use crate::egress;
+use crate::failure::Failure;
+use crate::runlog::log;
+
+/// Where the proxy listens in elevated mode. The port is fixed because the WFP filter that
+/// narrows the offline account's loopback to it is persistent (docs/windows.md, "The proxy's
+/// port is fixed in elevated mode"), so one `--net allow` run at a time can hold it.
+pub fn elevated_address() -> SocketAddr {
+    let [port] = ELEVATED_PROXY_PORTS;
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// The proxy of one run, and the thread writing its decisions down.
+pub struct AllowNet {
+    proxy: Proxy,
+    address: SocketAddr,
+    decisions: Option<mpsc::Receiver<Decision>>,
+    recorder: Option<Recorder>,
+}
+
+struct Recorder {
+    /// A message, or this sender dropped, tells the thread the run has ended.
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<Option<Sink>>,
+}
+
+/// What `cordon run` on Windows calls: for `--net allow` in the elevated mode, the proxy
+/// started on [`elevated_address`] and `env` pointed at it; `None` for the other network
+/// modes. `--net allow` in the unelevated mode is refused (125): the developer's own token
+/// is not confined by the firewall, so a program that ignores the proxy would go straight
+/// out.
+pub fn start_for(
+    policy: &Policy,
+    elevated: bool,
+    env: &mut Vec<(String, String)>,
+) -> Result<Option<AllowNet>, Failure> {
+    if policy.network != Network::Allow {
+        return Ok(None);
+    }
+    if !elevated {
+        return Err(Failure::setup(
+            "--net allow needs the elevated mode on Windows: in the unelevated mode nothing stops a program that ignores the proxy from connecting directly; the command did not run",
+        )
+        .with_hint("run `cordon setup --elevated` as an administrator, or use --net off (or --net full for the host's network)"));
+    }
+    start(elevated_address(), policy, env).map(Some)
+}
+
+/// Starts the proxy on `address` (port 0: a free one, for tests) with `policy`'s allow-list,
+/// and points `env` at it. Fails closed (125) on what Windows does not have yet: an `ask`
+/// for names off the list (the approval broker) and killing the command at the first
+/// refusal (`terminate_on_violation = ["network"]`).
+pub fn start(
+    address: SocketAddr,
+    policy: &Policy,
+    env: &mut Vec<(String, String)>,
+) -> Result<AllowNet, Failure> {
+    if policy.egress.ask_unlisted {
+        return Err(Failure::setup(
+            "network.unlisted = \"ask\" needs cordon's approval broker, which the Windows backend does not have yet; the command did not run",
+        )
+        .with_hint("remove `unlisted = \"ask\"` and list the domains with --allow-domain"));
+    }
+    if policy
+        .terminate_on_violation
+        .contains(&ViolationClass::Network)
+    {
+        return Err(Failure::setup(
+            "terminate_on_violation = [\"network\"] (kill the command at the first refused request) is not built on Windows yet; the command did not run",
+        )
+        .with_hint("remove \"network\" from terminate_on_violation: refused requests are still answered 403 and logged"));
+    }
+    let listener = bind(address)?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Failure::setup(format!("--net allow: reading the proxy's address: {e}")))?;
+    let (tx, rx) = mpsc::channel();
+    let mut egress_policy = policy.egress.clone();
+    egress_policy.ask_unlisted = false;
+    let proxy =
+        cordon_proxy::start(listener, egress_policy, tx, OnRefusal::Answer, None).map_err(|e| {
+            Failure::setup(format!(
+                "--net allow: starting cordon's proxy on {address}: {e}; the command did not run"
+            ))
+        })?;
+    point_at(env, &format!("http://{address}"));
+    Ok(AllowNet {
+        proxy,
+        address,
+        decisions: Some(rx),
+        recorder: None,
+    })
+}
+
+/// Binds the proxy's listener. A port in use is named with who may hold it: the firewall
+/// lets the sandbox reach this port only, so cordon cannot move to another.
+fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {
+    TcpListener::bind(address).map_err(|e| {
+        let port = address.port();
+        match e.kind() {
+            std::io::ErrorKind::AddrInUse => Failure::setup(format!(
+                "--net allow: cordon's proxy cannot listen on {address}, the only port the elevated mode's firewall lets the sandbox reach: it is in use, by another `cordon run --net allow` or another program; the command did not run"
+            ))
+            .with_hint(format!(
+                "one --net allow run at a time in the elevated mode: wait for the other to end; `netstat -ano -p tcp | findstr :{port}` names the process holding the port"
+            )),
+            // WSAEACCES: the port lies in a range Windows reserved (Hyper-V, WSL and
+            // Docker reserve ranges at boot), or another account holds it exclusively.
+            std::io::ErrorKind::PermissionDenied => Failure::setup(format!(
+                "--net allow: cordon's proxy may not listen on {address} ({e}): Windows reserved the port or another account holds it; the command did not run"
+            ))
+            .with_hint(format!(
+                "`netsh interface ipv4 show excludedportrange protocol=tcp` lists reserved ranges; if {port} is in one, free it (e.g. `net stop winnat`, then `net start winnat` after the next cordon setup) and run again"
+            )),
+            _ => Failure::setup(format!(
+                "--net allow: cordon's proxy cannot listen on {address}: {e}; the command did not run"
+            )),
+        }
+    })
+}
+
+/// Replaces the caller's proxy settings with cordon's proxy at `url`. Windows' variable
+/// names ignore case, so `http_proxy` and `HTTP_PROXY` are one variable: each is set once
+/// (upper case), and a caller's `Https_Proxy` goes too. `NO_PROXY` is empty: the sandbox's
+/// loopback is the host's, so there is no destination of its own to go to directly, and
+/// `localhost` through the proxy is refused with a 403 that says why (or reached, with
+/// `--allow-local-destinations`) instead of failing at the firewall without a word.
+pub fn point_at(env: &mut Vec<(String, String)>, url: &str) {
+    let ours = egress::proxy_vars(url, "");
+    env.retain(|(k, _)| !ours.iter().any(|(name, _)| name.eq_ignore_ascii_case(k)));
+    for (name, value) in ours {
+        match env.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            // The later spelling of each pair is the upper-case one.
+            Some(entry) => *entry = (name.to_string(), value),
+            None => env.push((name.to_string(), value)),
+        }
+    }
+}
+
+impl AllowNet {
+    /// Where the proxy listens.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// From now on each decision goes to stderr (refusals and failures) and to `audit` as
+    /// it is made; `audit` moves to a thread until [`AllowNet::finish`] gives it back. If
+    /// the thread cannot start, the decisions wait in their queue and `finish` writes them.
+    pub fn record(&mut self, audit: &mut Option<Sink>, run_id: &str) {
+        let Some(decisions) = self.decisions.take() else {
+            return;
+        };
+        let (stop, stopped) = mpsc::channel();
+        let thread_run_id = run_id.to_string();
+        // The queue and the sink must survive a failed spawn, so they travel through a
+        // channel once the thread is there.
+        let (hand, take) = mpsc::channel::<(mpsc::Receiver<Decision>, Option<Sink>)>();
+        let spawned = std::thread::Builder::new()
+            .name("cordon-audit".into())
+            .spawn(move || {
+                let (decisions, audit) = take.recv().ok()?;
+                record(&decisions, audit, &thread_run_id, &stopped)
+            });
+        match spawned {
+            Ok(thread) => {
+                let _ = hand.send((decisions, audit.take()));
+                self.recorder = Some(Recorder { stop, thread });
+            }
+            Err(e) => {
+                eprintln!("cordon: warning: starting the audit thread: {e}; network decisions are logged when the command ends");
+                self.decisions = Some(decisions);
+            }
+        }
+    }
+
+    /// Stops the proxy (cutting what is still relayed, which is logged as it ends), writes
+    /// every decision still queued, and gives the audit sink back.
+    pub fn finish(mut self, audit: &mut Option<Sink>, run_id: &str) {
+        self.proxy.stop();
+        if let Some(r) = self.recorder.take() {
+            let _ = r.stop.send(());
+            if let Ok(sink) = r.thread.join() {
+                *audit = sink;
+            }
+        }
+        if let Some(decisions) = self.decisions.take() {
+            // No thread ran: the proxy has stopped, so the queue only has to be drained.
+            let (_, stopped) = mpsc::channel();
+            *audit = record(&decisions, audit.take(), run_id, &stopped);
+        }
+    }
+}
+
+/// Writes decisions until the run has ended and none is queued. Bounded: after the stop it
+/// drains what is queued and ends, even if a sender were still alive.
+fn record(
+    decisions: &mpsc::Receiver<Decision>,
+    mut audit: Option<Sink>,
+    run_id: &str,
+    stopped: &mpsc::Receiver<()>,
+) -> Option<Sink> {
+    let mut write = |d: Decision| {
+        egress::announce(&d);
+        log(&mut audit, run_id, egress::event(d));
+    };
+    loop {
+        match decisions.recv_timeout(Duration::from_millis(50)) {
+            Ok(d) => write(d),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty)) {
+                    while let Ok(d) = decisions.try_recv() {
+                        write(d);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    audit
+}
+
+#[cfg(test)]
+#[path = "windows_net_tests.rs"]
+mod tests;

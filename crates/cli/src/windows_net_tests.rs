@@ -1,0 +1,227 @@
+//! windows_net under Wine (which implements Winsock, so the proxy and the local servers run
+//! for real): an allowed name through the proxy, a refused one answered 403, the audit
+//! events, the variables, and a port in use refused. What the firewall lets the offline
+//! account reach is not tested here: Wine enforces no firewall (windows-smoke.ps1 -Elevated).
+#![allow(clippy::unwrap_used)] // tests
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cordon_audit::{read_log, Event, Sink};
+use cordon_policy::{builtin, DomainPattern, Egress, Network, Policy, ViolationClass};
+
+use super::*;
+
+const ALLOWED: &str = "allowed.test";
+const REFUSED: &str = "refused.test";
+
+fn policy() -> Policy {
+    let mut p = Policy::from_layers(&[builtin()]);
+    p.network = Network::Allow;
+    p.egress = Egress {
+        allow: vec![DomainPattern::parse(ALLOWED).unwrap()],
+        deny: Vec::new(),
+        // The test's server is on loopback; the name is pinned to it as `--resolve` would.
+        allow_local_destinations: true,
+        hosts: vec![
+            (ALLOWED.into(), "127.0.0.1".parse().unwrap()),
+            (REFUSED.into(), "127.0.0.1".parse().unwrap()),
+        ],
+        ask_unlisted: false,
+    };
+    p
+}
+
+fn free() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+fn temp_log(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("cordon-{name}-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// A server answering its first connection with one small response; returns its port and
+/// the number of requests it received (0 when none came within `wait`).
+fn server(wait: Duration) -> (u16, std::thread::JoinHandle<usize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let mut served = 0;
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    let mut head = Vec::new();
+                    let mut b = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+                        head.push(b[0]);
+                    }
+                    served += 1;
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+                    // One request is all this test sends.
+                    return served;
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        served
+    });
+    (port, t)
+}
+
+/// One plain-HTTP request through the proxy; the whole response.
+fn get(proxy: SocketAddr, host: &str, port: u16) -> String {
+    let mut c = TcpStream::connect(proxy).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        c,
+        "GET http://{host}:{port}/x HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logged() {
+    let log_path = temp_log("windows-net");
+    let mut audit = Some(Sink::open(&log_path).unwrap());
+    let mut env = Vec::new();
+    let mut net = start(free(), &policy(), &mut env).unwrap();
+    net.record(&mut audit, "run-1");
+    assert!(audit.is_none(), "the sink moved to the recorder");
+
+    let (port, served) = server(Duration::from_secs(10));
+    let ok = get(net.address(), ALLOWED, port);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.ends_with("hello"), "{ok}");
+    assert_eq!(served.join().unwrap(), 1);
+
+    // The refusal comes before any connection upstream: by the 403, nothing is on its way.
+    let (port, served) = server(Duration::from_millis(300));
+    let refused = get(net.address(), REFUSED, port);
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    assert!(
+        refused
+            .to_ascii_lowercase()
+            .contains("x-cordon-refused: not-on-allow-list"),
+        "{refused}"
+    );
+    assert_eq!(
+        served.join().unwrap(),
+        0,
+        "the refused name reached the server"
+    );
+
+    net.finish(&mut audit, "run-1");
+    assert!(audit.is_some(), "finish gives the sink back");
+    drop(audit);
+    let records = read_log(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let network: Vec<(String, String, String)> = records
+        .into_iter()
+        .filter(|r| r.run == "run-1")
+        .filter_map(|r| match r.event {
+            Event::Network {
+                method,
+                host,
+                decision,
+                ..
+            } => Some((method, host, decision)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        network.contains(&("GET".into(), ALLOWED.into(), "allowed".into())),
+        "{network:?}"
+    );
+    assert!(
+        network.contains(&("GET".into(), REFUSED.into(), "refused".into())),
+        "{network:?}"
+    );
+    assert_eq!(network.len(), 2, "{network:?}");
+}
+
+#[test]
+fn the_command_is_pointed_at_the_proxy_once_per_name() {
+    let mut env: Vec<(String, String)> = vec![
+        ("Https_Proxy".into(), "http://corp:8080".into()),
+        ("no_proxy".into(), "*".into()),
+        ("npm_config_proxy".into(), "http://corp:8080".into()),
+        ("Path".into(), "C:\\Windows".into()),
+    ];
+    point_at(&mut env, "http://127.0.0.1:47128");
+    let get = |k: &str| {
+        env.iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect::<Vec<_>>()
+    };
+    for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+        assert_eq!(get(var), [(var, "http://127.0.0.1:47128")]);
+    }
+    for var in [
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+        "YARN_HTTP_PROXY",
+        "YARN_HTTPS_PROXY",
+        "PIP_PROXY",
+        "CARGO_HTTP_PROXY",
+    ] {
+        assert_eq!(get(var), [(var, "http://127.0.0.1:47128")]);
+    }
+    assert_eq!(get("NO_PROXY"), [("NO_PROXY", "")]);
+    assert_eq!(get("NODE_USE_ENV_PROXY"), [("NODE_USE_ENV_PROXY", "1")]);
+    assert_eq!(get("PATH"), [("Path", "C:\\Windows")]);
+}
+
+#[test]
+fn a_port_in_use_is_refused_naming_it() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let mut env = Vec::new();
+    let Err(f) = start(addr, &policy(), &mut env) else {
+        panic!("started on a port in use");
+    };
+    assert_eq!(f.code, 125);
+    assert!(f.message.contains(&addr.to_string()), "{}", f.message);
+    assert!(f.message.contains("in use"), "{}", f.message);
+    assert!(f.message.contains("did not run"), "{}", f.message);
+    assert!(
+        env.is_empty(),
+        "the command was pointed at a proxy that is not there"
+    );
+}
+
+#[test]
+fn what_windows_lacks_is_refused_not_ignored() {
+    let mut env = Vec::new();
+    let mut ask = policy();
+    ask.egress.ask_unlisted = true;
+    assert!(start(free(), &ask, &mut env).is_err_and(|f| f.code == 125));
+    let mut kill = policy();
+    kill.terminate_on_violation.push(ViolationClass::Network);
+    assert!(start(free(), &kill, &mut env).is_err_and(|f| f.code == 125));
+    let unelevated = start_for(&policy(), false, &mut env);
+    assert!(
+        unelevated.is_err_and(|f| f.code == 125 && f.message.contains("elevated")),
+        "--net allow ran unelevated"
+    );
+    let mut off = policy();
+    off.network = Network::Off;
+    assert!(matches!(start_for(&off, true, &mut env), Ok(None)));
+    assert!(env.is_empty());
+}
+
+#[test]
+fn the_elevated_address_is_the_one_the_filter_admits() {
+    assert_eq!(elevated_address().to_string(), "127.0.0.1:47128");
+    assert_eq!([elevated_address().port()], ELEVATED_PROXY_PORTS);
+}
