@@ -282,6 +282,58 @@ if ($Elevated) {
     foreach ($i in 1..5) { $null = Sandboxed $ews 'exit 0' -NoWeaker }
     $per = [int](((Get-Date) - $t0).TotalMilliseconds / 5)
     Write-Host "note  an elevated run of 'exit 0' (powershell.exe included) takes $per ms (docs/windows.md, per-command cost model)"
+
+    # --- begin: --net allow through cordon's proxy (crates/cli/src/windows_net.rs) ----------
+    # A block of its own, kept by the proxy's owner. The only place "the offline account
+    # reaches only the proxy" is checked: Wine enforces no firewall. Needs the internet
+    # (example.com through the proxy). One run, judged afterwards by what it wrote, the
+    # audit log, and a listener of ours on loopback that must have received nothing.
+    $probe = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+    $probe.Start()
+    $probePort = $probe.LocalEndpoint.Port
+    $alog = Join-Path $root 'net-allow-audit.jsonl'
+    $netOut = Join-Path $ews 'net-allow.txt'
+    $body = @'
+[Net.ServicePointManager]::SecurityProtocol = [Net.SecurityProtocolType]::Tls12
+$out = @("proxy=$env:HTTPS_PROXY")
+function Fetch([string]$url, [string]$proxy) {
+    $r = [Net.WebRequest]::Create($url)
+    $r.Proxy = New-Object Net.WebProxy($proxy)
+    $r.Timeout = 30000
+    try { $resp = $r.GetResponse(); $code = [int]$resp.StatusCode; $resp.Close(); return "$code" }
+    catch [Net.WebException] {
+        $e = $_.Exception.Response
+        if ($e) { return "$([int]$e.StatusCode) $($e.Headers['X-Cordon-Refused'])" }
+        return "error $($_.Exception.Message)"
+    }
+    catch { return "error $($_.Exception.Message)" }
+}
+$out += "allowed=$(Fetch 'https://example.com/' $env:HTTPS_PROXY)"
+$out += "refused=$(Fetch 'http://example.org/' $env:HTTP_PROXY)"
+try { (New-Object Net.Sockets.TcpClient).Connect('1.1.1.1', 443); $out += 'direct=connected' } catch { $out += 'direct=blocked' }
+try { (New-Object Net.Sockets.TcpClient).Connect('127.0.0.1', PROBE_PORT); $out += 'loopback=connected' } catch { $out += 'loopback=blocked' }
+$out | Set-Content -LiteralPath net-allow.txt
+exit 0
+'@
+    $body = $body.Replace('PROBE_PORT', "$probePort")
+    $rc = Sandboxed $ews $body @('--allow-domain', 'example.com', '--audit', $alog) -NoWeaker
+    $got = @{}
+    foreach ($line in @(Get-Content -LiteralPath $netOut -ErrorAction SilentlyContinue)) {
+        $k, $v = $line -split '=', 2
+        $got[$k] = $v
+    }
+    $pending = $probe.Pending()
+    $probe.Stop()
+    Check '--net allow runs elevated and points the command at 127.0.0.1:47128' ($rc -eq 0 -and $got['proxy'] -eq 'http://127.0.0.1:47128') "exit $rc, HTTPS_PROXY '$($got['proxy'])'"
+    Check '--net allow: an allowed domain is reached through the proxy (https://example.com, CONNECT)' ($got['allowed'] -eq '200') "got '$($got['allowed'])'"
+    Check '--net allow: a domain off the list is refused with 403 and X-Cordon-Refused' ($got['refused'] -eq '403 not-on-allow-list') "got '$($got['refused'])'"
+    Check '--net allow: a direct connection out is refused (firewall)' ($got['direct'] -eq 'blocked') "got '$($got['direct'])'"
+    Check '--net allow: loopback other than the proxy is refused (WFP), our listener got nothing' ($got['loopback'] -eq 'blocked' -and -not $pending) "got '$($got['loopback'])', a connection pending: $pending"
+    $events = @(Get-Content -LiteralPath $alog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json } | Where-Object { $_.event -eq 'network' })
+    $allowedEv = @($events | Where-Object { $_.host -eq 'example.com' -and $_.decision -eq 'allowed' })
+    $refusedEv = @($events | Where-Object { $_.host -eq 'example.org' -and $_.decision -eq 'refused' })
+    Check '--net allow: both decisions are in the audit log' ($allowedEv.Count -ge 1 -and $refusedEv.Count -ge 1) "$($events.Count) network events in $alog"
+    # --- end: --net allow through cordon's proxy ---------------------------------------------
 }
 
 Write-Host ''

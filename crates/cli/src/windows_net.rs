@@ -37,7 +37,6 @@ pub fn elevated_address() -> SocketAddr {
 /// The proxy of one run, and the thread writing its decisions down.
 pub struct AllowNet {
     proxy: Proxy,
-    address: SocketAddr,
     decisions: Option<mpsc::Receiver<Decision>>,
     recorder: Option<Recorder>,
 }
@@ -110,7 +109,6 @@ pub fn start(
     point_at(env, &format!("http://{address}"));
     Ok(AllowNet {
         proxy,
-        address,
         decisions: Some(rx),
         recorder: None,
     })
@@ -162,11 +160,6 @@ pub fn point_at(env: &mut Vec<(String, String)>, url: &str) {
 }
 
 impl AllowNet {
-    /// Where the proxy listens.
-    pub fn address(&self) -> SocketAddr {
-        self.address
-    }
-
     /// From now on each decision goes to stderr (refusals and failures) and to `audit` as
     /// it is made; `audit` moves to a thread until [`AllowNet::finish`] gives it back. If
     /// the thread cannot start, the decisions wait in their queue and `finish` writes them.

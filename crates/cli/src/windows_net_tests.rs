@@ -75,6 +75,12 @@ fn server(wait: Duration) -> (u16, std::thread::JoinHandle<usize>) {
     (port, t)
 }
 
+/// Where the command was told the proxy is: the test's requests go there.
+fn proxy_in(env: &[(String, String)]) -> SocketAddr {
+    let (_, url) = env.iter().find(|(k, _)| k == "HTTP_PROXY").unwrap();
+    url.strip_prefix("http://").unwrap().parse().unwrap()
+}
+
 /// One plain-HTTP request through the proxy; the whole response.
 fn get(proxy: SocketAddr, host: &str, port: u16) -> String {
     let mut c = TcpStream::connect(proxy).unwrap();
@@ -95,18 +101,19 @@ fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logge
     let mut audit = Some(Sink::open(&log_path).unwrap());
     let mut env = Vec::new();
     let mut net = start(free(), &policy(), &mut env).unwrap();
+    let proxy = proxy_in(&env);
     net.record(&mut audit, "run-1");
     assert!(audit.is_none(), "the sink moved to the recorder");
 
     let (port, served) = server(Duration::from_secs(10));
-    let ok = get(net.address(), ALLOWED, port);
+    let ok = get(proxy, ALLOWED, port);
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.ends_with("hello"), "{ok}");
     assert_eq!(served.join().unwrap(), 1);
 
     // The refusal comes before any connection upstream: by the 403, nothing is on its way.
     let (port, served) = server(Duration::from_millis(300));
-    let refused = get(net.address(), REFUSED, port);
+    let refused = get(proxy, REFUSED, port);
     assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
     assert!(
         refused
