@@ -312,6 +312,8 @@ $out += "allowed=$(Fetch 'https://example.com/' $env:HTTPS_PROXY)"
 $out += "refused=$(Fetch 'http://example.org/' $env:HTTP_PROXY)"
 try { (New-Object Net.Sockets.TcpClient).Connect('1.1.1.1', 443); $out += 'direct=connected' } catch { $out += 'direct=blocked' }
 try { (New-Object Net.Sockets.TcpClient).Connect('127.0.0.1', PROBE_PORT); $out += 'loopback=connected' } catch { $out += 'loopback=blocked' }
+# Taking over the proxy's port (SO_REUSEADDR) must fail while cordon holds it: another account.
+try { $l = New-Object Net.Sockets.TcpListener([Net.IPAddress]::Loopback, 47128); $l.Server.SetSocketOption([Net.Sockets.SocketOptionLevel]::Socket, [Net.Sockets.SocketOptionName]::ReuseAddress, $true); $l.Start(); $l.Stop(); $out += 'squat=bound' } catch { $out += 'squat=refused' }
 $out | Set-Content -LiteralPath net-allow.txt
 exit 0
 '@
@@ -329,6 +331,7 @@ exit 0
     Check '--net allow: a domain off the list is refused with 403 and X-Cordon-Refused' ($got['refused'] -eq '403 not-on-allow-list') "got '$($got['refused'])'"
     Check '--net allow: a direct connection out is refused (firewall)' ($got['direct'] -eq 'blocked') "got '$($got['direct'])'"
     Check '--net allow: loopback other than the proxy is refused (WFP), our listener got nothing' ($got['loopback'] -eq 'blocked' -and -not $pending) "got '$($got['loopback'])', a connection pending: $pending"
+    Check "--net allow: the sandbox cannot bind the proxy's port while cordon holds it" ($got['squat'] -eq 'refused') "got '$($got['squat'])'"
     $events = @(Get-Content -LiteralPath $alog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json } | Where-Object { $_.event -eq 'network' })
     $allowedEv = @($events | Where-Object { $_.host -eq 'example.com' -and $_.decision -eq 'allowed' })
     $refusedEv = @($events | Where-Object { $_.host -eq 'example.org' -and $_.decision -eq 'refused' })
