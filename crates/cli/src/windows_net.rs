@@ -98,10 +98,9 @@ pub fn start(
         .local_addr()
         .map_err(|e| Failure::setup(format!("--net allow: reading the proxy's address: {e}")))?;
     let (tx, rx) = mpsc::channel();
-    let mut egress_policy = policy.egress.clone();
-    egress_policy.ask_unlisted = false;
+    let egress = policy.egress.clone();
     let proxy =
-        cordon_proxy::start(listener, egress_policy, tx, OnRefusal::Answer, None).map_err(|e| {
+        cordon_proxy::start(listener, egress, tx, OnRefusal::Answer, None).map_err(|e| {
             Failure::setup(format!(
                 "--net allow: starting cordon's proxy on {address}: {e}; the command did not run"
             ))
@@ -132,7 +131,7 @@ fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {
                 "--net allow: cordon's proxy may not listen on {address} ({e}): Windows reserved the port or another account holds it; the command did not run"
             ))
             .with_hint(format!(
-                "`netsh interface ipv4 show excludedportrange protocol=tcp` lists reserved ranges; if {port} is in one, free it (e.g. `net stop winnat`, then `net start winnat` after the next cordon setup) and run again"
+                "`netsh interface ipv4 show excludedportrange protocol=tcp` lists the reserved ranges; one reserved at boot (Hyper-V, WSL, Docker) that holds {port} usually moves after `net stop winnat` and `net start winnat` as an administrator"
             )),
             _ => Failure::setup(format!(
                 "--net allow: cordon's proxy cannot listen on {address}: {e}; the command did not run"
