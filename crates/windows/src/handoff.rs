@@ -60,21 +60,22 @@ pub enum Response {
 #[error("the hand-off to the sandbox account: {0}")]
 pub struct HandoffError(pub String);
 
-fn bad(what: impl Into<String>) -> HandoffError {
+pub(crate) fn bad(what: impl Into<String>) -> HandoffError {
     HandoffError(what.into())
 }
 
-struct Writer(Vec<u8>);
+/// A payload being written, field by field (shared with `broker`'s frames).
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn field(&mut self, name: &str, value: &str) {
+    pub(crate) fn field(&mut self, name: &str, value: &str) {
         self.0
             .extend_from_slice(format!("{name} {}\n", value.len()).as_bytes());
         self.0.extend_from_slice(value.as_bytes());
         self.0.push(b'\n');
     }
 
-    fn opt(&mut self, name: &str, value: Option<impl ToString>) {
+    pub(crate) fn opt(&mut self, name: &str, value: Option<impl ToString>) {
         if let Some(v) = value {
             self.field(name, &v.to_string());
         }
@@ -82,7 +83,7 @@ impl Writer {
 }
 
 /// The fields of a payload, in order.
-fn fields(payload: &[u8]) -> Result<Vec<(&str, &str)>, HandoffError> {
+pub(crate) fn fields(payload: &[u8]) -> Result<Vec<(&str, &str)>, HandoffError> {
     let mut out = Vec::new();
     let mut rest = payload;
     while !rest.is_empty() {
@@ -109,7 +110,7 @@ fn fields(payload: &[u8]) -> Result<Vec<(&str, &str)>, HandoffError> {
     Ok(out)
 }
 
-fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, HandoffError> {
+pub(crate) fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, HandoffError> {
     v.parse()
         .map_err(|_| bad(format!("field {name}: `{v}` is not a number")))
 }

@@ -7,6 +7,7 @@
 //! mapping from DESIGN.md's guarantees to Windows primitives and the per-command cost model.
 #![deny(unsafe_code)]
 
+pub mod broker;
 pub mod cmdline;
 pub mod handoff;
 pub mod plan;

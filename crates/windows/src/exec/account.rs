@@ -167,13 +167,13 @@ pub fn run_elevated(
         .map_err(ExecError::Wait)
 }
 
-fn current() -> HANDLE {
+pub(super) fn current() -> HANDLE {
     // SAFETY: returns this process's pseudo-handle; nothing to free.
     unsafe { GetCurrentProcess() }
 }
 
 /// `h` (valid in `from`) duplicated into `to` with the same access, not inheritable.
-fn duplicate(from: HANDLE, h: RawHandle, to: HANDLE) -> io::Result<HANDLE> {
+pub(super) fn duplicate(from: HANDLE, h: RawHandle, to: HANDLE) -> io::Result<HANDLE> {
     let mut out: HANDLE = null_mut();
     // SAFETY: `from` and `to` are process handles with PROCESS_DUP_HANDLE (ours, or the
     // copy's from its creation); `out` is a valid out place.
@@ -185,7 +185,7 @@ fn duplicate(from: HANDLE, h: RawHandle, to: HANDLE) -> io::Result<HANDLE> {
 }
 
 /// The copy's exit code once it has exited within `within`.
-fn wait_exit(child: &OwnedHandle, within: Duration) -> Option<u32> {
+pub(super) fn wait_exit(child: &OwnedHandle, within: Duration) -> Option<u32> {
     let ms = u32::try_from(within.as_millis()).unwrap_or(u32::MAX - 1);
     // SAFETY: a valid process handle.
     if unsafe { WaitForSingleObject(child.as_raw_handle(), ms) } != WAIT_OBJECT_0 {
@@ -196,8 +196,9 @@ fn wait_exit(child: &OwnedHandle, within: Duration) -> Option<u32> {
     (unsafe { GetExitCodeProcess(child.as_raw_handle(), &mut code) } != 0).then_some(code)
 }
 
-/// Starts the copy with `stdin` and `stdout` (stderr too) as its standard handles.
-fn spawn(
+/// Starts the copy (or the broker) with `stdin` and `stdout` (stderr too) as its standard
+/// handles.
+pub(super) fn spawn(
     launch: &Launch<'_>,
     copy: &Copy<'_>,
     stdin: &OwnedHandle,
@@ -292,7 +293,7 @@ fn spawn(
 }
 
 /// What the copy keeps open until the developer's cordon has taken its own handles.
-struct Held {
+pub(super) struct Held {
     _job: OwnedHandle,
     _started: Started,
 }
@@ -339,7 +340,8 @@ pub fn serve() -> i32 {
     status
 }
 
-fn start(r: &Request) -> Result<(Response, Held), (i32, String)> {
+/// Starts `r`'s command suspended in its job: the copy's work, and the broker's per command.
+pub(super) fn start(r: &Request) -> Result<(Response, Held), (i32, String)> {
     let setup_err = |what: &str, e: io::Error| (125, format!("{what}: {e}"));
     let base = token::process_token().map_err(|e| setup_err("reading this process's token", e))?;
     if let Some(account) = &r.account {

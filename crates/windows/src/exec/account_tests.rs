@@ -35,7 +35,7 @@ fn sleep_entry() {
     }
 }
 
-fn this_exe() -> String {
+pub(super) fn this_exe() -> String {
     std::env::current_exe()
         .unwrap_or_else(|e| panic!("{e}"))
         .to_string_lossy()
@@ -52,7 +52,7 @@ fn entry(name: &str) -> Vec<String> {
 }
 
 /// An applied plan (the weaker unelevated policy: no accounts needed) for a scratch folder.
-fn applied_plan(name: &str) -> WindowsPlan {
+pub(super) fn applied_plan(name: &str) -> WindowsPlan {
     let root: PathBuf =
         std::env::temp_dir().join(format!("cordon-win-acct-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&root);
@@ -85,12 +85,12 @@ fn applied_plan(name: &str) -> WindowsPlan {
     plan
 }
 
-fn system_env() -> Vec<(String, String)> {
+pub(super) fn system_env() -> Vec<(String, String)> {
     let system = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
     vec![("SystemRoot".to_string(), system)]
 }
 
-fn cmd(args: &[&str]) -> Vec<String> {
+pub(super) fn cmd(args: &[&str]) -> Vec<String> {
     let system = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
     let mut v = vec![format!(r"{system}\system32\cmd.exe")];
     v.extend(args.iter().map(|a| a.to_string()));

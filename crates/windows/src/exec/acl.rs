@@ -123,6 +123,18 @@ unsafe fn entries_of(dacl: *const ACL) -> Vec<(*const ACE_HEADER, u16, Option<Ac
     out
 }
 
+/// The allow and deny ACEs of any DACL (a kernel object's, for `shield`).
+///
+/// # Safety
+/// `dacl` must be null or point at a valid ACL for the duration of the call.
+pub(super) unsafe fn aces_of(dacl: *const ACL) -> Vec<Ace> {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { entries_of(dacl) }
+        .into_iter()
+        .filter_map(|(_, _, a)| a)
+        .collect()
+}
+
 impl Drop for Descriptor {
     fn drop(&mut self) {
         // SAFETY: self.sd came from GetNamedSecurityInfoW, released with LocalFree, once.

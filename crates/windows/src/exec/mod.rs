@@ -5,8 +5,9 @@
 //! job, process, exit relay, the Everyone-writable audit and its cached findings), and
 //! elevated mode's setup ([`setup`]: accounts, DPAPI, logon-screen hiding, logon rights,
 //! firewall COM, WFP), its check, and its logon-token cache ([`logon`]) and [`run_as`].
-//! Elevated runs go through cordon's copy started as the sandbox account ([`account`]).
-//! Not built: a long-lived broker holding the logon, ConPTY (docs/windows.md).
+//! Elevated runs go through the long-lived broker, the sandbox account started once
+//! ([`broker`], shielded by [`shield`]); the copy-per-command hand-off ([`account`]) is the
+//! per-command work both share. Not built: ConPTY (docs/windows.md).
 
 pub mod account;
 #[cfg(test)]
@@ -14,6 +15,9 @@ mod account_tests;
 pub mod accounts;
 pub mod acl;
 pub mod audit;
+pub mod broker;
+#[cfg(test)]
+mod broker_tests;
 pub mod elevate;
 pub mod firewall;
 pub mod host;
@@ -23,6 +27,7 @@ pub mod process;
 pub mod setup;
 #[cfg(test)]
 mod setup_tests;
+pub mod shield;
 pub mod sid;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,791 @@
+//! The long-lived broker of elevated runs: `cordon __broker` ([`serve`]), the sandbox
+//! account started once with `CreateProcessWithLogonW`, starting many commands over a named
+//! pipe; and [`run`], the client side `cordon run` uses, which starts the broker when none
+//! serves. Frames and checks are `crate::broker`; docs/windows.md, "The broker".
+//!
+//! Handles travel as in the copy-per-command hand-off, and for the same reason: the client
+//! (the developer) can be given PROCESS_DUP_HANDLE on the broker's process by the broker's
+//! DACL, but the broker (the account) cannot open the developer's processes at all (their
+//! DACLs admit only the developer, SYSTEM and the developer's logon SID). So the client opens
+//! the broker by the process id the pipe names, duplicates its stdio *into* the broker and the
+//! command's job, process and thread *out* of it.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::mem::ManuallyDrop;
+use std::os::windows::fs::OpenOptionsExt;
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::ptr::null_mut;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::Foundation::{
+    CloseHandle, GetLastError, SetHandleInformation, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, HANDLE,
+    HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE,
+};
+use windows_sys::Win32::Security::{
+    InitializeSecurityDescriptor, IsTokenRestricted, RevertToSelf, SetSecurityDescriptorDacl,
+    SECURITY_ATTRIBUTES, SECURITY_DESCRIPTOR, TOKEN_QUERY,
+};
+use windows_sys::Win32::Storage::FileSystem::{
+    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
+    SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
+};
+use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
+use windows_sys::Win32::System::Pipes::{
+    ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientProcessId, GetNamedPipeServerProcessId,
+    ImpersonateNamedPipeClient, WaitNamedPipeW, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
+    PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
+};
+use windows_sys::Win32::System::RemoteDesktop::{
+    ProcessIdToSessionId, WTSFreeMemory, WTSQuerySessionInformationW, WTSUserName,
+};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcessId, GetCurrentThread, OpenProcess, OpenThreadToken,
+};
+
+use super::account::{self, Copy, Launch};
+use super::process::{self, Exit, Started};
+use super::shield::{self, KernelAcl, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
+use super::{accounts, from_wide_ptr, token, wide, ExecError};
+use crate::broker::{
+    idle_expired, judge_client, judge_greeting, BrokerName, ClientOp, Connect, Greeting, Start,
+    StartAnswer, Verdict,
+};
+use crate::handoff::{read_frame, write_frame, Request, Response};
+use crate::plan::WindowsPlan;
+use crate::sid::Sid;
+use crate::winpath::WinPath;
+
+/// Where the client finds (or makes) the broker, and which one it wants.
+pub struct Place<'a> {
+    /// cordon's state folder: the broker's key and lock files live there.
+    pub state_dir: &'a WinPath,
+    /// The developer's SID: the only user the broker will serve.
+    pub developer: &'a Sid,
+    /// The developer's logon session (its logon SID), part of the pipe's name.
+    pub session: &'a str,
+    /// The client's version ([`crate::broker::VERSION`]); a broker of another is replaced.
+    pub version: &'a str,
+    /// How long a broker this client starts waits for the next command.
+    pub idle: Duration,
+}
+
+/// How a command went through the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    pub exit: Exit,
+    /// The broker's process id.
+    pub broker_pid: u32,
+    /// Whether this run had to start it (the secondary logon was paid here).
+    pub started_broker: bool,
+}
+
+/// How long a new broker may take to say it serves, and an old one to leave.
+const START_WAIT: Duration = Duration::from_secs(20);
+/// Connections tried before giving up (a broker may exit idle between two of them).
+const ATTEMPTS: usize = 4;
+
+fn handoff(what: impl Into<String>) -> ExecError {
+    ExecError::Handoff(what.into())
+}
+
+/// The account a plan's requests name, as the pipe's name spells it.
+fn account_of(plan: &WindowsPlan) -> &str {
+    plan.account.unwrap_or("this-user")
+}
+
+/// Runs `argv` under the (applied) elevated `plan` through the broker for the plan's
+/// account, starting it with `launch` and `program` (`cordon.exe __broker`) when none
+/// serves. Never anything weaker: a broker that cannot be started, reached or trusted is an
+/// error (cordon exits 125 with it).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    plan: &WindowsPlan,
+    launch: &Launch<'_>,
+    program: &Copy<'_>,
+    place: &Place<'_>,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    timeout: Option<Duration>,
+) -> Result<Served, ExecError> {
+    let name = BrokerName::new(place.developer, place.session, account_of(plan));
+    let pipe_name = name.pipe();
+    let key_path = place.state_dir.child(&name.key_file());
+    let mut started_broker = false;
+    let mut last_error = String::new();
+    for _ in 0..ATTEMPTS {
+        let Some(pipe) = connect(&pipe_name).map_err(|e| handoff(format!("{pipe_name}: {e}")))?
+        else {
+            let up = start_broker(launch, program, place, plan, &name)?;
+            started_broker |= up;
+            continue;
+        };
+        let key = fs::read_to_string(key_path.to_api()).ok();
+        let mut pipe = pipe;
+        let greeting = match greet(&mut pipe, place.version) {
+            Ok(g) => g,
+            // The broker went (idle, or replaced) while we connected: look again.
+            Err(e) => {
+                last_error = format!("the broker's greeting: {e}");
+                continue;
+            }
+        };
+        match judge_greeting(&greeting, key.as_deref(), place.version) {
+            Verdict::Serve { pid } => {
+                let server = server_pid(&pipe).map_err(|e| handoff(format!("{pipe_name}: {e}")))?;
+                if server != pid {
+                    return Err(handoff(format!(
+                        "{pipe_name} is served by pid {server}, but its greeting names pid {pid}"
+                    )));
+                }
+                let exit = hand_over(pipe, pid, plan, argv, env, cwd, timeout)?;
+                return Ok(Served {
+                    exit,
+                    broker_pid: pid,
+                    started_broker,
+                });
+            }
+            Verdict::Replace { pid, version } => {
+                eprintln!(
+                    "cordon: replacing cordon's broker of another version ({version}, pid {pid})"
+                );
+                let _ = write_frame(&mut pipe, &ClientOp::Quit.encode());
+                drop(pipe);
+                wait_gone(pid, &pipe_name)?;
+            }
+            Verdict::Refuse(message) => return Err(handoff(message)),
+        }
+    }
+    Err(handoff(format!(
+        "no broker served {pipe_name} after {ATTEMPTS} attempts ({last_error})"
+    )))
+}
+
+/// The client's end of the broker's pipe, or `None` when no broker serves it. The broker may
+/// only identify this client, not act as it (SECURITY_IDENTIFICATION).
+fn connect(pipe_name: &str) -> io::Result<Option<File>> {
+    let name = wide(pipe_name);
+    let t0 = Instant::now();
+    loop {
+        // SAFETY: `name` is NUL-terminated and outlives the call; no security attributes or
+        // template.
+        let h = unsafe {
+            CreateFileW(
+                name.as_ptr(),
+                PIPE_CLIENT_ACCESS,
+                0,
+                std::ptr::null(),
+                OPEN_EXISTING,
+                SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
+                null_mut(),
+            )
+        };
+        if h != INVALID_HANDLE_VALUE {
+            // SAFETY: a fresh handle nothing else owns.
+            return Ok(Some(unsafe { File::from_raw_handle(h) }));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(2) => return Ok(None), // ERROR_FILE_NOT_FOUND: no broker
+            Some(c) if c == ERROR_PIPE_BUSY as i32 && t0.elapsed() < START_WAIT => {
+                // SAFETY: `name` is NUL-terminated.
+                unsafe { WaitNamedPipeW(name.as_ptr(), 2000) };
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+fn greet(pipe: &mut File, version: &str) -> io::Result<Greeting> {
+    write_frame(
+        pipe,
+        &Connect {
+            version: version.to_string(),
+        }
+        .encode(),
+    )?;
+    let payload = read_frame(pipe)?;
+    Greeting::decode(&payload).map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn server_pid(pipe: &File) -> io::Result<u32> {
+    let mut pid = 0u32;
+    // SAFETY: a pipe handle we own; `pid` a valid out place.
+    if unsafe { GetNamedPipeServerProcessId(pipe.as_raw_handle(), &mut pid) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
+fn open_process(pid: u32, access: u32) -> io::Result<OwnedHandle> {
+    // SAFETY: no pointers; the handle, if any, is ours.
+    let h = unsafe { OpenProcess(access, 0, pid) };
+    if h.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh process handle nothing else owns.
+    Ok(unsafe { OwnedHandle::from_raw_handle(h) })
+}
+
+/// One command through a broker that greeted us: stdio duplicated in, the request, the
+/// answer, the three handles duplicated out, the pipe closed (the broker then drops its
+/// own), and the wait.
+fn hand_over(
+    mut pipe: File,
+    pid: u32,
+    plan: &WindowsPlan,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    timeout: Option<Duration>,
+) -> Result<Exit, ExecError> {
+    let broker = open_process(pid, shield::PROCESS_DUP_HANDLE | shield::SYNCHRONIZE)
+        .map_err(|e| handoff(format!("opening cordon's broker (pid {pid}): {e}")))?;
+    let mut request = Request::for_plan(plan, argv, env, cwd);
+    for (slot, h) in request.stdio.iter_mut().zip(process::own_stdio()) {
+        *slot = match h.is_null() {
+            true => 0,
+            false => account::duplicate(account::current(), h, broker.as_raw_handle())
+                .map_err(|e| handoff(format!("handing stdio to the broker: {e}")))?
+                as u64,
+        };
+    }
+    let sent = write_frame(&mut pipe, &ClientOp::Run.encode())
+        .and_then(|()| write_frame(&mut pipe, &request.encode()));
+    if let Err(e) = sent {
+        return Err(handoff(format!(
+            "the broker (pid {pid}) took no request: {e}"
+        )));
+    }
+    let response = read_frame(&mut pipe)
+        .map_err(|e| {
+            handoff(format!(
+                "the broker (pid {pid}) ended before answering: {e}"
+            ))
+        })
+        .and_then(|p| Response::decode(&p).map_err(|e| handoff(e.to_string())))?;
+    let (job, process, thread) = match response {
+        Response::Failed { code, message } => return Err(ExecError::Refused { code, message }),
+        Response::Started {
+            job,
+            process,
+            thread,
+        } => (job, process, thread),
+    };
+    let take = |h: u64| -> Result<OwnedHandle, ExecError> {
+        let mine = account::duplicate(broker.as_raw_handle(), h as RawHandle, account::current())
+            .map_err(|e| {
+            handoff(format!("taking the command's handles from the broker: {e}"))
+        })?;
+        // SAFETY: DuplicateHandle made `mine` for this process; nothing else owns it.
+        Ok(unsafe { OwnedHandle::from_raw_handle(mine) })
+    };
+    // Taken before the pipe closes: until then the broker holds the job (its last handle
+    // closing kills the suspended command).
+    let (job, process, thread) = (take(job)?, take(process)?, take(thread)?);
+    drop(pipe);
+    let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
+    Started::from_handles(process, thread)
+        .wait(&job, timeout)
+        .map_err(ExecError::Wait)
+}
+
+/// Waits for a broker told to quit to be gone (its process, or at least its pipe).
+fn wait_gone(pid: u32, pipe_name: &str) -> Result<(), ExecError> {
+    if let Ok(p) = open_process(pid, shield::SYNCHRONIZE) {
+        if account::wait_exit(&p, START_WAIT).is_some() {
+            return Ok(());
+        }
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < START_WAIT {
+        if connect(pipe_name).ok().flatten().is_none() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(handoff(format!(
+        "cordon's broker of another version (pid {pid}) did not leave {pipe_name} within {}s",
+        START_WAIT.as_secs()
+    )))
+}
+
+/// Starts a broker unless another run started one meanwhile (then `Ok(false)`). Two runs at
+/// once are serialised by the lock file, so one broker is started between them.
+fn start_broker(
+    launch: &Launch<'_>,
+    program: &Copy<'_>,
+    place: &Place<'_>,
+    plan: &WindowsPlan,
+    name: &BrokerName,
+) -> Result<bool, ExecError> {
+    let lock_path = place.state_dir.child(&name.lock_file());
+    let _lock = lock(&lock_path)?;
+    if connect(&name.pipe()).ok().flatten().is_some() {
+        return Ok(false);
+    }
+    let secret =
+        accounts::new_password(32).map_err(|e| handoff(format!("a secret for the broker: {e}")))?;
+    let key_path = place.state_dir.child(&name.key_file());
+    let tmp = place.state_dir.child(&format!("{}.new", name.key_file()));
+    fs::write(tmp.to_api(), &secret)
+        .and_then(|()| fs::rename(tmp.to_api(), key_path.to_api()))
+        .map_err(|e| handoff(format!("{key_path}: {e}")))?;
+    let (req_r, mut req_w) = io::pipe().map_err(|e| handoff(e.to_string()))?;
+    let (mut resp_r, resp_w) = io::pipe().map_err(|e| handoff(e.to_string()))?;
+    let (req_r, resp_w) = (OwnedHandle::from(req_r), OwnedHandle::from(resp_w));
+    let child = account::spawn(launch, program, &req_r, &resp_w)?;
+    drop((req_r, resp_w));
+    let who = match launch {
+        Launch::Logon { account, .. } => account.to_string(),
+        Launch::SameUser { .. } => "this user".to_string(),
+    };
+    let ended = |why: String| -> ExecError {
+        let code = account::wait_exit(&child, Duration::from_secs(2))
+            .map_or_else(|| "still running".to_string(), |c| format!("exit {c:#x}"));
+        handoff(format!("cordon's broker as {who} {why} ({code})"))
+    };
+    let start = Start {
+        developer: place.developer.clone(),
+        account: plan.account.map(str::to_string),
+        pipe: name.pipe(),
+        secret,
+        idle_ms: u64::try_from(place.idle.as_millis()).unwrap_or(u64::MAX),
+    };
+    if let Err(e) = write_frame(&mut req_w, &start.encode()) {
+        return Err(ended(format!("took no start: {e}")));
+    }
+    let answer = read_frame(&mut resp_r)
+        .map_err(|e| ended(format!("ended before it served: {e}")))
+        .and_then(|p| StartAnswer::decode(&p).map_err(|e| handoff(e.to_string())))?;
+    match answer {
+        StartAnswer::Ready { .. } => Ok(true),
+        StartAnswer::Failed { message } => Err(handoff(format!(
+            "cordon's broker as {who} could not start serving: {message}"
+        ))),
+    }
+}
+
+/// The lock file, held open with no sharing; another run's open waits (up to START_WAIT).
+fn lock(path: &WinPath) -> Result<File, ExecError> {
+    let t0 = Instant::now();
+    loop {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .share_mode(0)
+            .open(path.to_api())
+        {
+            Ok(f) => return Ok(f),
+            // ERROR_SHARING_VIOLATION: another run is starting the broker.
+            Err(e) if e.raw_os_error() == Some(32) && t0.elapsed() < START_WAIT => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(handoff(format!("{path}: {e}"))),
+        }
+    }
+}
+
+// --- the broker ---
+
+/// What every connection's thread shares.
+struct Broker {
+    start: Start,
+    version: String,
+    pid: u32,
+    /// Verified connections being served, and when the last one ended.
+    activity: Mutex<(usize, Instant)>,
+    /// One command start at a time: between `process::start` making the handed stdio
+    /// inheritable and the broker closing it, no other command may be created (it would
+    /// inherit another run's handles).
+    starting: Mutex<()>,
+}
+
+/// `cordon __broker`: reads one [`Start`] on stdin, shields itself, creates its pipe (first
+/// instance), answers [`StartAnswer`] on stdout, closes its standard handles and serves until
+/// idle, told to quit, or its session's user changes. Returns 125 when it could not start.
+pub fn serve(version: &str) -> i32 {
+    let [stdin, stdout, stderr] = process::own_stdio();
+    for h in [stdin, stdout, stderr].into_iter().filter(|h| !h.is_null()) {
+        // The start pipes are no command's: none may inherit them.
+        // SAFETY: one of this process's standard handles.
+        unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, 0) };
+    }
+    // SAFETY: the standard handles stay open until closed below; ManuallyDrop keeps the File
+    // from closing them first.
+    let mut input = ManuallyDrop::new(unsafe { File::from_raw_handle(stdin) });
+    // SAFETY: as above.
+    let mut output = ManuallyDrop::new(unsafe { File::from_raw_handle(stdout) });
+    let prepared = read_frame(&mut *input)
+        .map_err(|e| format!("reading the start: {e}"))
+        .and_then(|p| Start::decode(&p).map_err(|e| e.to_string()))
+        .and_then(|start| prepare(&start).map(|(pipe, session)| (start, pipe, session)));
+    let (start, first, session) = match prepared {
+        Ok(p) => p,
+        Err(message) => {
+            let _ = write_frame(&mut *output, &StartAnswer::Failed { message }.encode());
+            return 125;
+        }
+    };
+    // SAFETY: reads this process's id; no pointers.
+    let pid = unsafe { GetCurrentProcessId() };
+    if write_frame(&mut *output, &StartAnswer::Ready { pid }.encode()).is_err() {
+        return 125;
+    }
+    for h in [stdin, stdout, stderr].into_iter().filter(|h| !h.is_null()) {
+        // Nothing is written to them again; the starting cordon sees their end.
+        // SAFETY: this process's standard handles, closed once (stderr is the same pipe
+        // as stdout when the copy's spawn set them, and closing it twice fails harmlessly).
+        unsafe { CloseHandle(h) };
+    }
+    let broker = Arc::new(Broker {
+        version: version.to_string(),
+        pid,
+        activity: Mutex::new((0, Instant::now())),
+        starting: Mutex::new(()),
+        start,
+    });
+    let idle = Duration::from_millis(broker.start.idle_ms);
+    let watch = Arc::clone(&broker);
+    std::thread::spawn(move || watchdog(&watch, idle, session));
+    accept(&broker, first)
+}
+
+/// Shields the process and makes the first pipe instance; also the session's user, which
+/// the watchdog compares against.
+fn prepare(start: &Start) -> Result<(OwnedHandle, Option<String>), String> {
+    let own = token::process_token().map_err(|e| format!("reading this process's token: {e}"))?;
+    if let Some(account) = &start.account {
+        let me = token::user_sid(&own).map_err(|e| format!("reading this process's user: {e}"))?;
+        let want = super::setup::lookup_sid(account).map_err(|e| {
+            format!(
+                "the sandbox account {account}: {e}; {}",
+                crate::plan::setup::SETUP_NEEDED
+            )
+        })?;
+        if me != want {
+            return Err(format!(
+                "cordon's broker runs as {me}, not as {account} ({want})"
+            ));
+        }
+    }
+    shield::shield(&start.developer).map_err(|e| format!("shielding the broker: {e}"))?;
+    // A Ctrl+C or Ctrl+Break a command sends to the console it shares with the broker is
+    // not the broker's to die of. A handler routine (not the NULL "ignore" flag) is used
+    // because the flag would be inherited by the commands.
+    // SAFETY: `ignore_ctrl` is a valid handler for the process's life.
+    unsafe { SetConsoleCtrlHandler(Some(ignore_ctrl), 1) };
+    let session = session_user();
+    let pipe = create_instance(start, true).map_err(|e| {
+        format!(
+            "creating {} (first instance): {e}; another process holds the name",
+            start.pipe
+        )
+    })?;
+    Ok((pipe, session.ok()))
+}
+
+unsafe extern "system" fn ignore_ctrl(_kind: u32) -> windows_sys::core::BOOL {
+    1
+}
+
+/// The user name of the broker's Windows session (the developer who started it, since
+/// `CreateProcessWithLogonW` keeps the caller's session).
+fn session_user() -> io::Result<String> {
+    let mut session = 0u32;
+    // SAFETY: `session` is a valid out place.
+    if unsafe { ProcessIdToSessionId(GetCurrentProcessId(), &mut session) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf: *mut u16 = null_mut();
+    let mut bytes = 0u32;
+    // SAFETY: the local server (null handle); `buf` receives a WTS-allocated string.
+    let ok = unsafe {
+        WTSQuerySessionInformationW(null_mut(), session, WTSUserName, &mut buf, &mut bytes)
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success `buf` is a NUL-terminated string.
+    let name = unsafe { from_wide_ptr(buf) };
+    // SAFETY: `buf` came from WTSQuerySessionInformationW, freed once.
+    unsafe { WTSFreeMemory(buf.cast()) };
+    Ok(name)
+}
+
+/// Exits the broker when it has been idle long enough, or when its session's user is no
+/// longer the one it started under (a logoff; Windows also ends the Secondary Logon
+/// service's processes with the session).
+fn watchdog(broker: &Broker, idle: Duration, session: Option<String>) {
+    let tick = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        std::thread::sleep(tick);
+        let expired = broker
+            .activity
+            .lock()
+            .map_or(true, |a| idle_expired(a.0, a.1.elapsed(), idle));
+        let session_gone = session.is_some() && session_user().ok() != session;
+        if expired || session_gone {
+            std::process::exit(0);
+        }
+    }
+}
+
+/// A security descriptor with `acl` as its DACL, for CreateNamedPipeW.
+struct PipeSecurity {
+    sd: Box<SECURITY_DESCRIPTOR>,
+    _acl: KernelAcl,
+}
+
+fn pipe_security(start: &Start) -> io::Result<PipeSecurity> {
+    let own = token::process_token()?;
+    let me = token::user_sid(&own)?;
+    // The developer as a client; the broker (this account) for its further instances. No
+    // logon SID, no Everyone: a write-restricted command of the account lacks every write
+    // right here, so it can neither make an instance nor write a request.
+    let acl = KernelAcl::allow(&[
+        (start.developer.clone(), PIPE_CLIENT_ACCESS),
+        (me, PIPE_SERVER_ACCESS),
+        (Sid::local_system(), shield::GENERIC_ALL),
+    ])?;
+    let mut sd = Box::new(SECURITY_DESCRIPTOR::default());
+    let psd = (&mut *sd as *mut SECURITY_DESCRIPTOR).cast();
+    // SAFETY: `sd` is a SECURITY_DESCRIPTOR-sized, aligned buffer; revision 1.
+    if unsafe { InitializeSecurityDescriptor(psd, 1) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `psd` was initialised above; `acl` outlives the descriptor (both in the
+    // returned struct).
+    if unsafe { SetSecurityDescriptorDacl(psd, 1, acl.as_ptr(), 0) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(PipeSecurity { sd, _acl: acl })
+}
+
+fn create_instance(start: &Start, first: bool) -> io::Result<OwnedHandle> {
+    let security = pipe_security(start)?;
+    let sa = SECURITY_ATTRIBUTES {
+        nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+        lpSecurityDescriptor: (&*security.sd as *const SECURITY_DESCRIPTOR)
+            .cast_mut()
+            .cast(),
+        bInheritHandle: 0,
+    };
+    let name = wide(&start.pipe);
+    let open = PIPE_ACCESS_DUPLEX
+        | if first {
+            FILE_FLAG_FIRST_PIPE_INSTANCE
+        } else {
+            0
+        };
+    // SAFETY: `name` is NUL-terminated; `sa` points at a valid descriptor alive for the call.
+    let h = unsafe {
+        CreateNamedPipeW(
+            name.as_ptr(),
+            open,
+            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
+            PIPE_UNLIMITED_INSTANCES,
+            64 << 10,
+            64 << 10,
+            0,
+            &sa,
+        )
+    };
+    if h == INVALID_HANDLE_VALUE {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh pipe handle nothing else owns.
+    Ok(unsafe { OwnedHandle::from_raw_handle(h) })
+}
+
+/// Waits for clients, one instance at a time; the next instance is made before a connected
+/// one is handed to its thread, so the name never vanishes while the broker lives (a client
+/// finding no name starts a second broker).
+fn accept(broker: &Arc<Broker>, first: OwnedHandle) -> i32 {
+    let mut pipe = first;
+    loop {
+        // SAFETY: a pipe instance we own; no overlapped I/O.
+        let ok = unsafe { ConnectNamedPipe(pipe.as_raw_handle(), null_mut()) } != 0;
+        // SAFETY: reads this thread's last error.
+        if !ok && unsafe { GetLastError() } != ERROR_PIPE_CONNECTED {
+            // A client that left before we saw it: make this instance anew.
+            match create_instance(&broker.start, false) {
+                Ok(p) => pipe = p,
+                Err(_) => return 125,
+            }
+            continue;
+        }
+        let next = match create_instance(&broker.start, false) {
+            Ok(p) => p,
+            Err(_) => return 125,
+        };
+        let connected = std::mem::replace(&mut pipe, next);
+        let b = Arc::clone(broker);
+        std::thread::spawn(move || client(&b, File::from(connected)));
+    }
+}
+
+/// One connection: identify, greet, then quit or serve one command.
+fn client(broker: &Broker, mut pipe: File) {
+    let Ok(payload) = read_frame(&mut pipe) else {
+        return;
+    };
+    if Connect::decode(&payload).is_err() {
+        return;
+    }
+    let verdict = client_pid(&pipe)
+        .and_then(|pid| client_identity(&pipe).map(|(user, restricted)| (pid, user, restricted)));
+    let refusal = match verdict {
+        Ok((pid, user, restricted)) => {
+            judge_client(&broker.start.developer, &user, restricted, pid).err()
+        }
+        Err(e) => Some(format!("the client's identity cannot be read: {e}")),
+    };
+    if let Some(message) = refusal {
+        let _ = write_frame(&mut pipe, &Greeting::Refused { message }.encode());
+        return;
+    }
+    // Counted from here: only a verified client keeps the broker from its idle exit.
+    if let Ok(mut a) = broker.activity.lock() {
+        a.0 += 1;
+    }
+    serve_client(broker, &mut pipe);
+    if let Ok(mut a) = broker.activity.lock() {
+        a.0 = a.0.saturating_sub(1);
+        a.1 = Instant::now();
+    }
+}
+
+fn serve_client(broker: &Broker, pipe: &mut File) {
+    let hello = Greeting::Hello {
+        version: broker.version.clone(),
+        pid: broker.pid,
+        secret: broker.start.secret.clone(),
+    };
+    if write_frame(pipe, &hello.encode()).is_err() {
+        return;
+    }
+    match read_frame(pipe).map(|p| ClientOp::decode(&p)) {
+        Ok(Ok(ClientOp::Run)) => {}
+        Ok(Ok(ClientOp::Quit)) => std::process::exit(0),
+        _ => return,
+    }
+    let request = match read_frame(pipe).map(|p| Request::decode(&p)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let failed = Response::Failed {
+                code: 125,
+                message: e.to_string(),
+            };
+            let _ = write_frame(pipe, &failed.encode());
+            return;
+        }
+        Err(_) => return,
+    };
+    let outcome = if request.account != broker.start.account {
+        Err((
+            125,
+            format!(
+                "cordon's broker serves {}, not {}",
+                broker.start.account.as_deref().unwrap_or("this user"),
+                request.account.as_deref().unwrap_or("this user")
+            ),
+        ))
+    } else {
+        let _one = broker.starting.lock();
+        let started = account::start(&request);
+        close_handed(&request.stdio);
+        started
+    };
+    let (response, held) = match outcome {
+        Ok((response, held)) => (response, Some(held)),
+        Err((code, message)) => (Response::Failed { code, message }, None),
+    };
+    if write_frame(pipe, &response.encode()).is_err() {
+        return;
+    }
+    // Until the client closes the pipe it is duplicating the handles out; then `held` goes,
+    // and if the client died first, with it the job's last handle and the suspended command.
+    let mut rest = [0u8; 64];
+    while matches!(pipe.read(&mut rest), Ok(n) if n > 0) {}
+    drop(held);
+}
+
+/// Closes the stdio handles the client duplicated into the broker for one command: the
+/// command has inherited them, and the next command must not.
+fn close_handed(stdio: &[u64; 3]) {
+    let mut seen: Vec<u64> = Vec::new();
+    for &h in stdio.iter().filter(|h| **h != 0) {
+        if !seen.contains(&h) {
+            seen.push(h);
+            // SAFETY: a handle value the client created in this process for this command
+            // alone (the verified developer's cordon); closed once.
+            unsafe { CloseHandle(h as HANDLE) };
+        }
+    }
+}
+
+fn client_pid(pipe: &File) -> io::Result<u32> {
+    let mut pid = 0u32;
+    // SAFETY: a pipe handle we own; `pid` a valid out place.
+    if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle(), &mut pid) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid)
+}
+
+/// The client's user SID and whether its token is restricted, read from the token the pipe
+/// lends by impersonation (identification level: enough to read, nothing to act with). The
+/// client's process cannot be opened instead: its DACL does not admit the account.
+fn client_identity(pipe: &File) -> io::Result<(Sid, bool)> {
+    // SAFETY: a connected pipe we have read from, as impersonation requires.
+    if unsafe { ImpersonateNamedPipeClient(pipe.as_raw_handle()) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut h: HANDLE = null_mut();
+    // SAFETY: this thread's pseudo-handle; `h` a valid out place. OpenAsSelf: the check is
+    // made against the broker's own token.
+    let ok = unsafe { OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, 1, &mut h) };
+    let open_error = io::Error::last_os_error();
+    // SAFETY: ends this thread's impersonation; no arguments.
+    if unsafe { RevertToSelf() } == 0 {
+        // Serving on as the client is not an option.
+        std::process::exit(125);
+    }
+    if ok == 0 {
+        return Err(open_error);
+    }
+    // SAFETY: a fresh token handle nothing else owns.
+    let tok = unsafe { OwnedHandle::from_raw_handle(h) };
+    let user = token::user_sid(&tok)?;
+    // SAFETY: a token handle with TOKEN_QUERY.
+    let restricted = unsafe { IsTokenRestricted(tok.as_raw_handle()) } != 0;
+    Ok((user, restricted))
+}
+
+/// The kernel DACL of a running broker's process, for tests and the smoke script's checks.
+pub fn broker_process_dacl(pid: u32) -> io::Result<Vec<crate::plan::acl::Ace>> {
+    let p = open_process(pid, shield::READ_CONTROL)?;
+    shield::kernel_dacl(p.as_raw_handle())
+}
+
+/// Tells the broker on `pipe_name` to quit (the developer's own client only); for tests and
+/// for replacing one.
+pub fn quit(pipe_name: &str, version: &str) -> io::Result<bool> {
+    let Some(mut pipe) = connect(pipe_name)? else {
+        return Ok(false);
+    };
+    if let Greeting::Refused { message } = greet(&mut pipe, version)? {
+        return Err(io::Error::other(message));
+    }
+    write_frame(&mut pipe, &ClientOp::Quit.encode())?;
+    Ok(true)
+}
+
+/// Whether a broker's pipe exists now.
+pub fn is_serving(pipe_name: &str) -> bool {
+    matches!(connect(pipe_name), Ok(Some(_)))
+}
