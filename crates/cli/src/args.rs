@@ -76,6 +76,11 @@ pub enum Command {
     #[cfg(windows)]
     #[command(name = "__as-account", hide = true)]
     AsAccount,
+    /// Internal (Windows elevated runs): cordon's long-lived broker as the sandbox account,
+    /// started once by `cordon run`, serving its commands over a named pipe (docs/windows.md).
+    #[cfg(windows)]
+    #[command(name = "__broker", hide = true)]
+    Broker,
 }
 
 #[derive(Debug, Args)]

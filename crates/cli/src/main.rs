@@ -86,6 +86,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => windows_setup::doctor(&args),
         #[cfg(windows)]
         Command::AsAccount => Ok(cordon_windows::exec::account::serve()),
+        #[cfg(windows)]
+        Command::Broker => Ok(cordon_windows::exec::broker::serve(
+            cordon_windows::broker::VERSION,
+        )),
         #[cfg(not(target_os = "linux"))]
         other => Err(unavailable(&other)),
     };
@@ -125,6 +129,8 @@ fn unavailable(command: &Command) -> Failure {
         Command::Setup(_) => "setup",
         #[cfg(windows)]
         Command::AsAccount => "__as-account",
+        #[cfg(windows)]
+        Command::Broker => "__broker",
     };
     Failure::setup(format!(
         "`cordon {name}` is not available on this platform yet (docs/windows.md lists what the Windows backend has)"

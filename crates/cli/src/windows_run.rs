@@ -5,8 +5,9 @@
 //!
 //! When `cordon setup --elevated` is complete the plan is elevated: the command runs as the
 //! sandbox account (the offline one, the online one for `--net full`), started by cordon's
-//! copy as that account (`cordon __as-account`, `exec::account`). Otherwise the plan is
-//! unelevated, and a policy it cannot enforce is refused naming both ways forward.
+//! long-lived broker as that account (`cordon __broker`, `exec::broker`), which the first
+//! elevated run of a logon session starts. Otherwise the plan is unelevated, and a policy it
+//! cannot enforce is refused naming both ways forward.
 
 use std::path::Path;
 use std::time::Instant;
@@ -14,6 +15,8 @@ use std::time::Instant;
 use cordon_audit::{Ending, Event, GuaranteeStatus};
 use cordon_policy::{Policy, ResolveContext};
 use cordon_windows::exec::account::{self, Copy, Launch};
+use cordon_windows::exec::broker::{self, Place};
+use cordon_windows::exec::token;
 use cordon_windows::exec::{self, audit, ExecError, Exit, RealHost};
 use cordon_windows::plan::setup::{SetupInput, ELEVATED_PROXY_PORTS, SETUP_NEEDED};
 use cordon_windows::plan::{mode, Guarantee, Status};
@@ -198,8 +201,10 @@ fn execute(
     exit
 }
 
-/// Elevated: the command started by cordon's copy as `account` (one secondary logon without
-/// a profile, then the hand-off; see docs/windows.md, "The broker").
+/// Elevated: the command started by cordon's broker as `account` (started here, with one
+/// secondary logon without a profile, when none serves this developer's logon session; see
+/// docs/windows.md, "The broker"). Never anything weaker: a broker that cannot be started,
+/// reached or trusted is 125.
 fn as_account(
     plan: &WindowsPlan,
     account: &str,
@@ -218,14 +223,16 @@ fn as_account(
         ))
     })?;
     let state_win = WinPath::from_path(state).map_err(|e| Failure::setup(e.to_string()))?;
+    let (developer, session) = developer_session()?;
+    // One DPAPI decrypt per run; the password is used only when a broker has to be started.
     let password = exec::setup::read_password(&state_win, account).map_err(|e| {
         Failure::setup(format!(
             "the stored password of {account}: {e}; {SETUP_NEEDED}"
         ))
     })?;
     let exe = exe.to_string_lossy();
-    let args = ["__as-account".to_string()];
-    account::run_elevated(
+    let args = ["__broker".to_string()];
+    broker::run(
         plan,
         &Launch::Logon {
             account,
@@ -235,12 +242,31 @@ fn as_account(
             exe: &exe,
             args: &args,
         },
+        &Place {
+            state_dir: &state_win,
+            developer: &developer,
+            session: &session,
+            version: cordon_windows::broker::VERSION,
+            idle: cordon_windows::broker::IDLE_EXIT,
+        },
         argv,
         env,
         &plan.workspace.to_string(),
         timeout,
     )
+    .map(|served| served.exit)
     .map_err(|e| failure(&argv[0], &e))
+}
+
+/// The developer's SID and logon session (its logon SID), which name the broker's pipe.
+fn developer_session() -> Result<(Sid, String), Failure> {
+    let reading = |e: std::io::Error| Failure::setup(format!("reading cordon's own token: {e}"));
+    let own = token::process_token().map_err(reading)?;
+    let developer = token::user_sid(&own).map_err(reading)?;
+    let session = token::logon_sid(&own)
+        .map_err(reading)?
+        .map_or_else(|| "no-logon-sid".to_string(), |s| s.to_string());
+    Ok((developer, session))
 }
 
 /// The exit status for a failure to run: cordon's own (125) when it could not set up the
@@ -248,7 +274,7 @@ fn as_account(
 fn failure(program: &str, e: &ExecError) -> Failure {
     match e {
         ExecError::Logon { .. } | ExecError::Handoff(_) => Failure::setup(format!(
-            "{}; the command did not run; {SETUP_NEEDED} if the account or its password changed",
+            "{}; the command did not run (cordon never runs it any weaker way); {SETUP_NEEDED} if the account or its password changed",
             chain(e)
         )),
         ExecError::Refused { code, message } => Failure {

@@ -769,7 +769,7 @@ fn client_identity(pipe: &File) -> io::Result<(Sid, bool)> {
 /// The kernel DACL of a running broker's process, for tests and the smoke script's checks.
 pub fn broker_process_dacl(pid: u32) -> io::Result<Vec<crate::plan::acl::Ace>> {
     let p = open_process(pid, shield::READ_CONTROL)?;
-    shield::kernel_dacl(p.as_raw_handle())
+    shield::kernel_dacl(&p)
 }
 
 /// Tells the broker on `pipe_name` to quit (the developer's own client only); for tests and

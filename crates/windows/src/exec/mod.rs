@@ -105,7 +105,7 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
-    #[error("the hand-off to cordon's copy as the sandbox account: {0}")]
+    #[error("the hand-off to the sandbox account: {0}")]
     Handoff(String),
     /// cordon's copy as the account refused or failed to start the command; `code` is the
     /// exit status for it (125 setup, 126 start).

@@ -160,8 +160,8 @@ pub fn shield(developer: &Sid) -> io::Result<()> {
         set_dacl(h.as_raw_handle(), &threads)
             .map_err(|e| ctx(&format!("setting thread {tid}'s DACL"), e))?;
     }
-    // SAFETY: as above.
-    let got = kernel_dacl(unsafe { GetCurrentProcess() })
+    // SAFETY: this process's pseudo-handle, which carries READ_CONTROL.
+    let got = unsafe { dacl_of(GetCurrentProcess()) }
         .map_err(|e| ctx("reading the process's DACL back", e))?;
     let expect: Vec<(Sid, u32)> = wanted;
     let got_pairs: Vec<(Sid, u32)> = got
@@ -206,10 +206,18 @@ fn set_dacl(handle: HANDLE, acl: &KernelAcl) -> io::Result<()> {
 }
 
 /// The allow and deny ACEs of a kernel object's DACL (the handle needs READ_CONTROL).
-pub fn kernel_dacl(handle: HANDLE) -> io::Result<Vec<Ace>> {
+pub fn kernel_dacl(handle: &OwnedHandle) -> io::Result<Vec<Ace>> {
+    // SAFETY: an open handle, valid for the call.
+    unsafe { dacl_of(handle.as_raw_handle()) }
+}
+
+/// # Safety
+/// `handle` must be a valid handle (or pseudo-handle) with READ_CONTROL for the call.
+unsafe fn dacl_of(handle: HANDLE) -> io::Result<Vec<Ace>> {
     let mut sd: PSECURITY_DESCRIPTOR = null_mut();
     let mut dacl: *mut ACL = null_mut();
-    // SAFETY: out pointers are valid places for one pointer each; only the DACL is asked for.
+    // SAFETY: the caller's handle; out pointers are valid places for one pointer each; only
+    // the DACL is asked for.
     let err = unsafe {
         GetSecurityInfo(
             handle,
