@@ -7,8 +7,8 @@
 # Wine prefix has no sandbox accounts). Elevated runs: with setup incomplete the refusal names
 # `cordon setup --elevated` besides --allow-weaker, `--net allow` is refused (no proxy on
 # Windows), the hidden `__as-account` is absent from --help and refuses a missing request
-# with 125 (the hand-off itself is tested in crates/windows under Wine, the logon only on
-# real Windows).
+# with 125, and so is `__broker` without its start frame (the hand-off and the broker
+# themselves are tested in crates/windows under Wine, the logon only on real Windows).
 # Usage: windows-cli-smoke.sh WINE CORDON_EXE (run by scripts/windows-test.sh).
 set -uo pipefail
 wine=$1 exe=$2
@@ -39,8 +39,12 @@ expect 125 "--net allow is refused (no proxy on Windows)" -- run --allow-weaker 
 grep -q "proxy" "$ws/err" || { echo "FAIL the --net allow refusal does not say why"; cat "$ws/err"; failed=1; }
 expect 125 "__as-account refuses without a request" -- __as-account
 grep -q "cordon-handoff" "$ws/out" || { echo "FAIL __as-account answered no frame"; cat "$ws/out"; failed=1; }
+expect 125 "__broker refuses to serve without a start" -- __broker
+grep -q "cordon-handoff" "$ws/out" && grep -q "failed" "$ws/out" \
+  || { echo "FAIL __broker answered no refusal frame"; cat "$ws/out"; failed=1; }
 expect 0 "--help" -- --help
 if grep -q "as-account" "$ws/out"; then echo "FAIL --help shows the internal __as-account"; failed=1; else echo "ok   __as-account is hidden from --help"; fi
+if grep -q "__broker" "$ws/out"; then echo "FAIL --help shows the internal __broker"; failed=1; else echo "ok   __broker is hidden from --help"; fi
 expect 3 "the weaker mode runs the command and relays its status" -- run --allow-weaker --audit "$audit" -- cmd /c exit 3
 expect 127 "a missing program" -- run --allow-weaker --audit "$audit" -- no-such-program-here
 expect 125 "a subcommand Windows lacks" -- tx list

@@ -228,8 +228,9 @@ if ($Elevated) {
     }
 
     # Through the runner: an elevated `cordon run` (no --allow-weaker: it must need none).
-    # The command is started by cordon's copy as the account (`cordon __as-account`,
-    # CreateProcessWithLogonW without a profile), docs/windows.md "The broker".
+    # The command is started by cordon's broker as the account (`cordon __broker`, started
+    # by the first run with CreateProcessWithLogonW without a profile), docs/windows.md
+    # "The broker".
     $ews = New-Workspace 'elevated'
     $b64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes('whoami; [Environment]::UserName | Set-Content -LiteralPath whoami.txt'))
     $out = (& $exe @($pre + @('-w', $ews, '--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $b64)) 2>&1 | Out-String)
@@ -282,6 +283,41 @@ if ($Elevated) {
     foreach ($i in 1..5) { $null = Sandboxed $ews 'exit 0' -NoWeaker }
     $per = [int](((Get-Date) - $t0).TotalMilliseconds / 5)
     Write-Host "note  an elevated run of 'exit 0' (powershell.exe included) takes $per ms (docs/windows.md, per-command cost model)"
+
+    # The long-lived broker (`cordon __broker`, docs/windows.md "The broker"): the runs above
+    # went through it. One per (developer, account), kept across runs, shielded from the
+    # commands it starts, its pipe closed to them.
+    function Brokers() {
+        @(Get-CimInstance Win32_Process -Filter "Name='cordon.exe'" -ErrorAction SilentlyContinue |
+            Where-Object { $_.CommandLine -match '__broker' -and (Invoke-CimMethod -InputObject $_ -MethodName GetOwner).User -eq $offline })
+    }
+    $first = Brokers
+    Check "one broker runs as $offline after elevated runs" ($first.Count -eq 1) "$($first.Count) brokers"
+    $null = Sandboxed $ews 'exit 0' -NoWeaker
+    $again = Brokers
+    Check 'the next elevated run starts no new broker (same process)' ($again.Count -eq 1 -and $first.Count -eq 1 -and $again[0].ProcessId -eq $first[0].ProcessId) "before: $($first.ProcessId), after: $($again.ProcessId)"
+    if ($again.Count -eq 1) {
+        $bpid = $again[0].ProcessId
+        $probeOpen = @'
+Add-Type -Namespace Cordon -Name K -MemberDefinition '[DllImport("kernel32.dll", SetLastError=true)] public static extern System.IntPtr OpenProcess(uint a, bool i, uint p);'
+$open = @()
+foreach ($right in 0x10, 0x20, 0x40, 0x400, 0x1000, 0x40000, 0x1) { if ([Cordon.K]::OpenProcess($right, $false, BPID) -ne [IntPtr]::Zero) { $open += ('{0:x}' -f $right) } }
+$open -join ',' | Set-Content -LiteralPath broker-open.txt
+'@
+        $rc = Sandboxed $ews ($probeOpen.Replace('BPID', "$bpid")) -NoWeaker
+        $opened = (Get-Content -Raw -LiteralPath (Join-Path $ews 'broker-open.txt') -ErrorAction SilentlyContinue)
+        Check "a command cannot open the broker's process (VM read/write, dup handle, query, WRITE_DAC, terminate)" ($rc -eq 0 -and (Test-Path (Join-Path $ews 'broker-open.txt')) -and [string]::IsNullOrWhiteSpace($opened)) "exit $rc, opened with: $opened"
+        $probePipe = @'
+$names = @(Get-ChildItem \\.\pipe\ | Where-Object Name -like 'cordon-broker-*' | ForEach-Object Name)
+$got = @()
+foreach ($n in $names) { try { $c = [IO.Pipes.NamedPipeClientStream]::new('.', $n, [IO.Pipes.PipeDirection]::InOut); $c.Connect(2000); $got += $n; $c.Dispose() } catch {} }
+"$($names.Count) $($got -join ',')" | Set-Content -LiteralPath broker-pipe.txt
+'@
+        $rc = Sandboxed $ews $probePipe -NoWeaker
+        $pipeSeen = "$(Get-Content -Raw -LiteralPath (Join-Path $ews 'broker-pipe.txt') -ErrorAction SilentlyContinue)".Trim()
+        Check "a command cannot connect to the broker's pipe" ($rc -eq 0 -and $pipeSeen -match '^[1-9]\d* $') "exit $rc, pipes and connections: '$pipeSeen'"
+        Write-Host "note  the broker (pid $bpid) exits 10 minutes after its last command and with your logon session; not waited for here"
+    }
 
     # --- begin: --net allow through cordon's proxy (crates/cli/src/windows_net.rs) ----------
     # A block of its own, kept by the proxy's owner. The only place "the offline account
