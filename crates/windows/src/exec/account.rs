@@ -1,5 +1,7 @@
-//! Elevated runs: the command is created by cordon's own copy running as the sandbox
-//! account, and then belongs to the developer's cordon alone.
+//! The per-command work of elevated runs ([`start`]: the sandbox account's process creates
+//! the command, which then belongs to the developer's cordon alone), done by the long-lived
+//! broker (`exec::broker`), and the copy-per-command hand-off it was first built for, kept
+//! for comparison (`cordon run` no longer uses it).
 //!
 //! An ordinary process cannot start a process with another account's token (1314, see
 //! [`super::logon`]), but the account's own process can restrict *its* token and start the
