@@ -456,7 +456,7 @@ pub fn serve(version: &str) -> i32 {
 
 /// Shields the process and makes the first pipe instance; also the session's user, which
 /// the watchdog compares against.
-fn prepare(start: &Start) -> Result<(OwnedHandle, Option<String>), String> {
+fn prepare(start: &Start) -> Result<(OwnedHandle, String), String> {
     let own = token::process_token().map_err(|e| format!("reading this process's token: {e}"))?;
     if let Some(account) = &start.account {
         let me = token::user_sid(&own).map_err(|e| format!("reading this process's user: {e}"))?;
@@ -478,14 +478,15 @@ fn prepare(start: &Start) -> Result<(OwnedHandle, Option<String>), String> {
     // because the flag would be inherited by the commands.
     // SAFETY: `ignore_ctrl` is a valid handler for the process's life.
     unsafe { SetConsoleCtrlHandler(Some(ignore_ctrl), 1) };
-    let session = session_user();
+    // Without its session's user the broker could not see a logoff: it does not serve.
+    let session = session_user().map_err(|e| format!("reading the session's user: {e}"))?;
     let pipe = create_instance(start, true).map_err(|e| {
         format!(
             "creating {} (first instance): {e}; another process holds the name",
             start.pipe
         )
     })?;
-    Ok((pipe, session.ok()))
+    Ok((pipe, session))
 }
 
 unsafe extern "system" fn ignore_ctrl(_kind: u32) -> windows_sys::core::BOOL {
@@ -519,7 +520,7 @@ fn session_user() -> io::Result<String> {
 /// Exits the broker when it has been idle long enough, or when its session's user is no
 /// longer the one it started under (a logoff; Windows also ends the Secondary Logon
 /// service's processes with the session).
-fn watchdog(broker: &Broker, idle: Duration, session: Option<String>) {
+fn watchdog(broker: &Broker, idle: Duration, session: String) {
     let tick = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         std::thread::sleep(tick);
@@ -527,7 +528,7 @@ fn watchdog(broker: &Broker, idle: Duration, session: Option<String>) {
             .activity
             .lock()
             .map_or(true, |a| idle_expired(a.0, a.1.elapsed(), idle));
-        let session_gone = session.is_some() && session_user().ok() != session;
+        let session_gone = session_user().ok().as_deref() != Some(session.as_str());
         if expired || session_gone {
             std::process::exit(0);
         }
