@@ -35,8 +35,8 @@ grep -q "cannot be enforced" "$ws/err" || { echo "FAIL the refusal names nothing
 grep -q "cordon setup --elevated" "$ws/err" && grep -q -- "--allow-weaker" "$ws/err" \
   || { echo "FAIL the refusal does not name both ways forward"; cat "$ws/err"; failed=1; }
 grep -q "elevated mode is not set up" "$ws/err" || { echo "FAIL the refusal does not say what setup lacks"; cat "$ws/err"; failed=1; }
-expect 125 "--net allow is refused (no proxy on Windows)" -- run --allow-weaker --net allow --audit "$audit" -- cmd /c exit 0
-grep -q "proxy" "$ws/err" || { echo "FAIL the --net allow refusal does not say why"; cat "$ws/err"; failed=1; }
+expect 125 "--net allow is refused unelevated (it needs the elevated mode)" -- run --allow-weaker --net allow --audit "$audit" -- cmd /c exit 0
+grep -q "needs the elevated mode" "$ws/err" || { echo "FAIL the --net allow refusal does not say why"; cat "$ws/err"; failed=1; }
 expect 125 "__as-account refuses without a request" -- __as-account
 grep -q "cordon-handoff" "$ws/out" || { echo "FAIL __as-account answered no frame"; cat "$ws/out"; failed=1; }
 expect 125 "__broker refuses to serve without a start" -- __broker

@@ -34,10 +34,7 @@ mod transaction;
 mod tx;
 
 // The Windows backend's `cordon run`, `setup --elevated` and `doctor` (docs/windows.md).
-// `allow(dead_code)` until windows_run calls `windows_net::start_for` (its owner applies
-// that change); the tests use every item meanwhile.
 #[cfg(windows)]
-#[allow(dead_code)]
 mod windows_net;
 #[cfg(windows)]
 mod windows_run;

@@ -53,7 +53,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (env, removed) = scrubbed_env(policy);
+    let (mut env, removed) = scrubbed_env(policy);
+    // --net allow: cordon's proxy on the one port the offline account's filters admit.
+    let mut net = crate::windows_net::start_for(policy, plan.account.is_some(), &mut env)?;
     log(
         &mut sink,
         &run_id,
@@ -70,7 +72,13 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             env_removed: removed,
         },
     );
+    if let Some(net) = &mut net {
+        net.record(&mut sink, &run_id);
+    }
     let ended = execute(&plan, group.as_ref(), &state, policy, argv, env);
+    if let Some(net) = net {
+        net.finish(&mut sink, &run_id);
+    }
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, message) = match &ended {
         Ok(Exit::Code(c)) => (*c as i32, Ending::Exited, None),
@@ -145,7 +153,7 @@ fn plan_for(
         mode,
         temp_base: win(&cordon_dir.join("tmp"))?,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        proxy_ports: Vec::new(),
+        proxy_ports: ELEVATED_PROXY_PORTS.to_vec(),
         everyone_writable: audit::cached_findings(
             &findings,
             &cordon_windows::plan::audit_bounds(&homes),

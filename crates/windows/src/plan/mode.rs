@@ -6,21 +6,26 @@ use super::network::{OFFLINE_ACCOUNT, ONLINE_ACCOUNT};
 use super::setup::SETUP_NEEDED;
 use super::{InstalledAccounts, Mode};
 
-/// `--net allow` on Windows: refused in every mode, since its proxy is not there.
-pub const NO_PROXY: &str = "--net allow (and --allow-domain) needs cordon's allow-list proxy, which the Windows backend does not have yet: nothing would answer on its port, and in the unelevated mode nothing would stop a direct connection; use --net off, or --net full for the host's network";
+/// `--net allow` in the unelevated mode: refused, since the firewall cannot tell the
+/// developer's own (restricted) token apart, so nothing would stop a direct connection.
+pub const NO_PROXY: &str = "--net allow (and --allow-domain) needs the elevated mode on Windows: in the unelevated mode nothing would stop a program that ignores cordon's proxy from connecting directly (or use --net off, or --net full for the host's network)";
 
 /// The mode for a run: elevated when `cordon setup --elevated` is complete (`installed`
 /// is `exec::setup::installed`'s answer), else unelevated, keeping the reason setup is not
-/// usable for the refusal. `--net allow` is refused (exit 125) whatever the setup.
+/// usable for the refusal. `--net allow` needs the elevated mode (its proxy's port is the only
+/// loopback port the offline account's filters admit): without it, refused (exit 125).
 pub fn choose(
     network: Network,
     installed: Result<InstalledAccounts, String>,
 ) -> Result<(Mode, Option<String>), String> {
-    if network == Network::Allow {
-        return Err(NO_PROXY.to_string());
-    }
     Ok(match installed {
         Ok(accounts) => (Mode::Elevated(accounts), None),
+        Err(why) if network == Network::Allow => {
+            return Err(match why.contains(SETUP_NEEDED) {
+                true => format!("{NO_PROXY}; {why}"),
+                false => format!("{NO_PROXY}; {why}; {SETUP_NEEDED}"),
+            })
+        }
         Err(why) => (Mode::Unelevated, Some(why)),
     })
 }
@@ -80,10 +85,13 @@ mod tests {
     }
 
     #[test]
-    fn net_allow_is_refused_whatever_the_setup() {
-        for installed in [Ok(accounts()), Err("missing".to_string())] {
-            let e = choose(Network::Allow, installed);
-            assert!(e.as_ref().is_err_and(|m| m.contains("proxy")), "{e:?}");
+    fn net_allow_needs_the_elevated_mode() {
+        let ok = choose(Network::Allow, Ok(accounts()));
+        assert!(matches!(ok, Ok((Mode::Elevated(_), None))), "{ok:?}");
+        for why in ["missing".to_string(), format!("no group; {SETUP_NEEDED}")] {
+            let e = choose(Network::Allow, Err(why.clone())).expect_err("unelevated allow");
+            assert!(e.contains("elevated mode") && e.contains(&why), "{e}");
+            assert_eq!(e.matches(SETUP_NEEDED).count(), 1, "{e}");
         }
     }
 
