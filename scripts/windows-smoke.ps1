@@ -350,10 +350,42 @@ try { (New-Object Net.Sockets.TcpClient).Connect('127.0.0.1', PROBE_PORT); $out 
 # Taking over the proxy's port (SO_REUSEADDR) must fail while cordon holds it: another account.
 try { $l = New-Object Net.Sockets.TcpListener([Net.IPAddress]::Loopback, 47128); $l.Server.SetSocketOption([Net.Sockets.SocketOptionLevel]::Socket, [Net.Sockets.SocketOptionName]::ReuseAddress, $true); $l.Start(); $l.Stop(); $out += 'squat=bound' } catch { $out += 'squat=refused' }
 $out | Set-Content -LiteralPath net-allow.txt
+# Held open while the script outside tries the proxy from processes not in this run's job.
+Set-Content -LiteralPath net-allow-ready.txt -Value 1
+$t = 0; while (-not (Test-Path net-allow-probed.txt) -and $t -lt 120) { Start-Sleep -Milliseconds 500; $t++ }
 exit 0
 '@
     $body = $body.Replace('PROBE_PORT', "$probePort")
-    $rc = Sandboxed $ews $body @('--allow-domain', 'example.com', '--audit', $alog) -NoWeaker
+    $ready = Join-Path $ews 'net-allow-ready.txt'
+    $probed = Join-Path $ews 'net-allow-probed.txt'
+    Remove-Item -LiteralPath $ready, $probed -ErrorAction SilentlyContinue
+    # The run in the background, so that while it holds the proxy, the developer's own
+    # process and an offline sandboxed run (the same account, another job) try to use it:
+    # each connection must be turned away with 403 foreign-client (windows_net::RunJob).
+    $b64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($body))
+    $allowArgs = $pre + @('-w', $ews, '--allow-domain', 'example.com', '--audit', $alog, '--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $b64)
+    $bg = Start-Job -ScriptBlock { param($e, $a) & $e @a 2>&1 | Out-Null; $LASTEXITCODE } -ArgumentList $exe, $allowArgs
+    $t = 0; while (-not (Test-Path -LiteralPath $ready) -and $t -lt 240) { Start-Sleep -Milliseconds 500; $t++ }
+    function ProxyAnswer {
+        $r = [Net.WebRequest]::Create('http://example.com/')
+        $r.Proxy = New-Object Net.WebProxy('http://127.0.0.1:47128')
+        $r.Timeout = 15000
+        try { $resp = $r.GetResponse(); $code = [int]$resp.StatusCode; $resp.Close(); return "$code" }
+        catch [Net.WebException] {
+            $e = $_.Exception.Response
+            if ($e) { return "$([int]$e.StatusCode) $($e.Headers['X-Cordon-Refused'])" }
+            return "error $($_.Exception.Message)"
+        }
+    }
+    $fromDeveloper = ProxyAnswer
+    $ows = New-Workspace 'elevated-offline-probe'
+    $offlineBody = "try { `$r = [Net.WebRequest]::Create('http://example.com/'); `$r.Proxy = New-Object Net.WebProxy('http://127.0.0.1:47128'); `$resp = `$r.GetResponse(); Set-Content got.txt ([int]`$resp.StatusCode) } catch [Net.WebException] { `$e = `$_.Exception.Response; if (`$e) { Set-Content got.txt ""`$([int]`$e.StatusCode) `$(`$e.Headers['X-Cordon-Refused'])"" } else { Set-Content got.txt 'error' } }"
+    $null = Sandboxed $ows $offlineBody @() -NoWeaker
+    $fromOffline = Get-Content -LiteralPath (Join-Path $ows 'got.txt') -ErrorAction SilentlyContinue
+    Set-Content -LiteralPath $probed -Value 1
+    $rc = Receive-Job -Job $bg -Wait -AutoRemoveJob | Select-Object -Last 1
+    Check "--net allow: the developer's own process is turned away by the run's proxy (not in its job)" ($fromDeveloper -eq '403 foreign-client') "got '$fromDeveloper'"
+    Check '--net allow: an offline run (same account, another job) is turned away by the run''s proxy' ($fromOffline -eq '403 foreign-client') "got '$fromOffline'"
     $got = @{}
     foreach ($line in @(Get-Content -LiteralPath $netOut -ErrorAction SilentlyContinue)) {
         $k, $v = $line -split '=', 2

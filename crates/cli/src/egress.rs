@@ -92,7 +92,9 @@ pub fn start(
     let (tx, rx) = mpsc::channel();
     let mut policy = policy.clone();
     policy.ask_unlisted = asks.is_some();
-    let proxy = cordon_proxy::start(listener.into(), policy, tx, on_refusal, asks)?;
+    // The listener lives in the sandbox's network namespace: every client is the sandbox's.
+    let clients = cordon_proxy::Clients::Any;
+    let proxy = cordon_proxy::start(listener.into(), policy, tx, on_refusal, asks, clients)?;
     Ok((proxy, rx))
 }
 

@@ -13,13 +13,15 @@
 //! anything ran), [`AllowNet::record`] once it is, [`AllowNet::finish`] after the command.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cordon_audit::Sink;
 use cordon_policy::{Network, Policy, ViolationClass};
-use cordon_proxy::{Decision, OnRefusal, Proxy};
+use cordon_proxy::{ClientCheck, Clients, Decision, OnRefusal, Proxy};
+use cordon_windows::exec::job::{self, JobWatch};
+use cordon_windows::exec::tcp_owner;
 use cordon_windows::plan::setup::ELEVATED_PROXY_PORTS;
 
 use crate::egress;
@@ -37,6 +39,8 @@ pub fn elevated_address() -> SocketAddr {
 /// The proxy of one run, and the thread writing its decisions down.
 pub struct AllowNet {
     proxy: Proxy,
+    /// The run's job, once the broker has made it: the proxy serves only its processes.
+    job: JobWatch,
     decisions: Option<mpsc::Receiver<Decision>>,
     recorder: Option<Recorder>,
 }
@@ -66,17 +70,48 @@ pub fn start_for(
         )
         .with_hint("run `cordon setup --elevated` as an administrator, or use --net off (or --net full for the host's network)"));
     }
-    start(elevated_address(), policy, env).map(Some)
+    let job = JobWatch::default();
+    let clients = Clients::Checked(Arc::new(RunJob(job.clone())));
+    start(elevated_address(), policy, env, clients).map(|net| Some(net.watching(job)))
+}
+
+/// The proxy's clients in elevated mode: the processes of this run's job, and nobody else.
+/// Loopback is shared by the whole machine, and the offline account's filters admit the
+/// proxy's port to every command that account runs, so without this an offline run (or any
+/// other program) could use this run's allow-list while it lasts.
+pub(crate) struct RunJob(pub(crate) JobWatch);
+
+impl ClientCheck for RunJob {
+    fn admit(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), String> {
+        let Some(job) = self.0.get() else {
+            return Err("this run's command has not started yet".into());
+        };
+        let owner = tcp_owner::connection_owner(peer, local)
+            .map_err(|e| format!("reading the TCP table for {peer}: {e}"))?
+            .ok_or_else(|| format!("no process owns {peer} in the TCP table"))?;
+        // Process 0 (the idle process) owns no socket: a table that says so does not know.
+        if owner == 0 {
+            return Err(format!("the TCP table names no owner of {peer}"));
+        }
+        let ours = job::process_ids(job).map_err(|e| format!("listing the run's job: {e}"))?;
+        match ours.contains(&owner) {
+            true => Ok(()),
+            false => Err(format!(
+                "{peer} belongs to pid {owner}, not a process of this run"
+            )),
+        }
+    }
 }
 
 /// Starts the proxy on `address` (port 0: a free one, for tests) with `policy`'s allow-list,
-/// and points `env` at it. Fails closed (125) on what Windows does not have yet: an `ask`
+/// serving `clients`, and points `env` at it. Fails closed (125) on what Windows does not have yet: an `ask`
 /// for names off the list (the approval broker) and killing the command at the first
 /// refusal (`terminate_on_violation = ["network"]`).
 pub fn start(
     address: SocketAddr,
     policy: &Policy,
     env: &mut Vec<(String, String)>,
+    clients: Clients,
 ) -> Result<AllowNet, Failure> {
     if policy.egress.ask_unlisted {
         return Err(Failure::setup(
@@ -99,8 +134,8 @@ pub fn start(
         .map_err(|e| Failure::setup(format!("--net allow: reading the proxy's address: {e}")))?;
     let (tx, rx) = mpsc::channel();
     let egress = policy.egress.clone();
-    let proxy =
-        cordon_proxy::start(listener, egress, tx, OnRefusal::Answer, None).map_err(|e| {
+    let proxy = cordon_proxy::start(listener, egress, tx, OnRefusal::Answer, None, clients)
+        .map_err(|e| {
             Failure::setup(format!(
                 "--net allow: starting cordon's proxy on {address}: {e}; the command did not run"
             ))
@@ -108,6 +143,7 @@ pub fn start(
     point_at(env, &format!("http://{address}"));
     Ok(AllowNet {
         proxy,
+        job: JobWatch::default(),
         decisions: Some(rx),
         recorder: None,
     })
@@ -159,6 +195,15 @@ pub fn point_at(env: &mut Vec<(String, String)>, url: &str) {
 }
 
 impl AllowNet {
+    /// Where the broker's client shows the run's job before the command resumes.
+    pub fn job_watch(&self) -> &JobWatch {
+        &self.job
+    }
+
+    fn watching(self, job: JobWatch) -> AllowNet {
+        AllowNet { job, ..self }
+    }
+
     /// From now on each decision goes to stderr (refusals and failures) and to `audit` as
     /// it is made; `audit` moves to a thread until [`AllowNet::finish`] gives it back. If
     /// the thread cannot start, the decisions wait in their queue and `finish` writes them.

@@ -12,6 +12,10 @@ use std::time::Duration;
 use cordon_audit::{read_log, Event, Sink};
 use cordon_policy::{builtin, DomainPattern, Egress, Network, Policy, ViolationClass};
 
+use std::sync::Arc;
+
+use cordon_proxy::{ClientCheck, Clients};
+
 use super::*;
 
 const ALLOWED: &str = "allowed.test";
@@ -100,10 +104,31 @@ fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logge
     let log_path = temp_log("windows-net");
     let mut audit = Some(Sink::open(&log_path).unwrap());
     let mut env = Vec::new();
-    let mut net = start(free(), &policy(), &mut env).unwrap();
+    // The run's own check, with its job not made yet, then a check that admits the test.
+    let gate = Arc::new(Gate {
+        job: RunJob(JobWatch::default()),
+        open: std::sync::atomic::AtomicBool::new(false),
+    });
+    let mut net = start(free(), &policy(), &mut env, Clients::Checked(gate.clone())).unwrap();
     let proxy = proxy_in(&env);
     net.record(&mut audit, "run-1");
     assert!(audit.is_none(), "the sink moved to the recorder");
+
+    // Before the run's job exists, nobody is its process: even an allowed name is turned
+    // away, unread.
+    let (port, served) = server(Duration::from_millis(300));
+    let early = get(proxy, ALLOWED, port);
+    assert!(early.starts_with("HTTP/1.1 403"), "{early}");
+    assert!(
+        early.contains("X-Cordon-Refused: foreign-client"),
+        "{early}"
+    );
+    assert_eq!(
+        served.join().unwrap(),
+        0,
+        "a foreign client reached the server"
+    );
+    gate.open.store(true, std::sync::atomic::Ordering::SeqCst);
 
     let (port, served) = server(Duration::from_secs(10));
     let ok = get(proxy, ALLOWED, port);
@@ -153,7 +178,107 @@ fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logge
         network.contains(&("GET".into(), REFUSED.into(), "refused".into())),
         "{network:?}"
     );
-    assert_eq!(network.len(), 2, "{network:?}");
+    assert!(
+        network.contains(&(
+            "TCP".into(),
+            "(a client outside this run)".into(),
+            "refused".into()
+        )),
+        "{network:?}"
+    );
+    assert_eq!(network.len(), 3, "{network:?}");
+}
+
+fn no_limits() -> cordon_windows::plan::job::JobLimits {
+    cordon_windows::plan::job::JobLimits {
+        kill_on_close: false,
+        die_on_unhandled_exception: false,
+        job_memory: None,
+        active_processes: None,
+        cpu_rate: None,
+        timeout_ms: None,
+    }
+}
+
+/// The run's check until `open`, then everyone: under Wine the run's check cannot admit
+/// anyone (below), and the decisions are what this test is about.
+struct Gate {
+    job: RunJob,
+    open: std::sync::atomic::AtomicBool,
+}
+
+impl ClientCheck for Gate {
+    fn admit(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), String> {
+        match self.open.load(std::sync::atomic::Ordering::SeqCst) {
+            true => Ok(()),
+            false => self.job.admit(peer, local),
+        }
+    }
+}
+
+/// Set by scripts/windows-test.sh.
+fn under_wine() -> bool {
+    std::env::var_os("CORDON_UNDER_WINE").is_some()
+}
+
+/// A connection to a fresh listener: (client end, server end), and the streams.
+fn connection() -> (SocketAddr, SocketAddr, TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let local = listener.local_addr().unwrap();
+    let client = TcpStream::connect(local).unwrap();
+    let peer = client.local_addr().unwrap();
+    let (accepted, seen) = listener.accept().unwrap();
+    assert_eq!(seen, peer);
+    (peer, local, client, accepted)
+}
+
+#[test]
+fn a_connection_is_the_runs_only_if_its_owner_is_in_the_runs_job() {
+    let (peer, local, _c, _a) = connection();
+    let me = std::process::id();
+    let unset = RunJob(JobWatch::default());
+    assert!(unset
+        .admit(peer, local)
+        .unwrap_err()
+        .contains("not started"));
+    // An address that is no connection is nobody's: refused, not admitted.
+    let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    let any_job = JobWatch::default();
+    let _ = any_job.set(cordon_windows::exec::job::create(&no_limits()).unwrap());
+    assert!(RunJob(any_job.clone()).admit(nobody, local).is_err());
+
+    let owner = cordon_windows::exec::tcp_owner::connection_owner(peer, local).unwrap();
+    // A job this process is not in (a fresh, empty one) does not admit it.
+    let why = RunJob(any_job).admit(peer, local).unwrap_err();
+    // This process in a job (no limits: the other tests of this binary run on in it).
+    let job = cordon_windows::exec::job::create(&no_limits()).unwrap();
+    cordon_windows::exec::job::assign_current(&job).unwrap();
+    let listed = cordon_windows::exec::job::process_ids(&job).unwrap();
+    let ours = JobWatch::default();
+    let _ = ours.set(job);
+    let in_job = RunJob(ours).admit(peer, local);
+    if under_wine() {
+        // Wine's TCP table names no owner (pid 0): the check refuses every connection
+        // there, fail-closed, and what it admits is verified on real Windows only
+        // (windows-smoke.ps1 -Elevated). A Wine that starts naming owners fails here.
+        assert_eq!(
+            owner,
+            Some(0),
+            "Wine now names socket owners: test the real path"
+        );
+        assert!(why.contains("names no owner"), "{why}");
+        assert!(in_job.unwrap_err().contains("names no owner"));
+        eprintln!("job process ids under Wine: {listed:?} (this process: {me})");
+    } else {
+        assert_eq!(
+            owner,
+            Some(me),
+            "the TCP table names this process as the owner"
+        );
+        assert!(why.contains(&format!("pid {me}")), "{why}");
+        assert!(listed.contains(&me), "{listed:?}");
+        assert_eq!(in_job, Ok(()));
+    }
 }
 
 #[test]
@@ -194,7 +319,7 @@ fn a_port_in_use_is_refused_naming_it() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let mut env = Vec::new();
-    let Err(f) = start(addr, &policy(), &mut env) else {
+    let Err(f) = start(addr, &policy(), &mut env, Clients::Any) else {
         panic!("started on a port in use");
     };
     assert_eq!(f.code, 125);
@@ -212,10 +337,10 @@ fn what_windows_lacks_is_refused_not_ignored() {
     let mut env = Vec::new();
     let mut ask = policy();
     ask.egress.ask_unlisted = true;
-    assert!(start(free(), &ask, &mut env).is_err_and(|f| f.code == 125));
+    assert!(start(free(), &ask, &mut env, Clients::Any).is_err_and(|f| f.code == 125));
     let mut kill = policy();
     kill.terminate_on_violation.push(ViolationClass::Network);
-    assert!(start(free(), &kill, &mut env).is_err_and(|f| f.code == 125));
+    assert!(start(free(), &kill, &mut env, Clients::Any).is_err_and(|f| f.code == 125));
     let unelevated = start_for(&policy(), false, &mut env);
     assert!(
         unelevated.is_err_and(|f| f.code == 125 && f.message.contains("elevated")),

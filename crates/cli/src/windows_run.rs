@@ -16,6 +16,7 @@ use cordon_audit::{Ending, Event, GuaranteeStatus};
 use cordon_policy::{Policy, ResolveContext};
 use cordon_windows::exec::account::{self, Copy, Launch};
 use cordon_windows::exec::broker::{self, Place};
+use cordon_windows::exec::job::JobWatch;
 use cordon_windows::exec::token;
 use cordon_windows::exec::{self, audit, ExecError, Exit, RealHost};
 use cordon_windows::plan::setup::{SetupInput, ELEVATED_PROXY_PORTS, SETUP_NEEDED};
@@ -75,7 +76,8 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if let Some(net) = &mut net {
         net.record(&mut sink, &run_id);
     }
-    let ended = execute(&plan, group.as_ref(), &state, policy, argv, env);
+    let job_watch = net.as_ref().map(|n| n.job_watch());
+    let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, job_watch);
     if let Some(net) = net {
         net.finish(&mut sink, &run_id);
     }
@@ -181,6 +183,7 @@ fn execute(
     policy: &Policy,
     mut argv: Vec<String>,
     mut env: Vec<(String, String)>,
+    job_watch: Option<&JobWatch>,
 ) -> Result<Exit, Failure> {
     let path = std::env::var("PATH").unwrap_or_default();
     let pathext = std::env::var("PATHEXT").unwrap_or_else(|_| ".COM;.EXE".into());
@@ -201,7 +204,13 @@ fn execute(
     let timeout = policy.limits.timeout();
     let exit = match (plan.account, group) {
         (Some(account), Some(group)) => {
-            as_account(plan, account, group, state, &argv, &env, timeout)
+            let command = Command {
+                argv: &argv,
+                env: &env,
+                timeout,
+                job_watch,
+            };
+            as_account(plan, account, group, state, &command)
         }
         _ => exec::run(plan, &argv, &env, &cwd, timeout).map_err(|e| failure(&argv[0], &e)),
     };
@@ -218,10 +227,14 @@ fn as_account(
     account: &str,
     group: &Sid,
     state: &Path,
-    argv: &[String],
-    env: &[(String, String)],
-    timeout: Option<std::time::Duration>,
+    command: &Command<'_>,
 ) -> Result<Exit, Failure> {
+    let Command {
+        argv,
+        env,
+        timeout,
+        job_watch,
+    } = *command;
     let exe =
         std::env::current_exe().map_err(|e| Failure::setup(format!("finding cordon.exe: {e}")))?;
     let exe_win = WinPath::from_path(&exe).map_err(|e| Failure::setup(e.to_string()))?;
@@ -261,9 +274,18 @@ fn as_account(
         env,
         &plan.workspace.to_string(),
         timeout,
+        job_watch,
     )
     .map(|served| served.exit)
     .map_err(|e| failure(&argv[0], &e))
+}
+
+/// What the broker is asked to run, and where the run's job is shown once it exists.
+struct Command<'a> {
+    argv: &'a [String],
+    env: &'a [(String, String)],
+    timeout: Option<std::time::Duration>,
+    job_watch: Option<&'a JobWatch>,
 }
 
 /// The developer's SID and logon session (its logon SID), which name the broker's pipe.

@@ -116,6 +116,7 @@ fn main() {
         tx,
         cordon_proxy::OnRefusal::Answer,
         None,
+        cordon_proxy::Clients::Any,
     )
     .unwrap();
     std::thread::spawn(move || for _ in rx {});

@@ -18,4 +18,6 @@ mod splice;
 #[cfg(target_os = "linux")]
 mod threads;
 
-pub use server::{start, Ask, Decision, OnRefusal, Outcome, Proxy};
+pub use server::{
+    start, Ask, ClientCheck, Clients, Decision, OnRefusal, Outcome, Proxy, FOREIGN_CLIENT,
+};

@@ -110,15 +110,38 @@ pub struct Ask {
     pub reply: tokio::sync::oneshot::Sender<bool>,
 }
 
+/// Who may use the proxy. On Linux its listener lives in the sandbox's own network
+/// namespace, so every client is the sandbox's ([`Clients::Any`]). On Windows loopback is
+/// shared by every process of the machine, other sandboxes' included, so each connection is
+/// checked to come from this run ([`Clients::Checked`]) before a byte of it is read.
+#[derive(Clone)]
+pub enum Clients {
+    Any,
+    Checked(Arc<dyn ClientCheck>),
+}
+
+/// The check of [`Clients::Checked`].
+pub trait ClientCheck: Send + Sync {
+    /// `Ok` if the connection from `peer` (the client's end) to `local` (the proxy's end)
+    /// belongs to this run; otherwise why not. It is called once per connection, on a
+    /// blocking thread.
+    fn admit(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), String>;
+}
+
+/// `X-Cordon-Refused` of a connection from outside the run (also its audit reason prefix).
+pub const FOREIGN_CLIENT: &str = "foreign-client";
+
 /// Serves `listener` with `policy` on a small runtime of its own (two worker threads), and
 /// sends every decision on `decisions`. With `policy.ask_unlisted`, names off the list are
-/// sent on `asks` and held for the answer. Returns once the proxy is accepting connections.
+/// sent on `asks` and held for the answer. Only `clients` are served. Returns once the proxy
+/// is accepting connections.
 pub fn start(
     listener: std::net::TcpListener,
     policy: Egress,
     decisions: mpsc::Sender<Decision>,
     on_refusal: OnRefusal,
     asks: Option<mpsc::Sender<Ask>>,
+    clients: Clients,
 ) -> io::Result<Proxy> {
     listener.set_nonblocking(true)?;
     let ask_unlisted = policy.ask_unlisted;
@@ -137,6 +160,7 @@ pub fn start(
         decisions,
         on_refusal,
         asks: asks.filter(|_| ask_unlisted),
+        clients,
     });
     runtime.spawn(accept_loop(listener, shared));
     Ok(Proxy {
@@ -149,6 +173,7 @@ struct Shared {
     decisions: mpsc::Sender<Decision>,
     on_refusal: OnRefusal,
     asks: Option<mpsc::Sender<Ask>>,
+    clients: Clients,
 }
 
 type Body = BoxBody<Bytes, hyper::Error>;
@@ -168,6 +193,10 @@ async fn accept_loop(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
 async fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let started = Instant::now();
+    if let Err(why) = admitted(&stream, &shared.clients).await {
+        turn_away(stream, Ticket::new(shared, "TCP", started), why).await;
+        return;
+    }
     let for_service = shared.clone();
     let service = hyper::service::service_fn(move |req| {
         let shared = for_service.clone();
@@ -189,6 +218,42 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) {
             format!("malformed-request: not a well-formed HTTP/1.1 request ({e}); answered 400");
         ticket.report(Outcome::Refused, Some(reason), None, (0, 0));
     }
+}
+
+/// Whether `stream` comes from a client the proxy serves.
+async fn admitted(stream: &TcpStream, clients: &Clients) -> Result<(), String> {
+    let Clients::Checked(check) = clients else {
+        return Ok(());
+    };
+    let ends = stream
+        .peer_addr()
+        .and_then(|p| Ok((p, stream.local_addr()?)));
+    let (peer, local) = ends.map_err(|e| format!("the connection's addresses: {e}"))?;
+    let check = check.clone();
+    tokio::task::spawn_blocking(move || check.admit(peer, local))
+        .await
+        .unwrap_or_else(|e| Err(format!("the client check failed: {e}")))
+}
+
+/// Answers a connection from outside the run with a 403 that says so, unread, and logs it.
+async fn turn_away(mut stream: TcpStream, mut ticket: Ticket, why: String) {
+    ticket.host = "(a client outside this run)".into();
+    let body = format!(
+        "cordon: this proxy serves one sandboxed run, and this connection is not from it ({why}).\n\
+         Each run's proxy admits only that run's processes; use the proxy named in your own HTTP_PROXY.\n"
+    );
+    let answer = format!(
+        "HTTP/1.1 403 Forbidden\r\nX-Cordon-Refused: {FOREIGN_CLIENT}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    ticket.report(
+        Outcome::Refused,
+        Some(format!("{FOREIGN_CLIENT}: {why}; answered 403 unread")),
+        None,
+        (0, 0),
+    );
 }
 
 async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
@@ -759,7 +824,7 @@ mod tests {
             ask_unlisted: false,
         };
         let (tx, rx) = mpsc::channel();
-        let proxy = start(listener, policy, tx, OnRefusal::Answer, None).unwrap();
+        let proxy = start(listener, policy, tx, OnRefusal::Answer, None, Clients::Any).unwrap();
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         write!(client, "CONNECT t.test:{port} HTTP/1.1\r\n\r\n").unwrap();
         let mut head = Vec::new();

@@ -41,7 +41,15 @@ fn proxy() -> (Proxy, SocketAddr, TcpListener, mpsc::Receiver<Decision>) {
         ask_unlisted: false,
     };
     let (tx, rx) = mpsc::channel();
-    let proxy = cordon_proxy::start(listener, policy, tx, OnRefusal::Answer, None).unwrap();
+    let proxy = cordon_proxy::start(
+        listener,
+        policy,
+        tx,
+        OnRefusal::Answer,
+        None,
+        cordon_proxy::Clients::Any,
+    )
+    .unwrap();
     (proxy, addr, upstream, rx)
 }
 

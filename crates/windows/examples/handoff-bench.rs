@@ -141,6 +141,7 @@ mod bench {
                 &env,
                 &cwd,
                 None,
+                None,
             )
             .map_err(|e| e.to_string())
         };

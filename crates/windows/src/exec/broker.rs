@@ -45,6 +45,7 @@ use windows_sys::Win32::System::Threading::{
 };
 
 use super::account::{self, Copy, Launch};
+use super::job::JobWatch;
 use super::process::{self, Exit, Started};
 use super::shield::{self, KernelAcl, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
 use super::{accounts, from_wide_ptr, token, wide, ExecError};
@@ -81,6 +82,9 @@ pub struct Served {
     pub started_broker: bool,
 }
 
+/// A command as `run` was given it: argv, environment, working folder, timeout.
+type Command<'a> = (&'a [String], &'a [(String, String)], &'a str, Option<Duration>);
+
 /// How long a new broker may take to say it serves, and an old one to leave.
 const START_WAIT: Duration = Duration::from_secs(20);
 /// Connections tried before giving up (a broker may exit idle between two of them).
@@ -109,6 +113,7 @@ pub fn run(
     env: &[(String, String)],
     cwd: &str,
     timeout: Option<Duration>,
+    job_watch: Option<&JobWatch>,
 ) -> Result<Served, ExecError> {
     let name = BrokerName::new(place.developer, place.session, account_of(plan));
     let pipe_name = name.pipe();
@@ -140,7 +145,8 @@ pub fn run(
                         "{pipe_name} is served by pid {server}, but its greeting names pid {pid}"
                     )));
                 }
-                let exit = hand_over(pipe, pid, plan, argv, env, cwd, timeout)?;
+                let command = (argv, env, cwd, timeout);
+                let exit = hand_over(pipe, pid, plan, command, job_watch)?;
                 return Ok(Served {
                     exit,
                     broker_pid: pid,
@@ -231,15 +237,13 @@ fn open_process(pid: u32, access: u32) -> io::Result<OwnedHandle> {
 
 /// One command through a broker that greeted us: stdio duplicated in, the request, the
 /// answer, the three handles duplicated out, the pipe closed (the broker then drops its
-/// own), and the wait.
+/// own), the job shown to `job_watch`, and the wait.
 fn hand_over(
     mut pipe: File,
     pid: u32,
     plan: &WindowsPlan,
-    argv: &[String],
-    env: &[(String, String)],
-    cwd: &str,
-    timeout: Option<Duration>,
+    (argv, env, cwd, timeout): Command<'_>,
+    job_watch: Option<&JobWatch>,
 ) -> Result<Exit, ExecError> {
     let broker = open_process(pid, shield::PROCESS_DUP_HANDLE | shield::SYNCHRONIZE)
         .map_err(|e| handoff(format!("opening cordon's broker (pid {pid}): {e}")))?;
@@ -286,6 +290,14 @@ fn hand_over(
     // closing kills the suspended command).
     let (job, process, thread) = (take(job)?, take(process)?, take(thread)?);
     drop(pipe);
+    // Before the command resumes: from its first instruction on, its connections to the
+    // proxy are checked against this job.
+    if let Some(watch) = job_watch {
+        let shown = job
+            .try_clone()
+            .map_err(|e| handoff(format!("sharing the job: {e}")))?;
+        let _ = watch.set(shown);
+    }
     let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
     Started::from_handles(process, thread)
         .wait(&job, timeout)

@@ -100,6 +100,7 @@ impl Client {
             &system_env(),
             &plan.workspace.to_string(),
             None,
+            None,
         )
     }
 }

@@ -3,14 +3,15 @@
 use std::io;
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::ptr::null;
+use std::sync::{Arc, OnceLock};
 
 use windows_sys::Win32::System::JobObjects::{
-    CreateJobObjectW, JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
-    SetInformationJobObject, JOBOBJECT_CPU_RATE_CONTROL_INFORMATION,
-    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
-    JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_LIMIT_ACTIVE_PROCESS,
-    JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION, JOB_OBJECT_LIMIT_JOB_MEMORY,
-    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    CreateJobObjectW, JobObjectBasicProcessIdList, JobObjectCpuRateControlInformation,
+    JobObjectExtendedLimitInformation, QueryInformationJobObject, SetInformationJobObject,
+    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JOB_OBJECT_CPU_RATE_CONTROL_ENABLE, JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP,
+    JOB_OBJECT_LIMIT_ACTIVE_PROCESS, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
+    JOB_OBJECT_LIMIT_JOB_MEMORY, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
 
 use crate::plan::job::JobLimits;
@@ -75,4 +76,65 @@ pub fn create(limits: &JobLimits) -> io::Result<OwnedHandle> {
         }
     }
     Ok(job)
+}
+
+/// Puts this process into `job` (tests: a process stands in for a sandboxed command).
+pub fn assign_current(job: &OwnedHandle) -> io::Result<()> {
+    // SAFETY: `job` is a valid job handle; the pseudo-handle names this process.
+    let ok = unsafe {
+        windows_sys::Win32::System::JobObjects::AssignProcessToJobObject(
+            job.as_raw_handle(),
+            windows_sys::Win32::System::Threading::GetCurrentProcess(),
+        )
+    };
+    match ok {
+        0 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// A run's job once it exists, for what checks processes against it while the run goes on
+/// (the proxy's client check in `--net allow`): set once, right before the command resumes.
+pub type JobWatch = Arc<OnceLock<OwnedHandle>>;
+
+/// The ids of the processes in `job` now (active ones: an exited process has left it).
+pub fn process_ids(job: &OwnedHandle) -> io::Result<Vec<u32>> {
+    // JOBOBJECT_BASIC_PROCESS_ID_LIST: two DWORDs (assigned, listed), then ULONG_PTR ids;
+    // read as usizes, which is its layout on 64-bit Windows only.
+    const _: () = assert!(std::mem::size_of::<usize>() == 8);
+    // Grown until every assigned process fits.
+    let mut room = 64usize;
+    loop {
+        let mut buf = vec![0usize; 1 + room];
+        let bytes = u32::try_from(buf.len() * std::mem::size_of::<usize>())
+            .map_err(|_| io::Error::other("job process list too large"))?;
+        // SAFETY: `buf` is `bytes` long and usize-aligned, as the list's ids need.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                job.as_raw_handle(),
+                JobObjectBasicProcessIdList,
+                buf.as_mut_ptr().cast(),
+                bytes,
+                std::ptr::null_mut(),
+            )
+        };
+        // The header's two u32s share the first usize (little-endian: assigned is low).
+        let assigned = (buf[0] & 0xFFFF_FFFF) as usize;
+        let listed = (buf[0] >> 32) as usize;
+        if ok != 0 && listed >= assigned {
+            return Ok(buf[1..1 + listed.min(room)]
+                .iter()
+                .map(|&id| id as u32)
+                .collect());
+        }
+        // ERROR_MORE_DATA, or more processes joined between the calls.
+        let e = io::Error::last_os_error();
+        if ok == 0 && e.raw_os_error() != Some(234) {
+            return Err(e);
+        }
+        if room >= 1 << 16 {
+            return Err(io::Error::other("job process list keeps growing"));
+        }
+        room = (assigned.max(room) * 2).min(1 << 16);
+    }
 }

@@ -29,6 +29,7 @@ pub mod setup;
 mod setup_tests;
 pub mod shield;
 pub mod sid;
+pub mod tcp_owner;
 #[cfg(test)]
 mod tests;
 pub mod token;
