@@ -348,7 +348,7 @@ $out += "refused=$(Fetch 'http://example.org/' $env:HTTP_PROXY)"
 try { (New-Object Net.Sockets.TcpClient).Connect('1.1.1.1', 443); $out += 'direct=connected' } catch { $out += 'direct=blocked' }
 try { (New-Object Net.Sockets.TcpClient).Connect('127.0.0.1', PROBE_PORT); $out += 'loopback=connected' } catch { $out += 'loopback=blocked' }
 # Taking over the proxy's port (SO_REUSEADDR) must fail while cordon holds it: another account.
-try { $l = New-Object Net.Sockets.TcpListener([Net.IPAddress]::Loopback, 47128); $l.Server.SetSocketOption([Net.Sockets.SocketOptionLevel]::Socket, [Net.Sockets.SocketOptionName]::ReuseAddress, $true); $l.Start(); $l.Stop(); $out += 'squat=bound' } catch { $out += 'squat=refused' }
+try { $l = New-Object Net.Sockets.TcpListener([Net.IPAddress]::Loopback, ([uri]$env:HTTP_PROXY).Port); $l.Server.SetSocketOption([Net.Sockets.SocketOptionLevel]::Socket, [Net.Sockets.SocketOptionName]::ReuseAddress, $true); $l.Start(); $l.Stop(); $out += 'squat=bound' } catch { $out += 'squat=refused' }
 $out | Set-Content -LiteralPath net-allow.txt
 # Held open while the script outside tries the proxy from processes not in this run's job.
 Set-Content -LiteralPath net-allow-ready.txt -Value 1
@@ -366,9 +366,11 @@ exit 0
     $allowArgs = $pre + @('-w', $ews, '--allow-domain', 'example.com', '--audit', $alog, '--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $b64)
     $bg = Start-Job -ScriptBlock { param($e, $a) & $e @a 2>&1 | Out-Null; $LASTEXITCODE } -ArgumentList $exe, $allowArgs
     $t = 0; while (-not (Test-Path -LiteralPath $ready) -and $t -lt 240) { Start-Sleep -Milliseconds 500; $t++ }
+    $heldBy = (@(Get-Content -LiteralPath $netOut -ErrorAction SilentlyContinue) | Where-Object { $_ -like 'proxy=*' } | Select-Object -First 1) -replace '^proxy=', ''
+    if (-not $heldBy) { $heldBy = 'http://127.0.0.1:47128' }
     function ProxyAnswer {
         $r = [Net.WebRequest]::Create('http://example.com/')
-        $r.Proxy = New-Object Net.WebProxy('http://127.0.0.1:47128')
+        $r.Proxy = New-Object Net.WebProxy($heldBy)
         $r.Timeout = 15000
         try { $resp = $r.GetResponse(); $code = [int]$resp.StatusCode; $resp.Close(); return "$code" }
         catch [Net.WebException] {
@@ -379,13 +381,18 @@ exit 0
     }
     $fromDeveloper = ProxyAnswer
     $ows = New-Workspace 'elevated-offline-probe'
-    $offlineBody = "try { `$r = [Net.WebRequest]::Create('http://example.com/'); `$r.Proxy = New-Object Net.WebProxy('http://127.0.0.1:47128'); `$resp = `$r.GetResponse(); Set-Content got.txt ([int]`$resp.StatusCode) } catch [Net.WebException] { `$e = `$_.Exception.Response; if (`$e) { Set-Content got.txt ""`$([int]`$e.StatusCode) `$(`$e.Headers['X-Cordon-Refused'])"" } else { Set-Content got.txt 'error' } }"
+    $offlineBody = "try { `$r = [Net.WebRequest]::Create('http://example.com/'); `$r.Proxy = New-Object Net.WebProxy('$heldBy'); `$resp = `$r.GetResponse(); Set-Content got.txt ([int]`$resp.StatusCode) } catch [Net.WebException] { `$e = `$_.Exception.Response; if (`$e) { Set-Content got.txt ""`$([int]`$e.StatusCode) `$(`$e.Headers['X-Cordon-Refused'])"" } else { Set-Content got.txt 'error' } }"
     $null = Sandboxed $ows $offlineBody @() -NoWeaker
     $fromOffline = Get-Content -LiteralPath (Join-Path $ows 'got.txt') -ErrorAction SilentlyContinue
+    # A second allow run at the same time gets a proxy of its own, on the next port.
+    $sws = New-Workspace 'elevated-second-allow'
+    $null = Sandboxed $sws 'Set-Content -LiteralPath p.txt -Value $env:HTTP_PROXY' @('--allow-domain', 'example.com') -NoWeaker
+    $secondProxy = Get-Content -LiteralPath (Join-Path $sws 'p.txt') -ErrorAction SilentlyContinue
     Set-Content -LiteralPath $probed -Value 1
     $rc = Receive-Job -Job $bg -Wait -AutoRemoveJob | Select-Object -Last 1
     Check "--net allow: the developer's own process is turned away by the run's proxy (not in its job)" ($fromDeveloper -eq '403 foreign-client') "got '$fromDeveloper'"
     Check '--net allow: an offline run (same account, another job) is turned away by the run''s proxy' ($fromOffline -eq '403 foreign-client') "got '$fromOffline'"
+    Check '--net allow: a second allow run at the same time gets its own proxy on another port of 47128-47135' ($secondProxy -match '^http://127\.0\.0\.1:471(2[89]|3[0-5])$' -and $secondProxy -ne $heldBy) "first '$heldBy', second '$secondProxy'"
     $got = @{}
     foreach ($line in @(Get-Content -LiteralPath $netOut -ErrorAction SilentlyContinue)) {
         $k, $v = $line -split '=', 2
@@ -393,7 +400,7 @@ exit 0
     }
     $pending = $probe.Pending()
     $probe.Stop()
-    Check '--net allow runs elevated and points the command at 127.0.0.1:47128' ($rc -eq 0 -and $got['proxy'] -eq 'http://127.0.0.1:47128') "exit $rc, HTTPS_PROXY '$($got['proxy'])'"
+    Check '--net allow runs elevated and points the command at a port of 127.0.0.1:47128-47135' ($rc -eq 0 -and $got['proxy'] -match '^http://127\.0\.0\.1:471(2[89]|3[0-5])$') "exit $rc, HTTPS_PROXY '$($got['proxy'])'"
     Check '--net allow: an allowed domain is reached through the proxy (https://example.com, CONNECT)' ($got['allowed'] -eq '200') "got '$($got['allowed'])'"
     Check '--net allow: a domain off the list is refused with 403 and X-Cordon-Refused' ($got['refused'] -eq '403 not-on-allow-list') "got '$($got['refused'])'"
     Check '--net allow: a direct connection out is refused (firewall)' ($got['direct'] -eq 'blocked') "got '$($got['direct'])'"

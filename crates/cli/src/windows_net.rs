@@ -1,5 +1,5 @@
-//! `--net allow` for an elevated Windows run: cordon's proxy listening on the one loopback
-//! port the offline account's WFP filter admits, the variables that point the command at it,
+//! `--net allow` for an elevated Windows run: cordon's proxy listening on one of the loopback
+//! ports the offline account's WFP filter admits (serving only the run's own processes), the variables that point the command at it,
 //! and its decisions on stderr and in the audit log (the same lines and events as on Linux,
 //! from `egress`).
 //!
@@ -12,7 +12,7 @@
 //! Use: [`start_for`] before `command_start` is logged (a port in use is exit 125 before
 //! anything ran), [`AllowNet::record`] once it is, [`AllowNet::finish`] after the command.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,20 +21,13 @@ use cordon_audit::Sink;
 use cordon_policy::{Network, Policy, ViolationClass};
 use cordon_proxy::{ClientCheck, Clients, Decision, OnRefusal, Proxy};
 use cordon_windows::exec::job::{self, JobWatch};
+use cordon_windows::exec::listener::exclusive_loopback;
 use cordon_windows::exec::tcp_owner;
 use cordon_windows::plan::setup::ELEVATED_PROXY_PORTS;
 
 use crate::egress;
 use crate::failure::Failure;
 use crate::runlog::log;
-
-/// Where the proxy listens in elevated mode. The port is fixed because the WFP filter that
-/// narrows the offline account's loopback to it is persistent (docs/windows.md, "The proxy's
-/// port is fixed in elevated mode"), so one `--net allow` run at a time can hold it.
-pub fn elevated_address() -> SocketAddr {
-    let [port] = ELEVATED_PROXY_PORTS;
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
 
 /// The proxy of one run, and the thread writing its decisions down.
 pub struct AllowNet {
@@ -52,7 +45,8 @@ struct Recorder {
 }
 
 /// What `cordon run` on Windows calls: for `--net allow` in the elevated mode, the proxy
-/// started on [`elevated_address`] and `env` pointed at it; `None` for the other network
+/// started on the first free one of `ELEVATED_PROXY_PORTS` (fixed: the WFP filter admitting
+/// them is persistent) and `env` pointed at it; `None` for the other network
 /// modes. `--net allow` in the unelevated mode is refused (125): the developer's own token
 /// is not confined by the firewall, so a program that ignores the proxy would go straight
 /// out.
@@ -70,9 +64,11 @@ pub fn start_for(
         )
         .with_hint("run `cordon setup --elevated` as an administrator, or use --net off (or --net full for the host's network)"));
     }
+    refuse_unbuilt(policy)?;
+    let listener = bind_first(&ELEVATED_PROXY_PORTS)?;
     let job = JobWatch::default();
     let clients = Clients::Checked(Arc::new(RunJob(job.clone())));
-    start(elevated_address(), policy, env, clients).map(|net| Some(net.watching(job)))
+    start(listener, policy, env, clients).map(|net| Some(net.watching(job)))
 }
 
 /// The proxy's clients in elevated mode: the processes of this run's job, and nobody else.
@@ -103,32 +99,15 @@ impl ClientCheck for RunJob {
     }
 }
 
-/// Starts the proxy on `address` (port 0: a free one, for tests) with `policy`'s allow-list,
-/// serving `clients`, and points `env` at it. Fails closed (125) on what Windows does not have yet: an `ask`
-/// for names off the list (the approval broker) and killing the command at the first
-/// refusal (`terminate_on_violation = ["network"]`).
+/// Starts the proxy on `listener` with `policy`'s allow-list, serving `clients`, and points
+/// `env` at it.
 pub fn start(
-    address: SocketAddr,
+    listener: TcpListener,
     policy: &Policy,
     env: &mut Vec<(String, String)>,
     clients: Clients,
 ) -> Result<AllowNet, Failure> {
-    if policy.egress.ask_unlisted {
-        return Err(Failure::setup(
-            "network.unlisted = \"ask\" needs cordon's approval broker, which the Windows backend does not have yet; the command did not run",
-        )
-        .with_hint("remove `unlisted = \"ask\"` and list the domains with --allow-domain"));
-    }
-    if policy
-        .terminate_on_violation
-        .contains(&ViolationClass::Network)
-    {
-        return Err(Failure::setup(
-            "terminate_on_violation = [\"network\"] (kill the command at the first refused request) is not built on Windows yet; the command did not run",
-        )
-        .with_hint("remove \"network\" from terminate_on_violation: refused requests are still answered 403 and logged"));
-    }
-    let listener = bind(address)?;
+    refuse_unbuilt(policy)?;
     let address = listener
         .local_addr()
         .map_err(|e| Failure::setup(format!("--net allow: reading the proxy's address: {e}")))?;
@@ -149,31 +128,54 @@ pub fn start(
     })
 }
 
-/// Binds the proxy's listener. A port in use is named with who may hold it: the firewall
-/// lets the sandbox reach this port only, so cordon cannot move to another.
-fn bind(address: SocketAddr) -> Result<TcpListener, Failure> {
-    TcpListener::bind(address).map_err(|e| {
-        let port = address.port();
-        match e.kind() {
-            std::io::ErrorKind::AddrInUse => Failure::setup(format!(
-                "--net allow: cordon's proxy cannot listen on {address}, the only port the elevated mode's firewall lets the sandbox reach: it is in use, by another `cordon run --net allow` or another program; the command did not run"
-            ))
-            .with_hint(format!(
-                "one --net allow run at a time in the elevated mode: wait for the other to end; `netstat -ano -p tcp | findstr :{port}` names the process holding the port"
-            )),
-            // WSAEACCES: the port lies in a range Windows reserved (Hyper-V, WSL and
-            // Docker reserve ranges at boot), or another account holds it exclusively.
-            std::io::ErrorKind::PermissionDenied => Failure::setup(format!(
-                "--net allow: cordon's proxy may not listen on {address} ({e}): Windows reserved the port or another account holds it; the command did not run"
-            ))
-            .with_hint(format!(
-                "`netsh interface ipv4 show excludedportrange protocol=tcp` lists the reserved ranges; one reserved at boot (Hyper-V, WSL, Docker) that holds {port} usually moves after `net stop winnat` and `net start winnat` as an administrator"
-            )),
-            _ => Failure::setup(format!(
-                "--net allow: cordon's proxy cannot listen on {address}: {e}; the command did not run"
-            )),
+/// Fails closed (125) on what Windows does not have yet: an `ask` for names off the list
+/// (the approval broker) and killing the command at the first refusal
+/// (`terminate_on_violation = ["network"]`).
+fn refuse_unbuilt(policy: &Policy) -> Result<(), Failure> {
+    if policy.egress.ask_unlisted {
+        return Err(Failure::setup(
+            "network.unlisted = \"ask\" needs cordon's approval broker, which the Windows backend does not have yet; the command did not run",
+        )
+        .with_hint("remove `unlisted = \"ask\"` and list the domains with --allow-domain"));
+    }
+    if policy
+        .terminate_on_violation
+        .contains(&ViolationClass::Network)
+    {
+        return Err(Failure::setup(
+            "terminate_on_violation = [\"network\"] (kill the command at the first refused request) is not built on Windows yet; the command did not run",
+        )
+        .with_hint("remove \"network\" from terminate_on_violation: refused requests are still answered 403 and logged"));
+    }
+    Ok(())
+}
+
+/// The first of `ports` on 127.0.0.1 that cordon can hold exclusively (SO_EXCLUSIVEADDRUSE:
+/// no sandboxed process can bind it beside cordon). When every one is taken, 125 naming
+/// them and who may hold them: the firewall lets the sandbox reach these ports only, so
+/// cordon cannot move elsewhere.
+pub fn bind_first(ports: &[u16]) -> Result<TcpListener, Failure> {
+    let mut refused = Vec::new();
+    for &port in ports {
+        match exclusive_loopback(port) {
+            Ok(l) => return Ok(l),
+            Err(e) => refused.push(format!("{port}: {e}")),
         }
-    })
+    }
+    let (first, last) = (ports.first().copied(), ports.last().copied());
+    let range = match (first, last) {
+        (Some(a), Some(b)) if a != b => format!("ports {a}-{b}"),
+        (Some(a), _) => format!("port {a}"),
+        _ => "no port".into(),
+    };
+    Err(Failure::setup(format!(
+        "--net allow: cordon's proxy cannot listen on 127.0.0.1 {range}, the only ones the elevated mode's firewall lets the sandbox reach: {}; the command did not run",
+        refused.join(", ")
+    ))
+    .with_hint(format!(
+        "{} `--net allow` runs at a time in the elevated mode: wait for one to end; `netstat -ano -p tcp | findstr \":4712[89] :4713[0-5]\"` names the processes holding the ports, and `netsh interface ipv4 show excludedportrange protocol=tcp` lists ranges Windows reserved at boot (Hyper-V, WSL, Docker; `net stop winnat` then `net start winnat` as an administrator usually moves them)",
+        ports.len()
+    )))
 }
 
 /// Replaces the caller's proxy settings with cordon's proxy at `url`. Windows' variable

@@ -38,8 +38,8 @@ fn policy() -> Policy {
     p
 }
 
-fn free() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
+fn free() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
 fn temp_log(name: &str) -> PathBuf {
@@ -110,6 +110,7 @@ fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logge
         open: std::sync::atomic::AtomicBool::new(false),
     });
     let mut net = start(free(), &policy(), &mut env, Clients::Checked(gate.clone())).unwrap();
+    assert!(proxy_in(&env).ip().is_loopback());
     let proxy = proxy_in(&env);
     net.record(&mut audit, "run-1");
     assert!(audit.is_none(), "the sink moved to the recorder");
@@ -315,21 +316,37 @@ fn the_command_is_pointed_at_the_proxy_once_per_name() {
 }
 
 #[test]
-fn a_port_in_use_is_refused_naming_it() {
+fn the_first_free_port_is_taken_and_all_taken_is_refused_naming_them() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap();
-    let mut env = Vec::new();
-    let Err(f) = start(addr, &policy(), &mut env, Clients::Any) else {
-        panic!("started on a port in use");
+    let busy = taken.local_addr().unwrap().port();
+    let free_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let got = bind_first(&[busy, free_port]).unwrap();
+    assert_eq!(got.local_addr().unwrap().port(), free_port, "the next port");
+
+    let Err(f) = bind_first(&[busy, free_port]) else {
+        panic!("started on ports in use");
     };
     assert_eq!(f.code, 125);
-    assert!(f.message.contains(&addr.to_string()), "{}", f.message);
-    assert!(f.message.contains("in use"), "{}", f.message);
-    assert!(f.message.contains("did not run"), "{}", f.message);
+    assert!(f.message.contains(&format!("{busy}:")), "{}", f.message);
     assert!(
-        env.is_empty(),
-        "the command was pointed at a proxy that is not there"
+        f.message.contains(&format!("{free_port}:")),
+        "{}",
+        f.message
     );
+    assert!(f.message.contains("did not run"), "{}", f.message);
+    assert!(f.hint.unwrap().contains("2 `--net allow` runs at a time"));
+}
+
+#[test]
+fn the_elevated_ports_are_the_filters_range() {
+    assert!(cordon_windows::plan::network::consecutive(
+        &ELEVATED_PROXY_PORTS
+    ));
+    assert_eq!(ELEVATED_PROXY_PORTS[0], 47_128);
 }
 
 #[test]
@@ -350,10 +367,4 @@ fn what_windows_lacks_is_refused_not_ignored() {
     off.network = Network::Off;
     assert!(matches!(start_for(&off, true, &mut env), Ok(None)));
     assert!(env.is_empty());
-}
-
-#[test]
-fn the_elevated_address_is_the_one_the_filter_admits() {
-    assert_eq!(elevated_address().to_string(), "127.0.0.1:47128");
-    assert_eq!([elevated_address().port()], ELEVATED_PROXY_PORTS);
 }

@@ -22,6 +22,7 @@ pub mod elevate;
 pub mod firewall;
 pub mod host;
 pub mod job;
+pub mod listener;
 pub mod logon;
 pub mod process;
 pub mod setup;

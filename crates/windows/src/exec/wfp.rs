@@ -1,6 +1,6 @@
 //! WFP filters for the offline account: cordon's own provider and persistent sublayer (fixed
-//! GUIDs from `plan::network`), and one block filter per [`WfpFilter`] at the ALE connect
-//! layers for IPv4 and IPv6. Setup removes every filter of cordon's provider and adds the
+//! GUIDs from `plan::network`), and one filter per [`WfpFilter`] (blocks, and the proxy's
+//! permit above them) at the ALE connect layers for IPv4 and IPv6. Setup removes every filter of cordon's provider and adds the
 //! plan's, in one transaction, so a re-run replaces them and a failure leaves the old set.
 
 use std::io;
@@ -15,7 +15,7 @@ use windows_sys::Win32::Security::Authorization::{
 use windows_sys::Win32::System::Rpc::RPC_C_AUTHN_WINNT;
 
 use super::wide;
-use crate::plan::network::{WfpCondition, WfpFilter, WFP_PROVIDER, WFP_SUBLAYER};
+use crate::plan::network::{WfpAction, WfpCondition, WfpFilter, WFP_PROVIDER, WFP_SUBLAYER};
 
 /// FWP_E_ALREADY_EXISTS: the provider or sublayer from an earlier setup.
 const ALREADY_EXISTS: u32 = 0x8032_0009;
@@ -181,6 +181,7 @@ impl Engine {
         // Everything a condition points at lives until the call returns.
         let mut sds: Vec<SecurityDescriptor> = Vec::new();
         let mut blobs: Vec<Box<FWP_BYTE_BLOB>> = Vec::new();
+        let mut ranges: Vec<Box<FWP_RANGE0>> = Vec::new();
         let mut conditions: Vec<FWPM_FILTER_CONDITION0> = Vec::new();
         for c in &f.conditions {
             match c {
@@ -217,19 +218,23 @@ impl Engine {
                         conditions.push(port_condition(FWP_MATCH_EQUAL, *port));
                     }
                 }
-                WfpCondition::RemotePortsNot(ports) => match ports.as_slice() {
-                    [] => {}
-                    // ORed NOT_EQUALs would match every port, so only one can be excluded
-                    // this way; more would need permit filters of a higher weight.
-                    [port] => conditions.push(port_condition(FWP_MATCH_NOT_EQUAL, *port)),
-                    _ => {
-                        return Err(io::Error::other(format!(
-                            "{}: one proxy port can be excluded, not {}",
-                            f.name,
-                            ports.len()
-                        )))
-                    }
-                },
+                WfpCondition::RemotePortRange(low, high) => {
+                    ranges.push(Box::new(FWP_RANGE0 {
+                        valueLow: port_value(*low),
+                        valueHigh: port_value(*high),
+                    }));
+                    let range: *mut FWP_RANGE0 = &mut **ranges
+                        .last_mut()
+                        .ok_or_else(|| io::Error::other("no range"))?;
+                    conditions.push(FWPM_FILTER_CONDITION0 {
+                        fieldKey: FWPM_CONDITION_IP_REMOTE_PORT,
+                        matchType: FWP_MATCH_RANGE,
+                        conditionValue: FWP_CONDITION_VALUE0 {
+                            r#type: FWP_RANGE_TYPE,
+                            Anonymous: FWP_CONDITION_VALUE0_0 { rangeValue: range },
+                        },
+                    });
+                }
                 WfpCondition::Loopback => conditions.push(FWPM_FILTER_CONDITION0 {
                     fieldKey: FWPM_CONDITION_FLAGS,
                     matchType: FWP_MATCH_FLAGS_ALL_SET,
@@ -250,13 +255,18 @@ impl Engine {
         filter.providerKey = provider_key;
         filter.layerKey = layer;
         filter.subLayerKey = sublayer_key;
-        filter.weight.r#type = FWP_EMPTY;
+        // An explicit weight: WFP's automatic one could put a block above the proxy's permit.
+        filter.weight.r#type = FWP_UINT8;
+        filter.weight.Anonymous.uint8 = f.weight;
         filter.numFilterConditions = conditions.len() as u32;
         filter.filterCondition = conditions.as_mut_ptr();
-        filter.action.r#type = FWP_ACTION_BLOCK;
+        filter.action.r#type = match f.action {
+            WfpAction::Block => FWP_ACTION_BLOCK,
+            WfpAction::Permit => FWP_ACTION_PERMIT,
+        };
         let mut id = 0u64;
         // SAFETY: `filter` and everything its conditions point at (`conditions`, `blobs`,
-        // `sds`, `name`) are alive for the call; default security for the filter.
+        // `ranges`, `sds`, `name`) are alive for the call; default security for the filter.
         let r = unsafe { FwpmFilterAdd0(self.h(), &filter, null_mut(), &mut id) };
         drop(sds);
         check(&format!("FwpmFilterAdd0 `{}`", f.name), r)

@@ -116,17 +116,42 @@ pub enum WfpCondition {
     Protocol(u8),
     /// FWPM_CONDITION_IP_REMOTE_PORT equal to one of these.
     RemotePorts(Vec<u16>),
-    /// FWPM_CONDITION_IP_REMOTE_PORT outside these (loopback only to the proxy).
-    RemotePortsNot(Vec<u16>),
+    /// FWPM_CONDITION_IP_REMOTE_PORT within `low..=high` (FWP_MATCH_RANGE).
+    RemotePortRange(u16, u16),
     /// FWPM_CONDITION_FLAGS has FWP_CONDITION_FLAG_IS_LOOPBACK.
     Loopback,
 }
 
-/// One block filter at the ALE connect layers (v4 and v6) in cordon's own sublayer.
+/// What a filter does with the connections it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WfpAction {
+    Block,
+    Permit,
+}
+
+/// One filter at the ALE connect layers (v4 and v6) in cordon's own sublayer. Within a
+/// sublayer WFP evaluates filters by weight, highest first, and the first that matches
+/// decides; so a permit of higher weight carves an exception out of a broader block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WfpFilter {
     pub name: String,
     pub conditions: Vec<WfpCondition>,
+    pub action: WfpAction,
+    /// The weight range index (FWP_UINT8, 0..=15).
+    pub weight: u8,
+}
+
+/// Weights: the proxy's permit above every block.
+pub const WEIGHT_BLOCK: u8 = 1;
+pub const WEIGHT_PERMIT: u8 = 15;
+
+fn block(name: String, conditions: Vec<WfpCondition>) -> WfpFilter {
+    WfpFilter {
+        name,
+        conditions,
+        action: WfpAction::Block,
+        weight: WEIGHT_BLOCK,
+    }
 }
 
 /// Fixed GUIDs so setup finds, replaces and removes its own objects (and nothing else).
@@ -140,41 +165,54 @@ const ICMPV6: u8 = 58;
 
 /// DNS (53, and 853 for DNS over TLS), ICMP, and loopback other than the proxy's ports are
 /// blocked for the offline account: names are resolved by cordon's proxy, never inside.
+/// `proxy_ports` is one consecutive range (one proxy per concurrent `--net allow` run; each
+/// proxy serves only its own run's processes), admitted by a permit of higher weight than
+/// the loopback block.
 pub fn wfp_filters(offline: &Sid, proxy_ports: &[u16]) -> Vec<WfpFilter> {
     let user = || WfpCondition::User(offline.clone());
     let mut out = Vec::new();
     for proto in [UDP, TCP] {
-        out.push(WfpFilter {
-            name: format!(
+        out.push(block(
+            format!(
                 "cordon: no DNS ({})",
                 if proto == UDP { "udp" } else { "tcp" }
             ),
-            conditions: vec![
+            vec![
                 user(),
                 WfpCondition::Protocol(proto),
                 WfpCondition::RemotePorts(vec![53, 853]),
             ],
-        });
+        ));
     }
     for proto in [ICMP, ICMPV6] {
+        out.push(block(
+            format!("cordon: no ICMP (protocol {proto})"),
+            vec![user(), WfpCondition::Protocol(proto)],
+        ));
+    }
+    if let (Some(&low), Some(&high)) = (proxy_ports.iter().min(), proxy_ports.iter().max()) {
         out.push(WfpFilter {
-            name: format!("cordon: no ICMP (protocol {proto})"),
-            conditions: vec![user(), WfpCondition::Protocol(proto)],
+            name: format!("cordon: loopback TCP to the proxy's ports {low}-{high}"),
+            conditions: vec![
+                user(),
+                WfpCondition::Loopback,
+                WfpCondition::Protocol(TCP),
+                WfpCondition::RemotePortRange(low, high),
+            ],
+            action: WfpAction::Permit,
+            weight: WEIGHT_PERMIT,
         });
     }
-    out.push(WfpFilter {
-        name: "cordon: loopback only to the proxy".into(),
-        conditions: vec![
-            user(),
-            WfpCondition::Loopback,
-            WfpCondition::RemotePortsNot(proxy_ports.to_vec()),
-        ],
-    });
-    out.push(WfpFilter {
-        name: "cordon: no UDP on loopback".into(),
-        conditions: vec![user(), WfpCondition::Loopback, WfpCondition::Protocol(UDP)],
-    });
+    out.push(block(
+        "cordon: no other loopback".into(),
+        vec![user(), WfpCondition::Loopback],
+    ));
     out
+}
+
+/// Whether `ports` is one run of consecutive ports, as the permit filter's range needs.
+pub fn consecutive(ports: &[u16]) -> bool {
+    ports.windows(2).all(|w| w[1] == w[0].wrapping_add(1))
 }
 
 #[cfg(test)]
@@ -198,9 +236,52 @@ mod tests {
         assert!(filters.iter().any(|f| f
             .conditions
             .contains(&WfpCondition::RemotePorts(vec![53, 853]))));
-        assert!(filters.iter().any(|f| f
+        let permit = filters
+            .iter()
+            .find(|f| f.action == WfpAction::Permit)
+            .expect("a permit for the proxy");
+        assert!(permit
             .conditions
-            .contains(&WfpCondition::RemotePortsNot(vec![3128]))));
+            .contains(&WfpCondition::RemotePortRange(3128, 3128)));
+    }
+
+    #[test]
+    fn the_proxy_range_is_the_only_loopback_permit_and_outweighs_every_block() {
+        let sid = Sid::new(5, &[21, 7, 8, 9, 1005]);
+        let ports: Vec<u16> = (47_128..=47_135).collect();
+        assert!(consecutive(&ports) && !consecutive(&[1, 3]));
+        let filters = wfp_filters(&sid, &ports);
+        let permits: Vec<&WfpFilter> = filters
+            .iter()
+            .filter(|f| f.action == WfpAction::Permit)
+            .collect();
+        assert_eq!(permits.len(), 1);
+        let p = permits[0];
+        assert_eq!(
+            p.conditions,
+            vec![
+                WfpCondition::User(sid.clone()),
+                WfpCondition::Loopback,
+                WfpCondition::Protocol(TCP),
+                WfpCondition::RemotePortRange(47_128, 47_135),
+            ],
+            "TCP only (UDP on loopback stays blocked), the account only"
+        );
+        assert!(
+            p.name.contains("47128-47135"),
+            "a changed range renames it: setup notices"
+        );
+        assert!(filters
+            .iter()
+            .filter(|f| f.action == WfpAction::Block)
+            .all(|f| f.weight < p.weight));
+        // The broad loopback block is there, so every other loopback port stays shut.
+        assert!(filters.iter().any(|f| f.action == WfpAction::Block
+            && f.conditions == vec![WfpCondition::User(sid.clone()), WfpCondition::Loopback]));
+        // No proxy ports: no permit at all.
+        assert!(wfp_filters(&sid, &[])
+            .iter()
+            .all(|f| f.action == WfpAction::Block));
     }
 
     #[test]

@@ -30,10 +30,13 @@ pub const RIGHTS: [&str; 3] = [
     "SeDenyRemoteInteractiveLogonRight",
 ];
 
-/// The loopback ports cordon's proxy binds in elevated mode. Fixed, because the WFP filter
-/// that keeps the offline account's loopback traffic to the proxy is persistent (installed
-/// once by an administrator, not per run).
-pub const ELEVATED_PROXY_PORTS: [u16; 1] = [47_128];
+/// The loopback ports cordon's proxies bind in elevated mode, one per concurrent `--net
+/// allow` run (each serves only its own run's processes). Fixed, because the WFP filter that
+/// admits the offline account's loopback traffic to them is persistent (installed once by an
+/// administrator, not per run). Consecutive: the filter matches them as one range.
+pub const ELEVATED_PROXY_PORTS: [u16; 8] = [
+    47_128, 47_129, 47_130, 47_131, 47_132, 47_133, 47_134, 47_135,
+];
 
 /// The message for a run that needs elevated mode on a machine where setup is missing.
 pub const SETUP_NEEDED: &str = "run `cordon setup --elevated` as an administrator";
@@ -213,8 +216,9 @@ impl fmt::Display for SetupPlan {
             step(
                 f,
                 format!(
-                    "WFP block filters for {sid}: DNS (53, 853), ICMP, UDP on loopback, loopback TCP except ports {:?}",
-                    self.proxy_ports
+                    "WFP filters for {sid}: block DNS (53, 853), ICMP, UDP on loopback, loopback TCP except ports {}-{}",
+                    self.proxy_ports.iter().min().unwrap_or(&0),
+                    self.proxy_ports.iter().max().unwrap_or(&0)
                 ),
             )?;
         }
@@ -222,8 +226,12 @@ impl fmt::Display for SetupPlan {
             step(
                 f,
                 format!(
-                    "WFP filter `{}` (ALE connect v4 and v6, block) for {sid}",
-                    w.name
+                    "WFP filter `{}` (ALE connect v4 and v6, {}) for {sid}",
+                    w.name,
+                    match w.action {
+                        network::WfpAction::Block => "block",
+                        network::WfpAction::Permit => "permit, above the blocks",
+                    }
                 ),
             )?;
         }
@@ -527,7 +535,7 @@ mod tests {
             "SeBatchLogonRight for CordonSandboxOffline",
             "SeDenyNetworkLogonRight for CordonSandboxOnline",
             "<SID of CordonSandboxOffline>",
-            "loopback TCP except ports [47128]",
+            "loopback TCP except ports 47128-47135",
             "deny read for CordonSandboxUsers",
         ] {
             assert!(text.contains(needle), "{needle} not in\n{text}");
