@@ -273,6 +273,13 @@ impl Engine {
     }
 }
 
+fn port_value(port: u16) -> FWP_VALUE0 {
+    FWP_VALUE0 {
+        r#type: FWP_UINT16,
+        Anonymous: FWP_VALUE0_0 { uint16: port },
+    }
+}
+
 fn port_condition(match_type: FWP_MATCH_TYPE, port: u16) -> FWPM_FILTER_CONDITION0 {
     FWPM_FILTER_CONDITION0 {
         fieldKey: FWPM_CONDITION_IP_REMOTE_PORT,
