@@ -6,12 +6,15 @@ use std::ptr::null;
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{
-    SetHandleInformation, HANDLE_FLAG_INHERIT, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    SetHandleInformation, HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::System::JobObjects::{AssignProcessToJobObject, TerminateJobObject};
 use windows_sys::Win32::System::Threading::{
-    CreateProcessAsUserW, GetExitCodeProcess, ResumeThread, WaitForSingleObject, CREATE_SUSPENDED,
-    CREATE_UNICODE_ENVIRONMENT, INFINITE, PROCESS_INFORMATION, STARTF_USESTDHANDLES, STARTUPINFOW,
+    CreateProcessAsUserW, DeleteProcThreadAttributeList, GetExitCodeProcess,
+    InitializeProcThreadAttributeList, ResumeThread, UpdateProcThreadAttribute,
+    WaitForSingleObject, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT,
+    EXTENDED_STARTUPINFO_PRESENT, INFINITE, LPPROC_THREAD_ATTRIBUTE_LIST, PROCESS_INFORMATION,
+    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, STARTF_USESTDHANDLES, STARTUPINFOEXW, STARTUPINFOW,
 };
 
 use super::wide;
@@ -56,27 +59,35 @@ pub fn start(
     let mut line = wide(command_line);
     let dir = wide(cwd);
     let si = STARTUPINFOW {
-        cb: std::mem::size_of::<STARTUPINFOW>() as u32,
+        cb: std::mem::size_of::<STARTUPINFOEXW>() as u32,
         dwFlags: STARTF_USESTDHANDLES,
         hStdInput: stdio[0],
         hStdOutput: stdio[1],
         hStdError: stdio[2],
         ..Default::default()
     };
-    for h in [si.hStdInput, si.hStdOutput, si.hStdError] {
-        if !h.is_null() {
-            // Only the three standard handles are inherited; a failure (e.g. no console)
-            // leaves that stream closed in the child, which is what it would be anyway.
-            // SAFETY: `h` is a handle of this process the caller keeps open for the call
-            // (a standard handle, or one duplicated into it for the command).
-            unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) };
-        }
+    let inherited = inherited(&stdio);
+    for &h in &inherited {
+        // Listed handles must be inheritable. A failure (e.g. no console) leaves that stream
+        // closed in the child, which is what it would be anyway.
+        // SAFETY: `h` is a handle of this process the caller keeps open for the call (a
+        // standard handle, or one duplicated into it for the command).
+        unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) };
     }
+    // The child inherits exactly these, whatever else of this process is inheritable (a
+    // broker starting several commands at once hands each only its own stdio).
+    let list = HandleList::new(&inherited)?;
+    let si = STARTUPINFOEXW {
+        StartupInfo: si,
+        lpAttributeList: list.as_ptr(),
+    };
     let mut pi = PROCESS_INFORMATION::default();
     // SAFETY: every string is NUL-terminated and outlives the call; `line` is writable as
     // CreateProcessAsUserW requires; `env_block` is a double-NUL-terminated UTF-16 block
-    // (CREATE_UNICODE_ENVIRONMENT); `si` and `pi` are valid. `token` is a restricted version
-    // of cordon's own token, so no SE_ASSIGNPRIMARYTOKEN privilege is needed.
+    // (CREATE_UNICODE_ENVIRONMENT); `si` is a STARTUPINFOEXW (EXTENDED_STARTUPINFO_PRESENT)
+    // whose attribute list and handles outlive the call; `pi` is valid. `token` is a
+    // restricted version of cordon's own token, so no SE_ASSIGNPRIMARYTOKEN privilege is
+    // needed.
     let ok = unsafe {
         CreateProcessAsUserW(
             token.as_raw_handle(),
@@ -85,13 +96,14 @@ pub fn start(
             null(),
             null(),
             1,
-            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT,
+            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT,
             env_block.as_ptr().cast(),
             dir.as_ptr(),
-            &si,
+            &si.StartupInfo,
             &mut pi,
         )
     };
+    drop(list);
     if ok == 0 {
         return Err(io::Error::last_os_error());
     }
@@ -113,6 +125,75 @@ pub fn start(
         return Err(e);
     }
     Ok(started)
+}
+
+/// The handles a command inherits: its standard ones, each once (a handle listed twice is
+/// refused by Windows, and stdout and stderr are often one handle), none null.
+fn inherited(stdio: &[RawHandle; 3]) -> Vec<RawHandle> {
+    let mut out: Vec<RawHandle> = Vec::with_capacity(3);
+    for &h in stdio {
+        if !h.is_null() && h != INVALID_HANDLE_VALUE && !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// A PROC_THREAD_ATTRIBUTE_LIST holding one attribute, the handle list, freed on drop. The
+/// handle array lives in the struct: the attribute points at it until the list is deleted.
+struct HandleList {
+    buf: Vec<usize>,
+    handles: Box<[RawHandle]>,
+}
+
+impl HandleList {
+    fn new(handles: &[RawHandle]) -> io::Result<HandleList> {
+        let mut size = 0usize;
+        // SAFETY: a null list asks for the size one attribute needs.
+        unsafe { InitializeProcThreadAttributeList(std::ptr::null_mut(), 1, 0, &mut size) };
+        let mut list = HandleList {
+            buf: vec![0usize; size.div_ceil(std::mem::size_of::<usize>()).max(1)],
+            handles: handles.to_vec().into_boxed_slice(),
+        };
+        // SAFETY: `buf` holds at least `size` bytes, pointer-aligned.
+        if unsafe { InitializeProcThreadAttributeList(list.as_ptr(), 1, 0, &mut size) } == 0 {
+            list.buf.clear(); // not initialised: nothing to delete
+            return Err(io::Error::last_os_error());
+        }
+        if list.handles.is_empty() {
+            return Ok(list);
+        }
+        // SAFETY: the list was initialised for one attribute; `handles` stays alive and
+        // unmoved (boxed) until the list is deleted in drop.
+        let ok = unsafe {
+            UpdateProcThreadAttribute(
+                list.as_ptr(),
+                0,
+                PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
+                list.handles.as_ptr().cast(),
+                std::mem::size_of_val(&*list.handles),
+                std::ptr::null_mut(),
+                std::ptr::null(),
+            )
+        };
+        if ok == 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(list)
+    }
+
+    fn as_ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
+        self.buf.as_ptr().cast_mut().cast()
+    }
+}
+
+impl Drop for HandleList {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            // SAFETY: initialised in `new`, deleted once.
+            unsafe { DeleteProcThreadAttributeList(self.as_ptr()) };
+        }
+    }
 }
 
 impl Started {
