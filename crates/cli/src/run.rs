@@ -77,7 +77,15 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         crate::request::DOOR_VAR.into(),
         cordon_linux::REQUEST_DOOR.into(),
     ));
-    let mut spec = build_spec(&args.command, policy, &workspace, &cwd, env, net);
+    let mut spec = build_spec(
+        &args.command,
+        args.policy.as_deref(),
+        policy,
+        &workspace,
+        &cwd,
+        env,
+        net,
+    );
     spec.supervise_exec = commands::supervised(&policy.commands);
     spec.request_door = dirs::state_dir().is_some();
     let transaction = match &args.transaction {
@@ -485,6 +493,7 @@ fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
 
 fn build_spec(
     command: &[OsString],
+    policy_file: Option<&Path>,
     policy: &Policy,
     workspace: &Path,
     cwd: &Path,
@@ -501,6 +510,7 @@ fn build_spec(
         writable: paths.writable,
         deny_read: paths.deny_read,
         protected: paths.protected,
+        own_files: own_files(policy_file),
         net,
         mode: Mode::Namespaces,
         limits: cordon_linux::Limits {
@@ -519,6 +529,25 @@ fn build_spec(
         supervise_exec: false,
         request_door: false,
     }
+}
+
+/// cordon's own configuration: the user layer's folder (so a missing `config.toml` cannot be
+/// created either) and the `--policy` file. The backend protects each that a writable root
+/// holds.
+fn own_files(policy_file: Option<&Path>) -> Vec<PathBuf> {
+    // Canonical, as the writable roots are: `$XDG_CONFIG_HOME` resolved, then `cordon`.
+    let mut out: Vec<PathBuf> = dirs::user_config()
+        .and_then(|f| f.parent().map(Path::to_path_buf))
+        .and_then(|dir| {
+            let parent = std::fs::canonicalize(dir.parent()?).ok()?;
+            Some(parent.join(dir.file_name()?))
+        })
+        .into_iter()
+        .collect();
+    if let Some(p) = policy_file.and_then(|p| std::fs::canonicalize(p).ok()) {
+        out.push(p);
+    }
+    out
 }
 
 /// Says (stderr and audit log) that cordon ended the run at a violation.

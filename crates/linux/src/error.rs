@@ -103,6 +103,10 @@ pub enum PrepareError {
     WorkspaceTooBroad(PathBuf, &'static str),
     #[error("protected path {0} is a symbolic link; cordon cannot pin a link's target")]
     ProtectedSymlink(PathBuf),
+    /// A linked worktree whose Git directories are not laid out as Git lays them out: cordon
+    /// would make both writable, and both are named by files a sandbox could have written.
+    #[error("linked worktree {dot_git}: {why}; cordon makes a worktree's Git directories writable only where Git itself puts them (run `git worktree repair` in the main repository, or check the files named)")]
+    GitLayout { dot_git: PathBuf, why: String },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,

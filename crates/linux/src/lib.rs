@@ -81,6 +81,9 @@ pub struct Spec {
     pub deny_read: Vec<PathBuf>,
     /// Protected paths inside the workspace (read-only, uncreatable).
     pub protected: Vec<PathBuf>,
+    /// cordon's own configuration (the user's layer's folder, a `--policy` file): protected
+    /// like the paths above wherever a writable root would otherwise hold them.
+    pub own_files: Vec<PathBuf>,
     pub net: NetMode,
     pub mode: Mode,
     /// Resource limits (none by default; core files are always off).

@@ -236,14 +236,27 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
             protect(&target, &workspace, &mut plan, &mut ro)?;
         }
     }
-    for p in &ro {
-        plan.mounts
-            .push(mount(p, MountKind::Bind { writable: false }));
+    if let Some(g) = &git {
+        for target in git_side_paths(&g.common_dir) {
+            // Existing side directories only: their own files are made uncreatable there.
+            protect(&target, &workspace, &mut plan, &mut ro)?;
+        }
     }
     for w in plan.spec.writable.clone() {
         if let Ok(c) = fs::canonicalize(&w) {
             push_unique(&mut plan.writable, c);
         }
+    }
+    // cordon's own configuration, where a writable root holds it: a run that could write
+    // it would choose the next run's policy.
+    for f in plan.spec.own_files.clone() {
+        if plan.writable.iter().any(|w| f.starts_with(w)) {
+            protect(&f, &workspace, &mut plan, &mut ro)?;
+        }
+    }
+    for p in &ro {
+        plan.mounts
+            .push(mount(p, MountKind::Bind { writable: false }));
     }
     for w in plan.writable.clone() {
         if !plan.mounts.iter().any(|m| m.target == w) {
@@ -261,11 +274,63 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
         base_mounts(&mut plan);
         hide_host_sockets(&mut plan)?;
     }
+    pin_ancestors(&mut plan);
     for t in ["/tmp", "/var/tmp", "/dev/shm"] {
         push_unique(&mut plan.writable, PathBuf::from(t));
     }
     mounts::order(&mut plan.mounts);
     Ok(plan)
+}
+
+/// A read-only or hidden path inside a writable root could be carried away by renaming one
+/// of its parents (the mount moves with its directory), leaving the path itself open for
+/// the next run. So every directory between the writable root and such a path is pinned:
+/// a mount point cannot be renamed or removed. None are needed in the default view, where
+/// protected paths sit directly in `.git` (pinned) or the workspace (a mount).
+fn pin_ancestors(plan: &mut Plan) {
+    let roots: Vec<PathBuf> = plan
+        .mounts
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.kind,
+                MountKind::Bind { writable: true } | MountKind::Overlay | MountKind::Pin
+            )
+        })
+        .map(|m| m.target.clone())
+        .collect();
+    let guarded: Vec<PathBuf> = plan
+        .mounts
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.kind,
+                MountKind::Bind { writable: false } | MountKind::HideDir | MountKind::HideFile
+            )
+        })
+        .map(|m| m.target.clone())
+        .collect();
+    let overlaid = plan.spec.overlay.is_some();
+    for target in guarded {
+        let Some(root) = roots
+            .iter()
+            .filter(|r| target.starts_with(r) && **r != target)
+            .max_by_key(|r| r.components().count())
+        else {
+            continue;
+        };
+        let mut dir = target.parent();
+        while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root.as_path()) {
+            if !plan.mounts.iter().any(|m| m.target == d) {
+                let kind = match overlaid && d.starts_with(&plan.workspace) {
+                    true => MountKind::PinInView,
+                    false => MountKind::Pin,
+                };
+                plan.mounts.push(mount(d, kind));
+            }
+            dir = d.parent();
+        }
+    }
 }
 
 /// With a transaction the workspace is an overlay, and pins inside it are taken from the
@@ -394,11 +459,76 @@ fn git_layout(workspace: &Path) -> Result<Option<GitLayout>, PrepareError> {
             .map_err(io_err("resolving commondir", &git_dir))?,
         Err(_) => git_dir.clone(),
     };
-    Ok(Some(GitLayout {
+    let layout = GitLayout {
         dot_git,
         git_dir,
         common_dir,
-    }))
+    };
+    check_worktree(&layout)?;
+    Ok(Some(layout))
+}
+
+/// A linked worktree's directories must be where Git puts them: its own directory is
+/// `MAIN/worktrees/NAME` and its `commondir` names `MAIN`. cordon makes both writable, and
+/// `commondir` lives in a directory an earlier sandbox could write: trusting another value
+/// would let one run choose what the next may write (`commondir` naming the home, or /etc).
+fn check_worktree(g: &GitLayout) -> Result<(), PrepareError> {
+    if g.common_dir == g.git_dir {
+        // A `.git` file naming a separate repository directory (`--separate-git-dir`, an
+        // absorbed submodule): nothing else is made writable.
+        return Ok(());
+    }
+    let expected = g
+        .git_dir
+        .parent()
+        .filter(|p| p.file_name().is_some_and(|n| n == "worktrees"))
+        .and_then(Path::parent);
+    if expected == Some(g.common_dir.as_path()) {
+        return Ok(());
+    }
+    Err(PrepareError::GitLayout {
+        dot_git: g.dot_git.clone(),
+        why: format!(
+            "its Git directory {} names {} as the shared repository (in {}), which is not the repository that holds it",
+            g.git_dir.display(),
+            g.common_dir.display(),
+            g.git_dir.join("commondir").display()
+        ),
+    })
+}
+
+/// Files in a worktree's own Git directory (`MAIN/worktrees/NAME`), not the shared one.
+const PER_WORKTREE: &[&str] = &["commondir", "config.worktree", "gitdir"];
+
+/// Bounds on the Git side directories looked at per run: more is refused to slow nothing.
+const MAX_SIDE_DIRS: usize = 64;
+
+/// The other Git directories a host `git` may later read configuration or hooks from,
+/// inside the repository's shared directory: every linked worktree's (`worktrees/*`: its
+/// `commondir`, `gitdir`, `config.worktree`) and every submodule's (`modules/*`: its own
+/// `config`, `hooks`, `info` and per-worktree files). Each is protected like `.git/config`,
+/// so a sandbox cannot point the user's next `git status` in another worktree or
+/// submodule at code of its choosing. Bounded: the first [`MAX_SIDE_DIRS`] of each.
+fn git_side_paths(common_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let entries = |dir: PathBuf| -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        rd.filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .take(MAX_SIDE_DIRS)
+            .collect()
+    };
+    for wt in entries(common_dir.join("worktrees")) {
+        out.extend(PER_WORKTREE.iter().map(|f| wt.join(f)));
+    }
+    for module in entries(common_dir.join("modules")) {
+        out.extend(["config", "hooks", "info"].iter().map(|f| module.join(f)));
+        out.extend(PER_WORKTREE.iter().map(|f| module.join(f)));
+    }
+    out
 }
 
 /// A protected path under `WS/.git/` means the same path in Git's real directories.
@@ -409,6 +539,9 @@ fn map_into_git(p: &Path, workspace: &Path, git: Option<&GitLayout>) -> Vec<Path
     let Ok(rest) = p.strip_prefix(workspace.join(".git")) else {
         return vec![p.to_path_buf()];
     };
+    if PER_WORKTREE.iter().any(|f| rest == Path::new(f)) {
+        return vec![g.git_dir.join(rest)];
+    }
     let mut out = vec![g.common_dir.join(rest)];
     if rest == Path::new("config") {
         // Per-worktree configuration can set hooksPath and fsmonitor too.
@@ -534,14 +667,76 @@ fn cover(real: PathBuf, plan: &mut Plan) -> Result<(), PrepareError> {
         MountKind::HideFile
     };
     if !meta.is_dir() && meta.nlink() > 1 {
-        plan.notes.push(format!(
-            "{} has {} hard links; names outside the deny-read set stay readable",
-            real.display(),
-            meta.nlink()
-        ));
+        plan.notes.push(hard_links_note(&real, meta.nlink()));
     }
-    if !plan.mounts.iter().any(|m| m.target == real) {
-        plan.mounts.push(mount(&real, kind));
+    if plan.mounts.iter().any(|m| m.target == real) {
+        return Ok(());
+    }
+    plan.mounts.push(mount(&real, kind));
+    if meta.is_dir() {
+        cover_links_out(&real, plan)?;
+    }
+    Ok(())
+}
+
+fn hard_links_note(path: &Path, links: u64) -> String {
+    format!(
+        "{} has {links} hard links; names outside the deny-read set stay readable",
+        path.display()
+    )
+}
+
+/// How far into a denied directory cordon looks for ways out of it: secret stores are small
+/// (`~/.ssh`), and a browser profile's thousands of files are not walked on every run.
+const LINK_SCAN_DEPTH: usize = 2;
+const LINK_SCAN_ENTRIES: usize = 64;
+
+/// Hiding a directory hides its names, not what they point to: a symbolic link in it to a
+/// file elsewhere (dotfiles managed by stow) leaves the secret readable at its real path,
+/// and a file with another hard link stays readable through that name. So the first entries
+/// of a denied directory are looked at: link targets outside it are hidden too, and hard
+/// links are said. Targets are hidden as found, without looking into them in turn.
+fn cover_links_out(dir: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
+    let mut queue = vec![(dir.to_path_buf(), 0usize)];
+    let mut seen = 0usize;
+    while let Some((d, depth)) = queue.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for entry in rd.filter_map(Result::ok) {
+            seen += 1;
+            if seen > LINK_SCAN_ENTRIES {
+                return Ok(());
+            }
+            let path = entry.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                let Ok(target) = fs::canonicalize(&path) else {
+                    continue; // dangling: nothing to read
+                };
+                if target.starts_with(dir) || plan.mounts.iter().any(|m| m.target == target) {
+                    continue;
+                }
+                if plan.workspace.starts_with(&target) {
+                    plan.notes.push(format!(
+                        "{} points to {}, which holds the workspace; it is not hidden",
+                        path.display(),
+                        target.display()
+                    ));
+                    continue;
+                }
+                let kind = match fs::metadata(&target) {
+                    Ok(m) if m.is_dir() => MountKind::HideDir,
+                    Ok(_) => MountKind::HideFile,
+                    Err(_) => continue,
+                };
+                plan.mounts.push(mount(&target, kind));
+            } else if meta.is_dir() && depth + 1 < LINK_SCAN_DEPTH {
+                queue.push((path, depth + 1));
+            } else if meta.is_file() && meta.nlink() > 1 {
+                plan.notes.push(hard_links_note(&path, meta.nlink()));
+            }
+        }
     }
     Ok(())
 }

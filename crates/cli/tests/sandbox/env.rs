@@ -11,6 +11,9 @@ fn secret_looking_variables_are_removed() {
         .env("AWS_SECRET_ACCESS_KEY", "aws_leak2")
         .env("OPENAI_API_KEY", "sk_leak3")
         .env("DB_PASSWORD", "pw_leak4")
+        .env("MY_PASS", "pw_leak5")
+        .env("npm_config__authToken", "npm_leak6")
+        .env("OPENAI_APIKEY", "sk_leak7")
         .env("SSH_AUTH_SOCK", "/tmp/agent.sock")
         .env("HARMLESS_SETTING", "visible")
         .output()
@@ -22,6 +25,9 @@ fn secret_looking_variables_are_removed() {
         "aws_leak2",
         "sk_leak3",
         "pw_leak4",
+        "pw_leak5",
+        "npm_leak6",
+        "sk_leak7",
         "agent.sock",
     ] {
         assert!(!out.contains(leak), "{leak} reached the command");

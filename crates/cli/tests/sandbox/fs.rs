@@ -225,7 +225,14 @@ fn secrets_are_unreadable_directly_and_through_links() {
          tar cf - {h} 2>/dev/null | strings; grep -r . {h} 2>/dev/null; true",
         h = e.home.display()
     );
-    let run = e.sh(&[], &script).ok();
+    let run = e
+        .sh(&[], &format!("cat {}/.bashrc; {script}", e.home.display()))
+        .ok();
+    assert!(
+        run.stdout.contains("# original"),
+        "control: the fake home is not visible inside, so this test would test nothing:\n{}",
+        run.stdout
+    );
     assert!(
         !run.stdout.contains(SECRET),
         "secret leaked:\n{}",
@@ -286,4 +293,178 @@ fn root_caller_gains_nothing_from_uid_zero() {
     let mode = fs::metadata("/etc").unwrap().mode() & 0o777;
     assert_eq!(mode, 0o755);
     let _ = run;
+}
+
+/// Runs `script` under `sh -c` in `dir` as the workspace (`-w dir`), with `flags`.
+fn sh_in(e: &Env, dir: &std::path::Path, flags: &[&str], script: &str) -> crate::util::Run {
+    let mut argv: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), "-w".as_ref(), dir.as_os_str()];
+    argv.extend(flags.iter().map(std::ffi::OsStr::new));
+    argv.extend([
+        "--".as_ref(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        std::ffi::OsStr::new(script),
+    ]);
+    let mut cmd = e.command(&argv);
+    cmd.current_dir(dir);
+    crate::util::Run::from(cmd.stdin(std::process::Stdio::null()).output().unwrap())
+}
+
+#[test]
+fn a_worktrees_commondir_cannot_choose_what_the_next_run_writes() {
+    let e = Env::with_git("worktree-commondir");
+    let wt = e.root.join("wt");
+    e.git(&["worktree", "add", "-q", wt.to_str().unwrap()]);
+    let commondir = e.ws.join(".git/worktrees/wt/commondir");
+    let original = fs::read_to_string(&commondir).unwrap();
+    // Run 1, in the worktree: its own `commondir` is read-only (the attack's first step).
+    let run = sh_in(
+        &e,
+        &wt,
+        &[],
+        "echo ../../../../ > \"$(git rev-parse --git-dir)/commondir\"; true",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(&commondir).unwrap(),
+        original,
+        "commondir rewritten"
+    );
+    // Run 1', in the main repository: the worktree's files are read-only there too.
+    let run = e.sh(&[], "echo ../../../../ > .git/worktrees/wt/commondir; echo x > .git/worktrees/wt/config.worktree; mv .git/worktrees/wt .git/worktrees/moved; true").ok();
+    assert!(run.code == 0);
+    assert_eq!(
+        fs::read_to_string(&commondir).unwrap(),
+        original,
+        "commondir rewritten from main"
+    );
+    assert!(
+        !exists(&e.ws.join(".git/worktrees/wt/config.worktree")),
+        "config.worktree planted"
+    );
+    assert!(
+        !exists(&e.ws.join(".git/worktrees/moved")),
+        "worktree entry moved"
+    );
+    // A `commondir` planted some other way (an older cordon, by hand) is refused outright:
+    // the run does not start, and the directory it names stays read-only.
+    fs::write(&commondir, format!("{}\n", e.home.display())).unwrap();
+    let run = sh_in(&e, &wt, &[], "echo pwned >> \"$HOME/.bashrc\"");
+    assert_eq!(run.code, 125, "stdout {} stderr {}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("linked worktree"), "{}", run.stderr);
+    assert_eq!(
+        fs::read_to_string(e.home.join(".bashrc")).unwrap(),
+        "# original\n"
+    );
+}
+
+#[test]
+fn a_submodules_git_config_and_hooks_are_read_only() {
+    let e = Env::with_git("submodule-config");
+    let module = e.ws.join(".git/modules/sub");
+    fs::create_dir_all(module.join("hooks")).unwrap();
+    fs::write(module.join("config"), "[core]\n").unwrap();
+    let run = e
+        .sh(&[], "echo '[core] fsmonitor = /bin/evil' >> .git/modules/sub/config; echo evil > .git/modules/sub/hooks/post-checkout; echo x > .git/modules/sub/commondir; mv .git/modules/sub .git/modules/moved; true")
+        .ok();
+    assert!(run.code == 0);
+    assert_eq!(
+        fs::read_to_string(module.join("config")).unwrap(),
+        "[core]\n"
+    );
+    assert!(!exists(&module.join("hooks/post-checkout")), "hook planted");
+    assert!(!exists(&module.join("commondir")), "commondir planted");
+    assert!(!exists(&e.ws.join(".git/modules/moved")), "module moved");
+}
+
+#[test]
+fn cordons_own_configuration_is_read_only_under_a_writable_root() {
+    let e = Env::new("own-config");
+    let config = e.home.join(".config");
+    // Absent: the folder cannot be created through `--allow-write ~/.config`.
+    let run = e
+        .sh(
+            &["--allow-write", config.to_str().unwrap()],
+            "mkdir -p \"$XDG_CONFIG_HOME/cordon\"; printf '[filesystem]\\nallow_write=[\"~/.bashrc\"]\\n' > \"$XDG_CONFIG_HOME/cordon/config.toml\"; echo ok > \"$XDG_CONFIG_HOME/other\"",
+        )
+        .ok();
+    assert!(run.code == 0);
+    assert!(
+        !exists(&config.join("cordon/config.toml")),
+        "user policy planted"
+    );
+    assert_eq!(
+        fs::read_to_string(config.join("other")).unwrap(),
+        "ok\n",
+        "the widening still works"
+    );
+    // Present: it cannot be changed, nor moved aside.
+    fs::create_dir_all(config.join("cordon")).unwrap();
+    fs::write(config.join("cordon/config.toml"), "").unwrap();
+    let run = e
+        .sh(
+            &["--allow-write", config.to_str().unwrap()],
+            "echo '[network]' > \"$XDG_CONFIG_HOME/cordon/config.toml\"; mv \"$XDG_CONFIG_HOME/cordon\" \"$XDG_CONFIG_HOME/c2\"; true",
+        )
+        .ok();
+    assert!(run.code == 0);
+    assert_eq!(
+        fs::read_to_string(config.join("cordon/config.toml")).unwrap(),
+        ""
+    );
+    assert!(!exists(&config.join("c2")));
+    // A --policy file inside the workspace is read-only too.
+    let policy = e.ws.join("policy.toml");
+    fs::write(&policy, "").unwrap();
+    let run = e
+        .sh(
+            &["--policy", policy.to_str().unwrap()],
+            "echo '[network]' > policy.toml; true",
+        )
+        .ok();
+    assert!(run.code == 0);
+    assert_eq!(fs::read_to_string(&policy).unwrap(), "");
+}
+
+#[test]
+fn a_hidden_path_cannot_be_carried_away_by_renaming_a_parent() {
+    let e = Env::new("hide-rename");
+    let local = e.home.join(".local");
+    let keyring = local.join("share/keyrings/login.keyring");
+    fs::create_dir_all(keyring.parent().unwrap()).unwrap();
+    fs::write(&keyring, SECRET).unwrap();
+    let state = local.join("state/cordon");
+    fs::create_dir_all(&state).unwrap();
+    fs::write(state.join("approvals.json"), SECRET).unwrap();
+    let flags = ["--allow-write", local.to_str().unwrap()];
+    let run = e
+        .sh(&flags, "mv ~/.local/share ~/.local/share.x; mv ~/.local/state ~/.local/state.x; mv ~/.local/share/keyrings ~/.local/k; true")
+        .ok();
+    assert!(run.code == 0);
+    assert!(
+        exists(&keyring) && exists(&state),
+        "a parent of a hidden path was renamed"
+    );
+    let run = e
+        .sh(&flags, "cat ~/.local/share.x/keyrings/login.keyring ~/.local/state.x/cordon/approvals.json ~/.local/k/login.keyring ~/.local/share/keyrings/login.keyring; true")
+        .ok();
+    assert!(!run.stdout.contains(SECRET), "{}", run.stdout);
+    // Writing elsewhere in the widened root still works.
+    let run = e.sh(&flags, "echo ok > ~/.local/note").ok();
+    assert!(run.code == 0);
+    assert_eq!(fs::read_to_string(local.join("note")).unwrap(), "ok\n");
+}
+
+#[test]
+fn a_link_out_of_a_denied_directory_is_hidden_at_its_target() {
+    let e = Env::new("stow-link");
+    let real = e.home.join("dotfiles/ssh/id_stow");
+    fs::create_dir_all(real.parent().unwrap()).unwrap();
+    fs::write(&real, SECRET).unwrap();
+    std::os::unix::fs::symlink(&real, e.home.join(".ssh/id_stow")).unwrap();
+    let run = e
+        .sh(&[], &format!("cat {} ~/.ssh/id_stow; true", real.display()))
+        .ok();
+    assert!(!run.stdout.contains(SECRET), "{}", run.stdout);
+    assert_eq!(fs::read_to_string(&real).unwrap(), SECRET);
 }

@@ -45,7 +45,7 @@ fn cargo_builds_a_small_crate() {
     fs::create_dir_all(e.ws.join("src")).unwrap();
     fs::write(
         e.ws.join("Cargo.toml"),
-        "[package]\nname = \"smoke\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+        "[package]\nname = \"smoke\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n# Its own workspace, wherever the test directory is (even inside this repository).\n[workspace]\n",
     )
     .unwrap();
     fs::write(

@@ -39,7 +39,16 @@ impl Env {
     pub fn new(name: &str) -> Env {
         let base = std::env::var_os("CORDON_TEST_DIR")
             .map(PathBuf::from)
-            .unwrap_or_else(std::env::temp_dir);
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
+        // The sandbox replaces these with private, empty ones: a fake home there would be
+        // invisible inside, and every read-boundary test would pass without testing.
+        for private in ["/tmp", "/var/tmp", "/dev/shm", "/run"] {
+            assert!(
+                !base.starts_with(private),
+                "CORDON_TEST_DIR={} is under {private}, which the sandbox replaces: use a folder the sandbox shows",
+                base.display()
+            );
+        }
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let root = base.join(format!("cordon-t-{}-{n}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root);

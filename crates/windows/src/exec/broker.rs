@@ -83,7 +83,12 @@ pub struct Served {
 }
 
 /// A command as `run` was given it: argv, environment, working folder, timeout.
-type Command<'a> = (&'a [String], &'a [(String, String)], &'a str, Option<Duration>);
+type Command<'a> = (
+    &'a [String],
+    &'a [(String, String)],
+    &'a str,
+    Option<Duration>,
+);
 
 /// How long a new broker may take to say it serves, and an old one to leave.
 const START_WAIT: Duration = Duration::from_secs(20);
