@@ -144,6 +144,15 @@ pub enum Event {
         /// The rule that refused it.
         rule: String,
     },
+    /// After the run, a Git configuration (or hooks folder) the command left in a nested
+    /// repository the workspace records, naming programs the user's own git would run; cordon
+    /// moved it aside.
+    GitConfigRefused {
+        path: PathBuf,
+        /// `core.fsmonitor`, `filter.*.clean`, … or `hooks`.
+        keys: Vec<String>,
+        moved_to: PathBuf,
+    },
     /// cordon killed the sandbox at a violation of a class in `terminate_on_violation`.
     SandboxKilled {
         /// `syscall` or `network`.

@@ -20,6 +20,8 @@ mod doctor;
 mod egress;
 #[cfg(target_os = "linux")]
 mod guarantees;
+#[cfg(any(target_os = "linux", windows))]
+mod planted_git;
 #[cfg(target_os = "linux")]
 mod recorder;
 #[cfg(target_os = "linux")]

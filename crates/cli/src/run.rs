@@ -16,6 +16,7 @@ use crate::egress;
 use crate::failure::{Failure, EXIT_SETUP};
 use crate::guarantees;
 use crate::layers;
+use crate::planted_git;
 use crate::recorder;
 use crate::runlog::{log, open_audit, run_id};
 use crate::transaction;
@@ -121,6 +122,12 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             }
         };
     }
+    // Nested repositories the index records, before (an overlaid workspace's writes are in
+    // its layer, not here: `cordon tx apply` is where they land).
+    let git_before = match plan.spec.overlay {
+        None => planted_git::before(&plan.workspace),
+        Some(_) => None,
+    };
     let mut result = start(&mut audit, &launch!(&plan));
     // The allow-list has no Landlock-only form (it needs a network namespace): no fallback.
     let proxied = matches!(net, NetMode::Proxied { .. });
@@ -134,6 +141,11 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
     }
     // The sandbox is gone: placeholders no other run relies on can go.
     plan.placeholders.release();
+    if let Some(before) = &git_before {
+        for refused in planted_git::after(&plan.workspace, before) {
+            log(&mut audit, &run_id, planted_git::report(refused));
+        }
+    }
     // A transaction that could not be recorded is cordon's failure (125), though its
     // writes are safe in the layer.
     let mut tx_failed = false;

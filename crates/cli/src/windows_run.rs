@@ -27,6 +27,7 @@ use crate::args::RunArgs;
 use crate::dirs;
 use crate::failure::Failure;
 use crate::layers;
+use crate::planted_git;
 use crate::runlog::{log, open_audit, run_id};
 
 /// Runs the command; returns cordon's exit status (a Windows exit code is 32 bits: a crash's
@@ -77,7 +78,13 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         net.record(&mut sink, &run_id);
     }
     let job_watch = net.as_ref().map(|n| n.job_watch());
+    let git_before = planted_git::before(&workspace);
     let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, job_watch);
+    if let Some(before) = &git_before {
+        for refused in planted_git::after(&workspace, before) {
+            log(&mut sink, &run_id, planted_git::report(refused));
+        }
+    }
     if let Some(net) = net {
         net.finish(&mut sink, &run_id);
     }

@@ -11,6 +11,7 @@ mod diagnostic;
 mod domains;
 mod egress;
 mod env;
+pub mod git;
 mod layer;
 mod limits;
 mod path;

@@ -468,3 +468,57 @@ fn a_link_out_of_a_denied_directory_is_hidden_at_its_target() {
     assert!(!run.stdout.contains(SECRET), "{}", run.stdout);
     assert_eq!(fs::read_to_string(&real).unwrap(), SECRET);
 }
+
+#[test]
+fn a_nested_repository_the_command_records_cannot_run_code_in_the_users_git_status() {
+    let e = Env::with_git("nested-gitlink");
+    let proof = e.root.join("outside/ran");
+    let script = format!(
+        "git init -q sub && git -C sub -c user.email=t@t -c user.name=t commit -q --allow-empty -m s && \
+         printf '#!/bin/sh\\necho ran > {p}\\n' > sub/.git/fsm && chmod +x sub/.git/fsm && \
+         git -C sub config core.fsmonitor \"$PWD/sub/.git/fsm\" && \
+         printf '#!/bin/sh\\necho ran > {p}\\n' > sub/.git/hooks/post-checkout && chmod +x sub/.git/hooks/post-checkout && \
+         git add sub && git -c user.email=t@t -c user.name=t commit -qm add-sub",
+        p = proof.display()
+    );
+    let run = e.sh(&[], &script).ok();
+    // On the host, as the user: the status descends into `sub` and must run nothing.
+    let status = e.git(&["status", "--porcelain"]);
+    assert!(
+        !exists(&proof),
+        "the user's git ran the sandbox's fsmonitor: {status}"
+    );
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+    assert!(exists(&e.ws.join("sub/.git/config.cordon-refused")));
+    assert!(exists(&e.ws.join("sub/.git/hooks.cordon-refused")));
+    let audit = fs::read_to_string(e.audit_path()).unwrap_or_default();
+    let default_audit =
+        fs::read_to_string(e.home.join(".local/state/cordon/audit.jsonl")).unwrap_or_default();
+    assert!(
+        audit.contains("git_config_refused") || default_audit.contains("git_config_refused"),
+        "no audit event"
+    );
+    // Split over two runs (the repository first, the gitlink later): still caught.
+    let e = Env::with_git("nested-gitlink-split");
+    let proof = e.root.join("outside/ran");
+    e.sh(
+        &[],
+        &format!(
+            "git init -q sub && git -C sub -c user.email=t@t -c user.name=t commit -q --allow-empty -m s && \
+             git -C sub config core.fsmonitor 'echo ran > {}'",
+            proof.display()
+        ),
+    )
+    .ok();
+    e.sh(&[], "git add sub").ok();
+    e.git(&["status", "--porcelain"]);
+    assert!(
+        !exists(&proof),
+        "the split attack ran code in the user's git"
+    );
+    // A nested repository with harmless configuration is left as it is.
+    let e = Env::with_git("nested-gitlink-harmless");
+    e.sh(&[], "git init -q sub && git -C sub -c user.email=t@t -c user.name=t commit -q --allow-empty -m s && git add sub").ok();
+    assert!(exists(&e.ws.join("sub/.git/config")));
+    assert!(!exists(&e.ws.join("sub/.git/config.cordon-refused")));
+}

@@ -1,0 +1,286 @@
+//! What in Git's own files makes the user's git run a program: the configuration keys that
+//! name one, and the gitlinks of an index (the nested repositories a `git status` in the
+//! workspace descends into). Pure: bytes and text in, findings out.
+
+/// Configuration keys whose value is a program (or a file of more configuration) that git
+/// runs or reads when the user works in that repository, as `section.key` or
+/// `section.*.key` for keys under any subsection; lowercase.
+pub const PROGRAM_KEYS: &[&str] = &[
+    "core.fsmonitor",
+    "core.hookspath",
+    "core.sshcommand",
+    "core.pager",
+    "core.editor",
+    "core.askpass",
+    "core.gitproxy",
+    "core.alternaterefscommand",
+    "core.worktree",
+    "sequence.editor",
+    "diff.external",
+    "diff.*.textconv",
+    "diff.*.command",
+    "filter.*.clean",
+    "filter.*.smudge",
+    "filter.*.process",
+    "merge.*.driver",
+    "credential.helper",
+    "credential.*.helper",
+    "gpg.program",
+    "gpg.*.program",
+    "uploadpack.packobjectshook",
+    "remote.*.uploadpack",
+    "remote.*.receivepack",
+    "include.path",
+    "includeif.*.path",
+    "pager.*",
+    "protocol.allow",
+    "protocol.*.allow",
+];
+
+/// The keys of `text` (a git config file) that name a program, as `section.key` spelled as
+/// in [`PROGRAM_KEYS`]. `core.fsmonitor` set to a boolean is git's own daemon, not a program.
+pub fn program_keys(text: &str) -> Vec<String> {
+    let mut section = String::new();
+    let mut subsection = false;
+    let mut out = Vec::new();
+    for raw in text.lines() {
+        let line = raw.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        let rest = if let Some(header) = line.strip_prefix('[') {
+            let Some((inside, after)) = header.split_once(']') else {
+                continue;
+            };
+            let inside = inside.trim();
+            // `[filter "x"]` and the old `[filter.x]` both have a subsection.
+            let (name, sub) = match inside.split_once(['"', ' ', '.']) {
+                Some((n, s)) => (n, !s.trim().is_empty()),
+                None => (inside, false),
+            };
+            section = name.trim().to_ascii_lowercase();
+            subsection = sub;
+            after.trim()
+        } else {
+            line
+        };
+        if rest.is_empty() || rest.starts_with('#') || rest.starts_with(';') {
+            continue;
+        }
+        let (key, value) = match rest.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => (rest, "true"),
+        };
+        let key = key.to_ascii_lowercase();
+        let spelled = match subsection {
+            true => format!("{section}.*.{key}"),
+            false => format!("{section}.{key}"),
+        };
+        // `pager.*`: every key of a section without subsection.
+        let named = PROGRAM_KEYS.contains(&spelled.as_str())
+            || (!subsection && PROGRAM_KEYS.contains(&format!("{section}.*").as_str()));
+        if !named {
+            continue;
+        }
+        if spelled == "core.fsmonitor" && is_bool(value) {
+            continue;
+        }
+        if !out.contains(&spelled) {
+            out.push(spelled);
+        }
+    }
+    out
+}
+
+fn is_bool(value: &str) -> bool {
+    let v = value.trim_matches('"').to_ascii_lowercase();
+    ["true", "false", "yes", "no", "on", "off", "1", "0", ""].contains(&v.as_str())
+}
+
+/// Why an index could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexError(pub String);
+
+/// The paths of the index's gitlinks (mode 160000: a nested repository recorded as a
+/// commit), in index order. `hash_len` is 20 (SHA-1) or 32 (SHA-256 repositories).
+/// Understands index versions 2, 3 and 4.
+pub fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<String>, IndexError> {
+    let bad = |why: &str| IndexError(why.to_string());
+    let u32_at = |at: usize| -> Result<u32, IndexError> {
+        index
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .ok_or_else(|| bad("truncated"))
+    };
+    if index.get(0..4) != Some(b"DIRC") {
+        return Err(bad("not an index (no DIRC signature)"));
+    }
+    let version = u32_at(4)?;
+    if !(2..=4).contains(&version) {
+        return Err(IndexError(format!("index version {version}")));
+    }
+    let count = u32_at(8)? as usize;
+    let mut at = 12usize;
+    let mut previous: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let start = at;
+        let mode = u32_at(start + 24)?;
+        let flags_at = start + 40 + hash_len;
+        let flags = index
+            .get(flags_at..flags_at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or_else(|| bad("truncated"))?;
+        let mut path_at = flags_at + 2;
+        if version >= 3 && flags & 0x4000 != 0 {
+            path_at += 2;
+        }
+        let path: Vec<u8>;
+        if version == 4 {
+            // A varint of bytes to drop from the previous path, then the rest, NUL-ended.
+            let (strip, used) = varint(index.get(path_at..).unwrap_or(&[]))
+                .ok_or_else(|| bad("truncated path prefix"))?;
+            let suffix_at = path_at + used;
+            let len = index
+                .get(suffix_at..)
+                .and_then(|b| b.iter().position(|&c| c == 0))
+                .ok_or_else(|| bad("unterminated path"))?;
+            let keep = previous
+                .len()
+                .checked_sub(strip)
+                .ok_or_else(|| bad("bad path prefix"))?;
+            let mut p = previous[..keep].to_vec();
+            p.extend_from_slice(&index[suffix_at..suffix_at + len]);
+            path = p;
+            at = suffix_at + len + 1;
+        } else {
+            let len = index
+                .get(path_at..)
+                .and_then(|b| b.iter().position(|&c| c == 0))
+                .ok_or_else(|| bad("unterminated path"))?;
+            path = index[path_at..path_at + len].to_vec();
+            // Entries are padded with 1 to 8 NULs to a multiple of 8 bytes.
+            let entry_len = path_at + len - start;
+            at = start + (entry_len + 8) / 8 * 8;
+        }
+        if mode & 0o170000 == 0o160000 {
+            out.push(String::from_utf8_lossy(&path).into_owned());
+        }
+        previous = path;
+    }
+    Ok(out)
+}
+
+/// Git's offset varint (`encode_varint` in varint.c): 7 bits a byte, high bit = more, and
+/// each continuation adds one before shifting.
+fn varint(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut value: usize = 0;
+    for (i, &b) in bytes.iter().enumerate().take(9) {
+        if i > 0 {
+            value = value.checked_add(1)?.checked_shl(7)?;
+        }
+        value |= usize::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_keys_are_found_in_every_spelling() {
+        let text = "[core]\n\trepositoryformatversion = 0\n\tFSMonitor = /tmp/x\n\
+                    [core] sshCommand = ssh -i k\n\
+                    [filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\
+                    [diff.pdf]\n\ttextconv = pdftotext\n\
+                    [includeIf \"gitdir:/x\"]\n\tpath = /evil\n\
+                    [pager]\n\tlog = less\n\
+                    [user]\n\tname = me\n";
+        assert_eq!(
+            program_keys(text),
+            vec![
+                "core.fsmonitor",
+                "core.sshcommand",
+                "filter.*.clean",
+                "diff.*.textconv",
+                "includeif.*.path",
+                "pager.log"
+            ]
+        );
+    }
+
+    #[test]
+    fn harmless_configuration_is_left_alone() {
+        let text = "[core]\n\tbare = false\n\tfsmonitor = true\n; core.pager = x\n\
+                    [remote \"origin\"]\n\turl = https://example.com/r.git\n\
+                    [branch \"main\"]\n\tremote = origin\n";
+        assert!(program_keys(text).is_empty(), "{:?}", program_keys(text));
+    }
+
+    /// An index with the given (mode, path) entries, as git writes version 2 or 3.
+    fn index_v2(entries: &[(u32, &str)]) -> Vec<u8> {
+        let mut out = b"DIRC".to_vec();
+        out.extend(2u32.to_be_bytes());
+        out.extend((entries.len() as u32).to_be_bytes());
+        for (mode, path) in entries {
+            let start = out.len();
+            out.extend([0u8; 24]);
+            out.extend(mode.to_be_bytes());
+            out.extend([0u8; 12]);
+            out.extend([0u8; 20]);
+            out.extend((path.len() as u16).to_be_bytes());
+            out.extend(path.as_bytes());
+            let len = out.len() - start;
+            out.resize(start + (len + 8) / 8 * 8, 0);
+        }
+        out
+    }
+
+    #[test]
+    fn gitlinks_of_a_version_2_index() {
+        let idx = index_v2(&[
+            (0o100644, "README"),
+            (0o160000, "sub"),
+            (0o100755, "x/run.sh"),
+            (0o160000, "vendor/lib"),
+        ]);
+        assert_eq!(gitlinks(&idx, 20).unwrap(), vec!["sub", "vendor/lib"]);
+        assert!(gitlinks(b"nope", 20).is_err());
+        assert!(gitlinks(&idx[..idx.len() - 9], 20).is_err());
+    }
+
+    #[test]
+    fn gitlinks_of_a_version_4_index() {
+        let mut idx = b"DIRC".to_vec();
+        idx.extend(4u32.to_be_bytes());
+        idx.extend(3u32.to_be_bytes());
+        // "lib/a" (strip 0), "lib/sub" (strip 1 of "lib/a", add "sub"), "lib/x" (strip 3).
+        for (mode, strip, suffix) in [
+            (0o100644u32, 0u8, "lib/a"),
+            (0o160000, 1, "sub"),
+            (0o100644, 3, "x"),
+        ] {
+            idx.extend([0u8; 24]);
+            idx.extend(mode.to_be_bytes());
+            idx.extend([0u8; 12]);
+            idx.extend([0u8; 20]);
+            idx.extend(0u16.to_be_bytes());
+            idx.push(strip);
+            idx.extend(suffix.as_bytes());
+            idx.push(0);
+        }
+        assert_eq!(gitlinks(&idx, 20).unwrap(), vec!["lib/sub"]);
+    }
+
+    #[test]
+    fn varints_are_gits_offset_encoding() {
+        assert_eq!(varint(&[0x05]), Some((5, 1)));
+        // 128 is 0x80 0x00 in git's encoding.
+        assert_eq!(varint(&[0x80, 0x00]), Some((128, 2)));
+        assert_eq!(varint(&[0x80]), None);
+    }
+}
