@@ -241,6 +241,10 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
             // Existing side directories only: their own files are made uncreatable there.
             protect(&target, &workspace, &mut plan, &mut ro)?;
         }
+        // History as it was when the run started survives whatever the command deletes.
+        for pack in packs(&g.common_dir) {
+            push_unique(&mut ro, pack);
+        }
     }
     for w in plan.spec.writable.clone() {
         if let Ok(c) = fs::canonicalize(&w) {
@@ -499,6 +503,40 @@ fn check_worktree(g: &GitLayout) -> Result<(), PrepareError> {
 
 /// Files in a worktree's own Git directory (`MAIN/worktrees/NAME`), not the shared one.
 const PER_WORKTREE: &[&str] = &["commondir", "config.worktree", "gitdir"];
+
+/// At most this many pack files are kept (the largest): a repository packed by `git gc`
+/// has one or two packs; one that never was may have hundreds, and each kept file is a mount.
+const MAX_KEPT_PACKS: usize = 16;
+
+/// The pack files (`objects/pack/*.pack` and their `.idx`) to keep read-only, so that a
+/// command deleting `.git`'s contents (`rm -rf .git/*`, `git gc --prune=now` after rewriting
+/// history) cannot take the history the run started with: a mount point cannot be unlinked.
+/// Git never rewrites a pack in place; it adds new ones, so fetches and commits work, and a
+/// repack inside the sandbox keeps the old packs (its `unlink`s fail).
+fn packs(common_dir: &Path) -> Vec<PathBuf> {
+    let dir = common_dir.join("objects/pack");
+    let Ok(rd) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, PathBuf)> = rd
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
+        .filter_map(|e| {
+            let meta = fs::symlink_metadata(e.path()).ok()?;
+            meta.is_file().then(|| (meta.len(), e.path()))
+        })
+        .collect();
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut out = Vec::new();
+    for (_, pack) in found.into_iter().take(MAX_KEPT_PACKS / 2) {
+        let idx = pack.with_extension("idx");
+        out.push(pack);
+        if fs::symlink_metadata(&idx).is_ok_and(|m| m.is_file()) {
+            out.push(idx);
+        }
+    }
+    out
+}
 
 /// Bounds on the Git side directories looked at per run: more is refused to slow nothing.
 const MAX_SIDE_DIRS: usize = 64;

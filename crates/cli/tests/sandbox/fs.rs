@@ -522,3 +522,46 @@ fn a_nested_repository_the_command_records_cannot_run_code_in_the_users_git_stat
     assert!(exists(&e.ws.join("sub/.git/config")));
     assert!(!exists(&e.ws.join("sub/.git/config.cordon-refused")));
 }
+
+#[test]
+fn wiping_git_leaves_the_history_the_run_started_with() {
+    let e = Env::with_git("git-wipe");
+    e.git(&["gc", "-q"]);
+    let head = e.git(&["rev-parse", "HEAD"]).trim().to_string();
+    let packs = |dir: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir.join(".git/objects/pack"))
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".pack") || n.ends_with(".idx"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let before = packs(&e.ws);
+    assert!(!before.is_empty(), "git gc made no pack");
+    // Legitimate work first: commits and a gc inside still succeed.
+    e.sh(
+        &[],
+        "git -c user.email=t@t -c user.name=t commit -q --allow-empty -m two && git gc -q",
+    )
+    .ok();
+    // Then the wipe.
+    e.sh(
+        &[],
+        "rm -rf .git/objects .git/refs .git/HEAD .git/packed-refs .git/logs; true",
+    )
+    .ok();
+    let after = packs(&e.ws);
+    assert!(
+        before.iter().all(|p| after.contains(p)),
+        "packs lost: before {before:?}, after {after:?}"
+    );
+    // Recoverable by hand: the commit the run started with is still there.
+    fs::create_dir_all(e.ws.join(".git/refs/heads")).unwrap();
+    fs::write(e.ws.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    let kind = e.git(&["cat-file", "-t", &head]);
+    assert_eq!(kind.trim(), "commit");
+}
