@@ -4,11 +4,13 @@
 # the command and relays its exit status, a missing program is 127, a subcommand the Windows
 # backend lacks is 125, each run writes command_start and command_exit, `setup --elevated
 # --dry-run` prints the steps and `doctor` says the elevated mode is not set up (a fresh
-# Wine prefix has no sandbox accounts). Elevated runs: with setup incomplete the refusal names
-# `cordon setup --elevated` besides --allow-weaker, `--net allow` is refused (no proxy on
-# Windows), the hidden `__as-account` is absent from --help and refuses a missing request
-# with 125, and so is `__broker` without its start frame (the hand-off and the broker
-# themselves are tested in crates/windows under Wine, the logon only on real Windows).
+# Wine prefix has no sandbox accounts), `setup --elevated --remove` undoes a half-finished
+# setup and a second one succeeds with nothing to do. Elevated runs: with setup incomplete
+# the refusal names `cordon setup --elevated` besides --allow-weaker, `--net allow` is
+# refused (no proxy on Windows), the hidden `__as-account` is absent from --help and refuses
+# a missing request with 125, and so is `__broker` without its start frame (the hand-off and
+# the broker themselves are tested in crates/windows under Wine, the logon only on real
+# Windows).
 # Usage: windows-cli-smoke.sh WINE CORDON_EXE (run by scripts/windows-test.sh).
 set -uo pipefail
 wine=$1 exe=$2
@@ -50,6 +52,27 @@ expect 127 "a missing program" -- run --allow-weaker --audit "$audit" -- no-such
 expect 125 "a subcommand Windows lacks" -- tx list
 expect 0 "setup --elevated --dry-run prints the steps" -- setup --elevated --dry-run
 grep -q "CordonSandboxOffline" "$ws/out" || { echo "FAIL the dry run names no account"; failed=1; }
+# `setup --elevated --remove` (Wine's cordon is elevated, so no UAC): what a setup that
+# stopped early leaves (a stored password, the logon-screen value) is removed and said so,
+# everything else is reported absent; a second removal does nothing and succeeds too.
+expect 0 "setup --elevated --remove --dry-run prints the steps" -- setup --elevated --remove --dry-run
+grep -q "delete the account CordonSandboxOffline" "$ws/out" || { echo "FAIL the removal's dry run names no account"; cat "$ws/out"; failed=1; }
+userlist='HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\SpecialAccounts\UserList'
+"$wine" reg add "$userlist" /v CordonSandboxOffline /t REG_DWORD /d 0 /f >/dev/null 2>&1
+local_appdata=$("$wine" cmd /c 'echo %LOCALAPPDATA%' 2>/dev/null | tr -d '\r')
+state=$("$wine" winepath -u "$local_appdata\\cordon\\state" 2>/dev/null | tr -d '\r')
+[ -n "$local_appdata" ] && [ -n "$state" ] || { echo "FAIL no state folder from Wine's %LOCALAPPDATA%"; failed=1; state=$ws/no-state; }
+mkdir -p "$state/elevated" && echo x > "$state/elevated/CordonSandboxOffline.dpapi"
+expect 0 "setup --elevated --remove after a half-finished setup" -- setup --elevated --remove
+grep -Eq '^ ?[0-9]+\. done +delete the stored password of CordonSandboxOffline' "$ws/out" \
+  && grep -Eq '^ ?[0-9]+\. done +remove HKLM.*UserList\\CordonSandboxOffline' "$ws/out" \
+  && grep -Eq '^ ?[0-9]+\. absent +delete the account CordonSandboxOffline: no such account' "$ws/out" \
+  || { echo "FAIL the removal does not report what it removed and what was absent"; cat "$ws/out"; failed=1; }
+if "$wine" reg query "$userlist" /v CordonSandboxOffline >/dev/null 2>&1; then echo "FAIL the logon-screen value is still there"; failed=1; fi
+[ -e "$state/elevated/CordonSandboxOffline.dpapi" ] && { echo "FAIL the stored password is still there"; failed=1; }
+expect 0 "a second setup --elevated --remove succeeds" -- setup --elevated --remove
+if grep -Eq '^ ?[0-9]+\. (done|FAILED|kept)' "$ws/out"; then echo "FAIL the second removal did something"; cat "$ws/out"; failed=1; fi
+grep -q "the elevated mode is removed" "$ws/out" || { echo "FAIL the second removal does not say it is removed"; cat "$ws/out"; failed=1; }
 expect 0 "doctor reports the elevated mode's state" -- doctor
 grep -q "elevated mode: not set up" "$ws/out" || { echo "FAIL doctor: $(cat "$ws/out")"; failed=1; }
 grep -q '"backend":"windows-restricted-token"' "$audit" || { echo "FAIL no command_start in $audit"; failed=1; }

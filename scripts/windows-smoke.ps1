@@ -20,7 +20,14 @@ param(
     [string[]]$Runner = @('target\debug\examples\cordon-windows-run.exe'),
     # Elevated mode's checks (deny-read, network, runs as the account) need `cordon setup
     # --elevated` first, and the real CLI as the runner (-Runner 'target\debug\cordon.exe','run').
-    [switch]$Elevated
+    [switch]$Elevated,
+    # Last, and destructive: `cordon setup --elevated`, one elevated run (a broker left
+    # running), then `cordon setup --elevated --remove`, judged by the machine (accounts,
+    # group, logon-screen values, passwords, firewall rules, WFP objects, user rights, ACEs,
+    # brokers all gone), then a second removal that must succeed with nothing to do. Needs
+    # the real CLI as the runner; best run from an administrator PowerShell (otherwise each
+    # setup, removal and WFP read asks UAC).
+    [switch]$Remove
 )
 
 # Native commands write to stderr; under 'Stop' Windows PowerShell would turn that into errors.
@@ -411,6 +418,90 @@ exit 0
     $refusedEv = @($events | Where-Object { $_.host -eq 'example.org' -and $_.decision -eq 'refused' })
     Check '--net allow: both decisions are in the audit log' ($allowedEv.Count -ge 1 -and $refusedEv.Count -ge 1) "$($events.Count) network events in $alog"
     # --- end: --net allow through cordon's proxy ---------------------------------------------
+}
+
+# --- removing elevated mode: `cordon setup --elevated --remove` -------------------------
+# Destructive, so last. Setup first (converges if it is already there), then what elevated
+# runs leave (cordon.exe's grant, a workspace's ACEs, a broker running), then the removal,
+# judged by the machine. WFP and user rights are read as an administrator (netsh, secedit).
+if ($Remove) {
+    $group = 'CordonSandboxUsers'
+    $offline = 'CordonSandboxOffline'
+    $online = 'CordonSandboxOnline'
+    $cordon = $exe
+    $isCli = ($pre -contains 'run')
+    Check '-Remove runs the real CLI (-Runner cordon.exe,run)' $isCli "runner: $Runner"
+    # Runs a PowerShell script as an administrator (UAC unless this one already is).
+    function AsAdmin([string]$body) {
+        $b64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($body))
+        $p = Start-Process -FilePath powershell.exe -Verb RunAs -Wait -PassThru -WindowStyle Hidden -ArgumentList @('-NoProfile', '-NonInteractive', '-EncodedCommand', $b64)
+        return $p.ExitCode
+    }
+    # WFP's objects and the machine's user rights, as files under $root (named relative to
+    # it: netsh's own parser does not take a quoted path, and $root holds a space).
+    function MachineState([string]$tag) {
+        $wfp = Join-Path $root "wfp-$tag.xml"
+        $rights = Join-Path $root "rights-$tag.inf"
+        $null = AsAdmin "Set-Location -LiteralPath $(Q $root); netsh wfp show state file=wfp-$tag.xml | Out-Null; secedit /export /cfg rights-$tag.inf /areas USER_RIGHTS | Out-Null"
+        return @{
+            wfp    = (Get-Content -Raw -LiteralPath $wfp -ErrorAction SilentlyContinue)
+            rights = (Get-Content -Raw -LiteralPath $rights -ErrorAction SilentlyContinue)
+        }
+    }
+    $guids = '6b1e7a52-4f0c-4c1e-9d0a-c0a1d0c0d00'  # cordon's provider (…d001) and sublayer (…d002)
+    $userList = 'HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion\Winlogon\SpecialAccounts\UserList'
+    $stateDir = Join-Path $env:LOCALAPPDATA 'cordon\state'
+    if ($isCli) {
+        & $cordon setup --elevated 2>&1 | Out-Host
+        Check 'setup --elevated before the removal' ($LASTEXITCODE -eq 0) "exit $LASTEXITCODE"
+        $sids = @{}
+        foreach ($n in @($group, $offline, $online)) {
+            try { $sids[$n] = ([Security.Principal.NTAccount]$n).Translate([Security.Principal.SecurityIdentifier]).Value } catch {}
+        }
+        Check 'the group and both accounts exist before the removal' ($sids.Count -eq 3) "$($sids.Keys -join ', ')"
+        $rws = New-Workspace 'remove'
+        $rc = Sandboxed $rws 'exit 0' -NoWeaker
+        Check 'an elevated run before the removal (it leaves a broker and ACEs)' ($rc -eq 0) "exit $rc"
+        $pipesBefore = @(Get-ChildItem \\.\pipe\ | Where-Object Name -like 'cordon-broker-*')
+        $before = MachineState 'before'
+        Check "WFP holds cordon's provider before the removal (the check below can see it)" ("$($before.wfp)" -match $guids) 'netsh wfp show state: provider absent or unreadable'
+
+        $out = (& $cordon setup --elevated --remove 2>&1 | Out-String)
+        $rc = $LASTEXITCODE
+        Write-Host $out
+        Check 'setup --elevated --remove exits 0' ($rc -eq 0) "exit $rc"
+        Check 'the removal reports its steps (accounts deleted, the broker stopped)' ($out -match 'done\s+delete the account CordonSandboxOffline' -and $out -match 'done\s+stop cordon''s brokers' -and $out -match 'the elevated mode is removed') 'see the report above'
+
+        foreach ($n in @($offline, $online)) {
+            Check "account $n is gone" ($null -eq (Get-LocalUser -Name $n -ErrorAction SilentlyContinue))
+            $v = Get-ItemProperty -Path $userList -Name $n -ErrorAction SilentlyContinue
+            Check "$n's logon-screen value is gone" ($null -eq $v)
+            Check "$n's stored password is gone" (-not (Test-Path (Join-Path $stateDir "elevated\$n.dpapi")))
+        }
+        Check "group $group is gone" ($null -eq (Get-LocalGroup -Name $group -ErrorAction SilentlyContinue))
+        $rules = @(Get-NetFirewallRule -DisplayName 'cordon:*' -ErrorAction SilentlyContinue)
+        Check "no firewall rule named 'cordon:*' is left" ($rules.Count -eq 0) "$($rules.Count) left: $($rules.DisplayName -join ', ')"
+        $left = @(Get-Process -Name cordon -ErrorAction SilentlyContinue)
+        $pipesAfter = @(Get-ChildItem \\.\pipe\ | Where-Object Name -like 'cordon-broker-*')
+        Check 'no broker is left (no cordon.exe process, no broker pipe)' ($left.Count -eq 0 -and $pipesAfter.Count -eq 0) "$($left.Count) cordon.exe, $($pipesAfter.Count) pipes (before: $($pipesBefore.Count) pipes)"
+        $after = MachineState 'after'
+        Check 'WFP was read after the removal' (-not [string]::IsNullOrWhiteSpace($after.wfp)) 'netsh wfp show state wrote nothing'
+        Check "no WFP filter, sublayer or provider of cordon's is left" (-not ("$($after.wfp)" -match $guids)) "$guids* still in netsh wfp show state"
+        foreach ($n in $sids.Keys) {
+            $sid = $sids[$n]
+            $named = [regex]::Escape($sid) + '(?!\d)'  # not a prefix of a longer SID
+            Check "no user right names $n ($sid)" (-not ("$($after.rights)" -match $named)) 'secedit /export still lists it'
+            foreach ($path in @($stateDir, (Resolve-Path $cordon).Path, $rws)) {
+                $acl = (icacls $path) -join "`n"
+                Check "no ACE names $n on $path" (-not ($acl -match $named)) $acl
+            }
+        }
+
+        $out = (& $cordon setup --elevated --remove 2>&1 | Out-String)
+        $rc = $LASTEXITCODE
+        Check 'a second setup --elevated --remove succeeds' ($rc -eq 0) "exit $rc`n$out"
+        Check 'the second removal finds everything absent (no done, kept or FAILED step)' (-not ($out -match '(?m)^\s*\d+\. (done|kept|FAILED)')) $out
+    }
 }
 
 Write-Host ''

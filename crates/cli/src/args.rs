@@ -68,8 +68,9 @@ pub enum Command {
     /// hidden from the logon screen), the firewall rules that leave the offline account only
     /// loopback to cordon's proxy, and WFP filters for DNS and ICMP. Re-running it converges
     /// (fresh passwords, rules replaced). Without an administrator's token it asks Windows to
-    /// elevate (UAC) and waits. `--dry-run` prints every step and changes nothing. On Linux
-    /// nothing needs an administrator: this exits 125 saying so.
+    /// elevate (UAC) and waits. `--dry-run` prints every step and changes nothing;
+    /// `--remove` undoes all of it, one line per step. On Linux nothing needs an
+    /// administrator: this exits 125 saying so.
     Setup(SetupArgs),
     /// Internal (Windows elevated runs): cordon's copy started as the sandbox account, which
     /// reads one request on stdin, starts the command and hands it back (docs/windows.md).
@@ -91,6 +92,11 @@ pub struct SetupArgs {
     /// Print what setup would do, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Undo setup instead: stop the sandbox accounts' processes, delete the accounts and
+    /// the group, then their rights, firewall rules, WFP filters, ACEs, logon-screen hiding
+    /// and stored passwords. Safe to run again; exits 125 naming anything left.
+    #[arg(long)]
+    pub remove: bool,
     /// The account cordon runs for (its SID), passed by cordon to its elevated self.
     #[arg(long, hide = true, value_name = "SID")]
     pub for_user: Option<String>,

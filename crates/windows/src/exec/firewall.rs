@@ -1,4 +1,5 @@
-//! Windows Firewall rules through COM (INetFwPolicy2, INetFwRules, INetFwRule3).
+//! Windows Firewall rules through COM (INetFwPolicy2, INetFwRules, INetFwRule3, and
+//! IEnumVARIANT to list them for `cordon setup --elevated --remove`).
 //!
 //! windows-sys has the CLSIDs and enums but no COM vtables. Rather than add the `windows`
 //! crate (windows-core plus two proc-macro crates, and a new entry in the workspace's
@@ -27,6 +28,7 @@ use crate::plan::network::FirewallRule;
 const IID_INETFWPOLICY2: GUID = GUID::from_u128(0x98325047_c671_4174_8d81_defcd3f03186);
 const IID_INETFWRULE: GUID = GUID::from_u128(0xaf230d27_baba_4e42_aced_f524f22cfce2);
 const IID_INETFWRULE3: GUID = GUID::from_u128(0xb21563ff_d696_4222_ab46_4e89b73ab34a);
+const IID_IENUMVARIANT: GUID = GUID::from_u128(0x00020404_0000_0000_c000_000000000046);
 
 // IUnknown.
 const QUERY_INTERFACE: usize = 0;
@@ -38,6 +40,9 @@ const POLICY_GET_LOCAL_POLICY_MODIFY_STATE: usize = 28;
 const RULES_ADD: usize = 8;
 const RULES_REMOVE: usize = 9;
 const RULES_ITEM: usize = 10;
+const RULES_GET_NEW_ENUM: usize = 11;
+// IEnumVARIANT (IUnknown, then Next).
+const ENUM_NEXT: usize = 3;
 // INetFwRule, INetFwRule2, INetFwRule3.
 const RULE_GET_NAME: usize = 7;
 const RULE_PUT_NAME: usize = 8;
@@ -59,6 +64,21 @@ const RULE3_GET_LOCAL_USER_AUTHORIZED_LIST: usize = 49;
 const RULE3_PUT_LOCAL_USER_AUTHORIZED_LIST: usize = 50;
 
 const VARIANT_TRUE: i16 = -1;
+const VT_DISPATCH: u16 = 9;
+const VT_UNKNOWN: u16 = 13;
+
+/// A VARIANT as oleaut32 lays it out on 64-bit Windows: the type, three reserved words, and
+/// a 16-byte union whose first field is the interface pointer for VT_DISPATCH/VT_UNKNOWN.
+#[repr(C)]
+struct Variant {
+    vt: u16,
+    _reserved: [u16; 3],
+    ptr: *mut c_void,
+    _rest: *mut c_void,
+}
+
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Variant>() == 24);
 
 fn hr(what: &str, h: HRESULT) -> io::Result<()> {
     if h >= 0 {
@@ -263,6 +283,51 @@ impl Firewall {
         // SAFETY: `b` and `out` are valid for the call.
         let h = unsafe { f(self.rules.0, b.0, &mut out) };
         (h >= 0 && !out.is_null()).then_some(Com(out))
+    }
+
+    /// Whether a rule called `name` exists.
+    pub fn exists(&self, name: &str) -> bool {
+        self.item(name).is_some()
+    }
+
+    /// The names of every rule the firewall holds (INetFwRules::get__NewEnum, walked with
+    /// IEnumVARIANT::Next one rule at a time).
+    pub fn names(&self) -> io::Result<Vec<String>> {
+        let unknown = self
+            .rules
+            .get_obj(RULES_GET_NEW_ENUM, "INetFwRules::get__NewEnum")?;
+        let rules = unknown.query(&IID_IENUMVARIANT)?;
+        // SAFETY: slot 3 of IEnumVARIANT is Next(this, ULONG celt, VARIANT*, ULONG* fetched).
+        let next: unsafe extern "system" fn(*mut c_void, u32, *mut Variant, *mut u32) -> HRESULT =
+            unsafe { rules.slot(ENUM_NEXT) };
+        let mut out = Vec::new();
+        // Bounded: a machine holds hundreds of rules, not a million.
+        for _ in 0..1_000_000 {
+            let mut v = Variant {
+                vt: 0,
+                _reserved: [0; 3],
+                ptr: null_mut(),
+                _rest: null_mut(),
+            };
+            let mut fetched = 0u32;
+            // SAFETY: room for the one VARIANT asked for; `fetched` a valid out place.
+            hr("IEnumVARIANT::Next", unsafe {
+                next(rules.0, 1, &mut v, &mut fetched)
+            })?;
+            if fetched == 0 {
+                return Ok(out);
+            }
+            if (v.vt == VT_DISPATCH || v.vt == VT_UNKNOWN) && !v.ptr.is_null() {
+                // The VARIANT's reference is ours now: released when `obj` drops, which is
+                // all VariantClear would do for these two types.
+                let obj = Com(v.ptr);
+                out.push(
+                    obj.query(&IID_INETFWRULE)?
+                        .get_str(RULE_GET_NAME, "get_Name")?,
+                );
+            }
+        }
+        Err(io::Error::other("the firewall's rule list does not end"))
     }
 
     /// Removes every rule called `name` (Remove takes one at a time).

@@ -4,7 +4,8 @@
 //! Built: everything of unelevated mode (placeholders, ACL rewrite with skip/revoke, token,
 //! job, process, exit relay, the Everyone-writable audit and its cached findings), and
 //! elevated mode's setup ([`setup`]: accounts, DPAPI, logon-screen hiding, logon rights,
-//! firewall COM, WFP), its check, and its logon-token cache ([`logon`]) and [`run_as`].
+//! firewall COM, WFP), its check, its removal ([`remove`]), and its logon-token cache
+//! ([`logon`]) and [`run_as`].
 //! Elevated runs go through the long-lived broker, the sandbox account started once
 //! ([`broker`], shielded by [`shield`]); the copy-per-command hand-off ([`account`]) is the
 //! per-command work both share. Not built: ConPTY (docs/windows.md).
@@ -25,6 +26,9 @@ pub mod job;
 pub mod listener;
 pub mod logon;
 pub mod process;
+pub mod remove;
+#[cfg(test)]
+mod remove_tests;
 pub mod setup;
 #[cfg(test)]
 mod setup_tests;

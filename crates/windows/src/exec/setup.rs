@@ -150,7 +150,7 @@ fn password_path(plan: &SetupPlan, account: &str) -> WinPath {
 }
 
 /// Writes `data` next to `path` and renames it into place, so a reader never sees half.
-fn write_atomic(path: &WinPath, data: &[u8]) -> io::Result<()> {
+pub(super) fn write_atomic(path: &WinPath, data: &[u8]) -> io::Result<()> {
     let parent = path.parent().ok_or_else(|| io::Error::other("no parent"))?;
     fs::create_dir_all(parent.to_api())?;
     let tmp = parent.child(&format!("{}.tmp", path.file_name().unwrap_or("password")));
@@ -285,10 +285,11 @@ pub fn hidden_from_logon(name: &str) -> bool {
     status == ERROR_SUCCESS && data == 0
 }
 
-struct Lsa(isize);
+/// An LSA policy handle of the local machine, closed on drop.
+pub(super) struct Lsa(pub(super) isize);
 
 impl Lsa {
-    fn open() -> io::Result<Lsa> {
+    pub(super) fn open() -> io::Result<Lsa> {
         // SAFETY: all-zero object attributes are what LsaOpenPolicy documents (reserved).
         let attrs: LSA_OBJECT_ATTRIBUTES = unsafe { std::mem::zeroed() };
         let mut h = 0isize;
@@ -313,7 +314,7 @@ impl Drop for Lsa {
     }
 }
 
-fn nt(status: i32) -> io::Result<()> {
+pub(super) fn nt(status: i32) -> io::Result<()> {
     if status >= 0 {
         return Ok(());
     }
@@ -347,7 +348,12 @@ fn add_rights(account: &str, rights: &[&str]) -> io::Result<()> {
 
 /// The user rights `account` holds (empty when it has none, or does not exist).
 fn account_rights(account: &str) -> io::Result<Vec<String>> {
-    let sid = sid::OwnedSid::new(&lookup_sid(account)?)?;
+    rights_of(&lookup_sid(account)?)
+}
+
+/// The user rights `sid` holds (empty when it has none); the account may be gone.
+pub(super) fn rights_of(sid: &Sid) -> io::Result<Vec<String>> {
+    let sid = sid::OwnedSid::new(sid)?;
     let lsa = Lsa::open()?;
     let mut list: *mut LSA_UNICODE_STRING = null_mut();
     let mut n = 0u32;

@@ -178,7 +178,7 @@ pub fn restrict(base: &OwnedHandle, spec: &TokenSpec) -> io::Result<OwnedHandle>
     Ok(token)
 }
 
-fn enable_privilege(token: &OwnedHandle, name: &str) -> io::Result<()> {
+pub(super) fn enable_privilege(token: &OwnedHandle, name: &str) -> io::Result<()> {
     let wname = wide(name);
     let mut luid = LUID::default();
     // SAFETY: `wname` is NUL-terminated; `luid` is a valid out place.

@@ -271,6 +271,96 @@ impl Engine {
         drop(sds);
         check(&format!("FwpmFilterAdd0 `{}`", f.name), r)
     }
+
+    /// Removes everything of cordon's from the filter engine (`cordon setup --elevated
+    /// --remove`), in one transaction: every filter of cordon's provider or in its sublayer,
+    /// at any layer (listed with no template, so a layer an older cordon used is covered),
+    /// then the sublayer, then the provider. What was already absent is no error; the counts
+    /// say what was there. A failure aborts the transaction and leaves everything in place.
+    pub fn uninstall(&self) -> io::Result<crate::plan::remove::WfpRemoved> {
+        let same = |a: &GUID, b: &GUID| {
+            a.data1 == b.data1 && a.data2 == b.data2 && a.data3 == b.data3 && a.data4 == b.data4
+        };
+        let provider = guid(WFP_PROVIDER)?;
+        let sublayer = guid(WFP_SUBLAYER)?;
+        let removed = || -> io::Result<crate::plan::remove::WfpRemoved> {
+            let mut ids = Vec::new();
+            let mut e: HANDLE = null_mut();
+            // SAFETY: no template lists every filter; `e` receives an enum handle.
+            check("FwpmFilterCreateEnumHandle0", unsafe {
+                FwpmFilterCreateEnumHandle0(self.h(), null(), &mut e)
+            })?;
+            let listed = loop {
+                let mut entries: *mut *mut FWPM_FILTER0 = null_mut();
+                let mut n = 0u32;
+                // SAFETY: `e` is the enum handle made above; the engine allocates `entries`.
+                let r = unsafe { FwpmFilterEnum0(self.h(), e, 512, &mut entries, &mut n) };
+                if r == 0 && !entries.is_null() {
+                    for i in 0..n as usize {
+                        // SAFETY: `entries` holds `n` filter pointers, alive until freed below.
+                        let f = unsafe { &**entries.add(i) };
+                        // SAFETY: a non-null provider key points at a GUID in the allocation.
+                        let ours =
+                            !f.providerKey.is_null() && same(unsafe { &*f.providerKey }, &provider);
+                        if ours || same(&f.subLayerKey, &sublayer) {
+                            ids.push(f.filterId);
+                        }
+                    }
+                    let mut p = entries.cast::<std::ffi::c_void>();
+                    // SAFETY: the engine's allocation, freed once.
+                    unsafe { FwpmFreeMemory0(&mut p) };
+                }
+                if r != 0 || n == 0 {
+                    break r;
+                }
+            };
+            // SAFETY: the enum handle made above, destroyed once.
+            unsafe { FwpmFilterDestroyEnumHandle0(self.h(), e) };
+            check("FwpmFilterEnum0", listed)?;
+            for id in &ids {
+                // SAFETY: an id the engine just listed.
+                check("FwpmFilterDeleteById0", unsafe {
+                    FwpmFilterDeleteById0(self.h(), *id)
+                })?;
+            }
+            let delete = |what: &str, r: u32| -> io::Result<bool> {
+                match r {
+                    0 => Ok(true),
+                    r if crate::plan::remove::wfp_object_absent(r) => Ok(false),
+                    r => check(what, r).map(|()| false),
+                }
+            };
+            // SAFETY: a GUID alive for the call.
+            let sub = delete("FwpmSubLayerDeleteByKey0", unsafe {
+                FwpmSubLayerDeleteByKey0(self.h(), &sublayer)
+            })?;
+            // SAFETY: as above.
+            let prov = delete("FwpmProviderDeleteByKey0", unsafe {
+                FwpmProviderDeleteByKey0(self.h(), &provider)
+            })?;
+            Ok(crate::plan::remove::WfpRemoved {
+                filters: ids.len(),
+                sublayer: sub,
+                provider: prov,
+            })
+        };
+        // SAFETY: begins a read-write transaction on this session.
+        check("FwpmTransactionBegin0", unsafe {
+            FwpmTransactionBegin0(self.h(), 0)
+        })?;
+        match removed() {
+            // SAFETY: commits the transaction begun above.
+            Ok(done) => check("FwpmTransactionCommit0", unsafe {
+                FwpmTransactionCommit0(self.h())
+            })
+            .map(|()| done),
+            Err(e) => {
+                // SAFETY: aborts the transaction begun above; nothing of it is kept.
+                unsafe { FwpmTransactionAbort0(self.h()) };
+                Err(e)
+            }
+        }
+    }
 }
 
 fn port_value(port: u16) -> FWP_VALUE0 {

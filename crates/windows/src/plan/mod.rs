@@ -10,6 +10,7 @@ pub mod guarantee;
 pub mod job;
 pub mod mode;
 pub mod network;
+pub mod remove;
 pub mod setup;
 #[cfg(test)]
 mod tests;
