@@ -177,8 +177,14 @@ $t0 = Get-Date
 $rc = Sandboxed $ws 'ping.exe -n 60 127.0.0.1 | Out-Null' @('--timeout', '3s')
 $took = [int]((Get-Date) - $t0).TotalSeconds
 Check '--timeout ends the command with 124' ($rc -eq 124 -and $took -lt 30) "exit $rc after $took s"
-$rc = Sandboxed $ws '$a = New-Object byte[] (1GB); $a[0] = 1; exit 0' @('--memory', '256M')
+$limitLog = Join-Path $root 'limits-audit.jsonl'
+$rc = Sandboxed $ws '$a = New-Object byte[] (1GB); $a[0] = 1; exit 0' @('--memory', '256M', '--audit', $limitLog)
 Check '--memory stops a tree that allocates more' ($rc -ne 0) "exit $rc"
+$trips = @(Get-Content -LiteralPath $limitLog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json } | Where-Object { $_.event -eq 'limit_exceeded' })
+Check '--memory: the refused allocation is a limit_exceeded audit event (memory)' (@($trips | Where-Object { $_.limit -eq 'memory' }).Count -ge 1) "$($trips.Count) limit events in $limitLog"
+$rc = Sandboxed $ws 'cmd.exe /c "cmd.exe /c exit 0"; exit $LASTEXITCODE' @('--pids', '2', '--audit', $limitLog)
+$trips = @(Get-Content -LiteralPath $limitLog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json } | Where-Object { $_.event -eq 'limit_exceeded' -and $_.limit -eq 'pids' })
+Check '--pids: a process start past the limit is refused and logged (limit_exceeded pids)' ($trips.Count -ge 1) "exit $rc, $($trips.Count) pids events"
 $rc = Sandboxed $ws 'exit [Math]::Min(250, @(Get-Process).Count)'
 Write-Host "note  unelevated, the sandbox sees your processes ($rc or more listed); documented in docs/windows.md"
 

@@ -79,7 +79,7 @@ pub(crate) struct RunJob(pub(crate) JobWatch);
 
 impl ClientCheck for RunJob {
     fn admit(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), String> {
-        let Some(job) = self.0.get() else {
+        let Some(job) = self.0.job() else {
             return Err("this run's command has not started yet".into());
         };
         let owner = tcp_owner::connection_owner(peer, local)

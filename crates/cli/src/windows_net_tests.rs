@@ -245,7 +245,9 @@ fn a_connection_is_the_runs_only_if_its_owner_is_in_the_runs_job() {
     // An address that is no connection is nobody's: refused, not admitted.
     let nobody: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let any_job = JobWatch::default();
-    let _ = any_job.set(cordon_windows::exec::job::create(&no_limits()).unwrap());
+    any_job
+        .show(&cordon_windows::exec::job::create(&no_limits()).unwrap())
+        .unwrap();
     assert!(RunJob(any_job.clone()).admit(nobody, local).is_err());
 
     let owner = cordon_windows::exec::tcp_owner::connection_owner(peer, local).unwrap();
@@ -256,7 +258,7 @@ fn a_connection_is_the_runs_only_if_its_owner_is_in_the_runs_job() {
     cordon_windows::exec::job::assign_current(&job).unwrap();
     let listed = cordon_windows::exec::job::process_ids(&job).unwrap();
     let ours = JobWatch::default();
-    let _ = ours.set(job);
+    ours.show(&job).unwrap();
     let in_job = RunJob(ours).admit(peer, local);
     if under_wine() {
         // Wine's TCP table names no owner (pid 0): the check refuses every connection

@@ -12,11 +12,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use cordon_audit::Sink;
 use cordon_audit::{Ending, Event, GuaranteeStatus};
-use cordon_policy::{Policy, ResolveContext};
+use cordon_policy::{LimitKind, Policy, ResolveContext};
 use cordon_windows::exec::account::{self, Copy, Launch};
 use cordon_windows::exec::broker::{self, Place};
-use cordon_windows::exec::job::JobWatch;
+use cordon_windows::exec::job::{JobTrip, JobWatch};
 use cordon_windows::exec::token;
 use cordon_windows::exec::{self, audit, ExecError, Exit, RealHost};
 use cordon_windows::plan::setup::{SetupInput, ELEVATED_PROXY_PORTS, SETUP_NEEDED};
@@ -77,9 +78,31 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if let Some(net) = &mut net {
         net.record(&mut sink, &run_id);
     }
-    let job_watch = net.as_ref().map(|n| n.job_watch());
+    // The run's job, shown before the command resumes: to the proxy's client check (allow
+    // mode), and to the limit report below.
+    let job_watch = net
+        .as_ref()
+        .map(|n| n.job_watch().clone())
+        .unwrap_or_default();
     let git_before = planted_git::before(&workspace);
-    let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, job_watch);
+    let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, &job_watch);
+    let mut tripped = report_trips(&mut sink, &run_id, &job_watch.trips(), policy);
+    if matches!(ended, Ok(Exit::TimedOut)) {
+        let value = policy
+            .limits
+            .get(LimitKind::Timeout)
+            .map_or_else(|| "unset".to_string(), |v| LimitKind::Timeout.format(v));
+        log(
+            &mut sink,
+            &run_id,
+            Event::LimitExceeded {
+                limit: LimitKind::Timeout.key().to_string(),
+                value,
+                detail: Some("cordon ended the job; exit status 124".into()),
+            },
+        );
+        tripped = None;
+    }
     if let Some(before) = &git_before {
         for refused in planted_git::after(&workspace, before) {
             log(&mut sink, &run_id, planted_git::report(refused));
@@ -90,7 +113,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, message) = match &ended {
-        Ok(Exit::Code(c)) => (*c as i32, Ending::Exited, None),
+        Ok(Exit::Code(c)) => (*c as i32, Ending::Exited, tripped),
         Ok(Exit::TimedOut) => (
             124,
             Ending::Exited,
@@ -110,6 +133,53 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         },
     );
     ended.map(|_| status)
+}
+
+/// Says each limit the job hit (stderr and a `limit_exceeded` event, as on Linux); the first
+/// one's line, for the exit event.
+fn report_trips(
+    sink: &mut Option<Sink>,
+    run_id: &str,
+    trips: &[JobTrip],
+    policy: &Policy,
+) -> Option<String> {
+    let value = |k: LimitKind| {
+        policy
+            .limits
+            .get(k)
+            .map_or_else(|| "unset".to_string(), |v| k.format(v))
+    };
+    let mut first = None;
+    for trip in trips {
+        let (kind, line) = match trip {
+            JobTrip::Memory => (
+                LimitKind::Memory,
+                format!(
+                    "memory limit: an allocation that would have taken the job past {} was refused",
+                    value(LimitKind::Memory)
+                ),
+            ),
+            JobTrip::Processes => (
+                LimitKind::Pids,
+                format!(
+                    "pids limit: a process start past {} active processes was refused",
+                    value(LimitKind::Pids)
+                ),
+            ),
+        };
+        eprintln!("cordon: {line}");
+        log(
+            sink,
+            run_id,
+            Event::LimitExceeded {
+                limit: kind.key().to_string(),
+                value: value(kind),
+                detail: Some("reported by the job object".into()),
+            },
+        );
+        first.get_or_insert(line);
+    }
+    first
 }
 
 fn ending_of(f: &Failure) -> Ending {
@@ -190,7 +260,7 @@ fn execute(
     policy: &Policy,
     mut argv: Vec<String>,
     mut env: Vec<(String, String)>,
-    job_watch: Option<&JobWatch>,
+    job_watch: &JobWatch,
 ) -> Result<Exit, Failure> {
     let path = std::env::var("PATH").unwrap_or_default();
     let pathext = std::env::var("PATHEXT").unwrap_or_else(|_| ".COM;.EXE".into());
@@ -219,7 +289,8 @@ fn execute(
             };
             as_account(plan, account, group, state, &command)
         }
-        _ => exec::run(plan, &argv, &env, &cwd, timeout).map_err(|e| failure(&argv[0], &e)),
+        _ => exec::run(plan, &argv, &env, &cwd, timeout, Some(job_watch))
+            .map_err(|e| failure(&argv[0], &e)),
     };
     let _ = std::fs::remove_dir_all(run_temp.to_api());
     exit
@@ -281,7 +352,7 @@ fn as_account(
         env,
         &plan.workspace.to_string(),
         timeout,
-        job_watch,
+        Some(job_watch),
     )
     .map(|served| served.exit)
     .map_err(|e| failure(&argv[0], &e))
@@ -292,7 +363,7 @@ struct Command<'a> {
     argv: &'a [String],
     env: &'a [(String, String)],
     timeout: Option<std::time::Duration>,
-    job_watch: Option<&'a JobWatch>,
+    job_watch: &'a JobWatch,
 }
 
 /// The developer's SID and logon session (its logon SID), which name the broker's pipe.

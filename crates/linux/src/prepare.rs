@@ -526,7 +526,7 @@ fn packs(common_dir: &Path) -> Vec<PathBuf> {
             meta.is_file().then(|| (meta.len(), e.path()))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|e| std::cmp::Reverse(e.0));
     let mut out = Vec::new();
     for (_, pack) in found.into_iter().take(MAX_KEPT_PACKS / 2) {
         let idx = pack.with_extension("idx");

@@ -130,7 +130,7 @@ mod windows_main {
         env.push(("TEMP".into(), run_temp.to_string()));
         env.push(("TMP".into(), run_temp.to_string()));
         let cwd = plan.workspace.to_string();
-        let exit = exec::run(&plan, &argv, &env, &cwd, timeout);
+        let exit = exec::run(&plan, &argv, &env, &cwd, timeout, None);
         let _ = std::fs::remove_dir_all(run_temp.to_api());
         match exit.map_err(|e| {
             format!(

@@ -145,7 +145,7 @@ mod bench {
             )
             .map_err(|e| e.to_string())
         };
-        let direct = || exec::run(&plan, &argv, &env, &cwd, None).map_err(|e| e.to_string());
+        let direct = || exec::run(&plan, &argv, &env, &cwd, None, None).map_err(|e| e.to_string());
 
         let cold = time(|| {
             let s = via_broker()?;

@@ -48,7 +48,7 @@ use super::account::{self, Copy, Launch};
 use super::job::JobWatch;
 use super::process::{self, Exit, Started};
 use super::shield::{self, KernelAcl, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
-use super::{accounts, from_wide_ptr, token, wide, ExecError};
+use super::{accounts, from_wide_ptr, token, wide, Command, ExecError};
 use crate::broker::{
     idle_expired, judge_client, judge_greeting, BrokerName, ClientOp, Connect, Greeting, Start,
     StartAnswer, Verdict,
@@ -81,14 +81,6 @@ pub struct Served {
     /// Whether this run had to start it (the secondary logon was paid here).
     pub started_broker: bool,
 }
-
-/// A command as `run` was given it: argv, environment, working folder, timeout.
-type Command<'a> = (
-    &'a [String],
-    &'a [(String, String)],
-    &'a str,
-    Option<Duration>,
-);
 
 /// How long a new broker may take to say it serves, and an old one to leave.
 const START_WAIT: Duration = Duration::from_secs(20);
@@ -298,10 +290,9 @@ fn hand_over(
     // Before the command resumes: from its first instruction on, its connections to the
     // proxy are checked against this job.
     if let Some(watch) = job_watch {
-        let shown = job
-            .try_clone()
+        watch
+            .show(&job)
             .map_err(|e| handoff(format!("sharing the job: {e}")))?;
-        let _ = watch.set(shown);
     }
     let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
     Started::from_handles(process, thread)

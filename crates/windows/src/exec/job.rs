@@ -5,9 +5,17 @@ use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::ptr::null;
 use std::sync::{Arc, OnceLock};
 
+use windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE;
+use windows_sys::Win32::System::SystemServices::{
+    JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT, JOB_OBJECT_MSG_JOB_MEMORY_LIMIT,
+    JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT,
+};
+use windows_sys::Win32::System::IO::{CreateIoCompletionPort, GetQueuedCompletionStatus};
+
 use windows_sys::Win32::System::JobObjects::{
-    CreateJobObjectW, JobObjectBasicProcessIdList, JobObjectCpuRateControlInformation,
-    JobObjectExtendedLimitInformation, QueryInformationJobObject, SetInformationJobObject,
+    CreateJobObjectW, JobObjectAssociateCompletionPortInformation, JobObjectBasicProcessIdList,
+    JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
+    QueryInformationJobObject, SetInformationJobObject, JOBOBJECT_ASSOCIATE_COMPLETION_PORT,
     JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
     JOB_OBJECT_CPU_RATE_CONTROL_ENABLE, JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP,
     JOB_OBJECT_LIMIT_ACTIVE_PROCESS, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
@@ -93,9 +101,113 @@ pub fn assign_current(job: &OwnedHandle) -> io::Result<()> {
     }
 }
 
-/// A run's job once it exists, for what checks processes against it while the run goes on
-/// (the proxy's client check in `--net allow`): set once, right before the command resumes.
-pub type JobWatch = Arc<OnceLock<OwnedHandle>>;
+/// A run's job once it exists, for what looks at it while the run goes on and after it
+/// (the proxy's client check in `--net allow`, the limits the job hit): shown once, right
+/// before the command resumes. Clones share one job.
+#[derive(Debug, Default, Clone)]
+pub struct JobWatch(Arc<Watched>);
+
+#[derive(Debug, Default)]
+struct Watched {
+    job: OnceLock<OwnedHandle>,
+    /// The completion port the job posts its JOB_OBJECT_MSG_* to.
+    port: OnceLock<OwnedHandle>,
+}
+
+/// A limit the job refused something at (plain data for the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobTrip {
+    /// JOB_OBJECT_MSG_JOB_MEMORY_LIMIT (or a process's own memory limit): an allocation
+    /// that would have taken the tree past `--memory` failed.
+    Memory,
+    /// JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT: a process start past `--pids` was refused.
+    Processes,
+}
+
+impl JobWatch {
+    /// Shows the run's job: a handle of its own is kept, and a completion port attached so
+    /// the limits it hits are known afterwards (best effort: a job already attached to a port
+    /// elsewhere, or a system without, only loses those reports). Call before the command
+    /// resumes; later calls do nothing.
+    pub fn show(&self, job: &OwnedHandle) -> io::Result<()> {
+        if self.0.job.get().is_some() {
+            return Ok(());
+        }
+        let _ = self.0.job.set(job.try_clone()?);
+        if let Ok(port) = attach_port(job) {
+            let _ = self.0.port.set(port);
+        }
+        Ok(())
+    }
+
+    /// The job, once shown.
+    pub fn job(&self) -> Option<&OwnedHandle> {
+        self.0.job.get()
+    }
+
+    /// The limits the job hit so far, each once, in the order first hit.
+    pub fn trips(&self) -> Vec<JobTrip> {
+        let Some(port) = self.0.port.get() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        loop {
+            let (mut message, mut key) = (0u32, 0usize);
+            let mut overlapped = std::ptr::null_mut();
+            // SAFETY: a port we made; a zero timeout only drains what is queued.
+            let got = unsafe {
+                GetQueuedCompletionStatus(
+                    port.as_raw_handle(),
+                    &mut message,
+                    &mut key,
+                    &mut overlapped,
+                    0,
+                )
+            };
+            if got == 0 {
+                return out;
+            }
+            let trip = match message {
+                JOB_OBJECT_MSG_JOB_MEMORY_LIMIT | JOB_OBJECT_MSG_PROCESS_MEMORY_LIMIT => {
+                    JobTrip::Memory
+                }
+                JOB_OBJECT_MSG_ACTIVE_PROCESS_LIMIT => JobTrip::Processes,
+                _ => continue,
+            };
+            if !out.contains(&trip) {
+                out.push(trip);
+            }
+        }
+    }
+}
+
+/// A completion port `job` posts its messages to.
+fn attach_port(job: &OwnedHandle) -> io::Result<OwnedHandle> {
+    // SAFETY: a new port, not tied to any file (INVALID_HANDLE_VALUE), one thread.
+    let port = unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, std::ptr::null_mut(), 0, 1) };
+    if port.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh handle only we own.
+    let port = unsafe { OwnedHandle::from_raw_handle(port) };
+    let info = JOBOBJECT_ASSOCIATE_COMPLETION_PORT {
+        CompletionKey: job.as_raw_handle(),
+        CompletionPort: port.as_raw_handle(),
+    };
+    // SAFETY: `info` is initialised and the length is its size; both handles are valid.
+    let ok = unsafe {
+        SetInformationJobObject(
+            job.as_raw_handle(),
+            JobObjectAssociateCompletionPortInformation,
+            (&info as *const JOBOBJECT_ASSOCIATE_COMPLETION_PORT).cast(),
+            std::mem::size_of::<JOBOBJECT_ASSOCIATE_COMPLETION_PORT>() as u32,
+        )
+    };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(port)
+}
 
 /// The ids of the processes in `job` now (active ones: an exited process has left it).
 pub fn process_ids(job: &OwnedHandle) -> io::Result<Vec<u32>> {

@@ -175,8 +175,17 @@ pub fn apply(plan: &WindowsPlan) -> Result<(), ExecError> {
     Ok(())
 }
 
+/// A command as the executor takes it: argv, environment, working folder, timeout.
+pub(crate) type Command<'a> = (
+    &'a [String],
+    &'a [(String, String)],
+    &'a str,
+    Option<Duration>,
+);
+
 /// Runs `argv` under the plan (already applied): restricted token, job, `env`, in `cwd`.
-/// `argv[0]` must be a full path (see `cmdline::search_path`).
+/// `argv[0]` must be a full path (see `cmdline::search_path`). The job is shown to `watch`
+/// before the command resumes.
 ///
 /// The token is derived from cordon's own. In elevated mode that is right only when this
 /// process is the sandbox account (a broker started as it); otherwise use [`run_as`].
@@ -186,6 +195,7 @@ pub fn run(
     env: &[(String, String)],
     cwd: &str,
     timeout: Option<Duration>,
+    watch: Option<&job::JobWatch>,
 ) -> Result<Exit, ExecError> {
     let base = token::process_token().map_err(ExecError::Token)?;
     if let Some(account) = plan.account {
@@ -200,7 +210,7 @@ pub fn run(
             return Err(ExecError::NotTheAccount { account });
         }
     }
-    run_as(plan, &base, argv, env, cwd, timeout)
+    run_as(plan, &base, (argv, env, cwd, timeout), watch)
 }
 
 /// Runs `argv` under the plan with a restricted token derived from `base`: cordon's own
@@ -211,10 +221,8 @@ pub fn run(
 pub fn run_as(
     plan: &WindowsPlan,
     base: &std::os::windows::io::OwnedHandle,
-    argv: &[String],
-    env: &[(String, String)],
-    cwd: &str,
-    timeout: Option<Duration>,
+    (argv, env, cwd, timeout): Command<'_>,
+    watch: Option<&job::JobWatch>,
 ) -> Result<Exit, ExecError> {
     let program = argv.first().cloned().unwrap_or_default();
     if crate::cmdline::is_batch(&program) {
@@ -245,6 +253,9 @@ pub fn run_as(
         process::own_stdio(),
     )
     .map_err(|source| ExecError::Start { program, source })?;
+    if let Some(w) = watch {
+        w.show(&job).map_err(ExecError::Job)?;
+    }
     let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
     started.wait(&job, timeout).map_err(ExecError::Wait)
 }

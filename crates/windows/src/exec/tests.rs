@@ -283,9 +283,54 @@ fn a_plan_is_applied_once_then_skipped_and_the_command_exit_code_relayed() {
     let cmd = format!(r"{system}\system32\cmd.exe");
     let argv = vec![cmd, "/c".into(), "exit".into(), "3".into()];
     let env = vec![("SystemRoot".to_string(), system.clone())];
-    let exit = run(&second, &argv, &env, &second.workspace.to_string(), None)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let watch = job::JobWatch::default();
+    let exit = run(
+        &second,
+        &argv,
+        &env,
+        &second.workspace.to_string(),
+        None,
+        Some(&watch),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(exit, Exit::Code(3));
+    assert!(
+        watch.job().is_some(),
+        "the job was shown before the command ran"
+    );
+    assert_eq!(watch.trips(), vec![], "no limit was hit");
+
+    // One active process at most: the command's own child is refused, and the job says so.
+    let mut one = second.clone();
+    one.job.active_processes = Some(1);
+    let nested = vec![
+        argv[0].clone(),
+        "/c".into(),
+        argv[0].clone(),
+        "/c".into(),
+        "exit".into(),
+        "0".into(),
+    ];
+    let watch = job::JobWatch::default();
+    let exit = run(
+        &one,
+        &nested,
+        &env,
+        &one.workspace.to_string(),
+        None,
+        Some(&watch),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let trips = watch.trips();
+    if under_wine() {
+        // Wine accepts the limit and the port but enforces no process limit (the child
+        // runs), so it posts nothing: the report is verified on real Windows
+        // (windows-smoke.ps1). A Wine that starts enforcing it fails here.
+        assert_eq!((exit, trips), (Exit::Code(0), vec![]));
+    } else {
+        assert_ne!(exit, Exit::Code(0), "the second process started");
+        assert_eq!(trips, vec![job::JobTrip::Processes]);
+    }
 }
 
 #[test]
