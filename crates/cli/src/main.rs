@@ -163,7 +163,10 @@ fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
             let protection = protection_of(&state, &name)?;
             let cwd = dirs::current_dir()?;
             let paths: Vec<_> = paths.iter().map(|p| cwd.join(p)).collect();
-            tx::apply(
+            // What is applied lands where the user's git reads it: checked as after a run.
+            let ws = workspace_of(&state, &name)?;
+            let git_before = planted_git::before(&ws);
+            let code = tx::apply(
                 &state,
                 &name,
                 &paths,
@@ -171,7 +174,13 @@ fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
                 &mut audit,
                 &mut out,
                 &mut err,
-            )
+            );
+            if let Some(before) = &git_before {
+                for refused in planted_git::after(&ws, std::slice::from_ref(&ws), before) {
+                    audit(planted_git::report(refused));
+                }
+            }
+            code
         }
         TxCommand::Discard { name } => tx::discard(&state, &name, &mut audit, &mut out, &mut err),
     })
@@ -184,6 +193,19 @@ fn protection_of(
     state: &std::path::Path,
     name: &str,
 ) -> Result<cordon_transaction::Protection, Failure> {
+    let ws = workspace_of(state, name)?;
+    let loaded = layers::load_without_flags(&ws, &ws, None)?;
+    let protected = run::protected_paths(&loaded.policy, &ws);
+    Ok(cordon_transaction::Protection::new(
+        &ws,
+        protected,
+        [ws.join(".git")],
+    ))
+}
+
+/// The workspace a transaction was made for.
+#[cfg(target_os = "linux")]
+fn workspace_of(state: &std::path::Path, name: &str) -> Result<std::path::PathBuf, Failure> {
     let listing = cordon_transaction::Store::new(state)
         .list()
         .map_err(|e| Failure::setup(format!("transactions: {e}")))?;
@@ -197,13 +219,7 @@ fn protection_of(
                 "no transaction named {name} (`cordon tx list` shows them)"
             ))
         })?;
-    let loaded = layers::load_without_flags(&ws, &ws, None)?;
-    let protected = run::protected_paths(&loaded.policy, &ws);
-    Ok(cordon_transaction::Protection::new(
-        &ws,
-        protected,
-        [ws.join(".git")],
-    ))
+    Ok(ws)
 }
 
 #[cfg(target_os = "linux")]

@@ -1,26 +1,33 @@
 //! After a run: Git configuration the command left where the user's own git will read it,
-//! refused when it names a program to run.
+//! moved aside when it names a program to run. Best effort, not a guarantee (see below).
 //!
 //! A `git status` in the workspace descends into every nested repository its index records
 //! (a gitlink), reading that repository's configuration: a `core.fsmonitor` there is a
 //! program run as the user, outside any sandbox. The workspace's own `.git/config` and hooks
-//! are read-only inside, and so are those of the submodules that exist when the run starts
-//! (`prepare::git_side_paths`), but a nested repository the command makes and records is its
-//! own. So, when the run ends, each gitlink the index gained, and each recorded repository
-//! whose configuration or hooks changed during the run, is read; a configuration naming a
-//! program is moved aside (`config.cordon-refused`), and so are hooks, with a line on stderr
-//! and an audit event. Nothing else is touched.
+//! are read-only inside, but a nested repository the command makes or changes is its own.
+//! So when the run ends, the repositories the indexes record (the workspace's, the main
+//! checkout's for a linked worktree, and theirs in turn, three levels down) are looked at:
+//! each that the index gained, or whose Git files changed during the run (by change time,
+//! which cannot be set back from inside), has its configuration (its own, and the shared
+//! one a `commondir` names) read, and a configuration naming a program, or a hooks folder
+//! with hooks, is moved aside (`config.cordon-refused`) with a line on stderr and an audit
+//! event. A repository the index does not record, one past the bounds, or one reached in a
+//! way this does not follow is not looked at: docs/policy.md says so.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use cordon_policy::git::{gitlinks, program_keys};
 
-/// The workspace's gitlinks when the run started.
+/// How deep nested repositories are followed, and how many are looked at in all.
+const MAX_DEPTH: usize = 3;
+const MAX_REPOS: usize = 64;
+
+/// The indexes' gitlinks when the run started.
 #[derive(Debug)]
 pub struct Before {
-    gitlinks: Vec<String>,
+    known: Vec<(PathBuf, Vec<String>)>,
     at: SystemTime,
 }
 
@@ -33,106 +40,222 @@ pub struct Refused {
     pub moved_to: PathBuf,
 }
 
-/// Where the workspace's repository keeps its index and configuration.
-struct Repo {
-    index: PathBuf,
-    /// 20 for SHA-1, 32 for SHA-256 repositories.
-    hash_len: usize,
+/// A repository's Git directories, resolved.
+struct GitDirs {
+    /// What `.git` names: the per-worktree directory.
+    git_dir: PathBuf,
+    /// The shared directory its `commondir` names (or `git_dir`).
+    common: PathBuf,
 }
 
-fn repo(workspace: &Path) -> Option<Repo> {
-    let git_dir = git_dir_of(workspace)?;
-    let common = match fs::read_to_string(git_dir.join("commondir")) {
-        Ok(rel) => git_dir.join(rel.trim()),
-        Err(_) => git_dir.clone(),
-    };
-    let config = fs::read_to_string(common.join("config")).unwrap_or_default();
-    let sha256 = config.lines().any(|l| {
-        let l = l.trim().to_ascii_lowercase().replace(' ', "");
-        l == "objectformat=sha256"
-    });
-    Some(Repo {
-        index: git_dir.join("index"),
-        hash_len: if sha256 { 32 } else { 20 },
-    })
-}
-
-/// `dir/.git` as git finds it: the folder itself, or the folder a `gitdir:` file names.
-fn git_dir_of(dir: &Path) -> Option<PathBuf> {
+/// `dir/.git` as git finds it: the folder itself (through a symbolic link too), or the folder
+/// a `gitdir:` file names; and the shared directory its `commondir` names.
+fn git_dirs(dir: &Path) -> Option<GitDirs> {
     let dot_git = dir.join(".git");
-    let meta = fs::symlink_metadata(&dot_git).ok()?;
-    if meta.is_dir() {
-        return Some(dot_git);
+    let meta = fs::metadata(&dot_git).ok()?;
+    let git_dir = if meta.is_dir() {
+        fs::canonicalize(&dot_git).ok()?
+    } else {
+        let text = String::from_utf8_lossy(&fs::read(&dot_git).ok()?).into_owned();
+        let target = text
+            .lines()
+            .next()?
+            .strip_prefix("gitdir:")?
+            .trim()
+            .to_string();
+        fs::canonicalize(dir.join(target)).ok()?
+    };
+    let common = fs::read(git_dir.join("commondir"))
+        .ok()
+        .and_then(|rel| fs::canonicalize(git_dir.join(String::from_utf8_lossy(&rel).trim())).ok())
+        .unwrap_or_else(|| git_dir.clone());
+    Some(GitDirs { git_dir, common })
+}
+
+/// The indexes whose gitlinks a host `git status` follows from this workspace, with the
+/// checkout each belongs to: the workspace's own, and for a linked worktree the main one's
+/// (its shared directory is writable from inside).
+fn indexes(workspace: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let Some(dirs) = git_dirs(workspace) else {
+        return Vec::new();
+    };
+    let mut out = vec![(dirs.git_dir.join("index"), workspace.to_path_buf())];
+    if dirs.common != dirs.git_dir && dirs.common.file_name().is_some_and(|n| n == ".git") {
+        if let Some(main) = dirs.common.parent() {
+            out.push((dirs.common.join("index"), main.to_path_buf()));
+        }
     }
-    if !meta.is_file() {
+    out
+}
+
+/// The gitlinks an index records, its shared index (`git update-index --split-index`)
+/// included; `Err` when it cannot be read as an index.
+fn recorded(index: &Path) -> Result<Vec<String>, String> {
+    let bytes = match fs::read(index) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let hash_len = hash_len(index.parent().unwrap_or(index));
+    let mut links = gitlinks(&bytes, hash_len).map_err(|e| e.0)?;
+    if let Some(dir) = index.parent() {
+        let shared = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok);
+        for entry in shared
+            .filter(|e| e.file_name().to_string_lossy().starts_with("sharedindex."))
+            .take(4)
+        {
+            if let Ok(b) = fs::read(entry.path()) {
+                links.extend(gitlinks(&b, hash_len).map_err(|e| e.0)?);
+            }
+        }
+    }
+    links.sort();
+    links.dedup();
+    Ok(links)
+}
+
+/// 32 for a SHA-256 repository (by its configuration), else 20.
+fn hash_len(git_dir: &Path) -> usize {
+    let common = fs::read(git_dir.join("commondir"))
+        .ok()
+        .map(|rel| git_dir.join(String::from_utf8_lossy(&rel).trim()))
+        .unwrap_or_else(|| git_dir.to_path_buf());
+    let config = fs::read(common.join("config")).unwrap_or_default();
+    let sha256 = String::from_utf8_lossy(&config)
+        .lines()
+        .any(|l| l.trim().to_ascii_lowercase().replace([' ', '\t'], "") == "objectformat=sha256");
+    if sha256 {
+        32
+    } else {
+        20
+    }
+}
+
+/// Reads the gitlinks before the command runs; `None` when the workspace has no repository.
+pub fn before(workspace: &Path) -> Option<Before> {
+    let list = indexes(workspace);
+    if list.is_empty() {
         return None;
     }
-    let text = fs::read_to_string(&dot_git).ok()?;
-    let target = text.lines().next()?.strip_prefix("gitdir:")?.trim();
-    Some(dir.join(target))
-}
-
-/// Reads the gitlinks before the command runs; `None` when the workspace has no index.
-pub fn before(workspace: &Path) -> Option<Before> {
-    let repo = repo(workspace)?;
-    let bytes = fs::read(&repo.index).ok()?;
+    let known = list
+        .into_iter()
+        .map(|(index, _)| {
+            let links = recorded(&index).unwrap_or_default();
+            (index, links)
+        })
+        .collect();
     Some(Before {
-        gitlinks: gitlinks(&bytes, repo.hash_len).unwrap_or_default(),
+        known,
         at: SystemTime::now(),
     })
 }
 
 /// Moves aside what the command left in recorded repositories (see the module's text).
-pub fn after(workspace: &Path, before: &Before) -> Vec<Refused> {
-    let Some(repo) = repo(workspace) else {
-        return Vec::new();
-    };
-    let Ok(bytes) = fs::read(&repo.index) else {
-        return Vec::new();
-    };
-    let Ok(links) = gitlinks(&bytes, repo.hash_len) else {
-        return Vec::new();
-    };
-    let Ok(root) = fs::canonicalize(workspace) else {
-        return Vec::new();
-    };
+/// `writable` are the run's writable roots: only what lies in them is the command's.
+pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Refused> {
+    let writable: Vec<PathBuf> = writable
+        .iter()
+        .filter_map(|w| fs::canonicalize(w).ok())
+        .collect();
+    let ours = |p: &Path| writable.iter().any(|w| p.starts_with(w));
     let mut out = Vec::new();
-    for link in links {
-        let new = !before.gitlinks.contains(&link);
-        let Some(git_dir) = git_dir_of(&workspace.join(&link)) else {
-            continue;
-        };
-        // Only what the sandbox could have written: inside the workspace (a nested `.git`,
-        // or the repository's own `.git/modules`).
-        let Ok(git_dir) = fs::canonicalize(&git_dir) else {
-            continue;
-        };
-        if !git_dir.starts_with(&root) {
-            continue;
-        }
-        for name in ["config", "config.worktree"] {
-            let file = git_dir.join(name);
-            if !(new || changed_since(&file, before.at)) {
+    let mut seen = 0usize;
+    // (index, its checkout, depth, whether everything below counts as new)
+    let mut queue: Vec<(PathBuf, PathBuf, usize, bool)> = indexes(workspace)
+        .into_iter()
+        .map(|(i, root)| (i, root, 1, false))
+        .collect();
+    while let Some((index, root, depth, inherited)) = queue.pop() {
+        let links = match recorded(&index) {
+            Ok(l) => l,
+            Err(why) => {
+                eprintln!(
+                    "cordon: warning: {}: {why}; the nested repositories it records were not checked for planted Git configuration",
+                    index.display()
+                );
                 continue;
             }
-            let Ok(text) = fs::read_to_string(&file) else {
+        };
+        let known = before
+            .known
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, l)| l.as_slice());
+        for link in links {
+            seen += 1;
+            if seen > MAX_REPOS {
+                eprintln!(
+                    "cordon: warning: more than {MAX_REPOS} nested repositories; those past it were not checked for planted Git configuration"
+                );
+                return out;
+            }
+            let nested = root.join(&link);
+            let Some(dirs) = git_dirs(&nested) else {
                 continue;
             };
-            let keys = program_keys(&text);
+            if !ours(&dirs.git_dir) {
+                continue;
+            }
+            // A nested index has no `before`: what it records counts as new only under a new or
+            // changed parent.
+            let new = inherited || known.is_some_and(|k| !k.contains(&link));
+            let suspect = new || changed(&nested, &dirs, before.at);
+            if suspect {
+                out.extend(refuse_programs(&dirs, &ours));
+            }
+            if depth < MAX_DEPTH {
+                queue.push((dirs.git_dir.join("index"), nested, depth + 1, suspect));
+            }
+        }
+    }
+    out
+}
+
+/// Whether any of the repository's Git files changed at or after `at`: its `.git`, the
+/// directories it names, their configuration, `commondir` and hooks. A rename updates the
+/// change time of what was moved, so a repository swapped in whole counts too.
+fn changed(nested: &Path, d: &GitDirs, at: SystemTime) -> bool {
+    let mut paths = vec![nested.join(".git")];
+    for dir in [&d.git_dir, &d.common] {
+        paths.push(dir.clone());
+        for f in ["config", "config.worktree", "commondir", "hooks"] {
+            paths.push(dir.join(f));
+        }
+    }
+    paths.iter().any(|p| changed_since(p, at))
+}
+
+/// Moves aside each configuration of `d` naming a program, and hooks folders with hooks.
+fn refuse_programs(d: &GitDirs, ours: &dyn Fn(&Path) -> bool) -> Vec<Refused> {
+    let mut out = Vec::new();
+    let mut dirs = vec![&d.git_dir];
+    if d.common != d.git_dir && ours(&d.common) {
+        dirs.push(&d.common);
+    }
+    for dir in dirs {
+        for name in ["config", "config.worktree"] {
+            let file = dir.join(name);
+            let Ok(bytes) = fs::read(&file) else {
+                continue;
+            };
+            let keys = program_keys(&String::from_utf8_lossy(&bytes));
             if !keys.is_empty() {
                 out.extend(move_aside(&file, keys));
             }
         }
-        let hooks = git_dir.join("hooks");
-        if (new || changed_since(&hooks, before.at)) && has_hooks(&hooks) {
+        let hooks = dir.join("hooks");
+        if has_hooks(&hooks) {
             out.extend(move_aside(&hooks, vec!["hooks".into()]));
         }
     }
     out
 }
 
-/// Whether `path`'s inode changed (was created, written, renamed into place) at or after
-/// `at`. The change time cannot be set back from inside, unlike the modification time.
+/// Whether `path`'s inode changed (was created, written, renamed) at or after `at`. The
+/// change time cannot be set back from inside, unlike the modification time.
 fn changed_since(path: &Path, at: SystemTime) -> bool {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return false;
@@ -142,12 +265,12 @@ fn changed_since(path: &Path, at: SystemTime) -> bool {
         use std::os::unix::fs::MetadataExt;
         let secs = u64::try_from(meta.ctime()).unwrap_or(0);
         let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
-        SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+        SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
     };
     #[cfg(not(unix))]
     let changed = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     // Filesystem timestamps are coarser than the clock: a change in the same tick counts.
-    changed + std::time::Duration::from_millis(10) >= at
+    changed + Duration::from_millis(10) >= at
 }
 
 /// Whether a hooks folder holds a hook (git's own `*.sample` files run nothing).

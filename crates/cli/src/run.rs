@@ -122,12 +122,10 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             }
         };
     }
-    // Nested repositories the index records, before (an overlaid workspace's writes are in
-    // its layer, not here: `cordon tx apply` is where they land).
-    let git_before = match plan.spec.overlay {
-        None => planted_git::before(&plan.workspace),
-        Some(_) => None,
-    };
+    // Nested repositories the indexes record, before the command (an overlaid workspace's
+    // writes reach it only when applied: at exit with `--apply auto`, or by `cordon tx
+    // apply`, which checks again).
+    let git_before = planted_git::before(&plan.workspace);
     let mut result = start(&mut audit, &launch!(&plan));
     // The allow-list has no Landlock-only form (it needs a network namespace): no fallback.
     let proxied = matches!(net, NetMode::Proxied { .. });
@@ -141,17 +139,17 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
     }
     // The sandbox is gone: placeholders no other run relies on can go.
     plan.placeholders.release();
-    if let Some(before) = &git_before {
-        for refused in planted_git::after(&plan.workspace, before) {
-            log(&mut audit, &run_id, planted_git::report(refused));
-        }
-    }
     // A transaction that could not be recorded is cordon's failure (125), though its
     // writes are safe in the layer.
     let mut tx_failed = false;
     if let (Some(tx), Ok(_)) = (transaction, &result) {
         let mut events = |e| log(&mut audit, &run_id, e);
         tx_failed = tx.end(&mut events) != 0;
+    }
+    if let Some(before) = &git_before {
+        for refused in planted_git::after(&plan.workspace, &plan.writable, before) {
+            log(&mut audit, &run_id, planted_git::report(refused));
+        }
     }
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, signal, message) = match result {
@@ -498,7 +496,8 @@ fn report_trips(
 fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
     // Names are matched as text; the kept pairs keep their exact bytes (need not be UTF-8).
     let vars = env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), (k, v)));
-    let (kept, removed) = scrub_env(vars, &policy.env_deny, &policy.env_keep);
+    let text = |(_, v): &(OsString, OsString)| v.to_string_lossy().into_owned();
+    let (kept, removed) = scrub_env(vars, &policy.env_deny, &policy.env_keep, text);
     let env = kept.into_iter().map(|(_, pair)| pair).collect();
     (env, removed.into_iter().map(|(k, _)| k).collect())
 }
@@ -547,15 +546,23 @@ fn build_spec(
 /// created either) and the `--policy` file. The backend protects each that a writable root
 /// holds.
 fn own_files(policy_file: Option<&Path>) -> Vec<PathBuf> {
-    // Canonical, as the writable roots are: `$XDG_CONFIG_HOME` resolved, then `cordon`.
-    let mut out: Vec<PathBuf> = dirs::user_config()
-        .and_then(|f| f.parent().map(Path::to_path_buf))
-        .and_then(|dir| {
-            let parent = std::fs::canonicalize(dir.parent()?).ok()?;
-            Some(parent.join(dir.file_name()?))
-        })
-        .into_iter()
-        .collect();
+    let mut out: Vec<PathBuf> = Vec::new();
+    if let Some(file) = dirs::user_config() {
+        // Canonical, as the writable roots are, and through links (a dotfiles checkout
+        // holding the real folder or file is where the protection must be).
+        if let Some(dir) = file.parent() {
+            let real = std::fs::canonicalize(dir).ok().or_else(|| {
+                let parent = std::fs::canonicalize(dir.parent()?).ok()?;
+                Some(parent.join(dir.file_name()?))
+            });
+            out.extend(real);
+        }
+        if let Ok(real) = std::fs::canonicalize(&file) {
+            if !out.iter().any(|d| real.starts_with(d)) {
+                out.push(real);
+            }
+        }
+    }
     if let Some(p) = policy_file.and_then(|p| std::fs::canonicalize(p).ok()) {
         out.push(p);
     }

@@ -104,7 +104,14 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         tripped = None;
     }
     if let Some(before) = &git_before {
-        for refused in planted_git::after(&workspace, before) {
+        let writable: Vec<std::path::PathBuf> = std::iter::once(workspace.clone())
+            .chain(
+                plan.writable
+                    .iter()
+                    .map(|w| std::path::PathBuf::from(w.to_api())),
+            )
+            .collect();
+        for refused in planted_git::after(&workspace, &writable, before) {
             log(&mut sink, &run_id, planted_git::report(refused));
         }
     }
@@ -403,8 +410,12 @@ fn failure(program: &str, e: &ExecError) -> Failure {
 
 /// The environment the command gets, and the names removed.
 fn scrubbed_env(policy: &Policy) -> (Vec<(String, String)>, Vec<String>) {
-    let (kept, removed) =
-        cordon_policy::scrub_env(std::env::vars(), &policy.env_deny, &policy.env_keep);
+    let (kept, removed) = cordon_policy::scrub_env(
+        std::env::vars(),
+        &policy.env_deny,
+        &policy.env_keep,
+        String::clone,
+    );
     (kept, removed.into_iter().map(|(k, _)| k).collect())
 }
 

@@ -538,35 +538,25 @@ fn packs(common_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Bounds on the Git side directories looked at per run: more is refused to slow nothing.
-const MAX_SIDE_DIRS: usize = 64;
+/// At most this many linked worktrees' files are protected: each costs mounts (three files,
+/// a placeholder for a missing `config.worktree`, and the pins above them).
+const MAX_SIDE_DIRS: usize = 16;
 
-/// The other Git directories a host `git` may later read configuration or hooks from,
-/// inside the repository's shared directory: every linked worktree's (`worktrees/*`: its
-/// `commondir`, `gitdir`, `config.worktree`) and every submodule's (`modules/*`: its own
-/// `config`, `hooks`, `info` and per-worktree files). Each is protected like `.git/config`,
-/// so a sandbox cannot point the user's next `git status` in another worktree or
-/// submodule at code of its choosing. Bounded: the first [`MAX_SIDE_DIRS`] of each.
+/// The files of the other linked worktrees a host `git` reads configuration through, in the
+/// repository's shared directory (`worktrees/*`: `commondir`, `gitdir`, `config.worktree`):
+/// protected like `.git/config`, so a sandbox in the main checkout cannot point the user's
+/// next `git status` in another worktree at code of its choosing. The first
+/// [`MAX_SIDE_DIRS`]; nested repositories (submodules included) are `planted_git`'s, after
+/// the run.
 fn git_side_paths(common_dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let entries = |dir: PathBuf| -> Vec<PathBuf> {
-        let Ok(rd) = fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        rd.filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
-            .take(MAX_SIDE_DIRS)
-            .collect()
+    let Ok(rd) = fs::read_dir(common_dir.join("worktrees")) else {
+        return Vec::new();
     };
-    for wt in entries(common_dir.join("worktrees")) {
-        out.extend(PER_WORKTREE.iter().map(|f| wt.join(f)));
-    }
-    for module in entries(common_dir.join("modules")) {
-        out.extend(["config", "hooks", "info"].iter().map(|f| module.join(f)));
-        out.extend(PER_WORKTREE.iter().map(|f| module.join(f)));
-    }
-    out
+    rd.filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .take(MAX_SIDE_DIRS)
+        .flat_map(|e| PER_WORKTREE.iter().map(move |f| e.path().join(f)))
+        .collect()
 }
 
 /// A protected path under `WS/.git/` means the same path in Git's real directories.
@@ -582,8 +572,10 @@ fn map_into_git(p: &Path, workspace: &Path, git: Option<&GitLayout>) -> Vec<Path
     }
     let mut out = vec![g.common_dir.join(rest)];
     if rest == Path::new("config") {
-        // Per-worktree configuration can set hooksPath and fsmonitor too.
+        // Per-worktree configuration can set hooksPath and fsmonitor too: this worktree's,
+        // and the main checkout's, which lives in the shared directory.
         out.push(g.git_dir.join("config.worktree"));
+        out.push(g.common_dir.join("config.worktree"));
     }
     out
 }
@@ -726,7 +718,7 @@ fn hard_links_note(path: &Path, links: u64) -> String {
 
 /// How far into a denied directory cordon looks for ways out of it: secret stores are small
 /// (`~/.ssh`), and a browser profile's thousands of files are not walked on every run.
-const LINK_SCAN_DEPTH: usize = 2;
+const LINK_SCAN_DEPTH: usize = 4;
 const LINK_SCAN_ENTRIES: usize = 64;
 
 /// Hiding a directory hides its names, not what they point to: a symbolic link in it to a
@@ -810,7 +802,8 @@ mod tests {
             map_into_git(Path::new("/wt/.git/config"), Path::new("/wt"), Some(&g)),
             vec![
                 PathBuf::from("/main/.git/config"),
-                PathBuf::from("/main/.git/worktrees/wt/config.worktree")
+                PathBuf::from("/main/.git/worktrees/wt/config.worktree"),
+                PathBuf::from("/main/.git/config.worktree")
             ]
         );
         assert_eq!(

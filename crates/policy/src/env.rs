@@ -36,13 +36,16 @@ fn glob(p: &[u8], n: &[u8]) -> bool {
     p[pi..].iter().all(|c| *c == b'*')
 }
 
-/// Splits `vars` into what the command gets and what was removed, as (name, pattern). The
-/// value is carried through untouched, so callers may keep the OS's exact bytes in it.
+/// Splits `vars` into what the command gets and what was removed, as (name, pattern or
+/// reason). The value is carried through untouched, so callers may keep the OS's exact bytes
+/// in it; `text` shows it as text, for the one rule on values: a URL with a password in it
+/// (`REDIS_URL=redis://:pw@host`) is removed whatever its name, unless kept by name.
 #[allow(clippy::type_complexity)]
 pub fn scrub_env<I, V>(
     vars: I,
     deny: &[String],
     keep: &[String],
+    text: impl Fn(&V) -> String,
 ) -> (Vec<(String, V)>, Vec<(String, String)>)
 where
     I: IntoIterator<Item = (String, V)>,
@@ -51,11 +54,37 @@ where
     let mut removed = Vec::new();
     for (name, value) in vars {
         match decide(&name, deny, keep) {
+            EnvDecision::Kept if !keep.contains(&name) && has_url_password(&text(&value)) => {
+                removed.push((name, URL_PASSWORD.to_string()))
+            }
             EnvDecision::Kept => kept.push((name, value)),
             EnvDecision::Removed(pattern) => removed.push((name, pattern)),
         }
     }
     (kept, removed)
+}
+
+/// The reason given for a variable removed by its value.
+pub const URL_PASSWORD: &str = "(value: a URL with a password)";
+
+/// Whether `value` holds a URL whose authority carries a password: `scheme://user:pw@host`
+/// or `scheme://:pw@host`.
+pub fn has_url_password(value: &str) -> bool {
+    let mut rest = value;
+    while let Some(i) = rest.find("://") {
+        let after = &rest[i + 3..];
+        let authority = after.split(['/', '?', '#', ' ']).next().unwrap_or("");
+        if let Some((userinfo, _host)) = authority.rsplit_once('@') {
+            if userinfo
+                .split_once(':')
+                .is_some_and(|(_, pw)| !pw.is_empty())
+            {
+                return true;
+            }
+        }
+        rest = after;
+    }
+    false
 }
 
 fn decide(name: &str, deny: &[String], keep: &[String]) -> EnvDecision {
@@ -72,6 +101,39 @@ fn decide(name: &str, deny: &[String], keep: &[String]) -> EnvDecision {
 mod tests {
     use super::*;
     use crate::DEFAULT_ENV_DENY;
+
+    #[test]
+    fn urls_with_passwords_are_found_anywhere_in_a_value() {
+        for yes in [
+            "redis://:pw@cache:6379/0",
+            "postgres://app:s3cret@db/prod",
+            "mongodb+srv://u:p@cluster.example.net/?retryWrites=true",
+            "first https://x.example/ then amqp://guest:guest@mq/",
+        ] {
+            assert!(has_url_password(yes), "{yes}");
+        }
+        for no in [
+            "https://example.com/a@b",
+            "ssh://git@github.com/org/repo",
+            "postgres://app@db/prod",
+            "http://user:@host/",
+            "plain text",
+        ] {
+            assert!(!has_url_password(no), "{no}");
+        }
+        let vars = vec![
+            ("REDIS_URL".to_string(), "redis://:pw@cache".to_string()),
+            ("HOMEPAGE".to_string(), "https://example.com".to_string()),
+        ];
+        let (kept, removed) = scrub_env(vars.clone(), &[], &[], String::clone);
+        assert_eq!(kept, vec![vars[1].clone()]);
+        assert_eq!(
+            removed,
+            vec![("REDIS_URL".to_string(), URL_PASSWORD.to_string())]
+        );
+        let (kept, _) = scrub_env(vars, &[], &["REDIS_URL".to_string()], String::clone);
+        assert_eq!(kept.len(), 2, "kept by exact name");
+    }
 
     fn defaults() -> Vec<String> {
         DEFAULT_ENV_DENY.iter().map(|s| s.to_string()).collect()
@@ -118,7 +180,7 @@ mod tests {
             .iter()
             .chain(ordinary.iter())
             .map(|n| (n.to_string(), "v".to_string()));
-        let (kept, removed) = scrub_env(vars, &defaults(), &[]);
+        let (kept, removed) = scrub_env(vars, &defaults(), &[], String::clone);
         let kept: Vec<_> = kept.into_iter().map(|(n, _)| n).collect();
         let removed: Vec<_> = removed.into_iter().map(|(n, _)| n).collect();
         assert_eq!(kept, ordinary);
@@ -128,9 +190,19 @@ mod tests {
     #[test]
     fn keep_list_wins_by_exact_name() {
         let vars = vec![("GITHUB_TOKEN".to_string(), "x".to_string())];
-        let (kept, _) = scrub_env(vars.clone(), &defaults(), &["GITHUB_TOKEN".to_string()]);
+        let (kept, _) = scrub_env(
+            vars.clone(),
+            &defaults(),
+            &["GITHUB_TOKEN".to_string()],
+            String::clone,
+        );
         assert_eq!(kept.len(), 1);
-        let (kept, _) = scrub_env(vars, &defaults(), &["github_token".to_string()]);
+        let (kept, _) = scrub_env(
+            vars,
+            &defaults(),
+            &["github_token".to_string()],
+            String::clone,
+        );
         assert!(kept.is_empty(), "keep is by exact name");
     }
 }

@@ -14,7 +14,6 @@ pub const PROGRAM_KEYS: &[&str] = &[
     "core.askpass",
     "core.gitproxy",
     "core.alternaterefscommand",
-    "core.worktree",
     "sequence.editor",
     "diff.external",
     "diff.*.textconv",
@@ -43,7 +42,8 @@ pub fn program_keys(text: &str) -> Vec<String> {
     let mut section = String::new();
     let mut subsection = false;
     let mut out = Vec::new();
-    for raw in text.lines() {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    for raw in logical_lines(text) {
         let line = raw.trim();
         if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
             continue;
@@ -85,9 +85,39 @@ pub fn program_keys(text: &str) -> Vec<String> {
         if spelled == "core.fsmonitor" && is_bool(value) {
             continue;
         }
+        if spelled.starts_with("filter.*.") && LFS_FILTERS.contains(&value.trim_matches('"')) {
+            continue;
+        }
         if !out.contains(&spelled) {
             out.push(spelled);
         }
+    }
+    out
+}
+
+/// What `git lfs install` writes: the one filter tooling commonly puts in a repository's own
+/// configuration, exactly (anything more would be run by the shell too).
+const LFS_FILTERS: &[&str] = &[
+    "git-lfs clean -- %f",
+    "git-lfs smudge -- %f",
+    "git-lfs filter-process",
+];
+
+/// Lines as git reads them: a line ending in an unescaped backslash continues on the next.
+fn logical_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trailing = line.len() - line.trim_end_matches('\\').len();
+        if trailing % 2 == 1 {
+            current.push_str(&line[..line.len() - 1]);
+            continue;
+        }
+        current.push_str(line);
+        out.push(std::mem::take(&mut current));
+    }
+    if !current.is_empty() {
+        out.push(current);
     }
     out
 }
@@ -195,7 +225,7 @@ mod tests {
     fn program_keys_are_found_in_every_spelling() {
         let text = "[core]\n\trepositoryformatversion = 0\n\tFSMonitor = /tmp/x\n\
                     [core] sshCommand = ssh -i k\n\
-                    [filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\
+                    [filter \"x\"]\n\tclean = tr a b\n\
                     [diff.pdf]\n\ttextconv = pdftotext\n\
                     [includeIf \"gitdir:/x\"]\n\tpath = /evil\n\
                     [pager]\n\tlog = less\n\
@@ -211,6 +241,19 @@ mod tests {
                 "pager.log"
             ]
         );
+    }
+
+    #[test]
+    fn continuations_a_bom_and_lfs_are_read_as_git_reads_them() {
+        // The continued value swallows the `[user]` line: fsmonitor is still in [core].
+        let text = "\u{feff}[core]\n\texcludesFile = x\\\n[user]\n\tfsmonitor = /evil\n";
+        assert_eq!(program_keys(text), vec!["core.fsmonitor"]);
+        let lfs = "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = git-lfs smudge -- %f\n\tprocess = git-lfs filter-process\n\trequired = true\n";
+        assert!(program_keys(lfs).is_empty(), "{:?}", program_keys(lfs));
+        let not_lfs = "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f; curl evil\n";
+        assert_eq!(program_keys(not_lfs), vec!["filter.*.clean"]);
+        // What `git submodule` writes for an absorbed submodule is not a program.
+        assert!(program_keys("[core]\n\tworktree = ../../../vendor/lib\n").is_empty());
     }
 
     #[test]

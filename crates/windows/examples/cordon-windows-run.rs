@@ -124,8 +124,12 @@ mod windows_main {
         argv[0] = program;
         let run_temp = plan.temp.child(&format!("run-{}", std::process::id()));
         std::fs::create_dir_all(run_temp.to_api()).map_err(|e| e.to_string())?;
-        let (mut env, _removed) =
-            cordon_policy::scrub_env(std::env::vars(), &policy.env_deny, &policy.env_keep);
+        let (mut env, _removed) = cordon_policy::scrub_env(
+            std::env::vars(),
+            &policy.env_deny,
+            &policy.env_keep,
+            String::clone,
+        );
         env.retain(|(k, _)| !k.eq_ignore_ascii_case("TEMP") && !k.eq_ignore_ascii_case("TMP"));
         env.push(("TEMP".into(), run_temp.to_string()));
         env.push(("TMP".into(), run_temp.to_string()));

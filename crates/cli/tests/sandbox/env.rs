@@ -14,6 +14,11 @@ fn secret_looking_variables_are_removed() {
         .env("MY_PASS", "pw_leak5")
         .env("npm_config__authToken", "npm_leak6")
         .env("OPENAI_APIKEY", "sk_leak7")
+        .env("MYSQL_PWD", "pw_leak8")
+        .env("GH_PAT", "ghp_leak9")
+        .env("REDIS_URL", "redis://:pw_leak10@cache:6379")
+        .env("BW_SESSION", "bw_leak11")
+        .env("HOMEPAGE_URL", "https://example.com/visible")
         .env("SSH_AUTH_SOCK", "/tmp/agent.sock")
         .env("HARMLESS_SETTING", "visible")
         .output()
@@ -28,11 +33,16 @@ fn secret_looking_variables_are_removed() {
         "pw_leak5",
         "npm_leak6",
         "sk_leak7",
+        "pw_leak8",
+        "ghp_leak9",
+        "pw_leak10",
+        "bw_leak11",
         "agent.sock",
     ] {
         assert!(!out.contains(leak), "{leak} reached the command");
     }
     assert!(out.contains("HARMLESS_SETTING=visible"));
+    assert!(out.contains("HOMEPAGE_URL=https://example.com/visible"));
     assert!(out.contains("PATH="));
 }
 

@@ -359,22 +359,48 @@ fn a_worktrees_commondir_cannot_choose_what_the_next_run_writes() {
 }
 
 #[test]
-fn a_submodules_git_config_and_hooks_are_read_only() {
+fn a_submodules_planted_config_and_hooks_are_moved_aside() {
     let e = Env::with_git("submodule-config");
-    let module = e.ws.join(".git/modules/sub");
-    fs::create_dir_all(module.join("hooks")).unwrap();
-    fs::write(module.join("config"), "[core]\n").unwrap();
-    let run = e
-        .sh(&[], "echo '[core] fsmonitor = /bin/evil' >> .git/modules/sub/config; echo evil > .git/modules/sub/hooks/post-checkout; echo x > .git/modules/sub/commondir; mv .git/modules/sub .git/modules/moved; true")
-        .ok();
-    assert!(run.code == 0);
-    assert_eq!(
-        fs::read_to_string(module.join("config")).unwrap(),
-        "[core]\n"
+    let upstream = e.root.join("outside/lib");
+    fs::create_dir_all(&upstream).unwrap();
+    crate::util::git_in(&upstream, &e.home, &["init", "-q", "."]);
+    crate::util::git_in(
+        &upstream,
+        &e.home,
+        &["commit", "-q", "--allow-empty", "-m", "lib"],
     );
-    assert!(!exists(&module.join("hooks/post-checkout")), "hook planted");
-    assert!(!exists(&module.join("commondir")), "commondir planted");
-    assert!(!exists(&e.ws.join(".git/modules/moved")), "module moved");
+    e.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        upstream.to_str().unwrap(),
+        "vendor/lib",
+    ]);
+    e.git(&["commit", "-qm", "sub"]);
+    let module = e.ws.join(".git/modules/vendor/lib");
+    assert!(exists(&module.join("config")));
+    let proof = e.root.join("outside/ran");
+    let script = format!(
+        "printf '#!/bin/sh\\necho ran >> {p}\\n' > \"$PWD/fsm.sh\" && chmod +x \"$PWD/fsm.sh\" && \
+         git config -f .git/modules/vendor/lib/config core.fsmonitor \"$PWD/fsm.sh\" && \
+         cp fsm.sh .git/modules/vendor/lib/hooks/post-checkout",
+        p = proof.display()
+    );
+    let run = e.sh(&[], &script).ok();
+    let _ = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .output();
+    assert!(
+        !exists(&proof),
+        "the user's git status ran the planted fsmonitor"
+    );
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+    assert!(exists(&module.join("config.cordon-refused")));
+    assert!(exists(&module.join("hooks.cordon-refused")));
 }
 
 #[test]
@@ -413,6 +439,22 @@ fn cordons_own_configuration_is_read_only_under_a_writable_root() {
         ""
     );
     assert!(!exists(&config.join("c2")));
+    // Through a link: the folder is a dotfiles checkout's, which is the workspace.
+    let e2 = Env::new("own-config-link");
+    let real = e2.ws.join("cordon");
+    fs::create_dir_all(&real).unwrap();
+    fs::write(real.join("config.toml"), "").unwrap();
+    fs::create_dir_all(e2.home.join(".config")).unwrap();
+    std::os::unix::fs::symlink(&real, e2.home.join(".config/cordon")).unwrap();
+    let run = e2
+        .sh(&[], "echo '[network]' >> cordon/config.toml; echo '[network]' >> \"$XDG_CONFIG_HOME/cordon/config.toml\"; true")
+        .ok();
+    assert!(run.code == 0);
+    assert_eq!(
+        fs::read_to_string(real.join("config.toml")).unwrap(),
+        "",
+        "written through the link"
+    );
     // A --policy file inside the workspace is read-only too.
     let policy = e.ws.join("policy.toml");
     fs::write(&policy, "").unwrap();
@@ -564,4 +606,196 @@ fn wiping_git_leaves_the_history_the_run_started_with() {
     fs::write(e.ws.join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
     let kind = e.git(&["cat-file", "-t", &head]);
     assert_eq!(kind.trim(), "commit");
+}
+
+/// A nested repository at `dir` (relative to the workspace) with one commit, whose
+/// `core.fsmonitor` would write `proof`: shell lines for inside the sandbox.
+fn planted(dir: &str, proof: &std::path::Path) -> String {
+    format!(
+        "git init -q {dir} && git -C {dir} -c user.email=t@t -c user.name=t commit -q --allow-empty -m s && \
+         printf '#!/bin/sh\\necho ran >> {p}\\n' > \"$PWD/fsm.sh\" && chmod +x \"$PWD/fsm.sh\" && \
+         git -C {dir} config core.fsmonitor \"$PWD/fsm.sh\"",
+        p = proof.display()
+    )
+}
+
+#[test]
+fn planted_git_configuration_is_refused_however_it_is_reached() {
+    let commit = "git -c user.email=t@t -c user.name=t commit -qm c";
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        // The nested repository's shared directory (`commondir`) holds the configuration.
+        ("commondir", vec![format!(
+            "git init -q sub && git -C sub -c user.email=t@t -c user.name=t commit -q --allow-empty -m s && \
+             mkdir -p .cache/ec && cp -r sub/.git/. .cache/ec/ && {} && \
+             git config -f .cache/ec/config core.fsmonitor \"$PWD/fsm.sh\" && \
+             echo ../../.cache/ec > sub/.git/commondir && git add sub && {commit}",
+            "PLANT"
+        )]),
+        // Recorded in one run, swapped for a planted repository in the next.
+        ("swap", vec![
+            format!("git init -q sub && git -C sub -c user.email=t@t -c user.name=t commit -q --allow-empty -m s && git add sub && {commit} && PLANT_AT .cache/staging"),
+            "rm -rf sub/.git && mv .cache/staging/.git sub/.git".into(),
+        ]),
+        // The index was split: the gitlink lives in the shared index.
+        ("split-index", vec![format!("PLANT_AT sub && git add sub && git update-index --split-index && {commit}")]),
+        // Two levels down.
+        ("deep", vec![format!(
+            "git init -q sub && PLANT_AT sub/inner && git -C sub add inner && git -C sub -c user.email=t@t -c user.name=t commit -qm i && git add sub && {commit}"
+        )]),
+        // `.git` of the nested repository is a symbolic link.
+        ("symlink", vec![format!("PLANT_AT sub && mkdir -p .cache && mv sub/.git .cache/subgit && ln -s ../.cache/subgit sub/.git && git add sub && {commit}")]),
+    ];
+    let mut ran = Vec::new();
+    for (name, runs) in cases {
+        let e = Env::with_git(&format!("planted-{name}"));
+        let proof = e.root.join("outside/ran");
+        let mut last = String::new();
+        for script in &runs {
+            let script = script
+                .replace("PLANT_AT sub/inner", &planted("sub/inner", &proof))
+                .replace("PLANT_AT .cache/staging", &planted(".cache/staging", &proof))
+                .replace("PLANT_AT sub", &planted("sub", &proof))
+                .replace(
+                    "PLANT",
+                    &format!(
+                        "printf '#!/bin/sh\\necho ran >> {p}\\n' > \"$PWD/fsm.sh\" && chmod +x \"$PWD/fsm.sh\"",
+                        p = proof.display()
+                    ),
+                );
+            last = e.sh(&[], &script).ok().stderr;
+        }
+        let _ = Command::new("git")
+            .args(["status", "--porcelain"])
+            .current_dir(&e.ws)
+            .env("HOME", &e.home)
+            .output();
+        if exists(&proof) {
+            ran.push(format!("{name} (last stderr: {last})"));
+        }
+    }
+    assert!(
+        ran.is_empty(),
+        "the user's git status ran the planted fsmonitor: {ran:#?}"
+    );
+}
+
+#[test]
+fn no_index_yet_and_another_writable_root_are_checked_too() {
+    // A repository with no index when the run starts (a new project).
+    let e = Env::new("planted-no-index");
+    e.git(&["init", "-q", "."]);
+    let proof = e.root.join("outside/ran");
+    e.sh(&[], &format!("{} && git add sub", planted("sub", &proof)))
+        .ok();
+    let _ = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .output();
+    assert!(!exists(&proof), "no-index: the planted fsmonitor ran");
+    // The nested repository's git dir in another writable root.
+    let e = Env::with_git("planted-other-root");
+    let proof = e.root.join("outside/ran");
+    let other = e.root.join("other");
+    fs::create_dir_all(&other).unwrap();
+    let script = format!(
+        "{} && mv sub/.git {o}/subgit && echo 'gitdir: {o}/subgit' > sub/.git && git add sub",
+        planted("sub", &proof),
+        o = other.display()
+    );
+    e.sh(&["--allow-write", other.to_str().unwrap()], &script)
+        .ok();
+    let _ = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .output();
+    assert!(!exists(&proof), "other root: the planted fsmonitor ran");
+}
+
+#[test]
+fn submodule_work_inside_keeps_its_configuration() {
+    let e = Env::with_git("submodule-legit");
+    let upstream = e.root.join("outside/lib");
+    fs::create_dir_all(&upstream).unwrap();
+    crate::util::git_in(&upstream, &e.home, &["init", "-q", "."]);
+    crate::util::git_in(
+        &upstream,
+        &e.home,
+        &["commit", "-q", "--allow-empty", "-m", "lib"],
+    );
+    let run = e
+        .sh(
+            &[],
+            &format!(
+                "git -c protocol.file.allow=always submodule add -q {} vendor/lib && git -c user.email=t@t -c user.name=t commit -qm sub && git -C vendor/lib log --oneline",
+                upstream.display()
+            ),
+        )
+        .ok();
+    assert!(!run.stderr.contains("refused"), "{}", run.stderr);
+    assert!(exists(&e.ws.join(".git/modules/vendor/lib/config")));
+    assert!(!exists(
+        &e.ws.join(".git/modules/vendor/lib/config.cordon-refused")
+    ));
+}
+
+#[test]
+fn a_linked_worktree_cannot_plant_code_in_the_main_checkouts_git() {
+    let e = Env::with_git("worktree-main-index");
+    fs::write(e.ws.join(".gitignore"), ".wt/\nfsm.sh\n").unwrap();
+    e.git(&["add", ".gitignore"]);
+    e.git(&["commit", "-qm", "ignore"]);
+    e.git(&["config", "extensions.worktreeConfig", "true"]);
+    let feat = e.ws.join(".wt/feat");
+    e.git(&["worktree", "add", "-q", feat.to_str().unwrap()]);
+    let proof = e.root.join("outside/ran");
+    let main_git = e.ws.join(".git");
+    let script = format!(
+        "{plant} && \
+         git config -f {g}/config.worktree core.fsmonitor \"$PWD/fsm.sh\"; \
+         GIT_DIR={g} GIT_WORK_TREE={m} git update-index --add --cacheinfo 160000,$(git -C evil rev-parse HEAD),.wt/feat/evil; true",
+        plant = planted("evil", &proof),
+        g = main_git.display(),
+        m = e.ws.display()
+    );
+    let run = sh_in(&e, &feat, &[], &script);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !fs::read_to_string(main_git.join("config.worktree"))
+            .unwrap_or_default()
+            .contains("fsmonitor"),
+        "the main checkout's config.worktree was written"
+    );
+    let _ = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .output();
+    assert!(
+        !exists(&proof),
+        "the user's git status in the main checkout ran planted code"
+    );
+}
+
+#[test]
+fn planted_git_configuration_is_refused_when_a_transaction_is_applied() {
+    let e = Env::with_git("planted-tx");
+    let proof = e.root.join("outside/ran");
+    let run = e
+        .sh(
+            &["--transaction", "t1", "--apply", "auto"],
+            &format!("{} && git add sub", planted("sub", &proof)),
+        )
+        .ok();
+    let _ = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&e.ws)
+        .env("HOME", &e.home)
+        .output();
+    assert!(
+        !exists(&proof),
+        "applied: the user's git status ran planted code; {}",
+        run.stderr
+    );
 }
