@@ -176,7 +176,8 @@ fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
                 &mut err,
             );
             if let Some(before) = &git_before {
-                for refused in planted_git::after(&ws, std::slice::from_ref(&ws), before) {
+                let roots: Vec<_> = std::fs::canonicalize(&ws).into_iter().collect();
+                for refused in planted_git::after(&ws, &roots, before) {
                     audit(planted_git::report(refused));
                 }
             }

@@ -98,7 +98,10 @@ fn recorded(index: &Path) -> Result<Vec<String>, String> {
     };
     let hash_len = hash_len(index.parent().unwrap_or(index));
     let mut links = gitlinks(&bytes, hash_len).map_err(|e| e.0)?;
-    if let Some(dir) = index.parent() {
+    // A split index names its shared index in a `link` extension; only then is the folder
+    // listed for it (a false match on a path costs one listing, nothing more).
+    let split = bytes.windows(4).any(|w| w == b"link");
+    if let Some(dir) = index.parent().filter(|_| split) {
         let shared = fs::read_dir(dir)
             .into_iter()
             .flatten()
@@ -154,12 +157,9 @@ pub fn before(workspace: &Path) -> Option<Before> {
 }
 
 /// Moves aside what the command left in recorded repositories (see the module's text).
-/// `writable` are the run's writable roots: only what lies in them is the command's.
+/// `writable` are the run's writable roots, canonical: only what lies in them is the
+/// command's.
 pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Refused> {
-    let writable: Vec<PathBuf> = writable
-        .iter()
-        .filter_map(|w| fs::canonicalize(w).ok())
-        .collect();
     let ours = |p: &Path| writable.iter().any(|w| p.starts_with(w));
     let mut out = Vec::new();
     let mut seen = 0usize;
@@ -169,6 +169,16 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
         .map(|(i, root)| (i, root, 1, false))
         .collect();
     while let Some((index, root, depth, inherited)) = queue.pop() {
+        let known = before
+            .known
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, l)| l.as_slice());
+        // The common case: an index that recorded no gitlink and was not written since can
+        // record none now.
+        if known.is_some_and(<[String]>::is_empty) && !changed_since(&index, before.at) {
+            continue;
+        }
         let links = match recorded(&index) {
             Ok(l) => l,
             Err(why) => {
@@ -179,11 +189,6 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
                 continue;
             }
         };
-        let known = before
-            .known
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, l)| l.as_slice());
         for link in links {
             seen += 1;
             if seen > MAX_REPOS {

@@ -110,6 +110,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
                     .iter()
                     .map(|w| std::path::PathBuf::from(w.to_api())),
             )
+            .filter_map(|w| std::fs::canonicalize(w).ok())
             .collect();
         for refused in planted_git::after(&workspace, &writable, before) {
             log(&mut sink, &run_id, planted_git::report(refused));

@@ -217,6 +217,7 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
     };
     let git = git_layout(&workspace)?;
     let mut ro: Vec<PathBuf> = Vec::new();
+    let mut kept_packs: Vec<PathBuf> = Vec::new();
     if let Some(g) = &git {
         if g.dot_git == g.git_dir {
             plan.mounts.push(mount(&g.dot_git, MountKind::Pin));
@@ -241,10 +242,7 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
             // Existing side directories only: their own files are made uncreatable there.
             protect(&target, &workspace, &mut plan, &mut ro)?;
         }
-        // History as it was when the run started survives whatever the command deletes.
-        for pack in packs(&g.common_dir) {
-            push_unique(&mut ro, pack);
-        }
+        kept_packs = packs(&g.common_dir);
     }
     for w in plan.spec.writable.clone() {
         if let Ok(c) = fs::canonicalize(&w) {
@@ -279,6 +277,13 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
         hide_host_sockets(&mut plan)?;
     }
     pin_ancestors(&mut plan);
+    // History as it was when the run started survives whatever the command deletes: a
+    // mount point cannot be unlinked. Their folders need no pins: a pack moved elsewhere
+    // with its folder is still there.
+    for pack in kept_packs {
+        plan.mounts
+            .push(mount(&pack, MountKind::Bind { writable: false }));
+    }
     for t in ["/tmp", "/var/tmp", "/dev/shm"] {
         push_unique(&mut plan.writable, PathBuf::from(t));
     }
@@ -737,10 +742,12 @@ fn cover_links_out(dir: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
                 return Ok(());
             }
             let path = entry.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else {
+            // The kind from the directory entry itself (no stat); files are stat'ed for
+            // their link count only.
+            let Ok(kind) = entry.file_type() else {
                 continue;
             };
-            if meta.file_type().is_symlink() {
+            if kind.is_symlink() {
                 let Ok(target) = fs::canonicalize(&path) else {
                     continue; // dangling: nothing to read
                 };
@@ -761,10 +768,16 @@ fn cover_links_out(dir: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
                     Err(_) => continue,
                 };
                 plan.mounts.push(mount(&target, kind));
-            } else if meta.is_dir() && depth + 1 < LINK_SCAN_DEPTH {
-                queue.push((path, depth + 1));
-            } else if meta.is_file() && meta.nlink() > 1 {
-                plan.notes.push(hard_links_note(&path, meta.nlink()));
+            } else if kind.is_dir() {
+                if depth + 1 < LINK_SCAN_DEPTH {
+                    queue.push((path, depth + 1));
+                }
+            } else if kind.is_file() {
+                if let Ok(meta) = fs::symlink_metadata(&path) {
+                    if meta.nlink() > 1 {
+                        plan.notes.push(hard_links_note(&path, meta.nlink()));
+                    }
+                }
             }
         }
     }
