@@ -225,8 +225,11 @@ def read_until(pat, limit=20):
     return re.search(pat, out)
 m = read_until(rb"the code (\d{4})")
 code = m.group(1) if m else b"none"
-# What the console sees meanwhile.
+# What the console sees meanwhile (its endpoint may be written just after the prompt).
 tail = None
+end = time.time() + 10
+while not glob.glob(state + "/cordon/approvals/*.json") and time.time() < end:
+    time.sleep(0.02)
 for info in glob.glob(state + "/cordon/approvals/*.json"):
     ep = json.load(open(info))
     s = socket.socket(socket.AF_UNIX); s.connect(ep["socket"]); f = s.makefile("rw")
