@@ -513,6 +513,7 @@ fn build_spec(
 ) -> Spec {
     let mut paths = policy.resolve(&resolve_context(workspace));
     paths.deny_read.extend(agent_sockets());
+    make_own_config_dir(&paths.writable, workspace);
     Spec {
         argv: command.to_vec(),
         env,
@@ -539,6 +540,44 @@ fn build_spec(
         overlay: None,
         supervise_exec: false,
         request_door: false,
+    }
+}
+
+/// Creates cordon's config folder when a writable root would hold it but it does not exist
+/// (`--allow-write ~` on a machine without `~/.config`): a folder that exists can be pinned
+/// read-only; one that does not could be created inside, with a policy in it.
+fn make_own_config_dir(writable: &[PathBuf], workspace: &Path) {
+    let Some(dir) = dirs::user_config().and_then(|f| f.parent().map(Path::to_path_buf)) else {
+        return;
+    };
+    if dir.exists() {
+        return;
+    }
+    let roots: Vec<PathBuf> = writable
+        .iter()
+        .chain(std::iter::once(&workspace.to_path_buf()))
+        .filter_map(|w| std::fs::canonicalize(w).ok())
+        .collect();
+    // The folder's nearest existing ancestor, canonical, decides whether it lies in a root.
+    let mut existing = dir.as_path();
+    while !existing.exists() {
+        match existing.parent() {
+            Some(p) => existing = p,
+            None => return,
+        }
+    }
+    let Ok(real) = std::fs::canonicalize(existing) else {
+        return;
+    };
+    if roots.iter().any(|r| real.starts_with(r)) {
+        use std::os::unix::fs::DirBuilderExt;
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+        {
+            eprintln!("cordon: warning: creating {}: {e}", dir.display());
+        }
     }
 }
 

@@ -105,7 +105,7 @@ pub enum PrepareError {
     ProtectedSymlink(PathBuf),
     /// A linked worktree whose Git directories are not laid out as Git lays them out: cordon
     /// would make both writable, and both are named by files a sandbox could have written.
-    #[error("linked worktree {dot_git}: {why}; cordon makes a worktree's Git directories writable only where Git itself puts them (run `git worktree repair` in the main repository, or check the files named)")]
+    #[error("Git layout of {dot_git}: {why}; cordon makes a `.git` file's Git directories writable only where Git itself puts them, naming this workspace back (for a moved worktree, `git worktree repair` in the main repository; otherwise check the files named)")]
     GitLayout { dot_git: PathBuf, why: String },
     #[error("{what} {path}: {source}")]
     Io {

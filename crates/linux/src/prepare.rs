@@ -473,7 +473,7 @@ fn git_layout(workspace: &Path) -> Result<Option<GitLayout>, PrepareError> {
         git_dir,
         common_dir,
     };
-    check_worktree(&layout)?;
+    check_worktree(&layout, workspace)?;
     Ok(Some(layout))
 }
 
@@ -481,29 +481,83 @@ fn git_layout(workspace: &Path) -> Result<Option<GitLayout>, PrepareError> {
 /// `MAIN/worktrees/NAME` and its `commondir` names `MAIN`. cordon makes both writable, and
 /// `commondir` lives in a directory an earlier sandbox could write: trusting another value
 /// would let one run choose what the next may write (`commondir` naming the home, or /etc).
-fn check_worktree(g: &GitLayout) -> Result<(), PrepareError> {
+fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
+    let refuse = |why: String| {
+        Err(PrepareError::GitLayout {
+            dot_git: g.dot_git.clone(),
+            why,
+        })
+    };
+    // The `.git` file itself may have been written by a sandbox run in a parent folder: what
+    // it names must be a repository that names this workspace back, or cordon would make any
+    // folder writable on its word (`gitdir: $HOME`).
+    let is_repo = g.git_dir.join("HEAD").is_file()
+        && (g.git_dir.join("objects").is_dir() || g.git_dir.join("commondir").is_file());
+    if !is_repo || workspace.starts_with(&g.git_dir) {
+        return refuse(format!(
+            "its `gitdir:` names {}, which is not a Git directory of this workspace",
+            g.git_dir.display()
+        ));
+    }
     if g.common_dir == g.git_dir {
-        // A `.git` file naming a separate repository directory (`--separate-git-dir`, an
-        // absorbed submodule): nothing else is made writable.
-        return Ok(());
+        // A separate repository directory (`--separate-git-dir`, an absorbed submodule). A
+        // submodule's names its work tree (`core.worktree`): it must be this one.
+        return match worktree_of(&g.git_dir) {
+            Some(wt) if wt != workspace => refuse(format!(
+                "its Git directory {} belongs to the work tree {}",
+                g.git_dir.display(),
+                wt.display()
+            )),
+            _ => Ok(()),
+        };
     }
     let expected = g
         .git_dir
         .parent()
         .filter(|p| p.file_name().is_some_and(|n| n == "worktrees"))
         .and_then(Path::parent);
-    if expected == Some(g.common_dir.as_path()) {
-        return Ok(());
-    }
-    Err(PrepareError::GitLayout {
-        dot_git: g.dot_git.clone(),
-        why: format!(
+    if expected != Some(g.common_dir.as_path()) {
+        return refuse(format!(
             "its Git directory {} names {} as the shared repository (in {}), which is not the repository that holds it",
             g.git_dir.display(),
             g.common_dir.display(),
             g.git_dir.join("commondir").display()
-        ),
-    })
+        ));
+    }
+    // Git's back-link: the worktree entry's `gitdir` names this workspace's `.git`.
+    let back = fs::read_to_string(g.git_dir.join("gitdir"))
+        .ok()
+        .and_then(|t| fs::canonicalize(g.git_dir.join(t.trim())).ok());
+    if back.as_deref() != Some(g.dot_git.as_path()) {
+        return refuse(format!(
+            "the worktree entry {} does not name this workspace back (its `gitdir` file)",
+            g.git_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// A Git directory's `core.worktree`, resolved against it, when it sets one.
+fn worktree_of(git_dir: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(git_dir.join("config")).ok()?;
+    let mut in_core = false;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            in_core = l
+                .trim_start_matches('[')
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("core");
+            continue;
+        }
+        if let Some((k, v)) = l.split_once('=') {
+            if in_core && k.trim().eq_ignore_ascii_case("worktree") {
+                return fs::canonicalize(git_dir.join(v.trim().trim_matches('"'))).ok();
+            }
+        }
+    }
+    None
 }
 
 /// Files in a worktree's own Git directory (`MAIN/worktrees/NAME`), not the shared one.
@@ -670,7 +724,10 @@ fn highest_missing(target: &Path, base: &Path) -> Result<Option<PathBuf>, Prepar
 /// used, because Git never records one (`git add -A` must not pick up a placeholder).
 fn looks_like_file(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let in_git = p.components().any(|c| c.as_os_str() == ".git");
+    // In a `.git`, or in any other Git directory (`--separate-git-dir`, `worktrees/NAME`),
+    // which holds a HEAD file.
+    let in_git = p.components().any(|c| c.as_os_str() == ".git")
+        || p.parent().is_some_and(|d| d.join("HEAD").is_file());
     in_git && ["config", "commondir", "config.worktree", "gitdir"].contains(&name)
 }
 
@@ -724,6 +781,9 @@ fn hard_links_note(path: &Path, links: u64) -> String {
 /// How far into a denied directory cordon looks for ways out of it: secret stores are small
 /// (`~/.ssh`), and a browser profile's thousands of files are not walked on every run.
 const LINK_SCAN_DEPTH: usize = 4;
+/// Trees the sandbox replaces with its own (or shows as the kernel's): a link into them
+/// needs no hiding.
+const SANDBOX_OWN: &[&str] = &["/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp"];
 const LINK_SCAN_ENTRIES: usize = 64;
 
 /// Hiding a directory hides its names, not what they point to: a symbolic link in it to a
@@ -754,6 +814,11 @@ fn cover_links_out(dir: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
                 if target.starts_with(dir) || plan.mounts.iter().any(|m| m.target == target) {
                     continue;
                 }
+                // The sandbox shows its own /dev, /proc, /run and tmp dirs, not the host's
+                // (`~/.ssh/known_hosts -> /dev/null` is common): nothing there to hide.
+                if SANDBOX_OWN.iter().any(|d| target.starts_with(d)) {
+                    continue;
+                }
                 if plan.workspace.starts_with(&target) {
                     plan.notes.push(format!(
                         "{} points to {}, which holds the workspace; it is not hidden",
@@ -762,10 +827,12 @@ fn cover_links_out(dir: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
                     ));
                     continue;
                 }
+                // Regular files and folders only: sockets and devices are read by connecting
+                // or opening, which the sandbox's own view and filter decide.
                 let kind = match fs::metadata(&target) {
                     Ok(m) if m.is_dir() => MountKind::HideDir,
-                    Ok(_) => MountKind::HideFile,
-                    Err(_) => continue,
+                    Ok(m) if m.is_file() => MountKind::HideFile,
+                    _ => continue,
                 };
                 plan.mounts.push(mount(&target, kind));
             } else if kind.is_dir() {

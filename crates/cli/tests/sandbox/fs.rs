@@ -351,7 +351,7 @@ fn a_worktrees_commondir_cannot_choose_what_the_next_run_writes() {
     fs::write(&commondir, format!("{}\n", e.home.display())).unwrap();
     let run = sh_in(&e, &wt, &[], "echo pwned >> \"$HOME/.bashrc\"");
     assert_eq!(run.code, 125, "stdout {} stderr {}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("linked worktree"), "{}", run.stderr);
+    assert!(run.stderr.contains("Git layout"), "{}", run.stderr);
     assert_eq!(
         fs::read_to_string(e.home.join(".bashrc")).unwrap(),
         "# original\n"
@@ -798,4 +798,114 @@ fn planted_git_configuration_is_refused_when_a_transaction_is_applied() {
         "applied: the user's git status ran planted code; {}",
         run.stderr
     );
+}
+
+#[test]
+fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
+    let e = Env::with_git("planted-gitdir");
+    let sub = e.ws.join("sub");
+    // Run 1, in the workspace: a `.git` file in a subfolder naming the home, and one naming
+    // another repository's worktree entry.
+    let other = e.root.join("outside/other");
+    fs::create_dir_all(&other).unwrap();
+    crate::util::git_in(&other, &e.home, &["init", "-q", "."]);
+    crate::util::git_in(
+        &other,
+        &e.home,
+        &["commit", "-q", "--allow-empty", "-m", "o"],
+    );
+    let other_wt = e.root.join("outside/other-wt");
+    crate::util::git_in(
+        &other,
+        &e.home,
+        &["worktree", "add", "-q", other_wt.to_str().unwrap()],
+    );
+    e.sh(
+        &[],
+        &format!(
+            "mkdir -p sub sub2 && printf 'gitdir: %s\\n' \"$HOME\" > sub/.git && printf 'gitdir: {}\\n' > sub2/.git",
+            other.join(".git/worktrees/other-wt").display()
+        ),
+    )
+    .ok();
+    // Run 2, in each subfolder: refused before anything runs; nothing outside is written.
+    for dir in [&sub, &e.ws.join("sub2")] {
+        let run = sh_in(
+            &e,
+            dir,
+            &[],
+            &format!(
+                "echo pwned >> \"$HOME/.bashrc\"; echo pwned > {}/HEAD",
+                other.join(".git").display()
+            ),
+        );
+        assert_eq!(run.code, 125, "{}: {}", dir.display(), run.stderr);
+        assert!(run.stderr.contains("Git layout"), "{}", run.stderr);
+    }
+    assert_eq!(
+        fs::read_to_string(e.home.join(".bashrc")).unwrap(),
+        "# original\n"
+    );
+    assert!(!fs::read_to_string(other.join(".git/HEAD"))
+        .unwrap()
+        .contains("pwned"));
+}
+
+#[test]
+fn separate_git_dirs_and_submodules_work_inside() {
+    let e = Env::new("separate-git-dir");
+    let src = e.root.join("outside/src");
+    fs::create_dir_all(&src).unwrap();
+    crate::util::git_in(&src, &e.home, &["init", "-q", "."]);
+    crate::util::git_in(&src, &e.home, &["commit", "-q", "--allow-empty", "-m", "s"]);
+    let sep = e.root.join("outside/sep.git");
+    fs::remove_dir_all(&e.ws).unwrap();
+    crate::util::git_in(
+        &e.root,
+        &e.home,
+        &[
+            "clone",
+            "-q",
+            "--separate-git-dir",
+            sep.to_str().unwrap(),
+            src.to_str().unwrap(),
+            e.ws.to_str().unwrap(),
+        ],
+    );
+    let run = e
+        .sh(&[], "git log --oneline && git -c user.email=t@t -c user.name=t commit -q --allow-empty -m inside && git log --oneline | wc -l")
+        .ok();
+    assert!(
+        run.stdout.trim().ends_with('2'),
+        "{} {}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+#[test]
+fn cordons_config_cannot_be_created_where_its_folder_is_missing() {
+    let e = Env::new("own-config-missing");
+    let outside = e.root.join("outside");
+    let cfg = outside.join("xdg-config");
+    assert!(!exists(&cfg));
+    let run = e
+        .sh_command(
+            &["--allow-write", outside.to_str().unwrap()],
+            "mkdir -p \"$XDG_CONFIG_HOME/cordon\"; printf '[network]\\nmode = \"full\"\\n' > \"$XDG_CONFIG_HOME/cordon/config.toml\"; echo ok > \"$XDG_CONFIG_HOME/other\"; true",
+        )
+        .env("XDG_CONFIG_HOME", &cfg)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        !exists(&cfg.join("cordon/config.toml")),
+        "user policy planted"
+    );
+    assert_eq!(fs::read_to_string(cfg.join("other")).unwrap(), "ok\n");
 }
