@@ -165,7 +165,8 @@ fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
             let paths: Vec<_> = paths.iter().map(|p| cwd.join(p)).collect();
             // What is applied lands where the user's git reads it: checked as after a run.
             let ws = workspace_of(&state, &name)?;
-            let git_before = planted_git::before(&ws);
+            let roots: Vec<_> = std::fs::canonicalize(&ws).into_iter().collect();
+            let git_before = planted_git::before(&ws, &roots);
             let code = tx::apply(
                 &state,
                 &name,
@@ -176,7 +177,6 @@ fn tx_command(cmd: args::TxCommand) -> Result<i32, Failure> {
                 &mut err,
             );
             if let Some(before) = &git_before {
-                let roots: Vec<_> = std::fs::canonicalize(&ws).into_iter().collect();
                 for refused in planted_git::after(&ws, &roots, before) {
                     audit(planted_git::report(refused));
                 }

@@ -5,13 +5,13 @@
 //! (a gitlink), reading that repository's configuration: a `core.fsmonitor` there is a
 //! program run as the user, outside any sandbox. The workspace's own `.git/config` and hooks
 //! are read-only inside, but a nested repository the command makes or changes is its own.
-//! So when the run ends, the repositories the indexes record (the workspace's, the main
-//! checkout's for a linked worktree, and theirs in turn, three levels down) are looked at:
-//! each that the index gained, or whose Git files changed during the run (by change time,
-//! which cannot be set back from inside), has its configuration (its own, and the shared
-//! one a `commondir` names) read, and a configuration naming a program, or a hooks folder
-//! with hooks, is moved aside (`config.cordon-refused`) with a line on stderr and an audit
-//! event. A repository the index does not record, one past the bounds, or one reached in a
+//! So before the run the repositories the indexes record (the workspace's, the main
+//! checkout's for a linked worktree, and theirs in turn, three levels down) have their Git
+//! files read (configuration, the shared one a `commondir` names, hooks listings), and after
+//! it again: in each the index gained, and for each file whose content changed, a
+//! configuration naming a program, or a hooks folder with hooks, is moved aside
+//! (`config.cordon-refused`) with a line on stderr and an audit event. What the user had
+//! before the run is never touched. A repository the index does not record, one past the bounds, or one reached in a
 //! way this does not follow is not looked at: docs/policy.md says so.
 
 use std::fs;
@@ -28,6 +28,7 @@ const MAX_REPOS: usize = 64;
 #[derive(Debug)]
 pub struct Before {
     known: Vec<(PathBuf, Vec<String>)>,
+    snapshot: Snapshot,
     at: SystemTime,
 }
 
@@ -137,46 +138,84 @@ fn hash_len(git_dir: &Path) -> usize {
     }
 }
 
-/// Reads the gitlinks before the command runs; `None` when the workspace has no repository.
-pub fn before(workspace: &Path) -> Option<Before> {
-    let list = indexes(workspace);
-    if list.is_empty() {
-        return None;
+/// What a nested repository's Git files held: the configuration files' bytes and the hooks
+/// folders' listing (names, sizes, modification times), by path.
+type Snapshot = Vec<(PathBuf, Option<Vec<u8>>)>;
+
+/// The files of a repository that decide what git runs there.
+fn watched(d: &GitDirs) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![&d.git_dir];
+    if d.common != d.git_dir {
+        dirs.push(&d.common);
     }
-    let known = list
-        .into_iter()
-        .map(|(index, _)| {
-            let links = recorded(&index).unwrap_or_default();
-            (index, links)
-        })
-        .collect();
-    Some(Before {
-        known,
-        at: SystemTime::now(),
-    })
+    for dir in dirs {
+        for f in ["config", "config.worktree", "hooks"] {
+            out.push(dir.join(f));
+        }
+    }
+    out
 }
 
-/// Moves aside what the command left in recorded repositories (see the module's text).
-/// `writable` are the run's writable roots, canonical: only what lies in them is the
-/// command's.
-pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Refused> {
+/// The linked worktrees' `config.worktree` files in the workspace's shared Git directory
+/// (the first [`MAX_REPOS`] entries), present or not.
+fn side_files(workspace: &Path) -> Vec<PathBuf> {
+    let Some(dirs) = git_dirs(workspace) else {
+        return Vec::new();
+    };
+    let Ok(rd) = fs::read_dir(dirs.common.join("worktrees")) else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .take(MAX_REPOS)
+        .map(|e| e.path().join("config.worktree"))
+        .collect()
+}
+
+/// A file's bytes, or a hooks folder's listing; `None` when absent.
+fn fingerprint(path: &Path) -> Option<Vec<u8>> {
+    if path.file_name().is_some_and(|n| n == "hooks") {
+        let rd = fs::read_dir(path).ok()?;
+        let mut items: Vec<String> = rd
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                let modified = m
+                    .modified()
+                    .ok()?
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .ok()?;
+                Some(format!(
+                    "{:?}:{}:{}",
+                    e.file_name(),
+                    m.len(),
+                    modified.as_nanos()
+                ))
+            })
+            .collect();
+        items.sort();
+        return Some(items.join("\n").into_bytes());
+    }
+    fs::read(path).ok()
+}
+
+/// Visits the nested repositories the workspace's indexes record, depth first within the
+/// bounds: `visit(index, link, nested folder, its Git directories, depth)` returns whether
+/// to descend into it. Only repositories whose Git directory lies in `writable` are visited.
+fn walk(
+    workspace: &Path,
+    writable: &[PathBuf],
+    skip_index: &dyn Fn(&Path) -> bool,
+    visit: &mut dyn FnMut(&Path, &str, &Path, &GitDirs, usize) -> bool,
+) {
     let ours = |p: &Path| writable.iter().any(|w| p.starts_with(w));
-    let mut out = Vec::new();
     let mut seen = 0usize;
-    // (index, its checkout, depth, whether everything below counts as new)
-    let mut queue: Vec<(PathBuf, PathBuf, usize, bool)> = indexes(workspace)
+    let mut queue: Vec<(PathBuf, PathBuf, usize)> = indexes(workspace)
         .into_iter()
-        .map(|(i, root)| (i, root, 1, false))
+        .map(|(i, root)| (i, root, 1))
         .collect();
-    while let Some((index, root, depth, inherited)) = queue.pop() {
-        let known = before
-            .known
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, l)| l.as_slice());
-        // The common case: an index that recorded no gitlink and was not written since can
-        // record none now.
-        if known.is_some_and(<[String]>::is_empty) && !changed_since(&index, before.at) {
+    while let Some((index, root, depth)) = queue.pop() {
+        if depth == 1 && skip_index(&index) {
             continue;
         }
         let links = match recorded(&index) {
@@ -195,7 +234,7 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
                 eprintln!(
                     "cordon: warning: more than {MAX_REPOS} nested repositories; those past it were not checked for planted Git configuration"
                 );
-                return out;
+                return;
             }
             let nested = root.join(&link);
             let Some(dirs) = git_dirs(&nested) else {
@@ -204,58 +243,130 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
             if !ours(&dirs.git_dir) {
                 continue;
             }
-            // A nested index has no `before`: what it records counts as new only under a new or
-            // changed parent.
-            let new = inherited || known.is_some_and(|k| !k.contains(&link));
-            let suspect = new || changed(&nested, &dirs, before.at);
-            if suspect {
-                out.extend(refuse_programs(&dirs, &ours));
-            }
-            if depth < MAX_DEPTH {
-                queue.push((dirs.git_dir.join("index"), nested, depth + 1, suspect));
+            if visit(&index, &link, &nested, &dirs, depth) && depth < MAX_DEPTH {
+                queue.push((dirs.git_dir.join("index"), nested, depth + 1));
             }
         }
     }
-    out
 }
 
-/// Whether any of the repository's Git files changed at or after `at`: its `.git`, the
-/// directories it names, their configuration, `commondir` and hooks. A rename updates the
-/// change time of what was moved, so a repository swapped in whole counts too.
-fn changed(nested: &Path, d: &GitDirs, at: SystemTime) -> bool {
-    let mut paths = vec![nested.join(".git")];
-    for dir in [&d.git_dir, &d.common] {
-        paths.push(dir.clone());
-        for f in ["config", "config.worktree", "commondir", "hooks"] {
-            paths.push(dir.join(f));
-        }
+/// Reads the gitlinks and the recorded repositories' Git files before the command runs;
+/// `None` when the workspace has no repository. `writable` are the run's writable roots,
+/// canonical.
+pub fn before(workspace: &Path, writable: &[PathBuf]) -> Option<Before> {
+    let list = indexes(workspace);
+    if list.is_empty() {
+        return None;
     }
-    paths.iter().any(|p| changed_since(p, at))
+    let known = list
+        .into_iter()
+        .map(|(index, _)| {
+            let links = recorded(&index).unwrap_or_default();
+            (index, links)
+        })
+        .collect();
+    let mut snapshot: Snapshot = side_files(workspace)
+        .into_iter()
+        .map(|p| {
+            let print = fingerprint(&p);
+            (p, print)
+        })
+        .collect();
+    walk(workspace, writable, &|_| false, &mut |_, _, _, dirs, _| {
+        for p in watched(dirs) {
+            let print = fingerprint(&p);
+            snapshot.push((p, print));
+        }
+        true
+    });
+    Some(Before {
+        known,
+        snapshot,
+        at: SystemTime::now(),
+    })
 }
 
-/// Moves aside each configuration of `d` naming a program, and hooks folders with hooks.
-fn refuse_programs(d: &GitDirs, ours: &dyn Fn(&Path) -> bool) -> Vec<Refused> {
+/// Moves aside what the command left in recorded repositories (see the module's text):
+/// in a repository the index gained, every configuration naming a program and hooks; in one
+/// recorded before, those whose content changed during the run. `writable` are the run's
+/// writable roots, canonical: only what lies in them is the command's.
+pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Refused> {
     let mut out = Vec::new();
-    let mut dirs = vec![&d.git_dir];
-    if d.common != d.git_dir && ours(&d.common) {
-        dirs.push(&d.common);
-    }
-    for dir in dirs {
-        for name in ["config", "config.worktree"] {
-            let file = dir.join(name);
-            let Ok(bytes) = fs::read(&file) else {
-                continue;
-            };
-            let keys = program_keys(&String::from_utf8_lossy(&bytes));
+    let known_links = |index: &Path| {
+        before
+            .known
+            .iter()
+            .find(|(i, _)| i == index)
+            .map(|(_, l)| l.as_slice())
+    };
+    // The common case: an index that recorded no gitlink and was not written since can
+    // record none now.
+    let skip = |index: &Path| {
+        known_links(index).is_some_and(<[String]>::is_empty) && !changed_since(index, before.at)
+    };
+    // The other linked worktrees' `config.worktree`: read by git once the repository turns
+    // `extensions.worktreeConfig` on (as `git sparse-checkout` does), so one planted now
+    // would run later.
+    for p in side_files(workspace) {
+        let was = before
+            .snapshot
+            .iter()
+            .find(|(q, _)| *q == p)
+            .map(|(_, f)| f);
+        let now = fingerprint(&p);
+        if now.is_some() && was != Some(&now) && writable.iter().any(|w| p.starts_with(w)) {
+            let keys = program_keys(&String::from_utf8_lossy(now.as_deref().unwrap_or_default()));
             if !keys.is_empty() {
-                out.extend(move_aside(&file, keys));
+                out.extend(move_aside(&p, keys));
             }
         }
-        let hooks = dir.join("hooks");
-        if has_hooks(&hooks) {
-            out.extend(move_aside(&hooks, vec!["hooks".into()]));
-        }
     }
+    // Repositories (their folders) found new or changed, whose nested ones count as new.
+    let mut suspect: Vec<PathBuf> = Vec::new();
+    walk(
+        workspace,
+        writable,
+        &skip,
+        &mut |index, link, nested, dirs, depth| {
+            let under_suspect = suspect.iter().any(|s| nested.starts_with(s) && s != nested);
+            let new = under_suspect
+                || (depth == 1 && known_links(index).is_some_and(|k| !k.iter().any(|l| l == link)));
+            let mut changed_any = new;
+            for p in watched(dirs) {
+                // What lies outside the writable roots the command could not have changed.
+                if !writable.iter().any(|w| p.starts_with(w)) {
+                    continue;
+                }
+                let was = before
+                    .snapshot
+                    .iter()
+                    .find(|(q, _)| *q == p)
+                    .map(|(_, f)| f);
+                let now = fingerprint(&p);
+                let changed = new || was != Some(&now);
+                if !changed || now.is_none() {
+                    continue;
+                }
+                changed_any = true;
+                if p.file_name().is_some_and(|n| n == "hooks") {
+                    if has_hooks(&p) {
+                        out.extend(move_aside(&p, vec!["hooks".into()]));
+                    }
+                } else {
+                    let text =
+                        String::from_utf8_lossy(now.as_deref().unwrap_or_default()).into_owned();
+                    let keys = program_keys(&text);
+                    if !keys.is_empty() {
+                        out.extend(move_aside(&p, keys));
+                    }
+                }
+            }
+            if changed_any {
+                suspect.push(nested.to_path_buf());
+            }
+            true
+        },
+    );
     out
 }
 

@@ -125,7 +125,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     // Nested repositories the indexes record, before the command (an overlaid workspace's
     // writes reach it only when applied: at exit with `--apply auto`, or by `cordon tx
     // apply`, which checks again).
-    let git_before = planted_git::before(&plan.workspace);
+    let git_before = planted_git::before(&plan.workspace, &plan.writable);
     let mut result = start(&mut audit, &launch!(&plan));
     // The allow-list has no Landlock-only form (it needs a network namespace): no fallback.
     let proxied = matches!(net, NetMode::Proxied { .. });

@@ -84,7 +84,16 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .as_ref()
         .map(|n| n.job_watch().clone())
         .unwrap_or_default();
-    let git_before = planted_git::before(&workspace);
+    // The run's writable roots, canonical: what the nested-repository check may look at.
+    let git_roots: Vec<std::path::PathBuf> = std::iter::once(workspace.clone())
+        .chain(
+            plan.writable
+                .iter()
+                .map(|w| std::path::PathBuf::from(w.to_api())),
+        )
+        .filter_map(|w| std::fs::canonicalize(w).ok())
+        .collect();
+    let git_before = planted_git::before(&workspace, &git_roots);
     let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, &job_watch);
     let mut tripped = report_trips(&mut sink, &run_id, &job_watch.trips(), policy);
     if matches!(ended, Ok(Exit::TimedOut)) {
@@ -104,15 +113,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         tripped = None;
     }
     if let Some(before) = &git_before {
-        let writable: Vec<std::path::PathBuf> = std::iter::once(workspace.clone())
-            .chain(
-                plan.writable
-                    .iter()
-                    .map(|w| std::path::PathBuf::from(w.to_api())),
-            )
-            .filter_map(|w| std::fs::canonicalize(w).ok())
-            .collect();
-        for refused in planted_git::after(&workspace, &writable, before) {
+        for refused in planted_git::after(&workspace, &git_roots, before) {
             log(&mut sink, &run_id, planted_git::report(refused));
         }
     }

@@ -611,10 +611,19 @@ fn git_side_paths(common_dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(common_dir.join("worktrees")) else {
         return Vec::new();
     };
+    // Git reads a worktree's `config.worktree` only with `extensions.worktreeConfig`: without
+    // it, a missing one needs no placeholder (each costs a file made and removed per run).
+    let worktree_config = fs::read_to_string(common_dir.join("config")).is_ok_and(|c| {
+        c.lines().any(|l| {
+            let l = l.trim().to_ascii_lowercase().replace([' ', '\t'], "");
+            l == "worktreeconfig=true" || l == "worktreeconfig"
+        })
+    });
     rd.filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .take(MAX_SIDE_DIRS)
         .flat_map(|e| PER_WORKTREE.iter().map(move |f| e.path().join(f)))
+        .filter(|p| worktree_config || !p.ends_with("config.worktree") || p.exists())
         .collect()
 }
 

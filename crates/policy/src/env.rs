@@ -73,7 +73,10 @@ pub fn has_url_password(value: &str) -> bool {
     let mut rest = value;
     while let Some(i) = rest.find("://") {
         let after = &rest[i + 3..];
-        let authority = after.split(['/', '?', '#', ' ']).next().unwrap_or("");
+        let authority = after
+            .split(['/', '?', '#', ' ', '"', '\'', ',', ';', '}', ']', '>'])
+            .next()
+            .unwrap_or("");
         if let Some((userinfo, _host)) = authority.rsplit_once('@') {
             if userinfo
                 .split_once(':')
@@ -118,6 +121,7 @@ mod tests {
             "postgres://app@db/prod",
             "http://user:@host/",
             "plain text",
+            r#"{"url":"http://host:8080","mail":"a@b.c"}"#,
         ] {
             assert!(!has_url_password(no), "{no}");
         }

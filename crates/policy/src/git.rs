@@ -34,6 +34,20 @@ pub const PROGRAM_KEYS: &[&str] = &[
     "pager.*",
     "protocol.allow",
     "protocol.*.allow",
+    "gpg.*.defaultkeycommand",
+    "interactive.difffilter",
+    "difftool.*.cmd",
+    "mergetool.*.cmd",
+    "submodule.*.update",
+    "alias.*",
+    "web.browser",
+    "browser.*.cmd",
+    "browser.*.path",
+    "man.*.cmd",
+    "man.*.path",
+    "sendemail.smtpserver",
+    "sendemail.sendmailcmd",
+    "sendemail.aliasesfile",
 ];
 
 /// The keys of `text` (a git config file) that name a program, as `section.key` spelled as
@@ -86,6 +100,11 @@ pub fn program_keys(text: &str) -> Vec<String> {
             continue;
         }
         if spelled.starts_with("filter.*.") && LFS_FILTERS.contains(&value.trim_matches('"')) {
+            continue;
+        }
+        // An alias or a submodule's update runs a program only as `!command`.
+        let shell = value.trim_matches('"').trim_start().starts_with('!');
+        if (section == "alias" || spelled == "submodule.*.update") && !shell {
             continue;
         }
         if !out.contains(&spelled) {
@@ -151,7 +170,8 @@ pub fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<String>, IndexError
     }
     let count = u32_at(8)? as usize;
     let mut at = 12usize;
-    let mut previous: Vec<u8> = Vec::new();
+    // Version 4 compresses each path against the one before: one buffer, reused.
+    let mut path: Vec<u8> = Vec::new();
     let mut out = Vec::new();
     for _ in 0..count {
         let start = at;
@@ -165,7 +185,7 @@ pub fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<String>, IndexError
         if version >= 3 && flags & 0x4000 != 0 {
             path_at += 2;
         }
-        let path: Vec<u8>;
+        let is_link = mode & 0o170000 == 0o160000;
         if version == 4 {
             // A varint of bytes to drop from the previous path, then the rest, NUL-ended.
             let (strip, used) = varint(index.get(path_at..).unwrap_or(&[]))
@@ -175,28 +195,28 @@ pub fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<String>, IndexError
                 .get(suffix_at..)
                 .and_then(|b| b.iter().position(|&c| c == 0))
                 .ok_or_else(|| bad("unterminated path"))?;
-            let keep = previous
+            let keep = path
                 .len()
                 .checked_sub(strip)
                 .ok_or_else(|| bad("bad path prefix"))?;
-            let mut p = previous[..keep].to_vec();
-            p.extend_from_slice(&index[suffix_at..suffix_at + len]);
-            path = p;
+            path.truncate(keep);
+            path.extend_from_slice(&index[suffix_at..suffix_at + len]);
             at = suffix_at + len + 1;
+            if is_link {
+                out.push(String::from_utf8_lossy(&path).into_owned());
+            }
         } else {
             let len = index
                 .get(path_at..)
                 .and_then(|b| b.iter().position(|&c| c == 0))
                 .ok_or_else(|| bad("unterminated path"))?;
-            path = index[path_at..path_at + len].to_vec();
+            if is_link {
+                out.push(String::from_utf8_lossy(&index[path_at..path_at + len]).into_owned());
+            }
             // Entries are padded with 1 to 8 NULs to a multiple of 8 bytes.
             let entry_len = path_at + len - start;
             at = start + (entry_len + 8) / 8 * 8;
         }
-        if mode & 0o170000 == 0o160000 {
-            out.push(String::from_utf8_lossy(&path).into_owned());
-        }
-        previous = path;
     }
     Ok(out)
 }
@@ -254,6 +274,17 @@ mod tests {
         assert_eq!(program_keys(not_lfs), vec!["filter.*.clean"]);
         // What `git submodule` writes for an absorbed submodule is not a program.
         assert!(program_keys("[core]\n\tworktree = ../../../vendor/lib\n").is_empty());
+        let more = "[alias]\n\tst = status\n\tx = !sh -c evil\n[submodule \"a\"]\n\tupdate = rebase\n[submodule \"b\"]\n\tupdate = !evil\n[gpg \"ssh\"]\n\tdefaultKeyCommand = evil\n[interactive]\n\tdiffFilter = evil\n[difftool \"x\"]\n\tcmd = evil\n";
+        assert_eq!(
+            program_keys(more),
+            vec![
+                "alias.x",
+                "submodule.*.update",
+                "gpg.*.defaultkeycommand",
+                "interactive.difffilter",
+                "difftool.*.cmd"
+            ]
+        );
     }
 
     #[test]

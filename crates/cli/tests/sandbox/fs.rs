@@ -331,13 +331,15 @@ fn a_worktrees_commondir_cannot_choose_what_the_next_run_writes() {
         "commondir rewritten"
     );
     // Run 1', in the main repository: the worktree's files are read-only there too.
-    let run = e.sh(&[], "echo ../../../../ > .git/worktrees/wt/commondir; echo x > .git/worktrees/wt/config.worktree; mv .git/worktrees/wt .git/worktrees/moved; true").ok();
+    let run = e.sh(&[], "echo ../../../../ > .git/worktrees/wt/commondir; printf '[core]\\n\\tfsmonitor = /evil\\n' > .git/worktrees/wt/config.worktree; mv .git/worktrees/wt .git/worktrees/moved; true").ok();
     assert!(run.code == 0);
     assert_eq!(
         fs::read_to_string(&commondir).unwrap(),
         original,
         "commondir rewritten from main"
     );
+    // Git reads it only with extensions.worktreeConfig, so it is not mounted; one naming a
+    // program is moved aside after the run (the repository may turn the extension on later).
     assert!(
         !exists(&e.ws.join(".git/worktrees/wt/config.worktree")),
         "config.worktree planted"
@@ -908,4 +910,45 @@ fn cordons_config_cannot_be_created_where_its_folder_is_missing() {
         "user policy planted"
     );
     assert_eq!(fs::read_to_string(cfg.join("other")).unwrap(), "ok\n");
+}
+
+#[test]
+fn the_users_own_submodule_configuration_is_never_moved() {
+    let e = Env::with_git("submodule-own-config");
+    let upstream = e.root.join("outside/lib");
+    fs::create_dir_all(&upstream).unwrap();
+    crate::util::git_in(&upstream, &e.home, &["init", "-q", "."]);
+    crate::util::git_in(
+        &upstream,
+        &e.home,
+        &["commit", "-q", "--allow-empty", "-m", "lib"],
+    );
+    e.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        upstream.to_str().unwrap(),
+        "sub",
+    ]);
+    e.git(&["commit", "-qm", "sub"]);
+    let module = e.ws.join(".git/modules/sub");
+    crate::util::git_in(
+        &e.ws.join("sub"),
+        &e.home,
+        &["config", "core.sshCommand", "ssh -i ~/.ssh/deploy_key"],
+    );
+    fs::write(module.join("hooks/pre-commit"), "#!/bin/sh\nexit 0\n").unwrap();
+    let config = fs::read_to_string(module.join("config")).unwrap();
+    // Ordinary work inside, in the repository and in the submodule.
+    e.sh(
+        &[],
+        "touch sub/f1 && git status --short && git -C sub add f1 && git -C sub -c user.email=t@t -c user.name=t commit -q --no-verify -m f1 && git status --short",
+    )
+    .ok();
+    assert_eq!(fs::read_to_string(module.join("config")).unwrap(), config);
+    assert!(exists(&module.join("hooks/pre-commit")));
+    assert!(!exists(&module.join("config.cordon-refused")));
+    assert!(!exists(&module.join("hooks.cordon-refused")));
 }
