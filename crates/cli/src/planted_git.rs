@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use cordon_policy::git::{gitlinks, program_keys};
+use cordon_policy::git::{entries, gitlinks, program_keys};
 
 /// How deep nested repositories are followed, and how many are looked at in all.
 const MAX_DEPTH: usize = 3;
@@ -89,6 +89,60 @@ fn indexes(workspace: &Path) -> Vec<(PathBuf, PathBuf)> {
     out
 }
 
+/// What identifies one version of an index file: inode, size, modification and change
+/// times. The change time cannot be set back, so an equal stamp is the same content.
+#[cfg(unix)]
+fn stamp(index: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(index).ok()?;
+    Some(format!(
+        "{} {} {}.{} {}.{}",
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn stamp(_: &Path) -> Option<String> {
+    None
+}
+
+/// Where the gitlinks of an index are remembered between runs: cordon's state folder, which
+/// no sandbox can read or write. A workspace's index can be megabytes; read it once per
+/// version, not twice per run.
+fn cache_file(index: &Path) -> Option<PathBuf> {
+    let name = cordon_policy::content_hash(index, b"gitlinks");
+    Some(crate::dirs::state_dir()?.join("gitlinks").join(&name[..32]))
+}
+
+/// [`recorded`], from the cache when the index has not changed since it was last read.
+fn recorded_cached(index: &Path) -> Result<Vec<String>, String> {
+    let (Some(stamp), Some(cache)) = (stamp(index), cache_file(index)) else {
+        return recorded(index);
+    };
+    if let Ok(text) = fs::read_to_string(&cache) {
+        let mut lines = text.lines();
+        if lines.next() == Some(stamp.as_str()) {
+            return Ok(lines.map(str::to_string).collect());
+        }
+    }
+    let links = recorded(index)?;
+    if let Some(dir) = cache.parent() {
+        let _ = fs::create_dir_all(dir);
+        let mut text = stamp;
+        for l in &links {
+            text.push('\n');
+            text.push_str(l);
+        }
+        let _ = fs::write(&cache, text);
+    }
+    Ok(links)
+}
+
 /// The gitlinks an index records, its shared index (`git update-index --split-index`)
 /// included; `Err` when it cannot be read as an index.
 fn recorded(index: &Path) -> Result<Vec<String>, String> {
@@ -98,11 +152,11 @@ fn recorded(index: &Path) -> Result<Vec<String>, String> {
         Err(e) => return Err(e.to_string()),
     };
     let hash_len = hash_len(index.parent().unwrap_or(index));
-    let mut links = gitlinks(&bytes, hash_len).map_err(|e| e.0)?;
+    let found = entries(&bytes, hash_len).map_err(|e| e.0)?;
+    let mut links = found.links;
     // A split index names its shared index in a `link` extension; only then is the folder
-    // listed for it (a false match on a path costs one listing, nothing more).
-    let split = bytes.windows(4).any(|w| w == b"link");
-    if let Some(dir) = index.parent().filter(|_| split) {
+    // listed for it.
+    if let Some(dir) = index.parent().filter(|_| found.split) {
         let shared = fs::read_dir(dir)
             .into_iter()
             .flatten()
@@ -218,7 +272,11 @@ fn walk(
         if depth == 1 && skip_index(&index) {
             continue;
         }
-        let links = match recorded(&index) {
+        let read = match depth {
+            1 => recorded_cached(&index),
+            _ => recorded(&index),
+        };
+        let links = match read {
             Ok(l) => l,
             Err(why) => {
                 eprintln!(
@@ -258,10 +316,10 @@ pub fn before(workspace: &Path, writable: &[PathBuf]) -> Option<Before> {
     if list.is_empty() {
         return None;
     }
-    let known = list
+    let known: Vec<(PathBuf, Vec<String>)> = list
         .into_iter()
         .map(|(index, _)| {
-            let links = recorded(&index).unwrap_or_default();
+            let links = recorded_cached(&index).unwrap_or_default();
             (index, links)
         })
         .collect();
@@ -272,7 +330,11 @@ pub fn before(workspace: &Path, writable: &[PathBuf]) -> Option<Before> {
             (p, print)
         })
         .collect();
-    walk(workspace, writable, &|_| false, &mut |_, _, _, dirs, _| {
+    // Nothing recorded, nothing to walk (and the index, which can be megabytes, is not read
+    // a second time).
+    let nothing = known.iter().all(|(_, l)| l.is_empty());
+    let skip = |_: &Path| nothing;
+    walk(workspace, writable, &skip, &mut |_, _, _, dirs, _| {
         for p in watched(dirs) {
             let print = fingerprint(&p);
             snapshot.push((p, print));

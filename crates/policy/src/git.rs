@@ -154,6 +154,33 @@ pub struct IndexError(pub String);
 /// commit), in index order. `hash_len` is 20 (SHA-1) or 32 (SHA-256 repositories).
 /// Understands index versions 2, 3 and 4.
 pub fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<String>, IndexError> {
+    entries(index, hash_len).map(|r| r.links)
+}
+
+/// What an index records that matters here: its gitlinks, and whether it is split (a `link`
+/// extension names a shared index holding more entries).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recorded {
+    pub links: Vec<String>,
+    pub split: bool,
+}
+
+/// [`gitlinks`], and the extensions after the entries read for a `link` one.
+pub fn entries(index: &[u8], hash_len: usize) -> Result<Recorded, IndexError> {
+    let (links, end) = entry_links(index, hash_len)?;
+    // Extensions: a 4-byte signature and a 4-byte length each, then the trailing hash.
+    let mut at = end;
+    let mut split = false;
+    while at + 8 + hash_len <= index.len() {
+        let sig = &index[at..at + 4];
+        let len = u32::from_be_bytes([index[at + 4], index[at + 5], index[at + 6], index[at + 7]]);
+        split |= sig == b"link";
+        at += 8 + len as usize;
+    }
+    Ok(Recorded { links, split })
+}
+
+fn entry_links(index: &[u8], hash_len: usize) -> Result<(Vec<String>, usize), IndexError> {
     let bad = |why: &str| IndexError(why.to_string());
     let u32_at = |at: usize| -> Result<u32, IndexError> {
         index
@@ -218,7 +245,7 @@ pub fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<String>, IndexError
             at = start + (entry_len + 8) / 8 * 8;
         }
     }
-    Ok(out)
+    Ok((out, at))
 }
 
 /// Git's offset varint (`encode_varint` in varint.c): 7 bits a byte, high bit = more, and
@@ -323,6 +350,13 @@ mod tests {
             (0o160000, "vendor/lib"),
         ]);
         assert_eq!(gitlinks(&idx, 20).unwrap(), vec!["sub", "vendor/lib"]);
+        assert!(!entries(&idx, 20).unwrap().split);
+        let mut split = idx.clone();
+        split.extend(b"link");
+        split.extend(20u32.to_be_bytes());
+        split.extend([0u8; 20]);
+        split.extend([0u8; 20]); // the trailing hash
+        assert!(entries(&split, 20).unwrap().split);
         assert!(gitlinks(b"nope", 20).is_err());
         assert!(gitlinks(&idx[..idx.len() - 9], 20).is_err());
     }
