@@ -370,17 +370,12 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
     // `extensions.worktreeConfig` on (as `git sparse-checkout` does), so one planted now
     // would run later.
     for p in side_files(workspace) {
-        let was = before
-            .snapshot
-            .iter()
-            .find(|(q, _)| *q == p)
-            .map(|(_, f)| f);
         let now = fingerprint(&p);
-        if now.is_some() && was != Some(&now) && writable.iter().any(|w| p.starts_with(w)) {
-            let keys = program_keys(&String::from_utf8_lossy(now.as_deref().unwrap_or_default()));
-            if !keys.is_empty() {
-                out.extend(move_aside(&p, keys));
-            }
+        if now.is_some()
+            && before.was(&p) != Some(&now)
+            && writable.iter().any(|w| p.starts_with(w))
+        {
+            out.extend(now.as_deref().and_then(|bytes| refuse(&p, bytes)));
         }
     }
     // Repositories (their folders) found new or changed, whose nested ones count as new.
@@ -399,28 +394,13 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
                 if !writable.iter().any(|w| p.starts_with(w)) {
                     continue;
                 }
-                let was = before
-                    .snapshot
-                    .iter()
-                    .find(|(q, _)| *q == p)
-                    .map(|(_, f)| f);
                 let now = fingerprint(&p);
-                let changed = new || was != Some(&now);
-                if !changed || now.is_none() {
+                let Some(bytes) = now.as_deref() else {
                     continue;
-                }
-                changed_any = true;
-                if p.file_name().is_some_and(|n| n == "hooks") {
-                    if has_hooks(&p) {
-                        out.extend(move_aside(&p, vec!["hooks".into()]));
-                    }
-                } else {
-                    let text =
-                        String::from_utf8_lossy(now.as_deref().unwrap_or_default()).into_owned();
-                    let keys = program_keys(&text);
-                    if !keys.is_empty() {
-                        out.extend(move_aside(&p, keys));
-                    }
+                };
+                if new || before.was(&p) != Some(&now) {
+                    changed_any = true;
+                    out.extend(refuse(&p, bytes));
                 }
             }
             if changed_any {
@@ -430,6 +410,25 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
         },
     );
     out
+}
+
+impl Before {
+    /// What `p` held before the run, if it was looked at.
+    fn was(&self, p: &Path) -> Option<&Option<Vec<u8>>> {
+        self.snapshot.iter().find(|(q, _)| q == p).map(|(_, f)| f)
+    }
+}
+
+/// Moves `p` aside when what it now holds runs something: a configuration naming programs,
+/// or a hooks folder with hooks (`bytes` is its content, or for hooks its listing).
+fn refuse(p: &Path, bytes: &[u8]) -> Option<Refused> {
+    if p.file_name().is_some_and(|n| n == "hooks") {
+        return has_hooks(p)
+            .then(|| move_aside(p, vec!["hooks".into()]))
+            .flatten();
+    }
+    let keys = program_keys(&String::from_utf8_lossy(bytes));
+    (!keys.is_empty()).then(|| move_aside(p, keys)).flatten()
 }
 
 /// Whether `path`'s inode changed (was created, written, renamed) at or after `at`. The

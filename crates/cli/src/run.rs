@@ -428,12 +428,7 @@ fn report_trips(
     trips: &[Trip],
     policy: &Policy,
 ) -> Option<String> {
-    let value = |k: LimitKind| {
-        policy
-            .limits
-            .get(k)
-            .map_or_else(|| "unset".to_string(), |v| k.format(v))
-    };
+    let value = |k: LimitKind| crate::runlog::limit_value(policy, k);
     let mut first = None;
     for trip in trips {
         let (kind, line, detail) = match *trip {

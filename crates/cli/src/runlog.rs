@@ -41,3 +41,12 @@ pub fn run_id() -> String {
     let h = Sha256::digest(format!("{now}-{}", std::process::id()).as_bytes());
     cordon_policy::hex(&h[..8])
 }
+
+/// A limit as the policy sets it, for messages and `limit_exceeded` events (`unset` when it
+/// sets none).
+pub fn limit_value(policy: &cordon_policy::Policy, kind: cordon_policy::LimitKind) -> String {
+    policy
+        .limits
+        .get(kind)
+        .map_or_else(|| "unset".to_string(), |v| kind.format(v))
+}

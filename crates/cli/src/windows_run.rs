@@ -97,10 +97,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, &job_watch);
     let mut tripped = report_trips(&mut sink, &run_id, &job_watch.trips(), policy);
     if matches!(ended, Ok(Exit::TimedOut)) {
-        let value = policy
-            .limits
-            .get(LimitKind::Timeout)
-            .map_or_else(|| "unset".to_string(), |v| LimitKind::Timeout.format(v));
+        let value = crate::runlog::limit_value(policy, LimitKind::Timeout);
         log(
             &mut sink,
             &run_id,
@@ -152,12 +149,7 @@ fn report_trips(
     trips: &[JobTrip],
     policy: &Policy,
 ) -> Option<String> {
-    let value = |k: LimitKind| {
-        policy
-            .limits
-            .get(k)
-            .map_or_else(|| "unset".to_string(), |v| k.format(v))
-    };
+    let value = |k: LimitKind| crate::runlog::limit_value(policy, k);
     let mut first = None;
     for trip in trips {
         let (kind, line) = match trip {

@@ -363,24 +363,7 @@ fn a_worktrees_commondir_cannot_choose_what_the_next_run_writes() {
 #[test]
 fn a_submodules_planted_config_and_hooks_are_moved_aside() {
     let e = Env::with_git("submodule-config");
-    let upstream = e.root.join("outside/lib");
-    fs::create_dir_all(&upstream).unwrap();
-    crate::util::git_in(&upstream, &e.home, &["init", "-q", "."]);
-    crate::util::git_in(
-        &upstream,
-        &e.home,
-        &["commit", "-q", "--allow-empty", "-m", "lib"],
-    );
-    e.git(&[
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "-q",
-        upstream.to_str().unwrap(),
-        "vendor/lib",
-    ]);
-    e.git(&["commit", "-qm", "sub"]);
+    add_submodule(&e, "vendor/lib");
     let module = e.ws.join(".git/modules/vendor/lib");
     assert!(exists(&module.join("config")));
     let proof = e.root.join("outside/ran");
@@ -915,24 +898,7 @@ fn cordons_config_cannot_be_created_where_its_folder_is_missing() {
 #[test]
 fn the_users_own_submodule_configuration_is_never_moved() {
     let e = Env::with_git("submodule-own-config");
-    let upstream = e.root.join("outside/lib");
-    fs::create_dir_all(&upstream).unwrap();
-    crate::util::git_in(&upstream, &e.home, &["init", "-q", "."]);
-    crate::util::git_in(
-        &upstream,
-        &e.home,
-        &["commit", "-q", "--allow-empty", "-m", "lib"],
-    );
-    e.git(&[
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "-q",
-        upstream.to_str().unwrap(),
-        "sub",
-    ]);
-    e.git(&["commit", "-qm", "sub"]);
+    add_submodule(&e, "sub");
     let module = e.ws.join(".git/modules/sub");
     crate::util::git_in(
         &e.ws.join("sub"),
@@ -951,4 +917,27 @@ fn the_users_own_submodule_configuration_is_never_moved() {
     assert!(exists(&module.join("hooks/pre-commit")));
     assert!(!exists(&module.join("config.cordon-refused")));
     assert!(!exists(&module.join("hooks.cordon-refused")));
+}
+
+/// Adds a submodule at `path` (from a one-commit repository beside the workspace) and commits.
+fn add_submodule(e: &Env, path: &str) {
+    let upstream = e.root.join("outside/lib");
+    fs::create_dir_all(&upstream).unwrap();
+    crate::util::git_in(&upstream, &e.home, &["init", "-q", "."]);
+    crate::util::git_in(
+        &upstream,
+        &e.home,
+        &["commit", "-q", "--allow-empty", "-m", "lib"],
+    );
+    let url = upstream.to_str().unwrap();
+    e.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        url,
+        path,
+    ]);
+    e.git(&["commit", "-qm", "sub"]);
 }
