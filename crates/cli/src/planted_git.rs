@@ -18,7 +18,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use cordon_policy::git::{entries, gitlinks, program_keys};
+use cordon_policy::git::{entries, gitlinks, program_settings};
 
 /// How deep nested repositories are followed, and how many are looked at in all.
 const MAX_DEPTH: usize = 3;
@@ -371,11 +371,9 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
     // would run later.
     for p in side_files(workspace) {
         let now = fingerprint(&p);
-        if now.is_some()
-            && before.was(&p) != Some(&now)
-            && writable.iter().any(|w| p.starts_with(w))
-        {
-            out.extend(now.as_deref().and_then(|bytes| refuse(&p, bytes)));
+        let was = before.was(&p).and_then(|w| w.as_deref());
+        if now.is_some() && was != now.as_deref() && writable.iter().any(|w| p.starts_with(w)) {
+            out.extend(now.as_deref().and_then(|bytes| refuse(&p, was, bytes)));
         }
     }
     // Repositories (their folders) found new or changed, whose nested ones count as new.
@@ -398,9 +396,10 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
                 let Some(bytes) = now.as_deref() else {
                     continue;
                 };
-                if new || before.was(&p) != Some(&now) {
+                let was = before.was(&p).and_then(|w| w.as_deref());
+                if new || was != Some(bytes) {
                     changed_any = true;
-                    out.extend(refuse(&p, bytes));
+                    out.extend(refuse(&p, if new { None } else { was }, bytes));
                 }
             }
             if changed_any {
@@ -419,15 +418,23 @@ impl Before {
     }
 }
 
-/// Moves `p` aside when what it now holds runs something: a configuration naming programs,
-/// or a hooks folder with hooks (`bytes` is its content, or for hooks its listing).
-fn refuse(p: &Path, bytes: &[u8]) -> Option<Refused> {
+/// Moves `p` aside when what it now holds runs something it did not before: a
+/// configuration with a setting naming a program that `was` (its content before the run, if
+/// known) did not have, or a hooks folder with hooks (`bytes` is its content, or for hooks
+/// its listing). A file git rewrote around the user's own settings is left alone.
+fn refuse(p: &Path, was: Option<&[u8]>, bytes: &[u8]) -> Option<Refused> {
     if p.file_name().is_some_and(|n| n == "hooks") {
         return has_hooks(p)
             .then(|| move_aside(p, vec!["hooks".into()]))
             .flatten();
     }
-    let keys = program_keys(&String::from_utf8_lossy(bytes));
+    let had = was.map_or_else(Vec::new, |w| program_settings(&String::from_utf8_lossy(w)));
+    let mut keys: Vec<String> = Vec::new();
+    for (key, value) in program_settings(&String::from_utf8_lossy(bytes)) {
+        if !had.contains(&(key.clone(), value)) && !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
     (!keys.is_empty()).then(|| move_aside(p, keys)).flatten()
 }
 

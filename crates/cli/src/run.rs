@@ -86,7 +86,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         &cwd,
         env,
         net,
-    );
+    )?;
     spec.supervise_exec = commands::supervised(&policy.commands);
     spec.request_door = dirs::state_dir().is_some();
     let transaction = match &args.transaction {
@@ -505,11 +505,11 @@ fn build_spec(
     cwd: &Path,
     env: Vec<(OsString, OsString)>,
     net: NetMode,
-) -> Spec {
+) -> Result<Spec, Failure> {
     let mut paths = policy.resolve(&resolve_context(workspace));
     paths.deny_read.extend(agent_sockets());
-    make_own_config_dir(&paths.writable, workspace);
-    Spec {
+    make_own_config_dir(&paths.writable, workspace)?;
+    Ok(Spec {
         argv: command.to_vec(),
         env,
         cwd: cwd.to_path_buf(),
@@ -535,45 +535,76 @@ fn build_spec(
         overlay: None,
         supervise_exec: false,
         request_door: false,
-    }
+    })
 }
 
 /// Creates cordon's config folder when a writable root would hold it but it does not exist
 /// (`--allow-write ~` on a machine without `~/.config`): a folder that exists can be pinned
 /// read-only; one that does not could be created inside, with a policy in it.
-fn make_own_config_dir(writable: &[PathBuf], workspace: &Path) {
+fn make_own_config_dir(writable: &[PathBuf], workspace: &Path) -> Result<(), Failure> {
     let Some(dir) = dirs::user_config().and_then(|f| f.parent().map(Path::to_path_buf)) else {
-        return;
+        return Ok(());
     };
     if dir.exists() {
-        return;
+        return Ok(());
     }
+    // Through links, to where the folder would really be made (a dangling `~/.config` link
+    // into a dotfiles checkout is created at its target).
+    let real = follow_links(&dir);
     let roots: Vec<PathBuf> = writable
         .iter()
         .chain(std::iter::once(&workspace.to_path_buf()))
         .filter_map(|w| std::fs::canonicalize(w).ok())
         .collect();
-    // The folder's nearest existing ancestor, canonical, decides whether it lies in a root.
-    let mut existing = dir.as_path();
+    let mut existing = real.as_path();
     while !existing.exists() {
         match existing.parent() {
             Some(p) => existing = p,
-            None => return,
+            None => return Ok(()),
         }
     }
-    let Ok(real) = std::fs::canonicalize(existing) else {
-        return;
+    let Ok(anchor) = std::fs::canonicalize(existing) else {
+        return Ok(());
     };
-    if roots.iter().any(|r| real.starts_with(r)) {
-        use std::os::unix::fs::DirBuilderExt;
-        if let Err(e) = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-        {
-            eprintln!("cordon: warning: creating {}: {e}", dir.display());
+    if !roots.iter().any(|r| anchor.starts_with(r)) {
+        return Ok(());
+    }
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&real)
+        .map_err(|e| {
+            Failure::setup(format!(
+                "cordon's config folder {} (at {}) lies in a writable root and could not be made to protect it: {e}; the command did not run",
+                dir.display(),
+                real.display()
+            ))
+        })
+}
+
+/// `path` with every symbolic link on the way replaced by its target, dangling ones included
+/// (at most 32 links: a loop stays where it is).
+fn follow_links(path: &Path) -> PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..32 {
+        let mut prefix = PathBuf::new();
+        let mut replaced = None;
+        for part in current.components() {
+            prefix.push(part);
+            if let Ok(target) = std::fs::read_link(&prefix) {
+                let base = prefix.parent().map(Path::to_path_buf).unwrap_or_default();
+                let rest = current.strip_prefix(&prefix).unwrap_or(Path::new(""));
+                replaced = Some(base.join(target).join(rest));
+                break;
+            }
+        }
+        match replaced {
+            Some(next) => current = next,
+            None => return current,
         }
     }
+    current
 }
 
 /// cordon's own configuration: the user layer's folder (so a missing `config.toml` cannot be

@@ -501,7 +501,16 @@ fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
     }
     if g.common_dir == g.git_dir {
         // A separate repository directory (`--separate-git-dir`, an absorbed submodule). A
-        // submodule's names its work tree (`core.worktree`): it must be this one.
+        // submodule's names its work tree (`core.worktree`): it must be this one. Another
+        // checkout's own `.git`, or a bare repository, is never this workspace's.
+        let foreign_checkout = g.git_dir.file_name().is_some_and(|n| n == ".git")
+            && g.git_dir.parent() != Some(workspace);
+        if foreign_checkout || is_bare(&g.git_dir) {
+            return refuse(format!(
+                "its `gitdir:` names {}, another checkout's or a bare repository",
+                g.git_dir.display()
+            ));
+        }
         return match worktree_of(&g.git_dir) {
             Some(wt) if wt != workspace => refuse(format!(
                 "its Git directory {} belongs to the work tree {}",
@@ -539,6 +548,17 @@ fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
 
 /// A Git directory's `core.worktree`, resolved against it, when it sets one.
 fn worktree_of(git_dir: &Path) -> Option<PathBuf> {
+    let v = core_setting(git_dir, "worktree")?;
+    fs::canonicalize(git_dir.join(v)).ok()
+}
+
+/// Whether a Git directory says `core.bare = true`.
+fn is_bare(git_dir: &Path) -> bool {
+    core_setting(git_dir, "bare").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// A `[core]` setting of a Git directory's `config`.
+fn core_setting(git_dir: &Path, key: &str) -> Option<String> {
     let text = fs::read_to_string(git_dir.join("config")).ok()?;
     let mut in_core = false;
     for line in text.lines() {
@@ -552,8 +572,8 @@ fn worktree_of(git_dir: &Path) -> Option<PathBuf> {
             continue;
         }
         if let Some((k, v)) = l.split_once('=') {
-            if in_core && k.trim().eq_ignore_ascii_case("worktree") {
-                return fs::canonicalize(git_dir.join(v.trim().trim_matches('"'))).ok();
+            if in_core && k.trim().eq_ignore_ascii_case(key) {
+                return Some(v.trim().trim_matches('"').to_string());
             }
         }
     }

@@ -53,6 +53,19 @@ pub const PROGRAM_KEYS: &[&str] = &[
 /// The keys of `text` (a git config file) that name a program, as `section.key` spelled as
 /// in [`PROGRAM_KEYS`]. `core.fsmonitor` set to a boolean is git's own daemon, not a program.
 pub fn program_keys(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (key, _) in program_settings(text) {
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// Each setting of `text` that names a program, as (`section.key` spelled as in
+/// [`PROGRAM_KEYS`], its value), in file order: what to compare before and after a run, so a
+/// file git rewrote around the user's own settings is not taken for a planted one.
+pub fn program_settings(text: &str) -> Vec<(String, String)> {
     let mut section = String::new();
     let mut subsection = false;
     let mut out = Vec::new();
@@ -107,8 +120,9 @@ pub fn program_keys(text: &str) -> Vec<String> {
         if (section == "alias" || spelled == "submodule.*.update") && !shell {
             continue;
         }
-        if !out.contains(&spelled) {
-            out.push(spelled);
+        let setting = (spelled, value.trim_matches('"').to_string());
+        if !out.contains(&setting) {
+            out.push(setting);
         }
     }
     out

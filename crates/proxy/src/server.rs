@@ -248,6 +248,19 @@ async fn turn_away(mut stream: TcpStream, mut ticket: Ticket, why: String) {
     );
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;
+    // Closing with the client's request still unread would reset the connection, and the
+    // client might never see the answer: read (and drop) what it sends, briefly.
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), async {
+        let mut read = 0usize;
+        while read < (64 << 10) {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read += n,
+            }
+        }
+    })
+    .await;
     ticket.report(
         Outcome::Refused,
         Some(format!("{FOREIGN_CLIENT}: {why}; answered 403 unread")),

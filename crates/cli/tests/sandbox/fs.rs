@@ -799,6 +799,18 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
         &e.home,
         &["commit", "-q", "--allow-empty", "-m", "o"],
     );
+    let bare = e.root.join("outside/bare.git");
+    crate::util::git_in(
+        &e.root,
+        &e.home,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            other.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
     let other_wt = e.root.join("outside/other-wt");
     crate::util::git_in(
         &other,
@@ -808,13 +820,20 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
     e.sh(
         &[],
         &format!(
-            "mkdir -p sub sub2 && printf 'gitdir: %s\\n' \"$HOME\" > sub/.git && printf 'gitdir: {}\\n' > sub2/.git",
-            other.join(".git/worktrees/other-wt").display()
+            "mkdir -p sub sub2 sub3 sub4 && printf 'gitdir: %s\\n' \"$HOME\" > sub/.git && printf 'gitdir: {}\\n' > sub2/.git && printf 'gitdir: {}\\n' > sub3/.git && printf 'gitdir: {}\\n' > sub4/.git",
+            other.join(".git/worktrees/other-wt").display(),
+            other.join(".git").display(),
+            bare.display()
         ),
     )
     .ok();
     // Run 2, in each subfolder: refused before anything runs; nothing outside is written.
-    for dir in [&sub, &e.ws.join("sub2")] {
+    for dir in [
+        &sub,
+        &e.ws.join("sub2"),
+        &e.ws.join("sub3"),
+        &e.ws.join("sub4"),
+    ] {
         let run = sh_in(
             &e,
             dir,
@@ -910,10 +929,16 @@ fn the_users_own_submodule_configuration_is_never_moved() {
     // Ordinary work inside, in the repository and in the submodule.
     e.sh(
         &[],
-        "touch sub/f1 && git status --short && git -C sub add f1 && git -C sub -c user.email=t@t -c user.name=t commit -q --no-verify -m f1 && git status --short",
+        "touch sub/f1 && git status --short && git -C sub add f1 && git -C sub -c user.email=t@t -c user.name=t commit -q --no-verify -m f1 && git -C sub config user.name me && git -C sub checkout -q -b feature && git status --short",
     )
     .ok();
-    assert_eq!(fs::read_to_string(module.join("config")).unwrap(), config);
+    // Git rewrote the file (a setting added) around the user's own sshCommand: kept.
+    let now = fs::read_to_string(module.join("config")).unwrap();
+    assert!(
+        now.starts_with(config.trim_end()) || now.contains("deploy_key"),
+        "{now}"
+    );
+    assert!(now.contains("name = me"), "{now}");
     assert!(exists(&module.join("hooks/pre-commit")));
     assert!(!exists(&module.join("config.cordon-refused")));
     assert!(!exists(&module.join("hooks.cordon-refused")));
@@ -940,4 +965,32 @@ fn add_submodule(e: &Env, path: &str) {
         path,
     ]);
     e.git(&["commit", "-qm", "sub"]);
+}
+
+#[test]
+fn cordons_config_behind_a_dangling_link_is_created_and_protected() {
+    let e = Env::new("own-config-dangling");
+    let outside = e.root.join("outside");
+    let link = outside.join("cfg-link");
+    let real = outside.join("dotfiles/config");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    assert!(!exists(&real));
+    let run = e
+        .sh_command(
+            &["--allow-write", outside.to_str().unwrap()],
+            "mkdir -p \"$XDG_CONFIG_HOME/cordon\"; printf '[network]\\nmode = \"full\"\\n' > \"$XDG_CONFIG_HOME/cordon/config.toml\"; true",
+        )
+        .env("XDG_CONFIG_HOME", &link)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        !exists(&real.join("cordon/config.toml")),
+        "user policy planted behind the link"
+    );
 }
