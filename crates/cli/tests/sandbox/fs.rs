@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::util::{exists, is_root, Env, SECRET};
@@ -993,4 +994,33 @@ fn cordons_config_behind_a_dangling_link_is_created_and_protected() {
         !exists(&real.join("cordon/config.toml")),
         "user policy planted behind the link"
     );
+}
+
+#[test]
+fn links_from_denied_dirs_into_the_sandboxs_own_trees_break_nothing() {
+    let e = Env::new("deny-link-dev-null");
+    std::os::unix::fs::symlink("/dev/null", e.home.join(".ssh/known_hosts")).unwrap();
+    std::os::unix::fs::symlink(
+        "/run/nothing-here/agent.sock",
+        e.home.join(".ssh/agent.sock"),
+    )
+    .unwrap();
+    // A regular file in the host's /tmp, which the sandbox replaces: nothing to hide there,
+    // and trying to would fail the mount view.
+    let in_tmp = std::env::temp_dir().join(format!("cordon-link-target-{}", std::process::id()));
+    fs::write(&in_tmp, "x").unwrap();
+    std::os::unix::fs::symlink(&in_tmp, e.home.join(".ssh/tmp-link")).unwrap();
+    // A regular file in the host's /run, which the sandbox shows empty and read-only (only
+    // root can make one: the root pass of the suite covers it).
+    let in_run = PathBuf::from(format!("/run/cordon-link-target-{}", std::process::id()));
+    if is_root() {
+        fs::write(&in_run, "x").unwrap();
+        std::os::unix::fs::symlink(&in_run, e.home.join(".ssh/run-link")).unwrap();
+    }
+    let run = e
+        .sh(&[], "echo x > /dev/null && cat /dev/null && echo fine")
+        .ok();
+    let _ = fs::remove_file(&in_tmp);
+    let _ = fs::remove_file(&in_run);
+    assert!(run.stdout.contains("fine"), "{} {}", run.stdout, run.stderr);
 }
