@@ -11,14 +11,15 @@
 //! it again: in each the index gained, and for each file whose content changed, a
 //! configuration naming a program, or a hooks folder with hooks, is moved aside
 //! (`config.cordon-refused`) with a line on stderr and an audit event. What the user had
-//! before the run is never touched. A repository the index does not record, one past the bounds, or one reached in a
-//! way this does not follow is not looked at: docs/policy.md says so.
+//! before the run is never touched. A repository the index does not record, one past the
+//! bounds, or one reached in a way this does not follow is not looked at: docs/policy.md
+//! says so.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use cordon_policy::git::{entries, gitlinks, program_settings};
+use cordon_policy::git::{entries, gitlinks, program_settings, settings};
 
 /// How deep nested repositories are followed, and how many are looked at in all.
 const MAX_DEPTH: usize = 3;
@@ -66,11 +67,17 @@ fn git_dirs(dir: &Path) -> Option<GitDirs> {
             .to_string();
         fs::canonicalize(dir.join(target)).ok()?
     };
-    let common = fs::read(git_dir.join("commondir"))
+    let common = common_of(&git_dir);
+    Some(GitDirs { git_dir, common })
+}
+
+/// The shared directory a Git directory's `commondir` names (canonical), or the directory
+/// itself.
+fn common_of(git_dir: &Path) -> PathBuf {
+    fs::read(git_dir.join("commondir"))
         .ok()
         .and_then(|rel| fs::canonicalize(git_dir.join(String::from_utf8_lossy(&rel).trim())).ok())
-        .unwrap_or_else(|| git_dir.clone());
-    Some(GitDirs { git_dir, common })
+        .unwrap_or_else(|| git_dir.to_path_buf())
 }
 
 /// The indexes whose gitlinks a host `git status` follows from this workspace, with the
@@ -175,16 +182,12 @@ fn recorded(index: &Path) -> Result<Vec<String>, String> {
     Ok(links)
 }
 
-/// 32 for a SHA-256 repository (by its configuration), else 20.
+/// 32 for a SHA-256 repository (`extensions.objectFormat`), else 20.
 fn hash_len(git_dir: &Path) -> usize {
-    let common = fs::read(git_dir.join("commondir"))
-        .ok()
-        .map(|rel| git_dir.join(String::from_utf8_lossy(&rel).trim()))
-        .unwrap_or_else(|| git_dir.to_path_buf());
-    let config = fs::read(common.join("config")).unwrap_or_default();
-    let sha256 = String::from_utf8_lossy(&config)
-        .lines()
-        .any(|l| l.trim().to_ascii_lowercase().replace([' ', '\t'], "") == "objectformat=sha256");
+    let config = fs::read(common_of(git_dir).join("config")).unwrap_or_default();
+    let sha256 = settings(&String::from_utf8_lossy(&config))
+        .iter()
+        .any(|(k, v)| k == "extensions.objectformat" && v.eq_ignore_ascii_case("sha256"));
     if sha256 {
         32
     } else {

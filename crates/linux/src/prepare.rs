@@ -548,33 +548,30 @@ fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
 
 /// A Git directory's `core.worktree`, resolved against it, when it sets one.
 fn worktree_of(git_dir: &Path) -> Option<PathBuf> {
-    let v = core_setting(git_dir, "worktree")?;
+    let v = config_setting(git_dir, "core", "worktree")?;
     fs::canonicalize(git_dir.join(v)).ok()
 }
 
 /// Whether a Git directory says `core.bare = true`.
 fn is_bare(git_dir: &Path) -> bool {
-    core_setting(git_dir, "bare").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    config_setting(git_dir, "core", "bare").is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// A `[core]` setting of a Git directory's `config`.
-fn core_setting(git_dir: &Path, key: &str) -> Option<String> {
+/// A setting of a Git directory's `config` in a section without subsection (`true` for a
+/// bare key), the first one; the few the backend needs, read line by line.
+fn config_setting(git_dir: &Path, section: &str, key: &str) -> Option<String> {
     let text = fs::read_to_string(git_dir.join("config")).ok()?;
-    let mut in_core = false;
+    let mut inside = false;
     for line in text.lines() {
         let l = line.trim();
-        if l.starts_with('[') {
-            in_core = l
-                .trim_start_matches('[')
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("core");
+        if let Some(header) = l.strip_prefix('[') {
+            let name = header.split([']', ' ', '"', '.']).next().unwrap_or("");
+            inside = name.trim().eq_ignore_ascii_case(section) && !header.contains(['"', '.']);
             continue;
         }
-        if let Some((k, v)) = l.split_once('=') {
-            if in_core && k.trim().eq_ignore_ascii_case(key) {
-                return Some(v.trim().trim_matches('"').to_string());
-            }
+        let (k, v) = l.split_once('=').unwrap_or((l, "true"));
+        if inside && k.trim().eq_ignore_ascii_case(key) {
+            return Some(v.trim().trim_matches('"').to_string());
         }
     }
     None
@@ -633,12 +630,8 @@ fn git_side_paths(common_dir: &Path) -> Vec<PathBuf> {
     };
     // Git reads a worktree's `config.worktree` only with `extensions.worktreeConfig`: without
     // it, a missing one needs no placeholder (each costs a file made and removed per run).
-    let worktree_config = fs::read_to_string(common_dir.join("config")).is_ok_and(|c| {
-        c.lines().any(|l| {
-            let l = l.trim().to_ascii_lowercase().replace([' ', '\t'], "");
-            l == "worktreeconfig=true" || l == "worktreeconfig"
-        })
-    });
+    let worktree_config = config_setting(common_dir, "extensions", "worktreeconfig")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     rd.filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .take(MAX_SIDE_DIRS)

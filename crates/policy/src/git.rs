@@ -62,10 +62,10 @@ pub fn program_keys(text: &str) -> Vec<String> {
     out
 }
 
-/// Each setting of `text` that names a program, as (`section.key` spelled as in
-/// [`PROGRAM_KEYS`], its value), in file order: what to compare before and after a run, so a
-/// file git rewrote around the user's own settings is not taken for a planted one.
-pub fn program_settings(text: &str) -> Vec<(String, String)> {
+/// Every setting of `text` (a git config file) as git reads it (continued lines, a leading
+/// BOM, comments), in file order: (`section.key`, or `section.*.key` under a subsection,
+/// lowercase; its value, unquoted; `true` for a bare key).
+pub fn settings(text: &str) -> Vec<(String, String)> {
     let mut section = String::new();
     let mut subsection = false;
     let mut out = Vec::new();
@@ -103,24 +103,37 @@ pub fn program_settings(text: &str) -> Vec<(String, String)> {
             true => format!("{section}.*.{key}"),
             false => format!("{section}.{key}"),
         };
+        out.push((spelled, value.trim_matches('"').to_string()));
+    }
+    out
+}
+
+/// Each setting of `text` that names a program, as (`section.key` spelled as in
+/// [`PROGRAM_KEYS`], its value), in file order: what to compare before and after a run, so a
+/// file git rewrote around the user's own settings is not taken for a planted one.
+pub fn program_settings(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (spelled, value) in settings(text) {
+        let section = spelled.split('.').next().unwrap_or("");
+        let subsection = spelled.contains(".*.");
         // `pager.*`: every key of a section without subsection.
         let named = PROGRAM_KEYS.contains(&spelled.as_str())
             || (!subsection && PROGRAM_KEYS.contains(&format!("{section}.*").as_str()));
         if !named {
             continue;
         }
-        if spelled == "core.fsmonitor" && is_bool(value) {
+        if spelled == "core.fsmonitor" && is_bool(&value) {
             continue;
         }
-        if spelled.starts_with("filter.*.") && LFS_FILTERS.contains(&value.trim_matches('"')) {
+        if spelled.starts_with("filter.*.") && LFS_FILTERS.contains(&value.as_str()) {
             continue;
         }
         // An alias or a submodule's update runs a program only as `!command`.
-        let shell = value.trim_matches('"').trim_start().starts_with('!');
+        let shell = value.trim_start().starts_with('!');
         if (section == "alias" || spelled == "submodule.*.update") && !shell {
             continue;
         }
-        let setting = (spelled, value.trim_matches('"').to_string());
+        let setting = (spelled, value);
         if !out.contains(&setting) {
             out.push(setting);
         }
@@ -324,6 +337,20 @@ mod tests {
                 "gpg.*.defaultkeycommand",
                 "interactive.difffilter",
                 "difftool.*.cmd"
+            ]
+        );
+    }
+
+    #[test]
+    fn settings_are_read_with_their_sections() {
+        let text = "[core]\n\tbare = false\n[extensions]\n\tobjectFormat = sha256\n\tworktreeConfig\n[remote \"o\"]\n\turl = \"x\"\n";
+        assert_eq!(
+            settings(text),
+            vec![
+                ("core.bare".to_string(), "false".to_string()),
+                ("extensions.objectformat".to_string(), "sha256".to_string()),
+                ("extensions.worktreeconfig".to_string(), "true".to_string()),
+                ("remote.*.url".to_string(), "x".to_string()),
             ]
         );
     }
