@@ -18,6 +18,20 @@ const BACKLOG: i32 = 512;
 /// Listens on 127.0.0.1:`port`, exclusively. The socket is overlapped and not inheritable,
 /// as std's own are, so tokio can serve it and no child inherits it.
 pub fn exclusive_loopback(port: u16) -> io::Result<TcpListener> {
+    let socket = tcp_socket()?;
+    set_option(&socket, SO_EXCLUSIVEADDRUSE)?;
+    bind_loopback(&socket, port)?;
+    // SAFETY: a bound socket of ours.
+    if unsafe { listen(socket.0, BACKLOG) } != 0 {
+        return Err(last_error());
+    }
+    let raw = socket.into_raw();
+    // SAFETY: `raw` is a listening socket nothing else owns; the listener closes it.
+    Ok(unsafe { TcpListener::from_raw_socket(raw) })
+}
+
+/// A new IPv4 TCP socket, overlapped and not inheritable.
+fn tcp_socket() -> io::Result<Socket> {
     let mut data = WSADATA::default();
     // SAFETY: `data` is a valid out place. Winsock counts start-ups; std may have started it
     // already, and this one is never undone (the process uses sockets until it exits).
@@ -39,21 +53,30 @@ pub fn exclusive_loopback(port: u16) -> io::Result<TcpListener> {
     if s == INVALID_SOCKET {
         return Err(last_error());
     }
-    let socket = Socket(s);
+    Ok(Socket(s))
+}
+
+/// Turns a boolean SOL_SOCKET option on.
+fn set_option(socket: &Socket, option: i32) -> io::Result<()> {
     let on: i32 = 1;
     // SAFETY: `on` is an i32 the length says; the socket is ours.
     let r = unsafe {
         setsockopt(
             socket.0,
             SOL_SOCKET,
-            SO_EXCLUSIVEADDRUSE,
+            option,
             (&on as *const i32).cast(),
             std::mem::size_of::<i32>() as i32,
         )
     };
-    if r != 0 {
-        return Err(last_error());
+    match r {
+        0 => Ok(()),
+        _ => Err(last_error()),
     }
+}
+
+/// Binds to 127.0.0.1:`port`.
+fn bind_loopback(socket: &Socket, port: u16) -> io::Result<()> {
     let address = SOCKADDR_IN {
         sin_family: AF_INET,
         sin_port: port.to_be(),
@@ -72,16 +95,10 @@ pub fn exclusive_loopback(port: u16) -> io::Result<TcpListener> {
             std::mem::size_of::<SOCKADDR_IN>() as i32,
         )
     };
-    if r != 0 {
-        return Err(last_error());
+    match r {
+        0 => Ok(()),
+        _ => Err(last_error()),
     }
-    // SAFETY: a bound socket of ours.
-    if unsafe { listen(socket.0, BACKLOG) } != 0 {
-        return Err(last_error());
-    }
-    let raw = socket.into_raw();
-    // SAFETY: `raw` is a listening socket nothing else owns; the listener closes it.
-    Ok(unsafe { TcpListener::from_raw_socket(raw) })
 }
 
 fn last_error() -> io::Error {
@@ -113,56 +130,11 @@ mod tests {
     use windows_sys::Win32::Networking::WinSock::SO_REUSEADDR;
 
     /// A second socket asking for the same address with SO_REUSEADDR, the way a squatter
-    /// would take over a port bound without SO_EXCLUSIVEADDRUSE.
+    /// would take over a port bound without SO_EXCLUSIVEADDRUSE: only its bind may fail.
     fn squat(port: u16) -> io::Result<()> {
-        // SAFETY: as in `exclusive_loopback`.
-        let s = unsafe {
-            WSASocketW(
-                i32::from(AF_INET),
-                SOCK_STREAM,
-                IPPROTO_TCP,
-                std::ptr::null(),
-                0,
-                WSA_FLAG_NO_HANDLE_INHERIT,
-            )
-        };
-        if s == INVALID_SOCKET {
-            return Err(last_error());
-        }
-        let socket = Socket(s);
-        let on: i32 = 1;
-        // SAFETY: as in `exclusive_loopback`.
-        unsafe {
-            setsockopt(
-                socket.0,
-                SOL_SOCKET,
-                SO_REUSEADDR,
-                (&on as *const i32).cast(),
-                4,
-            )
-        };
-        let address = SOCKADDR_IN {
-            sin_family: AF_INET,
-            sin_port: port.to_be(),
-            sin_addr: IN_ADDR {
-                S_un: IN_ADDR_0 {
-                    S_addr: u32::from_ne_bytes([127, 0, 0, 1]),
-                },
-            },
-            sin_zero: [0; 8],
-        };
-        // SAFETY: as in `exclusive_loopback`.
-        let r = unsafe {
-            bind(
-                socket.0,
-                (&address as *const SOCKADDR_IN).cast(),
-                std::mem::size_of::<SOCKADDR_IN>() as i32,
-            )
-        };
-        match r {
-            0 => Ok(()),
-            _ => Err(last_error()),
-        }
+        let socket = tcp_socket().unwrap_or_else(|e| panic!("{e}"));
+        set_option(&socket, SO_REUSEADDR).unwrap_or_else(|e| panic!("{e}"));
+        bind_loopback(&socket, port)
     }
 
     #[test]
