@@ -42,7 +42,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             port: egress::PROXY_PORT,
         },
     };
-    let (mut env, removed) = scrubbed_env(policy);
+    let (mut env, removed, secrets) = scrubbed_env(policy);
     let argv: Vec<String> = args
         .command
         .iter()
@@ -52,7 +52,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         run_id: run_id.clone(),
         workspace: workspace.clone(),
         cwd: cwd.clone(),
-        secrets: removed.iter().filter_map(|k| env::var(k).ok()).collect(),
+        secrets,
         timeout: args.approval_timeout.unwrap_or(commands::PROMPT_TIMEOUT),
     };
     let judged = commands::refuse_forbidden(policy, &argv, &rules_ctx);
@@ -488,13 +488,21 @@ fn report_trips(
     first
 }
 
-fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>) {
+/// The environment the command gets, the names removed, and the values of those removed as
+/// secrets (masked wherever a human is shown the command's words or output; the rest of a
+/// `GIT_CONFIG_*` set that went with a secret is not one).
+fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>, Vec<String>) {
     // Names are matched as text; the kept pairs keep their exact bytes (need not be UTF-8).
     let vars = env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), (k, v)));
     let text = |(_, v): &(OsString, OsString)| v.to_string_lossy().into_owned();
     let (kept, removed) = scrub_env(vars, &policy.env_deny, &policy.env_keep, text);
     let env = kept.into_iter().map(|(_, pair)| pair).collect();
-    (env, removed.into_iter().map(|(k, _)| k).collect())
+    let secrets = removed
+        .iter()
+        .filter(|(_, why)| why != cordon_policy::GIT_CONFIG_SET)
+        .filter_map(|(k, _)| env::var(k).ok())
+        .collect();
+    (env, removed.into_iter().map(|(k, _)| k).collect(), secrets)
 }
 
 fn build_spec(

@@ -38,8 +38,10 @@ fn glob(p: &[u8], n: &[u8]) -> bool {
 
 /// Splits `vars` into what the command gets and what was removed, as (name, pattern or
 /// reason). The value is carried through untouched, so callers may keep the OS's exact bytes
-/// in it; `text` shows it as text, for the one rule on values: a URL with a password in it
-/// (`REDIS_URL=redis://:pw@host`) is removed whatever its name, unless kept by name.
+/// in it; `text` shows it as text, for the rules on values: a value that is a credential by
+/// its form ([`secret_in_value`]) is removed whatever its name, unless kept by name. Git's
+/// `GIT_CONFIG_COUNT`/`KEY_n`/`VALUE_n` go as a set when one of them goes, because git refuses
+/// to start with a gap in the set.
 #[allow(clippy::type_complexity)]
 pub fn scrub_env<I, V>(
     vars: I,
@@ -54,18 +56,141 @@ where
     let mut removed = Vec::new();
     for (name, value) in vars {
         match decide(&name, deny, keep) {
-            EnvDecision::Kept if !keep.contains(&name) && has_url_password(&text(&value)) => {
-                removed.push((name, URL_PASSWORD.to_string()))
-            }
-            EnvDecision::Kept => kept.push((name, value)),
+            EnvDecision::Kept if keep.contains(&name) => kept.push((name, value)),
+            EnvDecision::Kept => match secret_in_value(&text(&value)) {
+                Some(reason) => removed.push((name, reason.to_string())),
+                None => kept.push((name, value)),
+            },
             EnvDecision::Removed(pattern) => removed.push((name, pattern)),
         }
+    }
+    if removed.iter().any(|(name, _)| is_git_config_env(name)) {
+        let (set, rest): (Vec<_>, Vec<_>) = kept
+            .into_iter()
+            .partition(|(name, _)| is_git_config_env(name) && !keep.contains(name));
+        kept = rest;
+        removed.extend(
+            set.into_iter()
+                .map(|(name, _)| (name, GIT_CONFIG_SET.to_string())),
+        );
     }
     (kept, removed)
 }
 
-/// The reason given for a variable removed by its value.
+/// The reasons given for a variable removed by its value.
 pub const URL_PASSWORD: &str = "(value: a URL with a password)";
+pub const CREDENTIAL_HEADER: &str = "(value: an HTTP credential header)";
+pub const KNOWN_TOKEN: &str = "(value: a token of a known format)";
+pub const PRIVATE_KEY_VALUE: &str = "(value: a private key)";
+/// The reason given for the rest of a `GIT_CONFIG_*` set one of whose members was removed.
+pub const GIT_CONFIG_SET: &str = "(the rest of a GIT_CONFIG_* set: git refuses one with a gap)";
+
+/// Whether `name` belongs to git's environment config set (`git -c` through the
+/// environment: `GIT_CONFIG_COUNT`, `GIT_CONFIG_KEY_<n>`, `GIT_CONFIG_VALUE_<n>`).
+fn is_git_config_env(name: &str) -> bool {
+    name == "GIT_CONFIG_COUNT"
+        || name.starts_with("GIT_CONFIG_KEY_")
+        || name.starts_with("GIT_CONFIG_VALUE_")
+}
+
+/// Why `value` is a credential by its form alone, if it is: a URL with a password, an HTTP
+/// credential header (`GIT_CONFIG_VALUE_0=Authorization: Bearer …`, `GIT_CONFIG_PARAMETERS`),
+/// a token of a published format (GitHub, GitLab, Slack, AWS key ids, OpenAI, Anthropic,
+/// npm, PyPI, Hugging Face, Stripe, Google API keys, JWTs), or a PEM private key.
+pub fn secret_in_value(value: &str) -> Option<&'static str> {
+    if has_url_password(value) {
+        return Some(URL_PASSWORD);
+    }
+    if has_credential_header(value) {
+        return Some(CREDENTIAL_HEADER);
+    }
+    if has_known_token(value) {
+        return Some(KNOWN_TOKEN);
+    }
+    if value.contains("-----BEGIN") && value.contains("PRIVATE KEY-----") {
+        return Some(PRIVATE_KEY_VALUE);
+    }
+    None
+}
+
+/// Header names whose value is a credential, lower case, with the colon.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization:", "private-token:", "x-api-key:"];
+
+fn has_credential_header(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    CREDENTIAL_HEADERS.iter().any(|header| {
+        lower.match_indices(header).any(|(i, _)| {
+            let after = &lower[i + header.len()..];
+            !after.trim_start().is_empty()
+        })
+    })
+}
+
+/// Published token formats: a prefix (matched exactly, at the start of a word) and the
+/// fewest token characters that must follow it (fewer than the real tokens carry, so a
+/// shortened one still counts, more than ordinary words have).
+const TOKEN_PREFIXES: &[(&str, usize)] = &[
+    ("ghp_", 30),
+    ("gho_", 30),
+    ("ghu_", 30),
+    ("ghs_", 30),
+    ("ghr_", 30),
+    ("github_pat_", 40),
+    ("glpat-", 20),
+    ("gldt-", 20),
+    ("glptt-", 20),
+    ("xoxb-", 20),
+    ("xoxp-", 20),
+    ("xoxa-", 20),
+    ("xoxr-", 20),
+    ("xoxs-", 20),
+    ("AKIA", 16),
+    ("ASIA", 16),
+    ("sk-ant-", 32),
+    ("sk-proj-", 32),
+    ("sk-", 40),
+    ("npm_", 30),
+    ("pypi-AgEI", 40),
+    ("hf_", 30),
+    ("sk_live_", 20),
+    ("rk_live_", 20),
+    ("AIza", 30),
+];
+
+fn is_token_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+fn has_known_token(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    (0..bytes.len()).any(|start| {
+        let at_word = start == 0 || !is_token_char(bytes[start - 1]);
+        at_word && (token_at(&bytes[start..]) || jwt_at(&bytes[start..]))
+    })
+}
+
+fn token_at(text: &[u8]) -> bool {
+    TOKEN_PREFIXES.iter().any(|(prefix, tail)| {
+        text.starts_with(prefix.as_bytes()) && {
+            let rest = &text[prefix.len()..];
+            rest.iter().take_while(|c| is_token_char(**c)).count() >= *tail
+        }
+    })
+}
+
+/// A JSON Web Token: `header.payload.signature` in base64url, header and payload JSON
+/// objects (so both begin `eyJ`, the encoding of `{"`).
+fn jwt_at(text: &[u8]) -> bool {
+    let len = text
+        .iter()
+        .take_while(|c| is_token_char(**c) || **c == b'.')
+        .count();
+    let parts: Vec<&[u8]> = text[..len].split(|c| *c == b'.').collect();
+    parts.len() == 3
+        && parts[..2]
+            .iter()
+            .all(|p| p.starts_with(b"eyJ") && p.len() >= 10)
+}
 
 /// Whether `value` holds a URL whose authority carries a password: `scheme://user:pw@host`
 /// or `scheme://:pw@host`.
@@ -141,6 +266,78 @@ mod tests {
 
     fn defaults() -> Vec<String> {
         DEFAULT_ENV_DENY.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn credentials_are_found_by_their_form() {
+        let gh = format!("ghp_{}", "a1B2".repeat(9));
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig_part-01";
+        for (value, reason) in [
+            ("Authorization: Bearer abc123", CREDENTIAL_HEADER),
+            (
+                "'http.extraheader'='AUTHORIZATION: basic eDp5'",
+                CREDENTIAL_HEADER,
+            ),
+            ("PRIVATE-TOKEN: glpat", CREDENTIAL_HEADER),
+            (gh.as_str(), KNOWN_TOKEN),
+            ("token=AKIAIOSFODNN7EXAMPLE", KNOWN_TOKEN),
+            ("xoxb-123456789012-1234567890123-abcdef", KNOWN_TOKEN),
+            ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz012345", KNOWN_TOKEN),
+            (jwt, KNOWN_TOKEN),
+            (
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl",
+                PRIVATE_KEY_VALUE,
+            ),
+            ("postgres://app:s3cret@db/prod", URL_PASSWORD),
+        ] {
+            assert_eq!(secret_in_value(value), Some(reason), "{value}");
+        }
+        for value in [
+            "Authorization:",
+            "ghp_short",
+            "xghp_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "sk-learn",
+            "AKIA",
+            "/usr/lib/eyJ.eyJ",
+            "eyJhbGciOiJIUzI1NiJ9.notjson_payload.x",
+            "-----BEGIN CERTIFICATE-----",
+            "/home/dev/.cargo/bin:/usr/bin",
+            "en_US.UTF-8",
+        ] {
+            assert_eq!(secret_in_value(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_git_config_set_goes_whole_when_one_member_goes() {
+        let set = |value: &str| {
+            vec![
+                ("GIT_CONFIG_COUNT".to_string(), "2".to_string()),
+                (
+                    "GIT_CONFIG_KEY_0".to_string(),
+                    "http.extraHeader".to_string(),
+                ),
+                ("GIT_CONFIG_VALUE_0".to_string(), value.to_string()),
+                ("GIT_CONFIG_KEY_1".to_string(), "core.pager".to_string()),
+                ("GIT_CONFIG_VALUE_1".to_string(), "less".to_string()),
+                ("GIT_AUTHOR_NAME".to_string(), "dev".to_string()),
+            ]
+        };
+        let (kept, removed) = scrub_env(set("Authorization: Bearer x"), &[], &[], String::clone);
+        let kept: Vec<_> = kept.into_iter().map(|(n, _)| n).collect();
+        assert_eq!(kept, ["GIT_AUTHOR_NAME"]);
+        assert_eq!(removed.len(), 5);
+        assert_eq!(
+            removed[0],
+            ("GIT_CONFIG_VALUE_0".into(), CREDENTIAL_HEADER.into())
+        );
+        assert!(removed[1..].iter().all(|(_, why)| why == GIT_CONFIG_SET));
+        let (kept, removed) = scrub_env(set("X-Trace: 1"), &[], &[], String::clone);
+        assert_eq!(
+            (kept.len(), removed.len()),
+            (6, 0),
+            "an innocent set stays whole"
+        );
     }
 
     #[test]

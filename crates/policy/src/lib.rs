@@ -25,7 +25,7 @@ pub use defaults::{
 pub use diagnostic::Diagnostic;
 pub use domains::{decide, DomainPattern, Host, PatternError, Verdict};
 pub use egress::{local_class, Egress};
-pub use env::{env_name_matches, scrub_env, EnvDecision};
+pub use env::{env_name_matches, scrub_env, secret_in_value, EnvDecision, GIT_CONFIG_SET};
 pub use layer::{Layer, LayerSource, Network, Widening};
 pub use limits::{LimitKind, LimitLayer, Limits, Setting};
 pub use path::PathSpec;

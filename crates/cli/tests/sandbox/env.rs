@@ -18,6 +18,13 @@ fn secret_looking_variables_are_removed() {
         .env("GH_PAT", "ghp_leak9")
         .env("REDIS_URL", "redis://:pw_leak10@cache:6379")
         .env("BW_SESSION", "bw_leak11")
+        // Credentials by their form, under innocent names.
+        .env("BUILD_SETTING", "ghp_leak12leak12leak12leak12leak12leak12")
+        .env("GIT_CONFIG_COUNT", "2")
+        .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+        .env("GIT_CONFIG_VALUE_0", "Authorization: Bearer leak13")
+        .env("GIT_CONFIG_KEY_1", "core.pager")
+        .env("GIT_CONFIG_VALUE_1", "less")
         .env("HOMEPAGE_URL", "https://example.com/visible")
         .env("SSH_AUTH_SOCK", "/tmp/agent.sock")
         .env("HARMLESS_SETTING", "visible")
@@ -37,7 +44,11 @@ fn secret_looking_variables_are_removed() {
         "ghp_leak9",
         "pw_leak10",
         "bw_leak11",
+        "leak12",
+        "leak13",
         "agent.sock",
+        // The rest of the git set goes too: git refuses to start with a gap in it.
+        "GIT_CONFIG_COUNT",
     ] {
         assert!(!out.contains(leak), "{leak} reached the command");
     }
