@@ -39,6 +39,11 @@ grep -q "cordon setup --elevated" "$ws/err" && grep -q -- "--allow-weaker" "$ws/
 grep -q "elevated mode is not set up" "$ws/err" || { echo "FAIL the refusal does not say what setup lacks"; cat "$ws/err"; failed=1; }
 expect 125 "--net allow is refused unelevated (it needs the elevated mode)" -- run --allow-weaker --net allow --audit "$audit" -- cmd /c exit 0
 grep -q "needs the elevated mode" "$ws/err" || { echo "FAIL the --net allow refusal does not say why"; cat "$ws/err"; failed=1; }
+# terminate_on_violation = ["network"] is built (the job is ended at the first refusal): with
+# --net allow unelevated the only refusal left is the elevated mode's.
+expect 125 "--kill-on-violation network is refused only for the mode" -- run --allow-weaker --net allow --kill-on-violation network --audit "$audit" -- cmd /c exit 0
+grep -q "needs the elevated mode" "$ws/err" && ! grep -q "not built" "$ws/err" \
+  || { echo "FAIL --kill-on-violation network: $(cat "$ws/err")"; failed=1; }
 expect 125 "__as-account refuses without a request" -- __as-account
 grep -q "cordon-handoff" "$ws/out" || { echo "FAIL __as-account answered no frame"; cat "$ws/out"; failed=1; }
 expect 125 "__broker refuses to serve without a start" -- __broker

@@ -424,6 +424,33 @@ exit 0
     $refusedEv = @($events | Where-Object { $_.host -eq 'example.org' -and $_.decision -eq 'refused' })
     Check '--net allow: both decisions are in the audit log' ($allowedEv.Count -ge 1 -and $refusedEv.Count -ge 1) "$($events.Count) network events in $alog"
     # --- end: --net allow through cordon's proxy ---------------------------------------------
+
+    # --- terminate_on_violation = ["network"] (--kill-on-violation network) -------------------
+    # The first refused request of the run's own ends its whole job: the command starts a
+    # child that would write late.txt after 5 s, makes a refused request (held unanswered),
+    # and would write after.txt if it survived it. Judged by cordon's exit (137), the files
+    # afterwards, and the audit log.
+    $kws = New-Workspace 'elevated-kill-on-network'
+    $klog = Join-Path $root 'kill-audit.jsonl'
+    $killBody = @'
+Start-Process -WindowStyle Hidden powershell.exe -ArgumentList '-NoProfile','-NonInteractive','-Command','Start-Sleep 5; Set-Content -LiteralPath late.txt -Value 1'
+$r = [Net.WebRequest]::Create('http://example.org/')
+$r.Proxy = New-Object Net.WebProxy($env:HTTP_PROXY)
+$r.Timeout = 20000
+try { $r.GetResponse().Close() } catch {}
+Set-Content -LiteralPath after.txt -Value 1
+exit 0
+'@
+    $krc = Sandboxed $kws $killBody @('--allow-domain', 'example.com', '--kill-on-violation', 'network', '--audit', $klog) -NoWeaker
+    Start-Sleep -Seconds 7
+    $kev = @(Get-Content -LiteralPath $klog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json })
+    $kRefused = @($kev | Where-Object { $_.event -eq 'network' -and $_.host -eq 'example.org' -and $_.decision -eq 'refused' })
+    $kKilled = @($kev | Where-Object { $_.event -eq 'sandbox_killed' -and $_.class -eq 'network' })
+    $kExit = @($kev | Where-Object { $_.event -eq 'command_exit' }) | Select-Object -Last 1
+    Check 'terminate_on_violation network: the first refused request ends the run with 137' ($krc -eq 137) "exit $krc"
+    Check 'terminate_on_violation network: nothing after the refusal ran (after.txt absent)' (-not (Test-Path -LiteralPath (Join-Path $kws 'after.txt')))
+    Check "terminate_on_violation network: the command's child went with the job (late.txt absent)" (-not (Test-Path -LiteralPath (Join-Path $kws 'late.txt')))
+    Check 'terminate_on_violation network: the refusal, sandbox_killed and command_exit 137 are logged' ($kRefused.Count -ge 1 -and $kKilled.Count -eq 1 -and $kExit.status -eq 137 -and $kExit.ending -eq 'signaled') "$($kev.Count) events in $klog"
 }
 
 # --- removing elevated mode: `cordon setup --elevated --remove` -------------------------

@@ -119,6 +119,21 @@ pub fn announce(d: &Decision) {
     }
 }
 
+/// What a refusal says when `terminate_on_violation = ["network"]` kills the run for it;
+/// `None` for a decision that is no violation of the run's own: an allowed or failed
+/// request, or a connection turned away for coming from outside the run (Windows' shared
+/// loopback: someone else's request must not end this run).
+pub fn violation(d: &Decision) -> Option<String> {
+    let reason = d.reason.as_deref().unwrap_or("");
+    let foreign = reason
+        .strip_prefix(cordon_proxy::FOREIGN_CLIENT)
+        .is_some_and(|rest| rest.starts_with(':'));
+    match d.verdict {
+        Outcome::Refused if !foreign => Some(format!("{} {} refused: {reason}", d.method, d.host)),
+        _ => None,
+    }
+}
+
 pub fn event(d: Decision) -> Event {
     Event::Network {
         method: d.method,

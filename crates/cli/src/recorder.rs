@@ -11,7 +11,7 @@ use std::time::Duration;
 use cordon_audit::{Event, Record, Sink};
 use cordon_linux::{Kill, Tripwire, Violation};
 use cordon_policy::ViolationClass;
-use cordon_proxy::{Decision, Outcome};
+use cordon_proxy::Decision;
 
 use crate::egress;
 
@@ -111,15 +111,10 @@ fn record(
             };
             if let Some(d) = next {
                 seen = true;
-                if let (Some(wire), Outcome::Refused) = (network_kill, d.verdict) {
+                if let (Some(wire), Some(what)) = (network_kill, egress::violation(&d)) {
                     wire.trip(Kill {
                         class: ViolationClass::Network.as_str(),
-                        what: format!(
-                            "{} {} refused: {}",
-                            d.method,
-                            d.host,
-                            d.reason.as_deref().unwrap_or("")
-                        ),
+                        what,
                     });
                 }
                 egress::announce(&d);

@@ -18,7 +18,7 @@ use crate::guarantees;
 use crate::layers;
 use crate::planted_git;
 use crate::recorder;
-use crate::runlog::{log, open_audit, run_id};
+use crate::runlog::{log, open_audit, report_kill, run_id};
 use crate::transaction;
 use cordon_proxy::OnRefusal;
 
@@ -161,7 +161,7 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
             };
             let mut message = report_trips(&mut audit, &run_id, &o.trips, policy);
             if let Some(kill) = &o.killed_for {
-                message = Some(report_kill(&mut audit, &run_id, kill));
+                message = Some(report_kill(&mut audit, &run_id, kill.class, &kill.what));
             }
             let status = if tx_failed { EXIT_SETUP } else { o.exit_code };
             (status, ending, o.signal, message)
@@ -640,24 +640,6 @@ fn own_files(policy_file: Option<&Path>) -> Vec<PathBuf> {
         out.push(p);
     }
     out
-}
-
-/// Says (stderr and audit log) that cordon ended the run at a violation.
-fn report_kill(audit: &mut Option<Sink>, run_id: &str, kill: &cordon_linux::Kill) -> String {
-    let message = format!(
-        "killed the sandbox at the first {} violation (terminate_on_violation): {}",
-        kill.class, kill.what
-    );
-    eprintln!("cordon: {message}");
-    log(
-        audit,
-        run_id,
-        Event::SandboxKilled {
-            class: kill.class.to_string(),
-            reason: kill.what.clone(),
-        },
-    );
-    message
 }
 
 /// The protected paths of `policy` in `workspace`, as absolute paths.

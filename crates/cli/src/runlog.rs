@@ -1,5 +1,6 @@
 //! The run's audit log: opening it (`--audit` or the state folder's), writing one event,
-//! and the run id every event of a run carries. Shared by every backend's `cordon run`.
+//! the run id every event of a run carries, and how a run killed at a violation is told.
+//! Shared by every backend's `cordon run`.
 
 use std::path::{Path, PathBuf};
 
@@ -49,4 +50,32 @@ pub fn limit_value(policy: &cordon_policy::Policy, kind: cordon_policy::LimitKin
         .limits
         .get(kind)
         .map_or_else(|| "unset".to_string(), |v| kind.format(v))
+}
+
+/// The signal a run killed at a violation (`terminate_on_violation`) is reported dead of:
+/// SIGKILL, which is how the Linux sandbox's init dies of cordon's kill (there the wait
+/// status says so; Windows, which has no signals, uses this to say the same).
+#[cfg(windows)]
+pub const KILL_SIGNAL: i32 = 9;
+/// cordon's exit status for such a run (128 + SIGKILL). The Windows job is terminated with
+/// this exit code, so both backends end and report such a run alike.
+#[cfg(windows)]
+pub const KILLED_STATUS: i32 = 128 + KILL_SIGNAL;
+
+/// Says (stderr and a `sandbox_killed` event) that cordon ended the run at the first
+/// violation of `class`; returns the line, for the exit event's message.
+pub fn report_kill(audit: &mut Option<Sink>, run_id: &str, class: &str, what: &str) -> String {
+    let message = format!(
+        "killed the sandbox at the first {class} violation (terminate_on_violation): {what}"
+    );
+    eprintln!("cordon: {message}");
+    log(
+        audit,
+        run_id,
+        Event::SandboxKilled {
+            class: class.to_string(),
+            reason: what.to_string(),
+        },
+    );
+    message
 }

@@ -1,7 +1,8 @@
 //! `--net allow` for an elevated Windows run: cordon's proxy listening on one of the loopback
 //! ports the offline account's WFP filter admits (serving only the run's own processes), the variables that point the command at it,
 //! and its decisions on stderr and in the audit log (the same lines and events as on Linux,
-//! from `egress`).
+//! from `egress`); with `terminate_on_violation = ["network"]`, the run's job terminated at
+//! its first refused request.
 //!
 //! The proxy runs in cordon's own process, as the developer, and resolves and connects for
 //! the sandbox; the command runs as `CordonSandboxOffline`, whose firewall rules and WFP
@@ -10,14 +11,15 @@
 //! (`scripts/windows-smoke.ps1 -Elevated`): Wine enforces no firewall.
 //!
 //! Use: [`start_for`] before `command_start` is logged (a port in use is exit 125 before
-//! anything ran), [`AllowNet::record`] once it is, [`AllowNet::finish`] after the command.
+//! anything ran), [`AllowNet::record`] once it is, [`AllowNet::finish`] after the command
+//! (which says whether the run was killed for a refusal).
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use cordon_audit::Sink;
+use cordon_audit::{Ending, Event, Sink};
 use cordon_policy::{Network, Policy, ViolationClass};
 use cordon_proxy::{ClientCheck, Clients, Decision, OnRefusal, Proxy};
 use cordon_windows::exec::job::{self, JobWatch};
@@ -27,7 +29,7 @@ use cordon_windows::plan::setup::ELEVATED_PROXY_PORTS;
 
 use crate::egress;
 use crate::failure::Failure;
-use crate::runlog::log;
+use crate::runlog::{log, report_kill, KILLED_STATUS};
 
 /// The proxy of one run, and the thread writing its decisions down.
 pub struct AllowNet {
@@ -36,6 +38,8 @@ pub struct AllowNet {
     job: JobWatch,
     decisions: Option<mpsc::Receiver<Decision>>,
     recorder: Option<Recorder>,
+    /// `terminate_on_violation = ["network"]`: what the job was terminated for, once it was.
+    kill: Option<Arc<OnceLock<String>>>,
 }
 
 struct Recorder {
@@ -64,7 +68,7 @@ pub fn start_for(
         )
         .with_hint("run `cordon setup --elevated` as an administrator, or use --net off (or --net full for the host's network)"));
     }
-    refuse_unbuilt(policy)?;
+    refuse_ask(policy)?;
     let listener = bind_first(&ELEVATED_PROXY_PORTS)?;
     let job = JobWatch::default();
     let clients = Clients::Checked(Arc::new(RunJob(job.clone())));
@@ -107,14 +111,22 @@ pub fn start(
     env: &mut Vec<(String, String)>,
     clients: Clients,
 ) -> Result<AllowNet, Failure> {
-    refuse_unbuilt(policy)?;
+    refuse_ask(policy)?;
     let address = listener
         .local_addr()
         .map_err(|e| Failure::setup(format!("--net allow: reading the proxy's address: {e}")))?;
     let (tx, rx) = mpsc::channel();
     let egress = policy.egress.clone();
-    let proxy = cordon_proxy::start(listener, egress, tx, OnRefusal::Answer, None, clients)
-        .map_err(|e| {
+    let kill = policy
+        .terminate_on_violation
+        .contains(&ViolationClass::Network);
+    // Killing for a refusal: the client gets no answer to act on before the kill lands.
+    let on_refusal = match kill {
+        true => OnRefusal::Hold,
+        false => OnRefusal::Answer,
+    };
+    let proxy =
+        cordon_proxy::start(listener, egress, tx, on_refusal, None, clients).map_err(|e| {
             Failure::setup(format!(
                 "--net allow: starting cordon's proxy on {address}: {e}; the command did not run"
             ))
@@ -125,27 +137,18 @@ pub fn start(
         job: JobWatch::default(),
         decisions: Some(rx),
         recorder: None,
+        kill: kill.then(Arc::default),
     })
 }
 
 /// Fails closed (125) on what Windows does not have yet: an `ask` for names off the list
-/// (the approval broker) and killing the command at the first refusal
-/// (`terminate_on_violation = ["network"]`).
-fn refuse_unbuilt(policy: &Policy) -> Result<(), Failure> {
+/// (the approval broker).
+fn refuse_ask(policy: &Policy) -> Result<(), Failure> {
     if policy.egress.ask_unlisted {
         return Err(Failure::setup(
             "network.unlisted = \"ask\" needs cordon's approval broker, which the Windows backend does not have yet; the command did not run",
         )
         .with_hint("remove `unlisted = \"ask\"` and list the domains with --allow-domain"));
-    }
-    if policy
-        .terminate_on_violation
-        .contains(&ViolationClass::Network)
-    {
-        return Err(Failure::setup(
-            "terminate_on_violation = [\"network\"] (kill the command at the first refused request) is not built on Windows yet; the command did not run",
-        )
-        .with_hint("remove \"network\" from terminate_on_violation: refused requests are still answered 403 and logged"));
     }
     Ok(())
 }
@@ -207,14 +210,27 @@ impl AllowNet {
     }
 
     /// From now on each decision goes to stderr (refusals and failures) and to `audit` as
-    /// it is made; `audit` moves to a thread until [`AllowNet::finish`] gives it back. If
-    /// the thread cannot start, the decisions wait in their queue and `finish` writes them.
-    pub fn record(&mut self, audit: &mut Option<Sink>, run_id: &str) {
+    /// it is made, and with `terminate_on_violation = ["network"]` the first refusal of the
+    /// run's own ends its job; `audit` moves to a thread until [`AllowNet::finish`] gives it
+    /// back. If the thread cannot start, the decisions wait in their queue and `finish`
+    /// writes them; with a kill to watch for, that is an error (125): nothing would kill.
+    /// `started`: when the run began, for the exit event if the kill fails.
+    pub fn record(
+        &mut self,
+        audit: &mut Option<Sink>,
+        run_id: &str,
+        started: Instant,
+    ) -> Result<(), Failure> {
         let Some(decisions) = self.decisions.take() else {
-            return;
+            return Ok(());
         };
         let (stop, stopped) = mpsc::channel();
         let thread_run_id = run_id.to_string();
+        let wire = self.kill.as_ref().map(|killed| Tripwire {
+            job: self.job.clone(),
+            killed: killed.clone(),
+            started,
+        });
         // The queue and the sink must survive a failed spawn, so they travel through a
         // channel once the thread is there.
         let (hand, take) = mpsc::channel::<(mpsc::Receiver<Decision>, Option<Sink>)>();
@@ -222,23 +238,29 @@ impl AllowNet {
             .name("cordon-audit".into())
             .spawn(move || {
                 let (decisions, audit) = take.recv().ok()?;
-                record(&decisions, audit, &thread_run_id, &stopped)
+                record(&decisions, audit, &thread_run_id, &stopped, wire.as_ref())
             });
         match spawned {
             Ok(thread) => {
                 let _ = hand.send((decisions, audit.take()));
                 self.recorder = Some(Recorder { stop, thread });
+                Ok(())
             }
+            Err(e) if self.kill.is_some() => Err(Failure::setup(format!(
+                "terminate_on_violation = [\"network\"]: starting the thread that watches the proxy's refusals: {e}; the command did not run"
+            ))),
             Err(e) => {
                 eprintln!("cordon: warning: starting the audit thread: {e}; network decisions are logged when the command ends");
                 self.decisions = Some(decisions);
+                Ok(())
             }
         }
     }
 
     /// Stops the proxy (cutting what is still relayed, which is logged as it ends), writes
-    /// every decision still queued, and gives the audit sink back.
-    pub fn finish(mut self, audit: &mut Option<Sink>, run_id: &str) {
+    /// every decision still queued, and gives the audit sink back. Returns what the run's
+    /// job was terminated for (`terminate_on_violation`), if it was.
+    pub fn finish(mut self, audit: &mut Option<Sink>, run_id: &str) -> Option<String> {
         self.proxy.stop();
         if let Some(r) = self.recorder.take() {
             let _ = r.stop.send(());
@@ -247,24 +269,82 @@ impl AllowNet {
             }
         }
         if let Some(decisions) = self.decisions.take() {
-            // No thread ran: the proxy has stopped, so the queue only has to be drained.
+            // No thread ran (so no kill was asked for): the proxy has stopped, so the queue
+            // only has to be drained.
             let (_, stopped) = mpsc::channel();
-            *audit = record(&decisions, audit.take(), run_id, &stopped);
+            *audit = record(&decisions, audit.take(), run_id, &stopped, None);
         }
+        self.kill.and_then(|k| k.get().cloned())
     }
 }
 
-/// Writes decisions until the run has ended and none is queued. Bounded: after the stop it
-/// drains what is queued and ends, even if a sender were still alive.
+/// What ends the run's job at its first refused request.
+struct Tripwire {
+    job: JobWatch,
+    /// The first refusal's description, set before the job is terminated.
+    killed: Arc<OnceLock<String>>,
+    started: Instant,
+}
+
+impl Tripwire {
+    /// Terminates the job for `what` (the first time only: later refusals are logged, the
+    /// job is already gone). The command's processes exit with [`KILLED_STATUS`], which the
+    /// run relays as on Linux.
+    fn trip(&self, what: &str) -> std::io::Result<()> {
+        match self.killed.set(what.to_string()) {
+            Ok(()) => self.job.terminate(KILLED_STATUS as u32),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// The job could not be terminated: cordon says so, logs the kill and the exit, and
+    /// exits 125 itself; its own handles on the job (the last ones: the broker closed its
+    /// own at the hand-over) closing end every process in it (kill-on-close).
+    fn fail_closed(
+        &self,
+        what: &str,
+        e: &std::io::Error,
+        audit: &mut Option<Sink>,
+        run_id: &str,
+    ) -> ! {
+        let class = ViolationClass::Network.as_str();
+        let message = report_kill(audit, run_id, class, what);
+        let failed = format!("{message}; but ending the run's job failed ({e}): cordon exits now, and its job handles closing ends every process of the run (kill-on-close)");
+        eprintln!("cordon: {failed}");
+        log(
+            audit,
+            run_id,
+            Event::CommandExit {
+                status: crate::failure::EXIT_SETUP,
+                ending: Ending::Signaled,
+                signal: None,
+                duration_ms: self.started.elapsed().as_millis() as u64,
+                message: Some(failed),
+            },
+        );
+        std::process::exit(crate::failure::EXIT_SETUP);
+    }
+}
+
+/// Writes decisions until the run has ended and none is queued, tripping `wire` at the
+/// first refusal of the run's own (before it is written: the kill comes first, as on
+/// Linux). Bounded: after the stop it drains what is queued and ends, even if a sender
+/// were still alive.
 fn record(
     decisions: &mpsc::Receiver<Decision>,
     mut audit: Option<Sink>,
     run_id: &str,
     stopped: &mpsc::Receiver<()>,
+    wire: Option<&Tripwire>,
 ) -> Option<Sink> {
     let mut write = |d: Decision| {
+        let tripped = wire.zip(egress::violation(&d));
+        let failed = tripped.and_then(|(w, what)| w.trip(&what).err().map(|e| (w, what, e)));
         egress::announce(&d);
         log(&mut audit, run_id, egress::event(d));
+        if let Some((w, what, e)) = failed {
+            w.fail_closed(&what, &e, &mut audit, run_id);
+        }
     };
     loop {
         match decisions.recv_timeout(Duration::from_millis(50)) {

@@ -1,7 +1,8 @@
 //! windows_net under Wine (which implements Winsock, so the proxy and the local servers run
 //! for real): an allowed name through the proxy, a refused one answered 403, the audit
-//! events, the variables, and a port in use refused. What the firewall lets the offline
-//! account reach is not tested here: Wine enforces no firewall (windows-smoke.ps1 -Elevated).
+//! events, the variables, a port in use refused, and `terminate_on_violation` ending a job
+//! whose process made a refused request. What the firewall lets the offline account reach
+//! is not tested here: Wine enforces no firewall (windows-smoke.ps1 -Elevated).
 #![allow(clippy::unwrap_used)] // tests
 
 use std::io::{Read, Write};
@@ -112,7 +113,8 @@ fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logge
     let mut net = start(free(), &policy(), &mut env, Clients::Checked(gate.clone())).unwrap();
     assert!(proxy_in(&env).ip().is_loopback());
     let proxy = proxy_in(&env);
-    net.record(&mut audit, "run-1");
+    net.record(&mut audit, "run-1", std::time::Instant::now())
+        .unwrap();
     assert!(audit.is_none(), "the sink moved to the recorder");
 
     // Before the run's job exists, nobody is its process: even an allowed name is turned
@@ -153,7 +155,7 @@ fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logge
         "the refused name reached the server"
     );
 
-    net.finish(&mut audit, "run-1");
+    assert_eq!(net.finish(&mut audit, "run-1"), None, "nothing was killed");
     assert!(audit.is_some(), "finish gives the sink back");
     drop(audit);
     let records = read_log(&log_path).unwrap();
@@ -351,15 +353,168 @@ fn the_elevated_ports_are_the_filters_range() {
     assert_eq!(ELEVATED_PROXY_PORTS[0], 47_128);
 }
 
+/// In the child's environment only: the proxy to send a refused request to.
+const REFUSED_CLIENT: &str = "CORDON_TEST_REFUSED_CLIENT";
+
+/// The command of the kill test: once told to go (a line on stdin), one refused request
+/// through the proxy (held unanswered, as for a kill), then a long sleep.
+#[test]
+fn refused_client_entry() {
+    let Some(proxy) = std::env::var_os(REFUSED_CLIENT) else {
+        return;
+    };
+    let proxy: SocketAddr = proxy.to_string_lossy().parse().unwrap();
+    let mut go = String::new();
+    std::io::stdin().read_line(&mut go).unwrap();
+    get(proxy, REFUSED, 1);
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// `child`'s exit status, or `None` if it is still running after `wait`.
+fn exited(child: &mut std::process::Child, wait: Duration) -> Option<std::process::ExitStatus> {
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn the_runs_first_refused_request_terminates_its_job_a_foreign_refusal_does_not() {
+    use cordon_windows::exec::job;
+    let log_path = temp_log("windows-net-kill");
+    let mut audit = Some(Sink::open(&log_path).unwrap());
+    let mut env = Vec::new();
+    let mut kill = policy();
+    kill.terminate_on_violation.push(ViolationClass::Network);
+    // The run's own check until `open` (its job not shown to it: everyone is foreign),
+    // then everyone, since under Wine the run's check admits no one.
+    let gate = Arc::new(Gate {
+        job: RunJob(JobWatch::default()),
+        open: std::sync::atomic::AtomicBool::new(false),
+    });
+    let net = start(free(), &kill, &mut env, Clients::Checked(gate.clone())).unwrap();
+    let proxy = proxy_in(&env);
+    // The run's job, with a child of this test standing in for the command.
+    let limits = cordon_windows::plan::job::JobLimits {
+        kill_on_close: true,
+        ..no_limits()
+    };
+    let job = job::create(&limits).unwrap();
+    let watch = JobWatch::default();
+    watch.show(&job).unwrap();
+    let mut net = net.watching(watch);
+    net.record(&mut audit, "run-k", std::time::Instant::now())
+        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "windows_net::tests::refused_client_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(REFUSED_CLIENT, proxy.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    job::assign(&job, &child).unwrap();
+
+    // A connection from outside the run (this test process) is refused too, but it is not
+    // the run's violation: the run goes on.
+    let foreign = get(proxy, REFUSED, 1);
+    assert!(
+        foreign.contains("X-Cordon-Refused: foreign-client"),
+        "{foreign}"
+    );
+    assert_eq!(
+        exited(&mut child, Duration::from_millis(500)),
+        None,
+        "a foreign client's refusal ended the run"
+    );
+
+    gate.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let status = exited(&mut child, Duration::from_secs(20)).expect("the job was not terminated");
+    assert_eq!(
+        status.code(),
+        Some(crate::runlog::KILLED_STATUS),
+        "the job's processes exit with the kill's status"
+    );
+    assert_eq!(
+        job::process_ids(&job).unwrap(),
+        Vec::<u32>::new(),
+        "a process of the job survived"
+    );
+
+    let killed = net.finish(&mut audit, "run-k");
+    let what = killed.expect("the run does not say it was killed");
+    assert!(
+        what.starts_with(&format!("GET {REFUSED} refused: not-on-allow-list")),
+        "{what}"
+    );
+    drop(audit);
+    let records = read_log(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let refused: Vec<String> = records
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::Network { host, decision, .. } if decision == "refused" => Some(host),
+            _ => None,
+        })
+        .collect();
+    // Both refusals stay logged as network events.
+    assert_eq!(
+        refused,
+        [
+            "(a client outside this run)".to_string(),
+            REFUSED.to_string()
+        ],
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn only_the_runs_own_refusals_are_violations() {
+    let decision = |verdict, reason: &str| cordon_proxy::Decision {
+        method: "CONNECT".into(),
+        host: "example.com".into(),
+        port: 443,
+        verdict,
+        rule: None,
+        reason: Some(reason.into()),
+        address: None,
+        bytes_up: 0,
+        bytes_down: 0,
+        duration: Duration::ZERO,
+    };
+    let refused = decision(
+        cordon_proxy::Outcome::Refused,
+        "not-on-allow-list: off the list",
+    );
+    assert_eq!(
+        egress::violation(&refused).as_deref(),
+        Some("CONNECT example.com refused: not-on-allow-list: off the list")
+    );
+    let foreign = decision(
+        cordon_proxy::Outcome::Refused,
+        "foreign-client: pid 7; answered 403 unread",
+    );
+    assert_eq!(egress::violation(&foreign), None);
+    let failed = decision(cordon_proxy::Outcome::Failed, "connect-failed: reset");
+    assert_eq!(egress::violation(&failed), None);
+}
+
 #[test]
 fn what_windows_lacks_is_refused_not_ignored() {
     let mut env = Vec::new();
     let mut ask = policy();
     ask.egress.ask_unlisted = true;
     assert!(start(free(), &ask, &mut env, Clients::Any).is_err_and(|f| f.code == 125));
-    let mut kill = policy();
-    kill.terminate_on_violation.push(ViolationClass::Network);
-    assert!(start(free(), &kill, &mut env, Clients::Any).is_err_and(|f| f.code == 125));
     let unelevated = start_for(&policy(), false, &mut env);
     assert!(
         unelevated.is_err_and(|f| f.code == 125 && f.message.contains("elevated")),

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use cordon_audit::Sink;
 use cordon_audit::{Ending, Event, GuaranteeStatus};
-use cordon_policy::{LimitKind, Policy, ResolveContext};
+use cordon_policy::{LimitKind, Policy, ResolveContext, ViolationClass};
 use cordon_windows::exec::account::{self, Copy, Launch};
 use cordon_windows::exec::broker::{self, Place};
 use cordon_windows::exec::job::{JobTrip, JobWatch};
@@ -29,7 +29,7 @@ use crate::dirs;
 use crate::failure::Failure;
 use crate::layers;
 use crate::planted_git;
-use crate::runlog::{log, open_audit, run_id};
+use crate::runlog::{self, log, open_audit, run_id};
 
 /// Runs the command; returns cordon's exit status (a Windows exit code is 32 bits: a crash's
 /// 0xC0000005 is relayed whole).
@@ -76,7 +76,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         },
     );
     if let Some(net) = &mut net {
-        net.record(&mut sink, &run_id);
+        if let Err(f) = net.record(&mut sink, &run_id, started) {
+            return Err(log_failure(&mut sink, &run_id, started, f));
+        }
     }
     // The run's job, shown before the command resumes: to the proxy's client check (allow
     // mode), and to the limit report below.
@@ -95,6 +97,8 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .collect();
     let git_before = planted_git::before(&workspace, &git_roots);
     let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, &job_watch);
+    // The proxy stops with the command, and the audit sink comes back for what follows.
+    let killed_for = net.and_then(|net| net.finish(&mut sink, &run_id));
     let mut tripped = report_trips(&mut sink, &run_id, &job_watch.trips(), policy);
     if matches!(ended, Ok(Exit::TimedOut)) {
         let value = crate::runlog::limit_value(policy, LimitKind::Timeout);
@@ -114,18 +118,33 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
             log(&mut sink, &run_id, planted_git::report(refused));
         }
     }
-    if let Some(net) = net {
-        net.finish(&mut sink, &run_id);
-    }
+    // As on Linux: the kill is said after the limits, and is the exit event's message.
+    let kill = |sink: &mut Option<Sink>, what: &str| {
+        let class = ViolationClass::Network.as_str();
+        runlog::report_kill(sink, &run_id, class, what)
+    };
     let duration_ms = started.elapsed().as_millis() as u64;
-    let (status, ending, message) = match &ended {
-        Ok(Exit::Code(c)) => (*c as i32, Ending::Exited, tripped),
-        Ok(Exit::TimedOut) => (
+    let (status, ending, signal, message) = match (&ended, &killed_for) {
+        // The job was terminated with KILLED_STATUS: reported as Linux reports its SIGKILL,
+        // so a reader of the log need not tell the platforms apart.
+        (Ok(Exit::Code(c)), Some(what)) if *c as i32 == runlog::KILLED_STATUS => (
+            runlog::KILLED_STATUS,
+            Ending::Signaled,
+            Some(runlog::KILL_SIGNAL),
+            Some(kill(&mut sink, what)),
+        ),
+        // The command had exited by itself as the kill was asked for.
+        (Ok(Exit::Code(c)), Some(what)) => {
+            (*c as i32, Ending::Exited, None, Some(kill(&mut sink, what)))
+        }
+        (Ok(Exit::Code(c)), None) => (*c as i32, Ending::Exited, None, tripped),
+        (Ok(Exit::TimedOut), _) => (
             124,
             Ending::Exited,
+            None,
             Some("the timeout killed the job".into()),
         ),
-        Err(f) => (f.code, ending_of(f), Some(f.message.clone())),
+        (Err(f), _) => (f.code, ending_of(f), None, Some(f.message.clone())),
     };
     log(
         &mut sink,
@@ -133,12 +152,28 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         Event::CommandExit {
             status,
             ending,
-            signal: None,
+            signal,
             duration_ms,
             message,
         },
     );
     ended.map(|_| status)
+}
+
+/// Logs the exit event of a run that failed to set up after `command_start`; returns `f`.
+fn log_failure(sink: &mut Option<Sink>, run_id: &str, started: Instant, f: Failure) -> Failure {
+    log(
+        sink,
+        run_id,
+        Event::CommandExit {
+            status: f.code,
+            ending: ending_of(&f),
+            signal: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+            message: Some(f.message.clone()),
+        },
+    );
+    f
 }
 
 /// Says each limit the job hit (stderr and a `limit_exceeded` event, as on Linux); the first

@@ -15,11 +15,12 @@ use windows_sys::Win32::System::IO::{CreateIoCompletionPort, GetQueuedCompletion
 use windows_sys::Win32::System::JobObjects::{
     CreateJobObjectW, JobObjectAssociateCompletionPortInformation, JobObjectBasicProcessIdList,
     JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
-    QueryInformationJobObject, SetInformationJobObject, JOBOBJECT_ASSOCIATE_COMPLETION_PORT,
-    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JOB_OBJECT_CPU_RATE_CONTROL_ENABLE, JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP,
-    JOB_OBJECT_LIMIT_ACTIVE_PROCESS, JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION,
-    JOB_OBJECT_LIMIT_JOB_MEMORY, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
+    JOBOBJECT_ASSOCIATE_COMPLETION_PORT, JOBOBJECT_CPU_RATE_CONTROL_INFORMATION,
+    JOBOBJECT_EXTENDED_LIMIT_INFORMATION, JOB_OBJECT_CPU_RATE_CONTROL_ENABLE,
+    JOB_OBJECT_CPU_RATE_CONTROL_HARD_CAP, JOB_OBJECT_LIMIT_ACTIVE_PROCESS,
+    JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION, JOB_OBJECT_LIMIT_JOB_MEMORY,
+    JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
 };
 
 use crate::plan::job::JobLimits;
@@ -88,14 +89,35 @@ pub fn create(limits: &JobLimits) -> io::Result<OwnedHandle> {
 
 /// Puts this process into `job` (tests: a process stands in for a sandboxed command).
 pub fn assign_current(job: &OwnedHandle) -> io::Result<()> {
-    // SAFETY: `job` is a valid job handle; the pseudo-handle names this process.
+    // SAFETY: the pseudo-handle names this process and needs no closing.
+    let me = unsafe { windows_sys::Win32::System::Threading::GetCurrentProcess() };
+    assign_raw(job, me)
+}
+
+/// Puts `process` into `job` (tests: a child stands in for a sandboxed command).
+pub fn assign(job: &OwnedHandle, process: &impl AsRawHandle) -> io::Result<()> {
+    assign_raw(job, process.as_raw_handle())
+}
+
+fn assign_raw(job: &OwnedHandle, process: std::os::windows::io::RawHandle) -> io::Result<()> {
+    // SAFETY: `job` is a valid job handle and `process` a process handle the caller holds.
     let ok = unsafe {
         windows_sys::Win32::System::JobObjects::AssignProcessToJobObject(
             job.as_raw_handle(),
-            windows_sys::Win32::System::Threading::GetCurrentProcess(),
+            process,
         )
     };
     match ok {
+        0 => Err(io::Error::last_os_error()),
+        _ => Ok(()),
+    }
+}
+
+/// Ends every process in `job` now, each exiting with `code`.
+pub fn terminate(job: &OwnedHandle, code: u32) -> io::Result<()> {
+    // SAFETY: `job` is a valid job handle; a handle without JOB_OBJECT_TERMINATE access
+    // makes the call fail, which is reported.
+    match unsafe { TerminateJobObject(job.as_raw_handle(), code) } {
         0 => Err(io::Error::last_os_error()),
         _ => Ok(()),
     }
@@ -143,6 +165,15 @@ impl JobWatch {
     /// The job, once shown.
     pub fn job(&self) -> Option<&OwnedHandle> {
         self.0.job.get()
+    }
+
+    /// Ends every process of the job with `code` (`terminate_on_violation`); an error if
+    /// the job was never shown or cannot be terminated, so the caller can fail closed.
+    pub fn terminate(&self, code: u32) -> io::Result<()> {
+        let job = self
+            .job()
+            .ok_or_else(|| io::Error::other("the run's job was not shown to cordon"))?;
+        terminate(job, code)
     }
 
     /// The limits the job hit so far, each once, in the order first hit.

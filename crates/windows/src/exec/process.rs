@@ -8,7 +8,6 @@ use std::time::Duration;
 use windows_sys::Win32::Foundation::{
     SetHandleInformation, HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
-use windows_sys::Win32::System::JobObjects::{AssignProcessToJobObject, TerminateJobObject};
 use windows_sys::Win32::System::Threading::{
     CreateProcessAsUserW, DeleteProcThreadAttributeList, GetExitCodeProcess,
     InitializeProcThreadAttributeList, ResumeThread, UpdateProcThreadAttribute,
@@ -114,14 +113,10 @@ pub fn start(
             thread: OwnedHandle::from_raw_handle(pi.hThread),
         }
     };
-    // SAFETY: both handles are valid; the process has not run yet (suspended).
-    if unsafe { AssignProcessToJobObject(job.as_raw_handle(), started.process.as_raw_handle()) }
-        == 0
-    {
-        let e = io::Error::last_os_error();
+    // The process has not run yet (suspended).
+    if let Err(e) = super::job::assign(job, &started.process) {
         // The process never ran; dropping `started` closes it, and the job kills it.
-        // SAFETY: `job` is valid; ending a job we own is always allowed.
-        unsafe { TerminateJobObject(job.as_raw_handle(), 125) };
+        let _ = super::job::terminate(job, 125);
         return Err(e);
     }
     Ok(started)
@@ -221,8 +216,9 @@ impl Started {
         match unsafe { WaitForSingleObject(self.process.as_raw_handle(), ms) } {
             WAIT_OBJECT_0 => {}
             WAIT_TIMEOUT => {
-                // SAFETY: `job` is valid; terminating it ends every process in it.
-                unsafe { TerminateJobObject(job.as_raw_handle(), 124) };
+                // Ends every process in it; a failure leaves them to kill-on-close when
+                // cordon's handle closes.
+                let _ = super::job::terminate(job, 124);
                 return Ok(Exit::TimedOut);
             }
             _ => return Err(io::Error::last_os_error()),
