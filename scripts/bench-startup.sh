@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Start-up overhead, measured side by side in one hyperfine run:
-#   plain /bin/true; unshare(1) making the same namespaces as cordon and nothing else (the
+#   plain /bin/true; `cordon --version` (cordon's own exec and start, nothing else: with
+#   the namespaces and the command's exec, the floor of any cordon run that makes its
+#   sandbox itself); unshare(1) making the same namespaces as cordon and nothing else (the
 #   kernel's floor for a fresh sandbox: user+mount+pid+net+ipc+uts, a fork, an exec);
 #   cordon run -- /bin/true (full isolation, default policy); the same with the allow-list
 #   proxy (--allow-domain example.com: proxy listener and runtime); the same with limits
@@ -31,6 +33,7 @@ if [ "${FIFO:-0}" = 1 ]; then prio=(chrt -f 10); limits_prio="chrt -o 0 "; fi
 cd "$ws"
 "${prio[@]}" hyperfine -N --warmup 50 --runs "${RUNS:-1000}" --export-markdown "$out" --export-json "${out%.md}.json" \
   -n plain '/bin/true' \
+  -n cordon-start "$cordon --version" \
   -n namespaces-only 'unshare --user --map-current-user --mount --pid --fork --net --ipc --uts /bin/true' \
   -n cordon "$cordon run --audit $ws/audit.jsonl -- /bin/true" \
   -n cordon-allow "$cordon run --audit $ws/audit.jsonl --allow-domain example.com -- /bin/true" \
