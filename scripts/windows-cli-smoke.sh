@@ -2,7 +2,7 @@
 # cordon.exe run under Wine, judged by exit statuses and the audit log: the default policy is
 # refused in the unelevated mode (125, naming what it cannot enforce), the weaker mode runs
 # the command and relays its exit status, a missing program is 127, a subcommand the Windows
-# backend lacks is 125, each run writes command_start and command_exit, `setup --elevated
+# backend lacks is 125, each run writes acl_applied, command_start and command_exit, `setup --elevated
 # --dry-run` prints the steps and `doctor` says the elevated mode is not set up (a fresh
 # Wine prefix has no sandbox accounts), `setup --elevated --remove` undoes a half-finished
 # setup and a second one succeeds with nothing to do. Elevated runs: with setup incomplete
@@ -82,5 +82,9 @@ expect 0 "doctor reports the elevated mode's state" -- doctor
 grep -q "elevated mode: not set up" "$ws/out" || { echo "FAIL doctor: $(cat "$ws/out")"; failed=1; }
 grep -q '"backend":"windows-restricted-token"' "$audit" || { echo "FAIL no command_start in $audit"; failed=1; }
 grep -q '"event":"command_exit".*"status":3' "$audit" || { echo "FAIL no command_exit with status 3"; cat "$audit"; failed=1; }
+# The ACLs the run rests on are logged before command_start: under Wine, which keeps no DACL,
+# every run writes its edits again (on Windows the second run skips them, windows-smoke.ps1).
+grep -q '"event":"acl_applied".*"ace":"deny".*"reason":"protected"' "$audit" \
+  || { echo "FAIL no acl_applied event with a protected path's deny ACE"; cat "$audit"; failed=1; }
 [ "$failed" -eq 0 ] && echo "== cordon.exe under Wine: all checks passed"
 exit "$failed"

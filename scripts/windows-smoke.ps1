@@ -185,6 +185,18 @@ Check '--memory: the refused allocation is a limit_exceeded audit event (memory)
 $rc = Sandboxed $ws 'cmd.exe /c "cmd.exe /c exit 0"; exit $LASTEXITCODE' @('--pids', '2', '--audit', $limitLog)
 $trips = @(Get-Content -LiteralPath $limitLog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json } | Where-Object { $_.event -eq 'limit_exceeded' -and $_.limit -eq 'pids' })
 Check '--pids: a process start past the limit is refused and logged (limit_exceeded pids)' ($trips.Count -ge 1) "exit $rc, $($trips.Count) pids events"
+# The ACLs each run rests on are an acl_applied event (the real CLI's audit log): a new
+# workspace's first run writes its ACEs, the second finds them in place and writes none.
+if ($pre -contains 'run') {
+    $aws = New-Workspace 'acl-audit'
+    $aclLog = Join-Path $root 'acl-audit.jsonl'
+    $null = Sandboxed $aws 'exit 0' @('--audit', $aclLog)
+    $null = Sandboxed $aws 'exit 0' @('--audit', $aclLog)
+    $acl = @(Get-Content -LiteralPath $aclLog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json } | Where-Object { $_.event -eq 'acl_applied' })
+    $firstDeny = @($acl | Select-Object -First 1 | ForEach-Object { $_.written } | Where-Object { $_.ace -eq 'deny' -and $_.reason -eq 'protected' })
+    Check "acl_applied: a new workspace's first run logs the ACEs it wrote (a protected path's deny among them)" ($acl.Count -eq 2 -and $firstDeny.Count -ge 1) "$($acl.Count) acl_applied events in $aclLog"
+    Check 'acl_applied: the second run writes no ACE and says how many it found in place' ($acl.Count -eq 2 -and @($acl[1].written).Count -eq 0 -and $acl[1].skipped -gt 0) "second: $($acl[1] | ConvertTo-Json -Compress -Depth 4)"
+}
 $rc = Sandboxed $ws 'exit [Math]::Min(250, @(Get-Process).Count)'
 Write-Host "note  unelevated, the sandbox sees your processes ($rc or more listed); documented in docs/windows.md"
 

@@ -21,6 +21,26 @@ pub struct GuaranteeStatus {
     pub by: String,
 }
 
+/// One ACE on one path, as `acl_applied` reports it (Windows).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub path: PathBuf,
+    /// `allow` or `deny`.
+    pub ace: String,
+    /// The trustee, as a SID string (`S-1-5-…`).
+    pub sid: String,
+    /// The access mask (winnt.h's bits, e.g. 1245631 = 0x1301BF, the write grant).
+    pub mask: u32,
+    /// Where it passes down: `tree` (files and folders below), `files`, `folders`, or
+    /// `this_only`.
+    pub inherit: String,
+    /// Why the plan wants it: `writable`, `pin_root`, `protected`, `pin_git_dir`,
+    /// `everyone_writable`, `secret`, `account_workspace`, `account_program`. Absent for a
+    /// revoked ACE (an earlier run wrote it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+}
+
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,6 +172,18 @@ pub enum Event {
         /// `core.fsmonitor`, `filter.*.clean`, … or `hooks`.
         keys: Vec<String>,
         moved_to: PathBuf,
+    },
+    /// Windows, before the command starts: cordon made the file-system ACLs the sandbox
+    /// rests on match the plan. Also written when nothing needed writing (the common case
+    /// from the second run on), so every run says the ACLs were checked.
+    AclApplied {
+        /// ACEs added (each path's DACL rewritten once, with all of its edits).
+        written: Vec<AclEntry>,
+        /// ACEs of cordon's removed: on a path the policy no longer names, or changed.
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        revoked: Vec<AclEntry>,
+        /// Wanted ACEs already in place, so not written.
+        skipped: usize,
     },
     /// cordon killed the sandbox at a violation of a class in `terminate_on_violation`.
     SandboxKilled {
@@ -325,5 +357,50 @@ mod tests {
             .contains("\"event\":\"command_start\""));
         assert_eq!(read_log(&path).unwrap(), vec![start, exit]);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn acl_applied_is_one_flat_object_with_entries() {
+        let entry = |reason: Option<&str>| AclEntry {
+            path: r"C:\ws\.git\hooks".into(),
+            ace: "deny".into(),
+            sid: "S-1-5-21-1-2-3-1001".into(),
+            mask: 0x000D_0156,
+            inherit: "tree".into(),
+            reason: reason.map(String::from),
+        };
+        let record = Record::now(
+            "r1",
+            Event::AclApplied {
+                written: vec![entry(Some("protected"))],
+                revoked: vec![entry(None)],
+                skipped: 7,
+            },
+        );
+        let json: serde_json::Value = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["event"], "acl_applied");
+        assert_eq!(json["run"], "r1");
+        assert_eq!(json["skipped"], 7);
+        let written = &json["written"][0];
+        assert_eq!(written["path"], r"C:\ws\.git\hooks");
+        assert_eq!(written["ace"], "deny");
+        assert_eq!(written["sid"], "S-1-5-21-1-2-3-1001");
+        assert_eq!(written["mask"], 0x000D_0156);
+        assert_eq!(written["inherit"], "tree");
+        assert_eq!(written["reason"], "protected");
+        assert!(json["revoked"][0].get("reason").is_none(), "{json}");
+        let back: Record = serde_json::from_value(json).unwrap();
+        assert_eq!(back, record);
+
+        // A run with nothing to write: no `revoked` key, an empty `written`.
+        let quiet = Event::AclApplied {
+            written: Vec::new(),
+            revoked: Vec::new(),
+            skipped: 3,
+        };
+        let text = serde_json::to_string(&Record::now("r2", quiet)).unwrap();
+        assert!(text.contains(r#""event":"acl_applied""#), "{text}");
+        assert!(text.contains(r#""written":[]"#), "{text}");
+        assert!(!text.contains("revoked"), "{text}");
     }
 }

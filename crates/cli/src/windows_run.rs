@@ -13,13 +13,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use cordon_audit::Sink;
-use cordon_audit::{Ending, Event, GuaranteeStatus};
+use cordon_audit::{AclEntry, Ending, Event, GuaranteeStatus};
 use cordon_policy::{LimitKind, Policy, ResolveContext, ViolationClass};
 use cordon_windows::exec::account::{self, Copy, Launch};
 use cordon_windows::exec::broker::{self, Place};
 use cordon_windows::exec::job::{JobTrip, JobWatch};
 use cordon_windows::exec::token;
-use cordon_windows::exec::{self, audit, ExecError, Exit, RealHost};
+use cordon_windows::exec::{self, audit, Applied, ExecError, Exit, RealHost};
+use cordon_windows::plan::acl::{AceKind, Inherit};
 use cordon_windows::plan::setup::{SetupInput, ELEVATED_PROXY_PORTS, SETUP_NEEDED};
 use cordon_windows::plan::{mode, Guarantee, Status};
 use cordon_windows::{cmdline, Mode, PlanInput, Sid, WinPath, WindowsPlan};
@@ -46,7 +47,8 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     let state = dirs::state_dir()
         .ok_or_else(|| Failure::setup("cordon's state folder needs %LOCALAPPDATA%"))?;
-    let (plan, group) = plan_for(policy, &workspace, &state)?;
+    let (plan, group, applied) = plan_for(policy, &workspace, &state)?;
+    log(&mut sink, &run_id, acl_event(&applied));
     for note in &plan.notes {
         eprintln!("cordon: note: {note}");
     }
@@ -226,13 +228,14 @@ fn ending_of(f: &Failure) -> Ending {
 }
 
 /// The plan for `policy` in `workspace`, applied: elevated when `cordon setup --elevated` is
-/// complete (with the sandbox group's SID, for cordon.exe's grant), else unelevated. A
-/// policy it cannot enforce is refused (125) naming every area and why.
+/// complete (with the sandbox group's SID, for cordon.exe's grant), else unelevated; and
+/// what applying it wrote. A policy it cannot enforce is refused (125) naming every area
+/// and why.
 fn plan_for(
     policy: &Policy,
     workspace: &Path,
     state: &Path,
-) -> Result<(WindowsPlan, Option<Sid>), Failure> {
+) -> Result<(WindowsPlan, Option<Sid>, Applied), Failure> {
     let ctx = ResolveContext {
         workspace: workspace.to_path_buf(),
         homes: dirs::homes().to_vec(),
@@ -282,10 +285,42 @@ fn plan_for(
             Some(_) => f,
         }
     })?;
-    exec::apply(&plan).map_err(|e| Failure::setup(format!("applying the plan: {}", chain(&e))))?;
+    let applied = exec::apply(&plan)
+        .map_err(|e| Failure::setup(format!("applying the plan: {}", chain(&e))))?;
     audit::save_paths(&managed, &plan.managed())
         .map_err(|e| Failure::setup(format!("{managed}: {e}")))?;
-    Ok((plan, group))
+    Ok((plan, group, applied))
+}
+
+/// The `acl_applied` event of what `exec::apply` wrote, removed and found in place.
+fn acl_event(applied: &Applied) -> Event {
+    let entry = |path: &WinPath, kind: AceKind, sid: &Sid, mask: u32, inherit: Inherit| AclEntry {
+        path: path.to_string().into(),
+        ace: kind.key().into(),
+        sid: sid.to_string(),
+        mask,
+        inherit: inherit.key().into(),
+        reason: None,
+    };
+    Event::AclApplied {
+        written: applied
+            .written
+            .iter()
+            .map(|e| AclEntry {
+                reason: Some(e.reason.key().into()),
+                ..entry(&e.path, e.kind, &e.sid, e.mask, e.inherit)
+            })
+            .collect(),
+        revoked: applied
+            .revoked
+            .iter()
+            .map(|r| {
+                let inherit = Inherit::from_flags(r.ace.flags);
+                entry(&r.path, r.ace.kind, &r.sid, r.ace.mask, inherit)
+            })
+            .collect(),
+        skipped: applied.skipped,
+    }
 }
 
 /// Runs the command in the plan's job with a per-run TEMP; 127 when it is not found.
@@ -486,4 +521,66 @@ pub(crate) fn chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests
+
+    use cordon_windows::plan::acl::{Ace, AclEdit, Reason, Revoke, DENY_WRITE, WRITE_GRANT};
+
+    use super::*;
+
+    #[test]
+    fn the_acl_event_names_each_ace_written_and_revoked() {
+        let ws = WinPath::parse(r"C:\ws").unwrap();
+        let hooks = WinPath::parse(r"C:\ws\.git\hooks").unwrap();
+        let sid = Sid::sandbox_write(&ws);
+        let applied = Applied {
+            written: vec![AclEdit {
+                path: hooks.clone(),
+                kind: AceKind::Deny,
+                sid: sid.clone(),
+                mask: DENY_WRITE,
+                inherit: Inherit::TREE,
+                reason: Reason::Protected,
+            }],
+            revoked: vec![Revoke {
+                path: ws.clone(),
+                sid: sid.clone(),
+                ace: Ace {
+                    kind: AceKind::Allow,
+                    sid: sid.clone(),
+                    mask: WRITE_GRANT,
+                    flags: Inherit::TREE.flags(),
+                },
+            }],
+            skipped: 4,
+        };
+        let Event::AclApplied {
+            written,
+            revoked,
+            skipped,
+        } = acl_event(&applied)
+        else {
+            panic!("not an acl_applied event");
+        };
+        assert_eq!(skipped, 4);
+        assert_eq!(
+            written,
+            [AclEntry {
+                path: r"C:\ws\.git\hooks".into(),
+                ace: "deny".into(),
+                sid: sid.to_string(),
+                mask: DENY_WRITE,
+                inherit: "tree".into(),
+                reason: Some("protected".into()),
+            }]
+        );
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].ace, "allow");
+        assert_eq!(revoked[0].inherit, "tree");
+        assert_eq!(revoked[0].reason, None);
+        assert_eq!(revoked[0].path, std::path::PathBuf::from(r"C:\ws"));
+    }
 }

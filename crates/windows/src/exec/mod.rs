@@ -121,12 +121,24 @@ pub enum ExecError {
     Command(String),
 }
 
+/// What [`apply`] did to DACLs (plain data for the audit log's `acl_applied`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The edits written, path by path in the order the DACLs were rewritten.
+    pub written: Vec<AclEdit>,
+    /// cordon's ACEs removed.
+    pub revoked: Vec<crate::plan::acl::Revoke>,
+    /// Edits already in place, so not written.
+    pub skipped: usize,
+}
+
 /// Makes the machine match the plan's file-system side: the temporary folder, placeholders,
 /// then one DACL rewrite per path that has an edit to apply or an ACE to revoke. A path
 /// whose edits are all `Skip` is not written (the common case from the second run on).
 /// In elevated mode the plan also holds the sandbox group's grants on the writable roots
-/// and its deny-read ACEs on the secrets; they are applied the same way.
-pub fn apply(plan: &WindowsPlan) -> Result<(), ExecError> {
+/// and its deny-read ACEs on the secrets; they are applied the same way. Returns what it
+/// wrote and skipped.
+pub fn apply(plan: &WindowsPlan) -> Result<Applied, ExecError> {
     fs::create_dir_all(plan.temp.to_api()).map_err(|source| ExecError::Temp {
         path: plan.temp.clone(),
         source,
@@ -154,25 +166,25 @@ pub fn apply(plan: &WindowsPlan) -> Result<(), ExecError> {
             }
         }
     }
-    let mut by_path: BTreeMap<WinPath, (Vec<&AclEdit>, Vec<crate::plan::acl::Ace>)> =
+    let mut by_path: BTreeMap<WinPath, (Vec<&AclEdit>, Vec<&crate::plan::acl::Revoke>)> =
         BTreeMap::new();
+    let mut done = Applied::default();
     for (e, action) in &plan.acl {
-        if *action == Action::Apply {
-            by_path.entry(e.path.clone()).or_default().0.push(e);
+        match action {
+            Action::Apply => by_path.entry(e.path.clone()).or_default().0.push(e),
+            Action::Skip => done.skipped += 1,
         }
     }
     for r in &plan.revoke {
-        by_path
-            .entry(r.path.clone())
-            .or_default()
-            .1
-            .push(r.ace.clone());
+        by_path.entry(r.path.clone()).or_default().1.push(r);
     }
     for (path, (add, remove)) in by_path {
-        acl::rewrite_dacl(&path, &add, &remove)
-            .map_err(|source| ExecError::Acl { path, source })?;
+        let aces: Vec<crate::plan::acl::Ace> = remove.iter().map(|r| r.ace.clone()).collect();
+        acl::rewrite_dacl(&path, &add, &aces).map_err(|source| ExecError::Acl { path, source })?;
+        done.written.extend(add.into_iter().cloned());
+        done.revoked.extend(remove.into_iter().cloned());
     }
-    Ok(())
+    Ok(done)
 }
 
 /// A command as the executor takes it: argv, environment, working folder, timeout.

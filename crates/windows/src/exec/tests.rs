@@ -267,7 +267,23 @@ fn a_plan_is_applied_once_then_skipped_and_the_command_exit_code_relayed() {
     };
     let first = plan::plan(&input, &RealHost).unwrap_or_else(|e| panic!("{e}"));
     assert!(first.writes() > 0);
-    apply(&first).unwrap_or_else(|e| panic!("{e}"));
+    let applied = apply(&first).unwrap_or_else(|e| panic!("{e}"));
+    // What apply reports is what the plan had it do: every Apply edit written (path by
+    // path), every Skip counted, the revokes (none on a first run).
+    let planned: Vec<&AclEdit> = first
+        .acl
+        .iter()
+        .filter(|(_, a)| *a == Action::Apply)
+        .map(|(e, _)| e)
+        .collect();
+    assert_eq!(applied.written.len(), planned.len());
+    assert!(planned.iter().all(|e| applied.written.contains(e)));
+    assert_eq!(applied.skipped, first.acl.len() - planned.len());
+    assert!(applied.revoked.is_empty());
+    assert!(
+        applied.written.windows(2).all(|w| w[0].path <= w[1].path),
+        "not in the order written"
+    );
     // The placeholders exist now (commondir with Git's "." line).
     assert_eq!(
         fs::read(ws.join(".git").join("commondir")).ok().as_deref(),
@@ -278,6 +294,9 @@ fn a_plan_is_applied_once_then_skipped_and_the_command_exit_code_relayed() {
     if !under_wine() {
         // Under Wine the DACLs written are not kept (see a_dacl_set_on_a_folder_is_read_back).
         assert_eq!(second.writes(), 0, "second run: {:?}", second.acl);
+        let again = apply(&second).unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.written.is_empty(), "{again:?}");
+        assert_eq!(again.skipped, second.acl.len());
     }
     let system = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
     let cmd = format!(r"{system}\system32\cmd.exe");

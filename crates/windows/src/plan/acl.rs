@@ -92,6 +92,16 @@ pub enum AceKind {
     Deny,
 }
 
+impl AceKind {
+    /// Its name in the audit log.
+    pub fn key(self) -> &'static str {
+        match self {
+            AceKind::Allow => "allow",
+            AceKind::Deny => "deny",
+        }
+    }
+}
+
 /// How an ACE passes down: to files below (object), to directories below (container).
 /// `(false, false)` is "this object only" (a file, or the `.git` directory itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +119,24 @@ impl Inherit {
         objects: false,
         containers: false,
     };
+
+    /// The inheritance an ACE's header flags give.
+    pub fn from_flags(flags: u8) -> Inherit {
+        Inherit {
+            objects: flags & OBJECT_INHERIT_ACE != 0,
+            containers: flags & CONTAINER_INHERIT_ACE != 0,
+        }
+    }
+
+    /// Its name in the audit log: where the ACE passes down.
+    pub fn key(self) -> &'static str {
+        match (self.objects, self.containers) {
+            (true, true) => "tree",
+            (true, false) => "files",
+            (false, true) => "folders",
+            (false, false) => "this_only",
+        }
+    }
 
     /// The ACE flags for this inheritance.
     pub fn flags(self) -> u8 {
@@ -152,6 +180,22 @@ pub enum Reason {
     /// cordon.exe itself, which the sandbox account starts as cordon's copy (elevated
     /// mode): read and execute on the file only.
     AccountProgram,
+}
+
+impl Reason {
+    /// Its name in the audit log.
+    pub fn key(self) -> &'static str {
+        match self {
+            Reason::Writable => "writable",
+            Reason::PinRoot => "pin_root",
+            Reason::Protected => "protected",
+            Reason::PinGitDir => "pin_git_dir",
+            Reason::EveryoneWritable => "everyone_writable",
+            Reason::Secret => "secret",
+            Reason::AccountWorkspace => "account_workspace",
+            Reason::AccountProgram => "account_program",
+        }
+    }
 }
 
 /// One ACE the plan wants on one path.
@@ -244,6 +288,33 @@ mod tests {
             mask,
             flags,
         }
+    }
+
+    #[test]
+    fn audit_names_of_kinds_and_inheritance() {
+        assert_eq!(AceKind::Deny.key(), "deny");
+        assert_eq!(Inherit::TREE.key(), "tree");
+        assert_eq!(Inherit::THIS_ONLY.key(), "this_only");
+        for inherit in [
+            Inherit::TREE,
+            Inherit::THIS_ONLY,
+            Inherit {
+                objects: true,
+                containers: false,
+            },
+            Inherit {
+                objects: false,
+                containers: true,
+            },
+        ] {
+            // An ACE read back (inherited or not) names the inheritance it was written with.
+            assert_eq!(
+                Inherit::from_flags(inherit.flags() | INHERITED_ACE),
+                inherit
+            );
+        }
+        assert_eq!(Inherit::from_flags(OBJECT_INHERIT_ACE).key(), "files");
+        assert_eq!(Reason::PinGitDir.key(), "pin_git_dir");
     }
 
     #[test]
