@@ -161,20 +161,11 @@ fn recorded(index: &Path) -> Result<Vec<String>, String> {
     let hash_len = hash_len(index.parent().unwrap_or(index));
     let found = entries(&bytes, hash_len).map_err(|e| e.0)?;
     let mut links = found.links;
-    // A split index names its shared index in a `link` extension; only then is the folder
-    // listed for it.
-    if let Some(dir) = index.parent().filter(|_| found.split) {
-        let shared = fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok);
-        for entry in shared
-            .filter(|e| e.file_name().to_string_lossy().starts_with("sharedindex."))
-            .take(4)
-        {
-            if let Ok(b) = fs::read(entry.path()) {
-                links.extend(gitlinks(&b, hash_len).map_err(|e| e.0)?);
-            }
+    // A split index names its shared index (in its own folder) in a `link` extension.
+    if let (Some(dir), Some(shared)) = (index.parent(), &found.shared) {
+        match fs::read(dir.join(shared)) {
+            Ok(b) => links.extend(gitlinks(&b, hash_len).map_err(|e| e.0)?),
+            Err(e) => return Err(format!("its shared index {shared}: {e}")),
         }
     }
     links.sort();

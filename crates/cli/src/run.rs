@@ -87,6 +87,15 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         env,
         net,
     )?;
+    // An audit log the user named inside a writable root is cordon's too: the command must
+    // not rewrite the record of what it did.
+    if let Some(log) = args
+        .audit
+        .as_deref()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+    {
+        spec.own_files.push(log);
+    }
     spec.supervise_exec = commands::supervised(&policy.commands);
     spec.request_door = dirs::state_dir().is_some();
     let transaction = match &args.transaction {

@@ -648,6 +648,11 @@ fn map_into_git(p: &Path, workspace: &Path, git: Option<&GitLayout>) -> Vec<Path
     let Ok(rest) = p.strip_prefix(workspace.join(".git")) else {
         return vec![p.to_path_buf()];
     };
+    if rest == Path::new("commondir") {
+        // This worktree's, and the main checkout's: Git reads `MAIN/.git/commondir` whenever
+        // it runs there, so a planted one would move the main checkout's config and hooks.
+        return vec![g.git_dir.join(rest), g.common_dir.join(rest)];
+    }
     if PER_WORKTREE.iter().any(|f| rest == Path::new(f)) {
         return vec![g.git_dir.join(rest)];
     }
@@ -693,7 +698,12 @@ fn protect(
     if ro.contains(&missing) {
         return Ok(());
     }
-    let placeholder = Placeholder::for_path(&missing, target, base);
+    // The lock that keeps the placeholder is its own directory's, whichever run made it:
+    // a worktree's run and the main checkout's both pin `MAIN/.git/config.worktree`, and
+    // neither may remove it while the other's sandbox relies on it.
+    let guard = missing.parent().unwrap_or(base);
+    plan.placeholders.lock(guard)?;
+    let placeholder = Placeholder::for_path(&missing, target, guard);
     let created = if placeholder.is_dir {
         fs::create_dir(&missing)
     } else {

@@ -56,6 +56,9 @@ pub const DEFAULT_DENY_READ_HOME: &[&str] = &[
 /// Paths inside the workspace that run code later or steer cordon: read-only in the sandbox,
 /// and uncreatable when absent. `commondir` and `config.worktree` are here because Git reads
 /// hooks and configuration through them: a planted `commondir` would move both elsewhere.
+/// `HEAD` at the workspace's top is here because with it (and `objects/`, `refs/`) the
+/// workspace itself is a bare repository to Git whenever `.git` is broken, and its `config`
+/// (fsmonitor, hooksPath) would run for every git command there.
 pub const DEFAULT_PROTECTED: &[&str] = &[
     ".git/hooks",
     ".git/config",
@@ -63,6 +66,7 @@ pub const DEFAULT_PROTECTED: &[&str] = &[
     ".git/commondir",
     ".git/config.worktree",
     ".cordon.toml",
+    "HEAD",
 ];
 
 /// Private, empty, writable directories every sandbox gets; they vanish with it.
@@ -83,6 +87,10 @@ pub const DEFAULT_ENV_DENY: &[&str] = &[
     "*APIKEY*",
     "*_PAT",
     "*_PWD",
+    "*_PW",
+    "*_PSW",
+    "*_CREDS",
+    "*_COOKIE",
     "*_JWT",
     "*_JWT_*",
     "*_DSN",

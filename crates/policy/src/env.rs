@@ -57,10 +57,13 @@ where
     for (name, value) in vars {
         match decide(&name, deny, keep) {
             EnvDecision::Kept if keep.contains(&name) => kept.push((name, value)),
-            EnvDecision::Kept => match secret_in_value(&text(&value)) {
-                Some(reason) => removed.push((name, reason.to_string())),
-                None => kept.push((name, value)),
-            },
+            EnvDecision::Kept => {
+                let shown = text(&value);
+                match secret_in_value(&shown).or_else(|| git_credential_setting(&name, &shown)) {
+                    Some(reason) => removed.push((name, reason.to_string())),
+                    None => kept.push((name, value)),
+                }
+            }
             EnvDecision::Removed(pattern) => removed.push((name, pattern)),
         }
     }
@@ -84,6 +87,35 @@ pub const KNOWN_TOKEN: &str = "(value: a token of a known format)";
 pub const PRIVATE_KEY_VALUE: &str = "(value: a private key)";
 /// The reason given for the rest of a `GIT_CONFIG_*` set one of whose members was removed.
 pub const GIT_CONFIG_SET: &str = "(the rest of a GIT_CONFIG_* set: git refuses one with a gap)";
+
+/// The reason given for git configuration through the environment that carries credentials.
+pub const GIT_CREDENTIAL_SETTING: &str =
+    "(a git setting that carries credentials: credential helper, extra header, cookie file)";
+
+/// Git settings whose value is, or yields, a credential: an inline helper can print a
+/// password (`credential.helper=!echo password=…`), an extra header or cookie file carries
+/// one.
+fn is_git_credential_key(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    (key.starts_with("credential.") && key.ends_with(".helper"))
+        || key == "credential.helper"
+        || (key.starts_with("http.")
+            && (key.ends_with(".extraheader") || key.ends_with(".cookiefile")))
+}
+
+/// `GIT_CONFIG_KEY_<n>` naming such a setting (its `VALUE_<n>`, and with it the set, then
+/// goes), or `GIT_CONFIG_PARAMETERS` (`git -c`'s own list, `'key'='value'` pairs) holding one.
+fn git_credential_setting(name: &str, value: &str) -> Option<&'static str> {
+    let found = match name {
+        "GIT_CONFIG_PARAMETERS" => value
+            .split(['\'', ' '])
+            .filter_map(|part| part.split('=').next())
+            .any(is_git_credential_key),
+        _ if name.starts_with("GIT_CONFIG_KEY_") => is_git_credential_key(value),
+        _ => false,
+    };
+    found.then_some(GIT_CREDENTIAL_SETTING)
+}
 
 /// Whether `name` belongs to git's environment config set (`git -c` through the
 /// environment: `GIT_CONFIG_COUNT`, `GIT_CONFIG_KEY_<n>`, `GIT_CONFIG_VALUE_<n>`).
@@ -114,7 +146,7 @@ pub fn secret_in_value(value: &str) -> Option<&'static str> {
 }
 
 /// Header names whose value is a credential, lower case, with the colon.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization:", "private-token:", "x-api-key:"];
+const CREDENTIAL_HEADERS: &[&str] = &["authorization:", "private-token:", "x-api-key:", "cookie:"];
 
 fn has_credential_header(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
@@ -154,6 +186,11 @@ const TOKEN_PREFIXES: &[(&str, usize)] = &[
     ("hf_", 30),
     ("sk_live_", 20),
     ("rk_live_", 20),
+    ("sk_test_", 20),
+    ("rk_test_", 20),
+    ("squ_", 30),
+    ("sqp_", 30),
+    ("sqa_", 30),
     ("AIza", 30),
 ];
 
@@ -279,6 +316,9 @@ mod tests {
                 CREDENTIAL_HEADER,
             ),
             ("PRIVATE-TOKEN: glpat", CREDENTIAL_HEADER),
+            ("Cookie: session=abc", CREDENTIAL_HEADER),
+            ("sk_test_51Habcdefghijklmnopqrstuv", KNOWN_TOKEN),
+            ("squ_0123456789abcdef0123456789abcdef01234567", KNOWN_TOKEN),
             (gh.as_str(), KNOWN_TOKEN),
             ("token=AKIAIOSFODNN7EXAMPLE", KNOWN_TOKEN),
             ("xoxb-123456789012-1234567890123-abcdef", KNOWN_TOKEN),
@@ -310,34 +350,68 @@ mod tests {
 
     #[test]
     fn a_git_config_set_goes_whole_when_one_member_goes() {
-        let set = |value: &str| {
+        let set = |key: &str, value: &str| {
             vec![
                 ("GIT_CONFIG_COUNT".to_string(), "2".to_string()),
-                (
-                    "GIT_CONFIG_KEY_0".to_string(),
-                    "http.extraHeader".to_string(),
-                ),
+                ("GIT_CONFIG_KEY_0".to_string(), key.to_string()),
                 ("GIT_CONFIG_VALUE_0".to_string(), value.to_string()),
                 ("GIT_CONFIG_KEY_1".to_string(), "core.pager".to_string()),
                 ("GIT_CONFIG_VALUE_1".to_string(), "less".to_string()),
                 ("GIT_AUTHOR_NAME".to_string(), "dev".to_string()),
             ]
         };
-        let (kept, removed) = scrub_env(set("Authorization: Bearer x"), &[], &[], String::clone);
-        let kept: Vec<_> = kept.into_iter().map(|(n, _)| n).collect();
-        assert_eq!(kept, ["GIT_AUTHOR_NAME"]);
+        let names = |v: Vec<(String, String)>| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        // A credential in a value takes the set with it.
+        let (kept, removed) = scrub_env(
+            set("http.userAgent", "Authorization: Bearer x"),
+            &[],
+            &[],
+            String::clone,
+        );
+        assert_eq!(names(kept), ["GIT_AUTHOR_NAME"]);
         assert_eq!(removed.len(), 5);
         assert_eq!(
             removed[0],
             ("GIT_CONFIG_VALUE_0".into(), CREDENTIAL_HEADER.into())
         );
         assert!(removed[1..].iter().all(|(_, why)| why == GIT_CONFIG_SET));
-        let (kept, removed) = scrub_env(set("X-Trace: 1"), &[], &[], String::clone);
+        // So does a setting that carries credentials, whatever its value looks like.
+        for key in [
+            "http.extraHeader",
+            "http.https://example.com/.extraheader",
+            "credential.helper",
+            "credential.https://example.com.helper",
+            "http.cookieFile",
+        ] {
+            let (kept, removed) = scrub_env(
+                set(key, "!f() { echo password=x; }; f"),
+                &[],
+                &[],
+                String::clone,
+            );
+            assert_eq!(names(kept), ["GIT_AUTHOR_NAME"], "{key}");
+            assert_eq!(
+                removed[0],
+                ("GIT_CONFIG_KEY_0".into(), GIT_CREDENTIAL_SETTING.into())
+            );
+        }
+        let (kept, removed) = scrub_env(set("http.userAgent", "curl"), &[], &[], String::clone);
         assert_eq!(
             (kept.len(), removed.len()),
             (6, 0),
             "an innocent set stays whole"
         );
+        let params = vec![(
+            "GIT_CONFIG_PARAMETERS".to_string(),
+            "'core.pager'='less' 'credential.helper'='!echo password=x'".to_string(),
+        )];
+        let (kept, _) = scrub_env(params, &[], &[], String::clone);
+        assert!(kept.is_empty(), "git -c's list with a helper goes");
+        let params = vec![(
+            "GIT_CONFIG_PARAMETERS".to_string(),
+            "'core.pager'='less'".to_string(),
+        )];
+        assert_eq!(scrub_env(params, &[], &[], String::clone).0.len(), 1);
     }
 
     #[test]

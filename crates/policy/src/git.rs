@@ -184,12 +184,13 @@ pub fn gitlinks(index: &[u8], hash_len: usize) -> Result<Vec<String>, IndexError
     entries(index, hash_len).map(|r| r.links)
 }
 
-/// What an index records that matters here: its gitlinks, and whether it is split (a `link`
-/// extension names a shared index holding more entries).
+/// What an index records that matters here: its gitlinks, and, when it is split (`git
+/// update-index --split-index`), the name of the shared index holding more entries.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Recorded {
     pub links: Vec<String>,
-    pub split: bool,
+    /// `sharedindex.<hash>`, from the `link` extension, in the index's folder.
+    pub shared: Option<String>,
 }
 
 /// [`gitlinks`], and the extensions after the entries read for a `link` one.
@@ -197,14 +198,23 @@ pub fn entries(index: &[u8], hash_len: usize) -> Result<Recorded, IndexError> {
     let (links, end) = entry_links(index, hash_len)?;
     // Extensions: a 4-byte signature and a 4-byte length each, then the trailing hash.
     let mut at = end;
-    let mut split = false;
+    let mut shared = None;
     while at + 8 + hash_len <= index.len() {
         let sig = &index[at..at + 4];
         let len = u32::from_be_bytes([index[at + 4], index[at + 5], index[at + 6], index[at + 7]]);
-        split |= sig == b"link";
+        let body = index.get(at + 8..at + 8 + len as usize);
+        if sig == b"link" {
+            // The shared index's hash comes first; the bitmaps after it do not matter here
+            // (a gitlink the split index deleted is checked all the same).
+            let hash = body
+                .and_then(|b| b.get(..hash_len))
+                .ok_or_else(|| IndexError("a truncated link extension".into()))?;
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            shared = Some(format!("sharedindex.{hex}"));
+        }
         at += 8 + len as usize;
     }
-    Ok(Recorded { links, split })
+    Ok(Recorded { links, shared })
 }
 
 fn entry_links(index: &[u8], hash_len: usize) -> Result<(Vec<String>, usize), IndexError> {
@@ -391,13 +401,16 @@ mod tests {
             (0o160000, "vendor/lib"),
         ]);
         assert_eq!(gitlinks(&idx, 20).unwrap(), vec!["sub", "vendor/lib"]);
-        assert!(!entries(&idx, 20).unwrap().split);
+        assert_eq!(entries(&idx, 20).unwrap().shared, None);
         let mut split = idx.clone();
         split.extend(b"link");
         split.extend(20u32.to_be_bytes());
-        split.extend([0u8; 20]);
+        split.extend([0xabu8; 20]);
         split.extend([0u8; 20]); // the trailing hash
-        assert!(entries(&split, 20).unwrap().split);
+        assert_eq!(
+            entries(&split, 20).unwrap().shared.as_deref(),
+            Some(format!("sharedindex.{}", "ab".repeat(20)).as_str())
+        );
         assert!(gitlinks(b"nope", 20).is_err());
         assert!(gitlinks(&idx[..idx.len() - 9], 20).is_err());
     }

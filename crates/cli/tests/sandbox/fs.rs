@@ -1024,3 +1024,120 @@ fn links_from_denied_dirs_into_the_sandboxs_own_trees_break_nothing() {
     let _ = fs::remove_file(&in_run);
     assert!(run.stdout.contains("fine"), "{} {}", run.stdout, run.stderr);
 }
+
+/// A `core.fsmonitor` script that would write `proof`, and its config text: for planting.
+fn fsmonitor_config(e: &Env, proof: &std::path::Path) -> String {
+    let script = e.root.join("outside/fsm.sh");
+    fs::create_dir_all(script.parent().unwrap()).unwrap();
+    fs::write(&script, format!("#!/bin/sh\necho ran >> {}\n", proof.display())).unwrap();
+    let _ = Command::new("chmod").arg("+x").arg(&script).status();
+    format!("[core]\\n\\tfsmonitor = {}\\n", script.display())
+}
+
+/// The user's own `git status` in `dir`, after the run.
+fn users_git_status(e: &Env, dir: &std::path::Path) {
+    let _ = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(dir)
+        .env("HOME", &e.home)
+        .output();
+}
+
+#[test]
+fn a_linked_worktree_cannot_plant_the_main_checkouts_commondir() {
+    // Git reads MAIN/.git/commondir whenever it runs in the main checkout: one naming a
+    // folder of the command's would bring that folder's config (and fsmonitor) along.
+    let e = Env::with_git("worktree-main-commondir");
+    let feat = e.root.join("feat");
+    e.git(&["worktree", "add", "-q", feat.to_str().unwrap()]);
+    let proof = e.root.join("outside/ran");
+    let config = fsmonitor_config(&e, &proof);
+    let main_git = e.ws.join(".git");
+    let script = format!(
+        "mkdir -p evil/objects evil/refs && cp {g}/HEAD evil/ && printf '{config}' > evil/config; \
+         echo \"$PWD/evil\" > {g}/commondir; true",
+        g = main_git.display()
+    );
+    let run = sh_in(&e, &feat, &[], &script);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !exists(&main_git.join("commondir")),
+        "the main checkout's commondir was planted (or its placeholder left)"
+    );
+    users_git_status(&e, &e.ws);
+    assert!(!exists(&proof), "the user's git status ran planted code");
+}
+
+#[test]
+fn the_workspace_cannot_be_made_a_bare_repository() {
+    // With .git broken, git takes a folder holding HEAD, objects/ and refs/ for a bare
+    // repository and reads its config: the workspace's own top must not become one.
+    let e = Env::with_git("bare-takeover");
+    let proof = e.root.join("outside/ran");
+    let config = fsmonitor_config(&e, &proof);
+    let script = format!(
+        "rm -f .git/HEAD; echo 'ref: refs/heads/main' > HEAD; mkdir -p objects refs; \
+         printf '{config}\\tworktree = .\\n' > config; true"
+    );
+    let run = e.sh(&[], &script);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!e.ws.join("HEAD").is_file(), "a HEAD file was made at the top");
+    assert!(!exists(&e.ws.join("HEAD")), "the HEAD placeholder was left");
+    users_git_status(&e, &e.ws);
+    assert!(!exists(&proof), "the user's git status ran planted code");
+}
+
+#[test]
+fn an_audit_log_in_the_workspace_cannot_be_rewritten_by_the_command() {
+    let e = Env::new("audit-in-ws");
+    let log = e.ws.join("audit.jsonl");
+    let run = e.sh(
+        &["--audit", log.to_str().unwrap()],
+        // The marker is put together inside: the log's command_start holds the script.
+        "(: > audit.jsonl); (printf '%s%s\\n' FOR GED >> audit.jsonl); rm -f audit.jsonl; true",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("FORGED"), "the command wrote the audit log");
+    assert!(
+        text.contains("\"command_start\"") && text.contains("\"command_exit\""),
+        "the run's own events are missing: {text}"
+    );
+}
+
+#[test]
+fn a_main_checkout_run_ending_does_not_unpin_a_worktree_runs_placeholder() {
+    // Both runs pin MAIN/.git/config.worktree (absent); the main checkout's run ends first.
+    // Removing the placeholder then would let the worktree's run create the file, which git
+    // reads with extensions.worktreeConfig.
+    let e = Env::with_git("placeholder-lock-base");
+    e.git(&["config", "extensions.worktreeConfig", "true"]);
+    let feat = e.root.join("feat");
+    e.git(&["worktree", "add", "-q", feat.to_str().unwrap()]);
+    let main_cw = e.ws.join(".git/config.worktree");
+    let go = e.root.join("outside/main-finished");
+    fs::create_dir_all(go.parent().unwrap()).unwrap();
+    let script = format!(
+        "i=0; while [ ! -e {go} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+         echo '[core]' > {cw}; true",
+        go = go.display(),
+        cw = main_cw.display()
+    );
+    let mut argv: Vec<std::ffi::OsString> = vec!["run".into(), "-w".into(), feat.clone().into()];
+    argv.extend(["--", "sh", "-c"].map(Into::into));
+    argv.push(script.into());
+    let argv: Vec<&std::ffi::OsStr> = argv.iter().map(|a| a.as_os_str()).collect();
+    let mut worktree_run = e.command(&argv).current_dir(&feat).spawn().unwrap();
+    assert!(
+        crate::util::wait_until(|| exists(&main_cw)),
+        "the worktree's run never made its placeholder"
+    );
+    e.sh(&[], "true").ok();
+    fs::write(&go, "").unwrap();
+    let status = worktree_run.wait().unwrap();
+    assert!(status.success(), "the worktree's run failed: {status:?}");
+    assert!(
+        !fs::read_to_string(&main_cw).unwrap_or_default().contains("[core]"),
+        "the worktree's run wrote the main checkout's config.worktree after the other run ended"
+    );
+}
