@@ -25,6 +25,12 @@ fn secret_looking_variables_are_removed() {
         .env("GIT_CONFIG_VALUE_0", "Authorization: Bearer leak13")
         .env("GIT_CONFIG_KEY_1", "core.pager")
         .env("GIT_CONFIG_VALUE_1", "less")
+        .env("DEPLOY_PSW", "pw_leak14")
+        .env("SESSION_COOKIE", "ck_leak15")
+        .env(
+            "GIT_CONFIG_PARAMETERS",
+            "'credential.helper'='!echo password=leak16'",
+        )
         .env("HOMEPAGE_URL", "https://example.com/visible")
         .env("SSH_AUTH_SOCK", "/tmp/agent.sock")
         .env("HARMLESS_SETTING", "visible")
@@ -46,6 +52,9 @@ fn secret_looking_variables_are_removed() {
         "bw_leak11",
         "leak12",
         "leak13",
+        "pw_leak14",
+        "ck_leak15",
+        "leak16",
         "agent.sock",
         // The rest of the git set goes too: git refuses to start with a gap in it.
         "GIT_CONFIG_COUNT",
