@@ -195,6 +195,7 @@ fn a_plain_repository_grants_the_workspace_and_denies_its_protected_paths() {
             r"C:\src\app\.git\config.worktree",
             r"C:\src\app\.git\hooks",
             r"C:\src\app\.git\info",
+            r"C:\src\app\HEAD",
         ]
     );
     assert_eq!(denied(&plan, Reason::PinGitDir), [r"C:\src\app\.git"]);
@@ -213,6 +214,9 @@ fn a_plain_repository_grants_the_workspace_and_denies_its_protected_paths() {
                 false,
                 &b""[..]
             ),
+            // A protected top-level HEAD (policy defaults), absent: an empty folder, which
+            // stays (placeholders outlive the run on Windows) and is no HEAD Git can read.
+            (r"C:\src\app\HEAD".to_string(), true, &b""[..]),
         ]
     );
     assert!(
@@ -273,12 +277,19 @@ fn an_absent_git_gets_one_placeholder_folder_and_a_repository_later_replaces_its
         ph,
         [
             (r"C:\src\new\.git".to_string(), true),
-            (r"C:\src\new\.cordon.toml".to_string(), true)
+            (r"C:\src\new\.cordon.toml".to_string(), true),
+            // A top-level HEAD is protected (policy defaults) so that a broken .git cannot
+            // make the workspace a bare repository: absent, it is a placeholder.
+            (r"C:\src\new\HEAD".to_string(), true)
         ]
     );
     assert_eq!(
         denied(&plan1, Reason::Protected),
-        [r"C:\src\new\.git", r"C:\src\new\.cordon.toml"]
+        [
+            r"C:\src\new\.git",
+            r"C:\src\new\.cordon.toml",
+            r"C:\src\new\HEAD"
+        ]
     );
     host.apply(&plan1);
     // The user runs `git init` outside the sandbox: `.git` is now a repository, whose
