@@ -118,6 +118,31 @@ if ($git) {
     Check 'git add and commit work inside' ($rc -eq 0 -and $after -eq $before + 1) "exit $rc, commits $before -> $after"
 }
 
+# --- the console: cordon on a console gives the command a pseudo console (exec::conpty) -----
+# Needs this script to run in a console window: cordon is started on that same console
+# (Start-Process -NoNewWindow), not through a pipe as Sandboxed does. The command sees a
+# console (its output not redirected) as wide as this one, but a console of its own: the
+# only process attached to it is the command (on this console there would be this script,
+# cordon and the command). Its exit status comes back. Unelevated only: an elevated command
+# is started by the broker, which still hands it cordon's console (docs/windows.md).
+if (-not $Elevated -and -not [Console]::IsOutputRedirected) {
+    $cws = New-Workspace 'conpty'
+    $cbody = @'
+Add-Type -Namespace CordonSmoke -Name Con -MemberDefinition '[DllImport("kernel32.dll")] public static extern uint GetConsoleProcessList(uint[] list, uint count);'
+$n = [CordonSmoke.Con]::GetConsoleProcessList((New-Object 'uint32[]' 64), 64)
+Set-Content -LiteralPath conpty.txt -Value ("{0} {1} {2}" -f [Console]::WindowWidth, [Console]::IsOutputRedirected, $n)
+exit 5
+'@
+    $cb64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($cbody))
+    # Start-Process joins its arguments with spaces: the workspace (with a space) is quoted.
+    $cline = ($pre + @('-w', ('"' + $cws + '"'), '--allow-weaker', '--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $cb64)) -join ' '
+    $cp = Start-Process -FilePath $exe -ArgumentList $cline -NoNewWindow -Wait -PassThru
+    $cseen = Get-Content -LiteralPath (Join-Path $cws 'conpty.txt') -ErrorAction SilentlyContinue
+    Check 'on a console: the command gets a pseudo console of its own (one process attached), as wide as this one, and its exit status is relayed' ($cp.ExitCode -eq 5 -and $cseen -eq "$([Console]::WindowWidth) False 1") "exit $($cp.ExitCode), saw '$cseen' (width, redirected, processes attached)"
+} else {
+    Write-Host "note  elevated, or not on a console: the pseudo-console check is skipped"
+}
+
 # --- writes outside ----------------------------------------------------------------------
 function Refused([string]$name, [string]$target) {
     $rc = Sandboxed $ws "Set-Content -LiteralPath $(Q $target) -Value x"

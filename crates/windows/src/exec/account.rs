@@ -46,7 +46,7 @@ use windows_sys::Win32::System::Threading::{
     STARTF_USESHOWWINDOW, STARTF_USESTDHANDLES, STARTUPINFOW,
 };
 
-use super::process::{self, Exit, Started};
+use super::process::{self, Exit, Started, Stdio};
 use super::{acl, job, setup, token, wide, ExecError};
 use crate::handoff::{read_frame, write_frame, Request, Response};
 use crate::plan::acl::{AceKind, AclEdit, Inherit, Reason, READ_GRANT};
@@ -384,8 +384,16 @@ pub(super) fn start(r: &Request) -> Result<(Response, Held), (i32, String)> {
         .map_err(|e| setup_err("building the restricted token", e))?;
     let job = job::create(&r.job).map_err(|e| setup_err("creating the job object", e))?;
     let stdio = r.stdio.map(|h| h as RawHandle);
-    let started = process::start(&restricted, &job, &program, &line, &block, &r.cwd, stdio)
-        .map_err(|e| (126, format!("starting {program}: {e}")))?;
+    let started = process::start(
+        &restricted,
+        &job,
+        &program,
+        &line,
+        &block,
+        &r.cwd,
+        Stdio::Handles(stdio),
+    )
+    .map_err(|e| (126, format!("starting {program}: {e}")))?;
     let (process, thread) = started.raw_handles();
     let response = Response::Started {
         job: job.as_raw_handle() as u64,

@@ -80,7 +80,8 @@ struct Variant {
 #[cfg(target_pointer_width = "64")]
 const _: () = assert!(std::mem::size_of::<Variant>() == 24);
 
-fn hr(what: &str, h: HRESULT) -> io::Result<()> {
+/// `Ok` for a success HRESULT, else an error naming `what` and the code (COM, ConPTY).
+pub(super) fn hr(what: &str, h: HRESULT) -> io::Result<()> {
     if h >= 0 {
         Ok(())
     } else {

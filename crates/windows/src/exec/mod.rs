@@ -8,7 +8,9 @@
 //! ([`logon`]) and [`run_as`].
 //! Elevated runs go through the long-lived broker, the sandbox account started once
 //! ([`broker`], shielded by [`shield`]); the copy-per-command hand-off ([`account`]) is the
-//! per-command work both share. Not built: ConPTY (docs/windows.md).
+//! per-command work both share. On a console, [`run_as`]'s command gets a pseudo console of its
+//! own ([`conpty`]); elevated runs (the broker starts the command) still hand it cordon's
+//! console handles.
 
 pub mod account;
 #[cfg(test)]
@@ -19,6 +21,7 @@ pub mod audit;
 pub mod broker;
 #[cfg(test)]
 mod broker_tests;
+pub mod conpty;
 pub mod elevate;
 pub mod firewall;
 pub mod host;
@@ -255,19 +258,25 @@ pub fn run_as(
     };
     let restricted = token::restrict(base, &plan.token).map_err(ExecError::Token)?;
     let job = job::create(&plan.job).map_err(ExecError::Job)?;
-    let started = process::start(
-        &restricted,
-        &job,
-        &program,
-        &line,
-        &block,
-        cwd,
-        process::own_stdio(),
-    )
-    .map_err(|source| ExecError::Start { program, source })?;
+    // On a console the command gets a pseudo console of its own, relayed by cordon; pipes
+    // and files are handed over as they are.
+    let relay = conpty::for_own_console().unwrap_or_else(|e| {
+        eprintln!("cordon: warning: no pseudo console for the command ({e}); it uses this console's handles");
+        None
+    });
+    let stdio = match relay.as_ref().and_then(conpty::Relay::console) {
+        Some(console) => process::Stdio::Console(console),
+        None => process::Stdio::Handles(process::own_stdio()),
+    };
+    let started = process::start(&restricted, &job, &program, &line, &block, cwd, stdio)
+        .map_err(|source| ExecError::Start { program, source })?;
     if let Some(w) = watch {
         w.show(&job).map_err(ExecError::Job)?;
     }
     let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
-    started.wait(&job, timeout).map_err(ExecError::Wait)
+    let exit = started.wait(&job, timeout).map_err(ExecError::Wait);
+    // The command has ended: the pseudo console closes, its last output shows, and the
+    // console gets its modes back, before the job (and what is left in it) goes.
+    drop(relay);
+    exit
 }

@@ -8,12 +8,14 @@ use std::time::Duration;
 use windows_sys::Win32::Foundation::{
     SetHandleInformation, HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
+use windows_sys::Win32::System::Console::HPCON;
 use windows_sys::Win32::System::Threading::{
     CreateProcessAsUserW, DeleteProcThreadAttributeList, GetExitCodeProcess,
     InitializeProcThreadAttributeList, ResumeThread, UpdateProcThreadAttribute,
     WaitForSingleObject, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT,
     EXTENDED_STARTUPINFO_PRESENT, INFINITE, LPPROC_THREAD_ATTRIBUTE_LIST, PROCESS_INFORMATION,
-    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, STARTF_USESTDHANDLES, STARTUPINFOEXW, STARTUPINFOW,
+    PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE, STARTF_USESTDHANDLES,
+    STARTUPINFOEXW, STARTUPINFOW,
 };
 
 use super::wide;
@@ -42,9 +44,18 @@ pub fn own_stdio() -> [RawHandle; 3] {
     ]
 }
 
+/// What the command's standard streams are.
+#[derive(Debug, Clone, Copy)]
+pub enum Stdio<'a> {
+    /// Its stdin, stdout and stderr: this process's own ([`own_stdio`]), or handles handed
+    /// to it; inherited, and nothing else is.
+    Handles([RawHandle; 3]),
+    /// A pseudo console of its own (cordon on a console): it inherits no handle at all.
+    Console(&'a super::conpty::PseudoConsole),
+}
+
 /// Creates the process suspended with `token`, then puts it in `job` before it runs a single
-/// instruction, so nothing it starts can escape the job. `stdio` are the command's stdin,
-/// stdout and stderr: this process's own ([`own_stdio`]), or handles handed to it.
+/// instruction, so nothing it starts can escape the job.
 pub fn start(
     token: &OwnedHandle,
     job: &OwnedHandle,
@@ -52,20 +63,35 @@ pub fn start(
     command_line: &str,
     env_block: &[u16],
     cwd: &str,
-    stdio: [RawHandle; 3],
+    stdio: Stdio<'_>,
 ) -> io::Result<Started> {
     let app = wide(application);
     let mut line = wide(command_line);
     let dir = wide(cwd);
-    let si = STARTUPINFOW {
-        cb: std::mem::size_of::<STARTUPINFOEXW>() as u32,
-        dwFlags: STARTF_USESTDHANDLES,
-        hStdInput: stdio[0],
-        hStdOutput: stdio[1],
-        hStdError: stdio[2],
-        ..Default::default()
+    let (si, inherited, console) = match stdio {
+        Stdio::Handles(stdio) => {
+            let si = STARTUPINFOW {
+                cb: std::mem::size_of::<STARTUPINFOEXW>() as u32,
+                dwFlags: STARTF_USESTDHANDLES,
+                hStdInput: stdio[0],
+                hStdOutput: stdio[1],
+                hStdError: stdio[2],
+                ..Default::default()
+            };
+            (si, inherited(&stdio), None)
+        }
+        // Null standard handles, named as such: the child's become the pseudo console's.
+        // Without STARTF_USESTDHANDLES, Windows would duplicate cordon's own into the child
+        // when they are pipes or files (microsoft/terminal#11276).
+        Stdio::Console(c) => {
+            let si = STARTUPINFOW {
+                cb: std::mem::size_of::<STARTUPINFOEXW>() as u32,
+                dwFlags: STARTF_USESTDHANDLES,
+                ..Default::default()
+            };
+            (si, Vec::new(), Some(c.handle()))
+        }
     };
-    let inherited = inherited(&stdio);
     for &h in &inherited {
         // Listed handles must be inheritable. A failure (e.g. no console) leaves that stream
         // closed in the child, which is what it would be anyway.
@@ -74,8 +100,10 @@ pub fn start(
         unsafe { SetHandleInformation(h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) };
     }
     // The child inherits exactly these, whatever else of this process is inheritable (a
-    // broker starting several commands at once hands each only its own stdio).
-    let list = HandleList::new(&inherited)?;
+    // broker starting several commands at once hands each only its own stdio); with a
+    // pseudo console, none (an empty handle list is refused, so inheritance is off).
+    let list = Attributes::new(&inherited, console)?;
+    let inherit = i32::from(!inherited.is_empty());
     let si = STARTUPINFOEXW {
         StartupInfo: si,
         lpAttributeList: list.as_ptr(),
@@ -84,9 +112,9 @@ pub fn start(
     // SAFETY: every string is NUL-terminated and outlives the call; `line` is writable as
     // CreateProcessAsUserW requires; `env_block` is a double-NUL-terminated UTF-16 block
     // (CREATE_UNICODE_ENVIRONMENT); `si` is a STARTUPINFOEXW (EXTENDED_STARTUPINFO_PRESENT)
-    // whose attribute list and handles outlive the call; `pi` is valid. `token` is a
-    // restricted version of cordon's own token, so no SE_ASSIGNPRIMARYTOKEN privilege is
-    // needed.
+    // whose attribute list, handles and pseudo console outlive the call; `pi` is valid.
+    // `token` is a restricted version of cordon's own token, so no SE_ASSIGNPRIMARYTOKEN
+    // privilege is needed.
     let ok = unsafe {
         CreateProcessAsUserW(
             token.as_raw_handle(),
@@ -94,7 +122,7 @@ pub fn start(
             line.as_mut_ptr(),
             null(),
             null(),
-            1,
+            inherit,
             CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT,
             env_block.as_ptr().cast(),
             dir.as_ptr(),
@@ -134,47 +162,65 @@ fn inherited(stdio: &[RawHandle; 3]) -> Vec<RawHandle> {
     out
 }
 
-/// A PROC_THREAD_ATTRIBUTE_LIST holding one attribute, the handle list, freed on drop. The
-/// handle array lives in the struct: the attribute points at it until the list is deleted.
-struct HandleList {
+/// A PROC_THREAD_ATTRIBUTE_LIST holding the handle list and, for a pseudo console, its
+/// attribute; freed on drop. The handle array lives in the struct: the attribute points at
+/// it until the list is deleted.
+struct Attributes {
     buf: Vec<usize>,
     handles: Box<[RawHandle]>,
 }
 
-impl HandleList {
-    fn new(handles: &[RawHandle]) -> io::Result<HandleList> {
+impl Attributes {
+    fn new(handles: &[RawHandle], console: Option<HPCON>) -> io::Result<Attributes> {
+        let count = 1 + u32::from(console.is_some());
         let mut size = 0usize;
-        // SAFETY: a null list asks for the size one attribute needs.
-        unsafe { InitializeProcThreadAttributeList(std::ptr::null_mut(), 1, 0, &mut size) };
-        let mut list = HandleList {
+        // SAFETY: a null list asks for the size `count` attributes need.
+        unsafe { InitializeProcThreadAttributeList(std::ptr::null_mut(), count, 0, &mut size) };
+        let mut list = Attributes {
             buf: vec![0usize; size.div_ceil(std::mem::size_of::<usize>()).max(1)],
             handles: handles.to_vec().into_boxed_slice(),
         };
         // SAFETY: `buf` holds at least `size` bytes, pointer-aligned.
-        if unsafe { InitializeProcThreadAttributeList(list.as_ptr(), 1, 0, &mut size) } == 0 {
+        if unsafe { InitializeProcThreadAttributeList(list.as_ptr(), count, 0, &mut size) } == 0 {
             list.buf.clear(); // not initialised: nothing to delete
             return Err(io::Error::last_os_error());
         }
-        if list.handles.is_empty() {
-            return Ok(list);
+        if !list.handles.is_empty() {
+            // `handles` stays alive and unmoved (boxed) until the list is deleted.
+            let value = list.handles.as_ptr().cast();
+            let len = std::mem::size_of_val(&*list.handles);
+            list.update(PROC_THREAD_ATTRIBUTE_HANDLE_LIST, value, len)?;
         }
-        // SAFETY: the list was initialised for one attribute; `handles` stays alive and
-        // unmoved (boxed) until the list is deleted in drop.
+        if let Some(hpc) = console {
+            // The attribute's value is the HPCON itself, passed as the pointer.
+            list.update(
+                PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE,
+                hpc as *const std::ffi::c_void,
+                std::mem::size_of::<HPCON>(),
+            )?;
+        }
+        Ok(list)
+    }
+
+    /// Sets one attribute; `value` must stay valid until the list is deleted.
+    fn update(&self, attribute: u32, value: *const std::ffi::c_void, len: usize) -> io::Result<()> {
+        // SAFETY: the list was initialised with room for every attribute `new` sets, each
+        // once; the caller keeps `value` valid for the list's life.
         let ok = unsafe {
             UpdateProcThreadAttribute(
-                list.as_ptr(),
+                self.as_ptr(),
                 0,
-                PROC_THREAD_ATTRIBUTE_HANDLE_LIST as usize,
-                list.handles.as_ptr().cast(),
-                std::mem::size_of_val(&*list.handles),
+                attribute as usize,
+                value,
+                len,
                 std::ptr::null_mut(),
                 std::ptr::null(),
             )
         };
-        if ok == 0 {
-            return Err(io::Error::last_os_error());
+        match ok {
+            0 => Err(io::Error::last_os_error()),
+            _ => Ok(()),
         }
-        Ok(list)
     }
 
     fn as_ptr(&self) -> LPPROC_THREAD_ATTRIBUTE_LIST {
@@ -182,7 +228,7 @@ impl HandleList {
     }
 }
 
-impl Drop for HandleList {
+impl Drop for Attributes {
     fn drop(&mut self) {
         if !self.buf.is_empty() {
             // SAFETY: initialised in `new`, deleted once.
