@@ -26,7 +26,7 @@ pub fn for_run(
         Mode::Namespaces => vec![
             g("write", "enforced", &format!("mount namespace: read-only root, writable binds of the workspace and private tmpfs; {landlock} as a second layer")),
             g("protected", "enforced", "read-only bind mounts over .git/hooks, .git/config, .git/info, .git/commondir, .git/config.worktree, .cordon.toml (placeholders when absent); .git pinned as a mount point"),
-            g("read", "enforced", "deny-read paths covered by empty unreadable mounts; minimal /dev; own /proc"),
+            g("read", "enforced", "deny-read paths covered by empty unreadable mounts and left out of Landlock's read grants; minimal /dev; own /proc"),
             g("env", "enforced", "secret-looking variables removed before exec"),
             g("processes", "enforced", "pid namespace with cordon's init; tree killed when the command ends; no_new_privs; all capabilities dropped"),
         ],

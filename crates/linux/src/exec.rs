@@ -161,6 +161,7 @@ pub struct CommandFds {
 pub fn confine_and_exec(
     prepared: &Prepared,
     writable: &[PathBuf],
+    read_denied: &[PathBuf],
     extra: crate::landlock_rules::Extra,
     landlock_required: bool,
     fds: CommandFds,
@@ -187,7 +188,7 @@ pub fn confine_and_exec(
         fail_stage(fd, Stage::NoNewPrivs, errno(&e), &e.to_string());
     }
     if landlock_required {
-        if let Err(e) = crate::landlock_rules::restrict(writable, extra) {
+        if let Err(e) = crate::landlock_rules::restrict(writable, read_denied, extra) {
             fail_stage(fd, Stage::Landlock, 0, &e);
         }
     }

@@ -138,7 +138,14 @@ pub fn main(
                 terminal: fds.terminal,
                 go_ahead: fds.handoff.is_some().then_some(fds.lifeline),
             };
-            confine_and_exec(prepared, &plan.writable, extra, landlock, command)
+            confine_and_exec(
+                prepared,
+                &plan.writable,
+                &plan.read_denied,
+                extra,
+                landlock,
+                command,
+            )
         }
         Ok(CloneResult::Parent(pid)) => Pid::from_raw(pid),
         Err(e) => fail_stage(

@@ -165,6 +165,9 @@ pub struct Plan {
     pub limits: Enforcement,
     /// Things the user should know (e.g. a denied file with other hard links).
     pub notes: Vec<String>,
+    /// What the Landlock layer leaves unreadable: the hidden paths and the denied ones that
+    /// do not exist yet (absolute; none inside a writable root, which Landlock grants whole).
+    pub read_denied: Vec<PathBuf>,
 }
 
 /// The Git directories a workspace really uses.
@@ -214,6 +217,7 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
         placeholders: Placeholders::default(),
         limits,
         notes: Vec::new(),
+        read_denied: Vec::new(),
     };
     let git = git_layout(&workspace)?;
     let mut ro: Vec<PathBuf> = Vec::new();
@@ -269,9 +273,13 @@ pub fn prepare(spec: Spec) -> Result<Plan, PrepareError> {
     if plan.spec.overlay.is_some() {
         overlay_workspace(&mut plan);
     }
+    let mut absent = Vec::new();
     for d in plan.spec.deny_read.clone() {
-        hide(&d, &mut plan)?;
+        if !hide(&d, &mut plan)? {
+            absent.push(d);
+        }
     }
+    plan.read_denied = read_denied(&plan, &absent);
     if plan.spec.mode == Mode::Namespaces {
         base_mounts(&mut plan);
         hide_host_sockets(&mut plan)?;
@@ -763,15 +771,16 @@ fn looks_like_file(p: &Path) -> bool {
     in_git && ["config", "commondir", "config.worktree", "gitdir"].contains(&name)
 }
 
-/// Hides a denied path (its canonical target, so a link to it is no way round).
-fn hide(path: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
+/// Hides a denied path (its canonical target, so a link to it is no way round); false if
+/// there is nothing there yet.
+fn hide(path: &Path, plan: &mut Plan) -> Result<bool, PrepareError> {
     // One lstat first: most of the default set is absent, and canonicalize costs a readlink
     // per component.
     if fs::symlink_metadata(path).is_err() {
-        return Ok(());
+        return Ok(false);
     }
     let Ok(real) = fs::canonicalize(path) else {
-        return Ok(()); // nothing there to hide; the sandbox cannot create it outside writable roots
+        return Ok(false); // a dangling link: nothing to read until the host makes its target
     };
     if plan.workspace.starts_with(&real) {
         return Err(io_err("deny-read", path)(io::Error::new(
@@ -779,7 +788,60 @@ fn hide(path: &Path, plan: &mut Plan) -> Result<(), PrepareError> {
             format!("would hide the workspace {}", plan.workspace.display()),
         )));
     }
-    cover(real, plan)
+    cover(real, plan)?;
+    Ok(true)
+}
+
+/// The Landlock layer's read exceptions (see [`crate::landlock_rules::read_grants`]): every
+/// path hidden so far (the deny-read set and the link targets found in it), and each denied
+/// path that does not exist yet (`absent`), under its nearest existing parent's canonical
+/// path.
+fn read_denied(plan: &Plan, absent: &[PathBuf]) -> Vec<PathBuf> {
+    let hidden = plan
+        .mounts
+        .iter()
+        .filter(|m| matches!(m.kind, MountKind::HideDir | MountKind::HideFile))
+        .map(|m| m.target.clone());
+    // Most absent paths share a parent (the home): each is made canonical once.
+    let mut real_parents: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    let absent = absent
+        .iter()
+        .filter_map(|d| beneath_real_parent(d, &mut real_parents))
+        .collect::<Vec<_>>();
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in hidden.chain(absent) {
+        let in_writable = plan.writable.iter().any(|w| p.starts_with(w));
+        let sandbox_own = SANDBOX_OWN.iter().any(|d| p.starts_with(d));
+        if !in_writable && !sandbox_own {
+            push_unique(&mut out, p);
+        }
+    }
+    out
+}
+
+/// `path` (absolute, absent) with its nearest existing ancestor made canonical; `known`
+/// remembers each ancestor's canonical form (or that it is absent).
+fn beneath_real_parent(
+    path: &Path,
+    known: &mut Vec<(PathBuf, Option<PathBuf>)>,
+) -> Option<PathBuf> {
+    for ancestor in path.ancestors().skip(1) {
+        let tail = path.strip_prefix(ancestor).ok()?;
+        let real = match known.iter().find(|(a, _)| a == ancestor) {
+            Some((_, real)) => real.clone(),
+            None => {
+                let real = fs::symlink_metadata(ancestor)
+                    .ok()
+                    .and_then(|_| fs::canonicalize(ancestor).ok());
+                known.push((ancestor.to_path_buf(), real.clone()));
+                real
+            }
+        };
+        if let Some(real) = real {
+            return Some(real.join(tail));
+        }
+    }
+    None
 }
 
 /// Puts an empty, unreadable mount over `real`, a canonical path that exists.

@@ -25,7 +25,8 @@ pub fn main(
         deny_tcp: plan.spec.net.isolated(),
         scope: true,
     };
-    confine_and_exec(prepared, writable, extra, landlock, fds)
+    // Reads stay open in this mode (it makes no claim for them): no read exceptions.
+    confine_and_exec(prepared, writable, &[], extra, landlock, fds)
 }
 
 /// A per-run temporary directory (mode 0700) that replaces the shared /tmp; removed on drop.

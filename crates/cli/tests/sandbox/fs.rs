@@ -1029,7 +1029,11 @@ fn links_from_denied_dirs_into_the_sandboxs_own_trees_break_nothing() {
 fn fsmonitor_config(e: &Env, proof: &std::path::Path) -> String {
     let script = e.root.join("outside/fsm.sh");
     fs::create_dir_all(script.parent().unwrap()).unwrap();
-    fs::write(&script, format!("#!/bin/sh\necho ran >> {}\n", proof.display())).unwrap();
+    fs::write(
+        &script,
+        format!("#!/bin/sh\necho ran >> {}\n", proof.display()),
+    )
+    .unwrap();
     let _ = Command::new("chmod").arg("+x").arg(&script).status();
     format!("[core]\\n\\tfsmonitor = {}\\n", script.display())
 }
@@ -1081,7 +1085,10 @@ fn the_workspace_cannot_be_made_a_bare_repository() {
     );
     let run = e.sh(&[], &script);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!e.ws.join("HEAD").is_file(), "a HEAD file was made at the top");
+    assert!(
+        !e.ws.join("HEAD").is_file(),
+        "a HEAD file was made at the top"
+    );
     assert!(!exists(&e.ws.join("HEAD")), "the HEAD placeholder was left");
     users_git_status(&e, &e.ws);
     assert!(!exists(&proof), "the user's git status ran planted code");
@@ -1137,7 +1144,47 @@ fn a_main_checkout_run_ending_does_not_unpin_a_worktree_runs_placeholder() {
     let status = worktree_run.wait().unwrap();
     assert!(status.success(), "the worktree's run failed: {status:?}");
     assert!(
-        !fs::read_to_string(&main_cw).unwrap_or_default().contains("[core]"),
+        !fs::read_to_string(&main_cw)
+            .unwrap_or_default()
+            .contains("[core]"),
         "the worktree's run wrote the main checkout's config.worktree after the other run ended"
     );
+}
+
+#[test]
+fn secrets_the_host_creates_or_replaces_during_a_run_stay_unreadable() {
+    // A denied path absent when the sandbox was made has no cover; one the host replaces by
+    // a rename (git credential-store rewriting ~/.git-credentials) loses its cover (the
+    // kernel detaches a mount whose mount point is renamed over in another namespace).
+    let e = Env::new("read-during-run");
+    fs::write(e.home.join(".git-credentials"), "old\n").unwrap();
+    let go = e.root.join("outside/go");
+    fs::create_dir_all(go.parent().unwrap()).unwrap();
+    let h = e.home.display();
+    let script = format!(
+        "cat {h}/.bashrc; touch started; i=0; while [ ! -e {go} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
+         cat {h}/.git-credentials {h}/.kube/config {h}/.vault-token; ls {h}/.kube; true",
+        go = go.display()
+    );
+    let mut run = e.sh_command(&[], &script);
+    let child = run.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    // The command is confined and running: only now does the host change its secrets.
+    assert!(
+        crate::util::wait_until(|| exists(&e.ws.join("started"))),
+        "the run never started"
+    );
+    let fresh = e.home.join(".git-credentials.tmp");
+    fs::write(&fresh, format!("https://u:{SECRET}@example.com\n")).unwrap();
+    fs::rename(&fresh, e.home.join(".git-credentials")).unwrap();
+    fs::create_dir_all(e.home.join(".kube")).unwrap();
+    fs::write(e.home.join(".kube/config"), SECRET).unwrap();
+    fs::write(e.home.join(".vault-token"), SECRET).unwrap();
+    fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("# original"),
+        "control: the fake home is not visible inside:\n{stdout}"
+    );
+    assert!(!stdout.contains(SECRET), "secret leaked:\n{stdout}");
 }
