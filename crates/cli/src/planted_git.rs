@@ -432,6 +432,25 @@ fn refuse(p: &Path, was: Option<&[u8]>, bytes: &[u8]) -> Option<Refused> {
     (!keys.is_empty()).then(|| move_aside(p, keys)).flatten()
 }
 
+/// A protected Git configuration file that the host replaced during the run, which lost
+/// its cover inside (the command may have written it before cordon ended the run): moved
+/// aside if it now names a program it did not name `before`, as in nested repositories.
+/// Also returns the other settings that are new since `before` (the host's change, or the
+/// command's), for the user to review.
+pub fn after_lost_cover(path: &Path, before: &[u8]) -> (Option<Refused>, Vec<String>) {
+    let Ok(now) = fs::read(path) else {
+        return (None, Vec::new());
+    };
+    let had = settings(&String::from_utf8_lossy(before));
+    let mut changed: Vec<String> = Vec::new();
+    for (key, value) in settings(&String::from_utf8_lossy(&now)) {
+        if !had.contains(&(key.clone(), value)) && !changed.contains(&key) {
+            changed.push(key);
+        }
+    }
+    (refuse(path, Some(before), &now), changed)
+}
+
 /// Whether `path`'s inode changed (was created, written, renamed) at or after `at`. The
 /// change time cannot be set back from inside, unlike the modification time.
 fn changed_since(path: &Path, at: SystemTime) -> bool {

@@ -160,6 +160,9 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
             log(&mut audit, &run_id, planted_git::report(refused));
         }
     }
+    if let Ok(o) = &result {
+        check_lost_covers(&mut audit, &run_id, &o.lost_covers);
+    }
     let duration_ms = started.elapsed().as_millis() as u64;
     let (status, ending, signal, message) = match result {
         Ok(o) => {
@@ -169,10 +172,20 @@ writes are confined, but reads, protected paths, processes and UDP/Unix sockets 
                 Ending::Exited
             };
             let mut message = report_trips(&mut audit, &run_id, &o.trips, policy);
+            let mut lost_cover = false;
             if let Some(kill) = &o.killed_for {
-                message = Some(report_kill(&mut audit, &run_id, kill.class, &kill.what));
+                lost_cover = kill.class == cordon_linux::LOST_COVER;
+                message = Some(match lost_cover {
+                    true => report_lost_cover(&mut audit, &run_id, &kill.what),
+                    false => report_kill(&mut audit, &run_id, kill.class, &kill.what),
+                });
             }
-            let status = if tx_failed { EXIT_SETUP } else { o.exit_code };
+            // A protection cordon could not keep ended the run: its own failure.
+            let status = if tx_failed || lost_cover {
+                EXIT_SETUP
+            } else {
+                o.exit_code
+            };
             (status, ending, o.signal, message)
         }
         Err(e) => {
@@ -649,6 +662,44 @@ fn own_files(policy_file: Option<&Path>) -> Vec<PathBuf> {
         out.push(p);
     }
     out
+}
+
+/// Says (stderr and audit log) that cordon ended the run because the host took a protected
+/// path's cover away.
+fn report_lost_cover(audit: &mut Option<Sink>, run_id: &str, what: &str) -> String {
+    let message = format!(
+        "ended the run: {what} (the kernel drops a read-only mount whose path is renamed over or removed on the host, as `git config`, `git remote add` or `git push -u` do to .git/config); run the command again"
+    );
+    eprintln!("cordon: {message}");
+    log(
+        audit,
+        run_id,
+        Event::SandboxKilled {
+            class: cordon_linux::LOST_COVER.to_string(),
+            reason: what.to_string(),
+        },
+    );
+    message
+}
+
+/// After a run whose protected Git configuration the host replaced: what the command may
+/// have written there before the run ended is refused (a program it names) or named.
+fn check_lost_covers(audit: &mut Option<Sink>, run_id: &str, lost: &[cordon_linux::LostCover]) {
+    for cover in lost {
+        let Some(before) = &cover.before else {
+            continue;
+        };
+        let (refused, changed) = planted_git::after_lost_cover(&cover.path, before);
+        if let Some(refused) = refused {
+            log(audit, run_id, planted_git::report(refused));
+        } else if !changed.is_empty() {
+            eprintln!(
+                "cordon: warning: {} changed while it was unprotected; new or changed settings: {}. Check that each is yours (`git config --list --show-origin`).",
+                cover.path.display(),
+                changed.join(", ")
+            );
+        }
+    }
 }
 
 /// The protected paths of `policy` in `workspace`, as absolute paths.

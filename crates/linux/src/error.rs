@@ -7,6 +7,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     SingleThread,
+    CoverWatch,
     Clone,
     UidMap,
     MountPropagation,
@@ -30,8 +31,9 @@ pub enum Stage {
 
 impl Stage {
     /// Stages in the order they run (ARCHITECTURE.md lists them in this order).
-    pub const ALL: [Stage; 20] = [
+    pub const ALL: [Stage; 21] = [
         Stage::SingleThread,
+        Stage::CoverWatch,
         Stage::Clone,
         Stage::UidMap,
         Stage::MountPropagation,
@@ -56,6 +58,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::SingleThread => "single-thread check",
+            Stage::CoverWatch => "cover watch",
             Stage::Clone => "namespaces",
             Stage::UidMap => "uid/gid map",
             Stage::MountPropagation => "mount propagation",
@@ -155,6 +158,10 @@ impl RunError {
                 stage: Stage::Landlock,
                 ..
             } => Some("boot a kernel with Landlock enabled (lsm=...,landlock), or pass --allow-weaker to run without this layer"),
+            RunError::Setup {
+                stage: Stage::CoverWatch,
+                ..
+            } => Some("cordon watches the folders of protected paths with inotify; raise the per-user limits (sysctl fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=524288) or close programs holding many watches"),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@
 #![deny(unsafe_code)]
 
 mod caps;
+mod cover_watch;
 mod error;
 mod exec;
 mod execs;
@@ -24,6 +25,7 @@ mod sys;
 mod violations;
 mod weaker;
 
+pub use cover_watch::{LostCover, LOST_COVER};
 pub use error::{PrepareError, RunError, Stage};
 pub use execs::ExecRequest;
 pub use limits::{LimitError, Limits, Mechanism, Trip};

@@ -170,6 +170,24 @@ pub struct Plan {
     pub read_denied: Vec<PathBuf>,
 }
 
+impl Plan {
+    /// The mount points that keep paths inside writable roots from being written, removed or
+    /// replaced (protected paths, placeholders, pins): what the host could take away from a
+    /// running sandbox by replacing one (see `cover_watch`).
+    pub fn write_covers(&self) -> Vec<PathBuf> {
+        self.mounts
+            .iter()
+            .filter(|m| matches!(m.kind, MountKind::Bind { writable: false } | MountKind::Pin))
+            .filter(|m| {
+                self.writable
+                    .iter()
+                    .any(|w| m.target.starts_with(w) && &m.target != w)
+            })
+            .map(|m| m.target.clone())
+            .collect()
+    }
+}
+
 /// The Git directories a workspace really uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct GitLayout {

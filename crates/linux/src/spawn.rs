@@ -17,6 +17,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
+use crate::cover_watch::{CoverWatch, LostCover};
 use crate::error::{RunError, Stage};
 use crate::exec::fail_stage;
 use crate::exec::{CommandFds, Prepared};
@@ -41,6 +42,9 @@ pub struct Outcome {
     pub trips: Vec<Trip>,
     /// Why cordon killed the sandbox on a violation ([`Tripwire::trip`]), if it did.
     pub killed_for: Option<Kill>,
+    /// Protected paths the host replaced or removed during the run (their covers were lost:
+    /// see `cover_watch`); the first one ended the run.
+    pub lost_covers: Vec<LostCover>,
 }
 
 /// Signals cordon (and init) take over: forwarded when sent with kill(), SIGCHLD to reap.
@@ -124,6 +128,8 @@ pub struct Sandbox<'a> {
     _tmp: Option<weaker::PrivateTmp>,
     /// Set once the child has been reaped (or its exit no longer matters).
     finished: bool,
+    /// The watch on the protected paths' folders (namespace mode, no overlay).
+    covers: Option<CoverWatch>,
 }
 
 /// Creates the sandbox (see [`Sandbox`]). With [`NetMode::Proxied`], returns once init has
@@ -163,6 +169,17 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
             0,
         ));
     }
+    // Before the view exists, so that no change to a cover after its mount goes unseen.
+    let covers = match plan.spec.mode == Mode::Namespaces && plan.spec.overlay.is_none() {
+        true => Some(CoverWatch::start(&plan.write_covers()).map_err(|e| {
+            RunError::setup(
+                Stage::CoverWatch,
+                format!("inotify: {e}"),
+                e.raw_os_error().unwrap_or(0),
+            )
+        })?),
+        false => None,
+    };
     single_threaded()?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
     let (result_r, result_w) = pipe2(OFlag::O_CLOEXEC).map_err(setup_err(Stage::Clone))?;
@@ -243,6 +260,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
         old_mask,
         _tmp: tmp,
         finished: false,
+        covers,
     };
     let kill_on_violation = plan
         .spec
@@ -498,6 +516,8 @@ impl Sandbox<'_> {
             deadline: plan.spec.limits.timeout.map(|t| Instant::now() + t),
             timed_out: false,
             limits: &plan.limits,
+            covers: self.covers.take(),
+            tripwire: &self.tripwire,
         };
         // One signalfd for both waits (the signals are blocked since before the clone).
         let signals = SignalFd::with_flags(&forwarded_signals(), SfdFlags::SFD_CLOEXEC).ok();
@@ -505,6 +525,15 @@ impl Sandbox<'_> {
         let (raw, reaped) = match result.and_then(|r| waiter.result(r, signals.as_ref())) {
             Some(raw) => (raw, false),
             None => (encode_status(waiter.wait_child(signals.as_ref())), true),
+        };
+        // What is still queued happened while the command ran; what follows (the removal of
+        // this run's placeholders) is cordon's own.
+        let lost_covers = match waiter.covers.take() {
+            Some(mut covers) => {
+                covers.check(&self.tripwire);
+                covers.lost()
+            }
+            None => Vec::new(),
         };
         if !reaped {
             // Everything inside is reaped; init, holding the placeholders open, waits for
@@ -542,6 +571,7 @@ impl Sandbox<'_> {
             signal,
             trips,
             killed_for: self.tripwire.reason(),
+            lost_covers,
         })
     }
 }
@@ -573,6 +603,8 @@ struct Waiter<'a> {
     /// Set once cordon killed the sandbox for the timeout.
     timed_out: bool,
     limits: &'a Enforcement,
+    covers: Option<CoverWatch>,
+    tripwire: &'a Tripwire,
 }
 
 impl Waiter<'_> {
@@ -610,10 +642,13 @@ impl Waiter<'_> {
         let mut buf = [0u8; 4];
         let mut got = 0;
         loop {
-            let mut fds = [
+            let mut fds = vec![
                 PollFd::new(result.as_fd(), PollFlags::POLLIN),
                 PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
             ];
+            if let Some(covers) = &self.covers {
+                fds.push(PollFd::new(covers.fd(), PollFlags::POLLIN));
+            }
             match poll(&mut fds, self.poll_timeout()) {
                 Ok(0) => {
                     self.expire_if_due();
@@ -628,7 +663,17 @@ impl Waiter<'_> {
                     forward_if_sent(&info, self.child);
                 }
             }
-            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
+            let covers_ready = fds
+                .get(2)
+                .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
+            let result_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+            drop(fds);
+            if covers_ready {
+                if let Some(covers) = &mut self.covers {
+                    covers.check(self.tripwire);
+                }
+            }
+            if result_ready {
                 match nix::unistd::read(&result, &mut buf[got..]) {
                     Ok(0) => return None,
                     Ok(n) => {

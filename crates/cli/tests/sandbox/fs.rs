@@ -1188,3 +1188,36 @@ fn secrets_the_host_creates_or_replaces_during_a_run_stay_unreadable() {
     );
     assert!(!stdout.contains(SECRET), "secret leaked:\n{stdout}");
 }
+
+#[test]
+fn a_protected_file_the_host_replaces_during_a_run_ends_the_run() {
+    // `git config` on the host renames a new .git/config over the old one; the kernel then
+    // drops the sandbox's read-only mount on it. The command, polling for that moment, tries
+    // to plant an fsmonitor; whatever it manages before the run ends must not run later.
+    let e = Env::with_git("cover-lost");
+    let proof = e.root.join("outside/ran");
+    let config = fsmonitor_config(&e, &proof);
+    let script = format!(
+        "touch started; i=0; while [ $i -lt 20000 ]; do \
+         (printf '{config}' >> .git/config) 2>/dev/null && break; i=$((i+1)); done; sleep 5; true"
+    );
+    let child = e
+        .sh_command(&[], &script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        crate::util::wait_until(|| exists(&e.ws.join("started"))),
+        "the run never started"
+    );
+    e.git(&["config", "user.name", "host-side change"]);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "the run went on: {stderr}");
+    assert!(stderr.contains("ended the run"), "{stderr}");
+    users_git_status(&e, &e.ws);
+    assert!(!exists(&proof), "the user's git status ran planted code");
+    let config_now = fs::read_to_string(e.ws.join(".git/config")).unwrap_or_default();
+    assert!(!config_now.contains("fsmonitor"), "{config_now}");
+}
