@@ -100,17 +100,7 @@ fn indexes(workspace: &Path) -> Vec<(PathBuf, PathBuf)> {
 /// times. The change time cannot be set back, so an equal stamp is the same content.
 #[cfg(unix)]
 fn stamp(index: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let m = fs::metadata(index).ok()?;
-    Some(format!(
-        "{} {} {}.{} {}.{}",
-        m.ino(),
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec()
-    ))
+    fs::metadata(index).ok().map(|m| file_stamp(&m))
 }
 
 #[cfg(not(unix))]
@@ -126,21 +116,31 @@ fn cache_file(index: &Path) -> Option<PathBuf> {
     Some(crate::dirs::state_dir()?.join("gitlinks").join(&name[..32]))
 }
 
-/// [`recorded`], from the cache when the index has not changed since it was last read.
+/// [`recorded`], from the cache when the index (and the shared index it names, if split)
+/// has not changed since it was last read. The cache's first line is the index's stamp and
+/// the shared index's (`-` when there is none): a command editing only the shared index
+/// changes the second.
 fn recorded_cached(index: &Path) -> Result<Vec<String>, String> {
     let (Some(stamp), Some(cache)) = (stamp(index), cache_file(index)) else {
-        return recorded(index);
+        return recorded(index).map(|(links, _)| links);
     };
     if let Ok(text) = fs::read_to_string(&cache) {
         let mut lines = text.lines();
-        if lines.next() == Some(stamp.as_str()) {
-            return Ok(lines.map(str::to_string).collect());
+        let first = lines.next().unwrap_or_default();
+        if let Some((was, shared)) = first.split_once('\t') {
+            if was == stamp && shared_stamp_now(index, shared) == shared {
+                return Ok(lines.map(str::to_string).collect());
+            }
         }
     }
-    let links = recorded(index)?;
+    let (links, shared) = recorded(index)?;
     if let Some(dir) = cache.parent() {
         let _ = fs::create_dir_all(dir);
-        let mut text = stamp;
+        let shared = match &shared {
+            Some(name) => format!("{name} {}", stamp_of_shared(index, name)),
+            None => "-".to_string(),
+        };
+        let mut text = format!("{stamp}\t{shared}");
         for l in &links {
             text.push('\n');
             text.push_str(l);
@@ -150,12 +150,26 @@ fn recorded_cached(index: &Path) -> Result<Vec<String>, String> {
     Ok(links)
 }
 
+/// The stamp of the shared index `name`, in `index`'s folder (`?` when it cannot be read).
+fn stamp_of_shared(index: &Path, name: &str) -> String {
+    let path = index.parent().map(|d| d.join(name));
+    path.and_then(|p| stamp(&p)).unwrap_or_else(|| "?".into())
+}
+
+/// What the cache's shared-index field would be now, for the shared index it names.
+fn shared_stamp_now(index: &Path, cached: &str) -> String {
+    match cached.split_once(' ') {
+        Some((name, _)) => format!("{name} {}", stamp_of_shared(index, name)),
+        None => cached.to_string(),
+    }
+}
+
 /// The gitlinks an index records, its shared index (`git update-index --split-index`)
-/// included; `Err` when it cannot be read as an index.
-fn recorded(index: &Path) -> Result<Vec<String>, String> {
+/// included, and that shared index's name; `Err` when it cannot be read as an index.
+fn recorded(index: &Path) -> Result<(Vec<String>, Option<String>), String> {
     let bytes = match fs::read(index) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(e.to_string()),
     };
     let hash_len = hash_len(index.parent().unwrap_or(index));
@@ -170,7 +184,7 @@ fn recorded(index: &Path) -> Result<Vec<String>, String> {
     }
     links.sort();
     links.dedup();
-    Ok(links)
+    Ok((links, found.shared))
 }
 
 /// 32 for a SHA-256 repository (`extensions.objectFormat`), else 20.
@@ -227,17 +241,10 @@ fn fingerprint(path: &Path) -> Option<Vec<u8>> {
         let mut items: Vec<String> = rd
             .filter_map(Result::ok)
             .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                let modified = m
-                    .modified()
-                    .ok()?
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .ok()?;
                 Some(format!(
-                    "{:?}:{}:{}",
+                    "{:?}:{}",
                     e.file_name(),
-                    m.len(),
-                    modified.as_nanos()
+                    file_stamp(&e.metadata().ok()?)
                 ))
             })
             .collect();
@@ -245,6 +252,33 @@ fn fingerprint(path: &Path) -> Option<Vec<u8>> {
         return Some(items.join("\n").into_bytes());
     }
     fs::read(path).ok()
+}
+
+/// What changes whenever a file is written, replaced or given new permissions: size,
+/// modification time, and (which no one can set back) inode and change time.
+#[cfg(unix)]
+fn file_stamp(m: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{}:{}:{}.{}:{}.{}:{:o}",
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+        m.mode()
+    )
+}
+
+#[cfg(not(unix))]
+fn file_stamp(m: &fs::Metadata) -> String {
+    let modified = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{}:{modified}", m.len())
 }
 
 /// Visits the nested repositories the workspace's indexes record, depth first within the
@@ -268,7 +302,7 @@ fn walk(
         }
         let read = match depth {
             1 => recorded_cached(&index),
-            _ => recorded(&index),
+            _ => recorded(&index).map(|(links, _)| links),
         };
         let links = match read {
             Ok(l) => l,
@@ -355,10 +389,12 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
             .find(|(i, _)| i == index)
             .map(|(_, l)| l.as_slice())
     };
-    // The common case: an index that recorded no gitlink and was not written since can
-    // record none now.
+    // The common case: an index that recorded no gitlink and was not written since (nor the
+    // shared index a split one names) can record none now.
     let skip = |index: &Path| {
-        known_links(index).is_some_and(<[String]>::is_empty) && !changed_since(index, before.at)
+        known_links(index).is_some_and(<[String]>::is_empty)
+            && !changed_since(index, before.at)
+            && !shared_index_changed_since(index, before.at)
     };
     // The other linked worktrees' `config.worktree`: read by git once the repository turns
     // `extensions.worktreeConfig` on (as `git sparse-checkout` does), so one planted now
@@ -449,6 +485,16 @@ pub fn after_lost_cover(path: &Path, before: &[u8]) -> (Option<Refused>, Vec<Str
         }
     }
     (refuse(path, Some(before), &now), changed)
+}
+
+/// Whether a shared index (`sharedindex.*`, beside `index`) changed at or after `at`.
+fn shared_index_changed_since(index: &Path, at: SystemTime) -> bool {
+    let Some(Ok(entries)) = index.parent().map(fs::read_dir) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        e.file_name().to_string_lossy().starts_with("sharedindex.") && changed_since(&e.path(), at)
+    })
 }
 
 /// Whether `path`'s inode changed (was created, written, renamed) at or after `at`. The

@@ -246,7 +246,10 @@ fn entry_links(index: &[u8], hash_len: usize) -> Result<(Vec<String>, usize), In
             .map(|b| u16::from_be_bytes([b[0], b[1]]))
             .ok_or_else(|| bad("truncated"))?;
         let mut path_at = flags_at + 2;
-        if version >= 3 && flags & 0x4000 != 0 {
+        // Git reads the extended flags whenever the bit is set, whatever the version
+        // (`create_from_disk` in read-cache.c): so must this, or a crafted version 2 index
+        // shifts every path after that entry and hides a gitlink.
+        if flags & 0x4000 != 0 {
             path_at += 2;
         }
         let is_link = mode & 0o170000 == 0o160000;
@@ -413,6 +416,31 @@ mod tests {
         );
         assert!(gitlinks(b"nope", 20).is_err());
         assert!(gitlinks(&idx[..idx.len() - 9], 20).is_err());
+    }
+
+    #[test]
+    fn an_extended_entry_counts_in_a_version_2_index_as_git_reads_it() {
+        // Git honours the extended-flags bit in any version; an entry with it set has two
+        // more flag bytes before its path.
+        let mut out = b"DIRC".to_vec();
+        out.extend(2u32.to_be_bytes());
+        out.extend(2u32.to_be_bytes());
+        for (mode, path, extended) in [(0o100644u32, "a", true), (0o160000, "planted", false)] {
+            let start = out.len();
+            out.extend([0u8; 24]);
+            out.extend(mode.to_be_bytes());
+            out.extend([0u8; 12]);
+            out.extend([0u8; 20]);
+            let flags = path.len() as u16 | if extended { 0x4000 } else { 0 };
+            out.extend(flags.to_be_bytes());
+            if extended {
+                out.extend([0u8; 2]);
+            }
+            out.extend(path.as_bytes());
+            let len = out.len() - start;
+            out.resize(start + (len + 8) / 8 * 8, 0);
+        }
+        assert_eq!(gitlinks(&out, 20).unwrap(), vec!["planted"]);
     }
 
     #[test]

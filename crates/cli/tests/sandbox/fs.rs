@@ -1221,3 +1221,59 @@ fn a_protected_file_the_host_replaces_during_a_run_ends_the_run() {
     let config_now = fs::read_to_string(e.ws.join(".git/config")).unwrap_or_default();
     assert!(!config_now.contains("fsmonitor"), "{config_now}");
 }
+
+#[test]
+fn a_nested_repository_hook_swapped_at_the_same_size_and_time_is_seen() {
+    // The user's own hook in a submodule, replaced by one of the same size with its
+    // modification time put back: the listing's inode and change time still differ.
+    let e = Env::with_git("hook-swap");
+    add_submodule(&e, "lib");
+    let hook = e.ws.join(".git/modules/lib/hooks/post-checkout");
+    // Long enough that the swapped-in one, naming the proof's path, fits in its size.
+    let lint = format!("#!/bin/sh\necho 'running the lint hook{}'\n", ".".repeat(300));
+    fs::write(&hook, lint).unwrap();
+    let _ = Command::new("chmod").arg("+x").arg(&hook).status();
+    let proof = e.root.join("outside/ran");
+    let script = format!(
+        "H=.git/modules/lib/hooks/post-checkout; T=$(stat -c %y $H); S=$(stat -c %s $H); \
+         body=\"#!/bin/sh\ntouch {p}\"; printf '%s' \"$body\" > $H.new; \
+         pad=$((S - ${{#body}})); [ $pad -gt 0 ] && printf '%*s' $pad '' | tr ' ' '#' >> $H.new; \
+         mv $H.new $H; chmod +x $H; touch -d \"$T\" $H; [ $(stat -c %s $H) = $S ]",
+        p = proof.display()
+    );
+    let run = e.sh(&[], &script);
+    assert_eq!(run.code, 0, "the swap itself failed: {}", run.stderr);
+    let _ = Command::new("git")
+        .args(["checkout", "-q", "-b", "x"])
+        .current_dir(e.ws.join("lib"))
+        .env("HOME", &e.home)
+        .output();
+    assert!(!exists(&proof), "the swapped hook ran on the host");
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+}
+
+#[test]
+fn a_gitlink_added_through_the_shared_index_alone_is_checked() {
+    // A split index: the command leaves `.git/index` alone and writes the shared index it
+    // names, adding a gitlink to a nested repository with a planted fsmonitor.
+    let e = Env::with_git("split-index");
+    e.git(&["update-index", "--split-index"]);
+    let proof = e.root.join("outside/ran");
+    let script = format!(
+        "{plant} && X=$(ls .git/sharedindex.* | head -1) && cp -a .git g2 && \
+         GIT_DIR=g2 GIT_WORK_TREE=. git update-index --add --cacheinfo 160000,$(git -C evil rev-parse HEAD),evil && \
+         GIT_DIR=g2 GIT_WORK_TREE=. git update-index --split-index && Y=$(ls -t g2/sharedindex.* | head -1) && \
+         python3 -c 'import sys; x=open(sys.argv[1],\"rb\").read(); y=open(sys.argv[2],\"rb\").read(); open(sys.argv[1],\"r+b\").write(y[:-20]+x[-20:])' $X $Y && \
+         rm -rf g2 && git ls-files -s | grep -q 160000",
+        plant = planted("evil", &proof)
+    );
+    let run = e.sh(&[], &script);
+    assert_eq!(run.code, 0, "the planting itself failed: {}", run.stderr);
+    users_git_status(&e, &e.ws);
+    let _ = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(e.ws.join("evil"))
+        .env("HOME", &e.home)
+        .output();
+    assert!(!exists(&proof), "the planted fsmonitor ran on the host");
+}
