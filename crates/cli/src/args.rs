@@ -279,8 +279,9 @@ pub struct RunArgs {
     /// Append audit events (JSON lines) to FILE [default: $XDG_STATE_HOME/cordon/audit.jsonl].
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
-    /// Where user namespaces are unavailable, accept the Landlock-only mode (writes confined;
-    /// reads, protected paths, processes and most network channels NOT isolated); where no
+    /// Where user namespaces are unavailable, accept the Landlock-only mode (writes confined,
+    /// the deny-read set unreadable; protected paths, processes and most network channels NOT
+    /// isolated); where no
     /// cgroup can be made, accept per-process rlimits for --memory and --pids.
     #[arg(long)]
     pub allow_weaker: bool,

@@ -33,7 +33,7 @@ pub fn for_run(
         Mode::LandlockOnly => vec![
             g("write", "enforced", &landlock),
             g("protected", "not_enforced", "Landlock-only mode: no read-only bind mounts"),
-            g("read", "not_enforced", "Landlock-only mode: secrets are readable"),
+            g("read", "weakened", "Landlock-only mode: Landlock alone keeps the deny-read set outside writable roots unreadable; names in denied folders can be listed, and a denied path inside a writable root is readable"),
             g("env", "enforced", "secret-looking variables removed before exec"),
             g("processes", "weakened", "no_new_privs, no capabilities, Landlock signal scoping; no pid namespace, so background processes can outlive the command"),
         ],

@@ -141,7 +141,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     if policy.allow_weaker && !proxied && matches!(&result, Err(e) if userns_unusable(e)) {
         eprintln!(
             "cordon: user namespaces are unavailable; running in the Landlock-only mode you allowed: \
-writes are confined, but reads, protected paths, processes and UDP/Unix sockets are NOT isolated"
+writes are confined and the deny-read set is unreadable (by Landlock alone: names in denied folders can be listed), but protected paths, processes and UDP/Unix sockets are NOT isolated"
         );
         plan.spec.mode = Mode::LandlockOnly;
         result = start(&mut audit, &launch!(&plan));

@@ -1,6 +1,7 @@
 //! The Landlock-only mode, for machines without unprivileged user namespaces. Used only when
-//! the user named it (`--allow-weaker`): writes are still confined and TCP is closed when the
-//! network is off, but reads, protected paths, processes and other sockets are not isolated.
+//! the user named it (`--allow-weaker`): writes are still confined, the deny-read set outside
+//! writable roots stays unreadable (Landlock, which cannot hide names) and TCP is closed when
+//! the network is off, but protected paths, processes and other sockets are not isolated.
 
 use std::ffi::OsString;
 use std::fs;
@@ -25,8 +26,8 @@ pub fn main(
         deny_tcp: plan.spec.net.isolated(),
         scope: true,
     };
-    // Reads stay open in this mode (it makes no claim for them): no read exceptions.
-    confine_and_exec(prepared, writable, &[], extra, landlock, fds)
+    // Landlock is the only wall here, for the deny-read set as for writes.
+    confine_and_exec(prepared, writable, &plan.read_denied, extra, landlock, fds)
 }
 
 /// A per-run temporary directory (mode 0700) that replaces the shared /tmp; removed on drop.

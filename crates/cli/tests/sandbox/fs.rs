@@ -1230,7 +1230,10 @@ fn a_nested_repository_hook_swapped_at_the_same_size_and_time_is_seen() {
     add_submodule(&e, "lib");
     let hook = e.ws.join(".git/modules/lib/hooks/post-checkout");
     // Long enough that the swapped-in one, naming the proof's path, fits in its size.
-    let lint = format!("#!/bin/sh\necho 'running the lint hook{}'\n", ".".repeat(300));
+    let lint = format!(
+        "#!/bin/sh\necho 'running the lint hook{}'\n",
+        ".".repeat(300)
+    );
     fs::write(&hook, lint).unwrap();
     let _ = Command::new("chmod").arg("+x").arg(&hook).status();
     let proof = e.root.join("outside/ran");

@@ -56,3 +56,27 @@ fn landlock_only_mode_still_confines_writes() {
     assert!(exists(&inside));
     assert!(!exists(&outside), "Landlock-only mode let a write escape");
 }
+
+#[test]
+fn landlock_only_mode_still_keeps_the_deny_read_set_unreadable() {
+    let e = Env::new("weaker-read");
+    let out = e.ws.join("out");
+    let h = e.home.display();
+    let (code, stderr) = without_userns(
+        &e,
+        &format!(
+            "run --allow-weaker -- sh -c 'cat {h}/.bashrc {h}/.ssh/id_rsa {h}/.aws/credentials {h}/.netrc > {o} 2>&1; true'",
+            o = out.display()
+        ),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let seen = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(
+        seen.contains("# original"),
+        "control: the fake home is not readable, so this tests nothing:\n{seen}"
+    );
+    assert!(
+        !seen.contains(crate::util::SECRET),
+        "secret read in the weaker mode:\n{seen}"
+    );
+}
