@@ -472,7 +472,8 @@ fn refuse(p: &Path, was: Option<&[u8]>, bytes: &[u8]) -> Option<Refused> {
 /// its cover inside (the command may have written it before cordon ended the run): moved
 /// aside if it now names a program it did not name `before`, as in nested repositories.
 /// Also returns the other settings that are new since `before` (the host's change, or the
-/// command's), for the user to review.
+/// command's), for the user to review. (Linux's backend is the one whose covers are mounts.)
+#[cfg(target_os = "linux")]
 pub fn after_lost_cover(path: &Path, before: &[u8]) -> (Option<Refused>, Vec<String>) {
     let Ok(now) = fs::read(path) else {
         return (None, Vec::new());
