@@ -542,8 +542,10 @@ impl Sandbox<'_> {
             plan.placeholders.remove_vacant();
         }
         self.lifeline_w = None;
-        if plan.limits.has_cgroup() && !reaped {
-            // The cgroup's counters are final, and it can be removed, once init is gone.
+        if (plan.limits.has_cgroup() || plan.spec.overlay.is_some()) && !reaped {
+            // The cgroup's counters are final, and it can be removed, once init is gone; and
+            // a transaction's lock, which init holds as a fork of cordon, is free then, so a
+            // `cordon tx apply` right after the run finds it free.
             let _ = waitpid(self.child, None);
         }
         // Init has reported (everything inside is reaped) or been reaped: nothing to kill.

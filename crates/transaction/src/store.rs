@@ -108,6 +108,11 @@ fn mkdir_private(path: &Path) -> Result<()> {
     }
 }
 
+/// How long opening a transaction waits for a lock that is only being let go: the run that
+/// held it has returned, but a process it started (a forked child that has not exec'd yet,
+/// the sandbox's init tearing its namespaces down) may hold the lock's file a moment longer.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Store {
     /// The store below cordon's state folder (`dirs::state_dir()`).
     pub fn new(state_dir: &Path) -> Store {
@@ -200,7 +205,8 @@ impl Store {
     }
 
     /// Opens an existing transaction and takes its lock (fails with `Busy` when another
-    /// cordon holds it). Finishes an interrupted apply before returning.
+    /// cordon holds it for longer than [`LOCK_WAIT`]). Finishes an interrupted apply before
+    /// returning.
     pub fn open(&self, name: &str) -> Result<Transaction> {
         name::validate(name)?;
         let dir = self.root.join(name);
@@ -214,10 +220,16 @@ impl Store {
             .write(true)
             .open(&lock_path)
             .at("open lock", &lock_path)?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::Busy(name.to_string())),
-            Err(fs::TryLockError::Error(e)) => return Err(e).at("lock", &lock_path),
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(Error::Busy(name.to_string())),
+                Err(fs::TryLockError::Error(e)) => return Err(e).at("lock", &lock_path),
+            }
         }
         let meta: Meta = read_json(&dir.join("meta.json"))?;
         let mut tx = Transaction {
