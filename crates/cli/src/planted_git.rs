@@ -58,7 +58,7 @@ fn git_dirs(dir: &Path) -> Option<GitDirs> {
     let git_dir = if meta.is_dir() {
         fs::canonicalize(&dot_git).ok()?
     } else {
-        let text = String::from_utf8_lossy(&fs::read(&dot_git).ok()?).into_owned();
+        let text = String::from_utf8_lossy(&read_small(&dot_git).ok()?).into_owned();
         let target = text
             .lines()
             .next()?
@@ -74,7 +74,7 @@ fn git_dirs(dir: &Path) -> Option<GitDirs> {
 /// The shared directory a Git directory's `commondir` names (canonical), or the directory
 /// itself.
 fn common_of(git_dir: &Path) -> PathBuf {
-    fs::read(git_dir.join("commondir"))
+    read_small(&git_dir.join("commondir"))
         .ok()
         .and_then(|rel| fs::canonicalize(git_dir.join(String::from_utf8_lossy(&rel).trim())).ok())
         .unwrap_or_else(|| git_dir.to_path_buf())
@@ -167,7 +167,7 @@ fn shared_stamp_now(index: &Path, cached: &str) -> String {
 /// The gitlinks an index records, its shared index (`git update-index --split-index`)
 /// included, and that shared index's name; `Err` when it cannot be read as an index.
 fn recorded(index: &Path) -> Result<(Vec<String>, Option<String>), String> {
-    let bytes = match fs::read(index) {
+    let bytes = match read_regular(index, INDEX_LIMIT) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(e.to_string()),
@@ -177,7 +177,7 @@ fn recorded(index: &Path) -> Result<(Vec<String>, Option<String>), String> {
     let mut links = found.links;
     // A split index names its shared index (in its own folder) in a `link` extension.
     if let (Some(dir), Some(shared)) = (index.parent(), &found.shared) {
-        match fs::read(dir.join(shared)) {
+        match read_regular(&dir.join(shared), INDEX_LIMIT) {
             Ok(b) => links.extend(gitlinks(&b, hash_len).map_err(|e| e.0)?),
             Err(e) => return Err(format!("its shared index {shared}: {e}")),
         }
@@ -189,7 +189,7 @@ fn recorded(index: &Path) -> Result<(Vec<String>, Option<String>), String> {
 
 /// 32 for a SHA-256 repository (`extensions.objectFormat`), else 20.
 fn hash_len(git_dir: &Path) -> usize {
-    let config = fs::read(common_of(git_dir).join("config")).unwrap_or_default();
+    let config = read_small(&common_of(git_dir).join("config")).unwrap_or_default();
     let sha256 = settings(&String::from_utf8_lossy(&config))
         .iter()
         .any(|(k, v)| k == "extensions.objectformat" && v.eq_ignore_ascii_case("sha256"));
@@ -251,7 +251,53 @@ fn fingerprint(path: &Path) -> Option<Vec<u8>> {
         items.sort();
         return Some(items.join("\n").into_bytes());
     }
-    fs::read(path).ok()
+    match read_small(path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        // A FIFO, a device, a link loop or a giant where a configuration should be: not
+        // what it was, so it is looked at (and moved aside) like a changed one.
+        Err(e) => Some(format!("{UNREADABLE}{e}").into_bytes()),
+    }
+}
+
+/// What [`fingerprint`] holds for a configuration that is not a readable regular file.
+const UNREADABLE: &str = "(not a configuration git can read: ";
+
+/// Git files the command may have replaced are read only as what they should be: regular
+/// files, this large at most. A FIFO left at `.git/config` or `.git/index` would otherwise
+/// block cordon (and every git after it) for ever.
+const SMALL_LIMIT: u64 = 4 << 20;
+const INDEX_LIMIT: u64 = 1 << 30;
+
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    read_regular(path, SMALL_LIMIT)
+}
+
+/// `path`'s bytes if it is a regular file of at most `limit` bytes: opened without
+/// blocking (a FIFO opens at once and is then refused), checked on the open file.
+fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidData, "not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// What changes whenever a file is written, replaced or given new permissions: size,
@@ -288,6 +334,7 @@ fn walk(
     workspace: &Path,
     writable: &[PathBuf],
     skip_index: &dyn Fn(&Path) -> bool,
+    known: &dyn Fn(&Path) -> Option<Vec<String>>,
     visit: &mut dyn FnMut(&Path, &str, &Path, &GitDirs, usize) -> bool,
 ) {
     let ours = |p: &Path| writable.iter().any(|w| p.starts_with(w));
@@ -304,9 +351,18 @@ fn walk(
             1 => recorded_cached(&index),
             _ => recorded(&index).map(|(links, _)| links),
         };
-        let links = match read {
-            Ok(l) => l,
-            Err(why) => {
+        let links = match (read, known(&index)) {
+            (Ok(l), _) => l,
+            // An index the command made unreadable: the repositories it recorded before the
+            // run are still looked at.
+            (Err(why), Some(before)) => {
+                eprintln!(
+                    "cordon: warning: {}: {why}; only the nested repositories it recorded before the run were checked for planted Git configuration",
+                    index.display()
+                );
+                before
+            }
+            (Err(why), None) => {
                 eprintln!(
                     "cordon: warning: {}: {why}; the nested repositories it records were not checked for planted Git configuration",
                     index.display()
@@ -362,13 +418,19 @@ pub fn before(workspace: &Path, writable: &[PathBuf]) -> Option<Before> {
     // a second time).
     let nothing = known.iter().all(|(_, l)| l.is_empty());
     let skip = |_: &Path| nothing;
-    walk(workspace, writable, &skip, &mut |_, _, _, dirs, _| {
-        for p in watched(dirs) {
-            let print = fingerprint(&p);
-            snapshot.push((p, print));
-        }
-        true
-    });
+    walk(
+        workspace,
+        writable,
+        &skip,
+        &|_| None,
+        &mut |_, _, _, dirs, _| {
+            for p in watched(dirs) {
+                let print = fingerprint(&p);
+                snapshot.push((p, print));
+            }
+            true
+        },
+    );
     Some(Before {
         known,
         snapshot,
@@ -412,6 +474,7 @@ pub fn after(workspace: &Path, writable: &[PathBuf], before: &Before) -> Vec<Ref
         workspace,
         writable,
         &skip,
+        &|index| known_links(index).map(<[String]>::to_vec),
         &mut |index, link, nested, dirs, depth| {
             let under_suspect = suspect.iter().any(|s| nested.starts_with(s) && s != nested);
             let new = under_suspect
@@ -458,6 +521,10 @@ fn refuse(p: &Path, was: Option<&[u8]>, bytes: &[u8]) -> Option<Refused> {
             .then(|| move_aside(p, vec!["hooks".into()]))
             .flatten();
     }
+    if let Some(why) = bytes.strip_prefix(UNREADABLE.as_bytes()) {
+        let why = String::from_utf8_lossy(why);
+        return move_aside(p, vec![format!("{UNREADABLE}{why})")]);
+    }
     let had = was.map_or_else(Vec::new, |w| program_settings(&String::from_utf8_lossy(w)));
     let mut keys: Vec<String> = Vec::new();
     for (key, value) in program_settings(&String::from_utf8_lossy(bytes)) {
@@ -475,8 +542,18 @@ fn refuse(p: &Path, was: Option<&[u8]>, bytes: &[u8]) -> Option<Refused> {
 /// command's), for the user to review. (Linux's backend is the one whose covers are mounts.)
 #[cfg(target_os = "linux")]
 pub fn after_lost_cover(path: &Path, before: &[u8]) -> (Option<Refused>, Vec<String>) {
-    let Ok(now) = fs::read(path) else {
-        return (None, Vec::new());
+    let now = match read_small(path) {
+        Ok(now) => now,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (restore(path, before), Vec::new());
+        }
+        // Not a configuration any more (a FIFO, a link, a giant): moved aside, and what it
+        // held before the run put back.
+        Err(e) => {
+            let refused = move_aside(path, vec![format!("(not a configuration: {e})")]);
+            let _ = restore(path, before);
+            return (refused, Vec::new());
+        }
     };
     let had = settings(&String::from_utf8_lossy(before));
     let mut changed: Vec<String> = Vec::new();
@@ -486,6 +563,25 @@ pub fn after_lost_cover(path: &Path, before: &[u8]) -> (Option<Refused>, Vec<Str
         }
     }
     (refuse(path, Some(before), &now), changed)
+}
+
+/// Puts back a Git configuration the command removed while it was unprotected (what it
+/// held before the run; the host's change then is lost, and said).
+#[cfg(target_os = "linux")]
+fn restore(path: &Path, before: &[u8]) -> Option<Refused> {
+    let staged = path.with_file_name("config.cordon-restore");
+    let written = fs::write(&staged, before).and_then(|()| fs::rename(&staged, path));
+    match written {
+        Ok(()) => eprintln!(
+            "cordon: warning: {} was removed while it was unprotected; cordon put back what it held before the run (a change made outside the sandbox during the run is not in it)",
+            path.display()
+        ),
+        Err(e) => eprintln!(
+            "cordon: warning: {} was removed while it was unprotected, and putting it back failed: {e}",
+            path.display()
+        ),
+    }
+    None
 }
 
 /// Whether a shared index (`sharedindex.*`, beside `index`) changed at or after `at`.

@@ -171,13 +171,22 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The mount points that keep paths inside writable roots from being written, removed or
-    /// replaced (protected paths, placeholders, pins): what the host could take away from a
-    /// running sandbox by replacing one (see `cover_watch`).
+    /// The mount points that keep paths inside writable roots from being written, removed,
+    /// replaced or read (protected paths, placeholders, pins, and denied paths there, which
+    /// Landlock cannot keep unreadable inside a root it grants whole): what the host could
+    /// take away from a running sandbox by replacing one (see `cover_watch`).
     pub fn write_covers(&self) -> Vec<PathBuf> {
         self.mounts
             .iter()
-            .filter(|m| matches!(m.kind, MountKind::Bind { writable: false } | MountKind::Pin))
+            .filter(|m| {
+                matches!(
+                    m.kind,
+                    MountKind::Bind { writable: false }
+                        | MountKind::Pin
+                        | MountKind::HideDir
+                        | MountKind::HideFile
+                )
+            })
             .filter(|m| {
                 self.writable
                     .iter()
@@ -820,11 +829,11 @@ fn read_denied(plan: &Plan, absent: &[PathBuf]) -> Vec<PathBuf> {
         .iter()
         .filter(|m| matches!(m.kind, MountKind::HideDir | MountKind::HideFile))
         .map(|m| m.target.clone());
-    // Most absent paths share a parent (the home): each is made canonical once.
-    let mut real_parents: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    // Most absent paths share a parent (the home): each folder is resolved once.
+    let mut resolved: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
     let absent = absent
         .iter()
-        .filter_map(|d| beneath_real_parent(d, &mut real_parents))
+        .filter_map(|d| follow_links(d, &mut resolved, 0))
         .collect::<Vec<_>>();
     let mut out: Vec<PathBuf> = Vec::new();
     for p in hidden.chain(absent) {
@@ -837,29 +846,51 @@ fn read_denied(plan: &Plan, absent: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
-/// `path` (absolute, absent) with its nearest existing ancestor made canonical; `known`
-/// remembers each ancestor's canonical form (or that it is absent).
-fn beneath_real_parent(
+/// `path` (absolute) with every symbolic link in it followed as far as it exists, so a
+/// denied path that is, or lies under, a dangling link (`~/.aws -> ~/dotfiles/aws`, not made
+/// yet) is denied where the host would create it; `known` remembers each folder's result.
+/// `None` for a link loop (more than 40 links).
+fn follow_links(
     path: &Path,
     known: &mut Vec<(PathBuf, Option<PathBuf>)>,
+    hops: usize,
 ) -> Option<PathBuf> {
-    for ancestor in path.ancestors().skip(1) {
-        let tail = path.strip_prefix(ancestor).ok()?;
-        let real = match known.iter().find(|(a, _)| a == ancestor) {
-            Some((_, real)) => real.clone(),
-            None => {
-                let real = fs::symlink_metadata(ancestor)
-                    .ok()
-                    .and_then(|_| fs::canonicalize(ancestor).ok());
-                known.push((ancestor.to_path_buf(), real.clone()));
-                real
+    if hops > 40 {
+        return None;
+    }
+    if let Some((_, real)) = known.iter().find(|(p, _)| p == path) {
+        return real.clone();
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Some(path.to_path_buf()); // the root
+    };
+    let here = follow_links(parent, known, hops)?.join(name);
+    let real = match fs::symlink_metadata(&here) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let target = fs::read_link(&here).ok()?;
+            let target = here.parent().unwrap_or(Path::new("/")).join(target);
+            follow_links(&lexical(&target), known, hops + 1)
+        }
+        _ => Some(here),
+    };
+    known.push((path.to_path_buf(), real.clone()));
+    real
+}
+
+/// `path` with `.` and `..` taken out by their names alone (for a link's target, whose
+/// parts are then followed one by one).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
             }
-        };
-        if let Some(real) = real {
-            return Some(real.join(tail));
+            std::path::Component::Normal(n) => out.push(n),
+            _ => {}
         }
     }
-    None
+    out
 }
 
 /// Puts an empty, unreadable mount over `real`, a canonical path that exists.

@@ -48,7 +48,46 @@ pub const PROGRAM_KEYS: &[&str] = &[
     "sendemail.smtpserver",
     "sendemail.sendmailcmd",
     "sendemail.aliasesfile",
+    "sendemail.*.smtpserver",
+    "sendemail.*.sendmailcmd",
+    "sendemail.tocmd",
+    "sendemail.cccmd",
+    "sendemail.headercmd",
+    "sendemail.*.tocmd",
+    "sendemail.*.cccmd",
+    "sendemail.*.headercmd",
+    // `git-remote-<vcs>`, run from the work tree when it holds a slash.
+    "remote.*.vcs",
+    // A URL rewritten to another place (the place is the subsection, not read here): new
+    // ones count, whatever they point to.
+    "url.*.insteadof",
+    "url.*.pushinsteadof",
+    "trailer.*.cmd",
+    "trailer.*.command",
+    "imap.tunnel",
+    "difftool.*.path",
+    "mergetool.*.path",
+    "guitool.*.cmd",
+    // Config-based hooks (git 2.46+).
+    "hook.*.command",
+    // Where git sends its credentials.
+    "http.proxy",
+    "http.*.proxy",
+    "remote.*.proxy",
 ];
+
+/// Settings that name a program only by what they hold: a remote reached through a transport
+/// helper (`ext::sh -c …`, `fd::`, `helper::`) or a relative path (a repository beside this
+/// one, which a command could have made, whose hooks a push would run). An absolute local
+/// path is left alone: git writes one for a submodule cloned from a folder, and it names a
+/// repository the sandbox could write only when that lies in a writable root.
+const LOCAL_URL_KEYS: &[&str] = &["remote.*.url", "remote.*.pushurl"];
+
+/// Whether a remote URL goes through a transport helper or is a relative path.
+fn is_local_or_helper_url(value: &str) -> bool {
+    let v = value.trim();
+    v.contains("::") || v.starts_with("./") || v.starts_with("../") || v == "." || v == ".."
+}
 
 /// The keys of `text` (a git config file) that name a program, as `section.key` spelled as
 /// in [`PROGRAM_KEYS`]. `core.fsmonitor` set to a boolean is git's own daemon, not a program.
@@ -71,26 +110,25 @@ pub fn settings(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for raw in logical_lines(text) {
-        let line = raw.trim();
-        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
-            continue;
-        }
-        let rest = if let Some(header) = line.strip_prefix('[') {
-            let Some((inside, after)) = header.split_once(']') else {
-                continue;
+        // Git reads section headers, then at most one setting, from the same line:
+        // `[a][core]fsmonitor = x` sets `core.fsmonitor`.
+        let mut rest = raw.trim_start();
+        while let Some(header) = rest.strip_prefix('[') {
+            let Some((name, sub, after)) = section_header(header) else {
+                // Git refuses the whole file on a header it cannot read. If this reading were
+                // wrong where git's is not, what follows would go unseen: so the line, and
+                // every key under it, counts as naming a program (see `program_settings`).
+                out.push((UNPARSED.to_string(), raw.trim().to_string()));
+                section = UNPARSED.to_string();
+                subsection = false;
+                rest = "";
+                break;
             };
-            let inside = inside.trim();
-            // `[filter "x"]` and the old `[filter.x]` both have a subsection.
-            let (name, sub) = match inside.split_once(['"', ' ', '.']) {
-                Some((n, s)) => (n, !s.trim().is_empty()),
-                None => (inside, false),
-            };
-            section = name.trim().to_ascii_lowercase();
+            section = name;
             subsection = sub;
-            after.trim()
-        } else {
-            line
-        };
+            rest = after.trim_start();
+        }
+        let rest = rest.trim_end();
         if rest.is_empty() || rest.starts_with('#') || rest.starts_with(';') {
             continue;
         }
@@ -108,6 +146,51 @@ pub fn settings(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The section of a header this reader cannot parse, and of the keys after it.
+pub const UNPARSED: &str = "(unparsed)";
+
+/// A section header after its `[`, as git's `get_base_var` reads it: the section's name
+/// (lowercase), whether it has a subsection (`[s "sub"]`, quoted with backslash escapes, or
+/// the old `[s.sub]`), and the rest of the line; `None` where git would refuse the file.
+fn section_header(text: &str) -> Option<(String, bool, &str)> {
+    let mut name = String::new();
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            ']' => {
+                let sub = name.contains('.');
+                let section = name.split('.').next().unwrap_or("").to_string();
+                return Some((section, sub, &text[i + 1..]));
+            }
+            c if c.is_ascii_alphanumeric() || c == '-' || c == '.' => {
+                name.push(c.to_ascii_lowercase())
+            }
+            ' ' | '\t' => {
+                // `[section "subsection"]`: spaces, a quoted name, then `]`.
+                let mut c = chars.find(|(_, c)| *c != ' ' && *c != '\t')?.1;
+                if c != '"' {
+                    return None;
+                }
+                loop {
+                    c = chars.next()?.1;
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            chars.next()?;
+                        }
+                        '\n' => return None,
+                        _ => {}
+                    }
+                }
+                let (i, c) = chars.next()?;
+                return (c == ']').then(|| (name, true, &text[i + 1..]));
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Each setting of `text` that names a program, as (`section.key` spelled as in
 /// [`PROGRAM_KEYS`], its value), in file order: what to compare before and after a run, so a
 /// file git rewrote around the user's own settings is not taken for a planted one.
@@ -117,7 +200,9 @@ pub fn program_settings(text: &str) -> Vec<(String, String)> {
         let section = spelled.split('.').next().unwrap_or("");
         let subsection = spelled.contains(".*.");
         // `pager.*`: every key of a section without subsection.
-        let named = PROGRAM_KEYS.contains(&spelled.as_str())
+        let named = section == UNPARSED
+            || PROGRAM_KEYS.contains(&spelled.as_str())
+            || LOCAL_URL_KEYS.contains(&spelled.as_str())
             || (!subsection && PROGRAM_KEYS.contains(&format!("{section}.*").as_str()));
         if !named {
             continue;
@@ -130,6 +215,9 @@ pub fn program_settings(text: &str) -> Vec<(String, String)> {
         }
         // An alias or a submodule's update runs a program only as `!command`.
         let shell = value.trim_start().starts_with('!');
+        if LOCAL_URL_KEYS.contains(&spelled.as_str()) && !is_local_or_helper_url(&value) {
+            continue;
+        }
         if (section == "alias" || spelled == "submodule.*.update") && !shell {
             continue;
         }
@@ -374,6 +462,58 @@ mod tests {
                     [remote \"origin\"]\n\turl = https://example.com/r.git\n\
                     [branch \"main\"]\n\tremote = origin\n";
         assert!(program_keys(text).is_empty(), "{:?}", program_keys(text));
+    }
+
+    #[test]
+    fn headers_are_read_as_git_reads_them_several_to_a_line() {
+        let keys = |text: &str| {
+            settings(text)
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys("[a][core]fsmonitor = x\n"), ["core.fsmonitor"]);
+        assert_eq!(keys("[x \"]\"][core]fsmonitor = x\n"), ["core.fsmonitor"]);
+        assert_eq!(
+            keys("[x \"a\\\"b\"] [Core] FSMonitor=x\n"),
+            ["core.fsmonitor"]
+        );
+        assert_eq!(
+            keys("[core]fsmonitor=x\n[remote \"o\"] url = y\n"),
+            ["core.fsmonitor", "remote.*.url"]
+        );
+        assert_eq!(keys("[core.x]\nfsmonitor = x\n"), ["core.*.fsmonitor"]);
+        // A header git refuses: counted as naming a program, with all that follows.
+        assert_eq!(
+            keys("[co re]\nfsmonitor = x\n"),
+            [UNPARSED, "(unparsed).fsmonitor"]
+        );
+        assert_eq!(program_keys("[co re]\nfsmonitor = x\n").len(), 2);
+        assert_eq!(
+            program_keys("[a][core]fsmonitor = echo P\n"),
+            ["core.fsmonitor"],
+            "a program behind a second header on the line"
+        );
+    }
+
+    #[test]
+    fn remotes_on_this_machine_or_through_helpers_name_programs() {
+        for text in [
+            "[remote \"origin\"]\n\tpushurl = ../evil\n",
+            "[remote \"o\"]\n\turl = ext::sh -c touch% /tmp/x\n",
+            "[url \"file:///tmp/e\"]\n\tinsteadOf = https://github.com/\n",
+            "[remote \"o\"]\n\tvcs = /../evil.sh\n",
+            "[http]\n\tproxy = http://attacker:3128\n",
+        ] {
+            assert!(!program_keys(text).is_empty(), "{text}");
+        }
+        for text in [
+            "[remote \"origin\"]\n\turl = https://github.com/o/r.git\n",
+            "[remote \"origin\"]\n\turl = git@github.com:o/r.git\n",
+            "[remote \"origin\"]\n\turl = /srv/git/lib.git\n",
+        ] {
+            assert!(program_keys(text).is_empty(), "{text}");
+        }
     }
 
     /// An index with the given (mode, path) entries, as git writes version 2 or 3.

@@ -2,7 +2,7 @@
 //! policy file, reading secrets (directly, through links, through /proc).
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -1158,12 +1158,16 @@ fn secrets_the_host_creates_or_replaces_during_a_run_stay_unreadable() {
     // kernel detaches a mount whose mount point is renamed over in another namespace).
     let e = Env::new("read-during-run");
     fs::write(e.home.join(".git-credentials"), "old\n").unwrap();
+    // A dotfile manager's link to a folder made later (`aws configure` writes into it).
+    fs::create_dir_all(e.home.join("dotfiles")).unwrap();
+    fs::remove_dir_all(e.home.join(".aws")).unwrap();
+    std::os::unix::fs::symlink(e.home.join("dotfiles/aws"), e.home.join(".aws")).unwrap();
     let go = e.root.join("outside/go");
     fs::create_dir_all(go.parent().unwrap()).unwrap();
     let h = e.home.display();
     let script = format!(
         "cat {h}/.bashrc; touch started; i=0; while [ ! -e {go} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; \
-         cat {h}/.git-credentials {h}/.kube/config {h}/.vault-token; ls {h}/.kube; true",
+         cat {h}/.git-credentials {h}/.kube/config {h}/.vault-token {h}/.aws/credentials {h}/dotfiles/aws/credentials; ls {h}/.kube; true",
         go = go.display()
     );
     let mut run = e.sh_command(&[], &script);
@@ -1179,6 +1183,8 @@ fn secrets_the_host_creates_or_replaces_during_a_run_stay_unreadable() {
     fs::create_dir_all(e.home.join(".kube")).unwrap();
     fs::write(e.home.join(".kube/config"), SECRET).unwrap();
     fs::write(e.home.join(".vault-token"), SECRET).unwrap();
+    fs::create_dir_all(e.home.join("dotfiles/aws")).unwrap();
+    fs::write(e.home.join("dotfiles/aws/credentials"), SECRET).unwrap();
     fs::write(&go, "").unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1279,4 +1285,80 @@ fn a_gitlink_added_through_the_shared_index_alone_is_checked() {
         .env("HOME", &e.home)
         .output();
     assert!(!exists(&proof), "the planted fsmonitor ran on the host");
+}
+
+/// Runs `cmd` to its end, or kills it after a minute: whether it ended by itself.
+fn ends_within_a_minute(cmd: &mut Command) -> bool {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..600 {
+        if child.try_wait().unwrap().is_some() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
+#[test]
+fn a_fifo_left_where_git_files_were_does_not_hang_cordon() {
+    // The after-run check reads the workspace's index and nested repositories' configs,
+    // which the command may replace by anything: a FIFO there must not block cordon.
+    let e = Env::with_git("fifo-git");
+    add_submodule(&e, "lib");
+    let script = "rm .git/modules/lib/config && mkfifo .git/modules/lib/config && \
+                  rm .git/index && mkfifo .git/index";
+    assert!(
+        ends_within_a_minute(&mut e.sh_command(&[], script)),
+        "cordon hung on a FIFO after the run"
+    );
+    let module_config = e.ws.join(".git/modules/lib/config");
+    assert!(
+        !fs::symlink_metadata(&module_config).is_ok_and(|m| m.file_type().is_fifo()),
+        "the FIFO was left where git reads its configuration"
+    );
+}
+
+#[test]
+fn a_denied_file_in_the_workspace_replaced_on_the_host_ends_the_run() {
+    // Inside a writable root Landlock grants everything, so the hiding mount is the only
+    // cover there, and an editor saving by rename takes it away.
+    let e = Env::new("deny-in-ws");
+    fs::write(e.ws.join(".env"), "DB_PASS=old\n").unwrap();
+    let go = e.root.join("outside/go");
+    fs::create_dir_all(go.parent().unwrap()).unwrap();
+    let script = format!(
+        "touch started; i=0; while [ ! -e {go} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; cat .env; true",
+        go = go.display()
+    );
+    let deny = e.ws.join(".env");
+    let child = e
+        .sh_command(&["--deny-read", deny.to_str().unwrap()], &script)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        crate::util::wait_until(|| exists(&e.ws.join("started"))),
+        "the run never started"
+    );
+    fs::write(e.ws.join(".env.swp"), format!("DB_PASS={SECRET}\n")).unwrap();
+    fs::rename(e.ws.join(".env.swp"), e.ws.join(".env")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    fs::write(&go, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains(SECRET), "secret read: {stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
