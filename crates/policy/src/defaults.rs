@@ -85,6 +85,8 @@ pub const DEFAULT_ENV_DENY: &[&str] = &[
     "*PASSPHRASE*",
     "*AUTHTOKEN*",
     "*APIKEY*",
+    "*ACCESSTOKEN*",
+    "*APITOKEN*",
     "*_PAT",
     "*_PWD",
     "*_PW",

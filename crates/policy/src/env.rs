@@ -139,14 +139,23 @@ pub fn secret_in_value(value: &str) -> Option<&'static str> {
     if has_known_token(value) {
         return Some(KNOWN_TOKEN);
     }
-    if value.contains("-----BEGIN") && value.contains("PRIVATE KEY-----") {
+    if value.contains("-----BEGIN")
+        && (value.contains("PRIVATE KEY-----") || value.contains("PRIVATE KEY BLOCK-----"))
+    {
         return Some(PRIVATE_KEY_VALUE);
     }
     None
 }
 
 /// Header names whose value is a credential, lower case, with the colon.
-const CREDENTIAL_HEADERS: &[&str] = &["authorization:", "private-token:", "x-api-key:", "cookie:"];
+const CREDENTIAL_HEADERS: &[&str] = &[
+    "authorization:",
+    "private-token:",
+    "x-api-key:",
+    "api-key:",
+    "x-auth-token:",
+    "cookie:",
+];
 
 fn has_credential_header(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
@@ -201,7 +210,8 @@ fn is_token_char(c: u8) -> bool {
 fn has_known_token(value: &str) -> bool {
     let bytes = value.as_bytes();
     (0..bytes.len()).any(|start| {
-        let at_word = start == 0 || !is_token_char(bytes[start - 1]);
+        // A token starts a word; one inside a path (`/data/hf_cache_…`) is a folder's name.
+        let at_word = start == 0 || !(is_token_char(bytes[start - 1]) || bytes[start - 1] == b'/');
         at_word && (token_at(&bytes[start..]) || jwt_at(&bytes[start..]))
     })
 }
@@ -317,6 +327,11 @@ mod tests {
             ),
             ("PRIVATE-TOKEN: glpat", CREDENTIAL_HEADER),
             ("Cookie: session=abc", CREDENTIAL_HEADER),
+            ("X-Auth-Token: abc", CREDENTIAL_HEADER),
+            (
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\nxyz",
+                PRIVATE_KEY_VALUE,
+            ),
             ("sk_test_51Habcdefghijklmnopqrstuv", KNOWN_TOKEN),
             ("squ_0123456789abcdef0123456789abcdef01234567", KNOWN_TOKEN),
             (gh.as_str(), KNOWN_TOKEN),
@@ -343,6 +358,7 @@ mod tests {
             "-----BEGIN CERTIFICATE-----",
             "/home/dev/.cargo/bin:/usr/bin",
             "en_US.UTF-8",
+            "/data/hf_datasets_cache_shared_storage_volume_01",
         ] {
             assert_eq!(secret_in_value(value), None, "{value}");
         }
