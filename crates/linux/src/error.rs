@@ -7,7 +7,6 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     SingleThread,
-    CoverWatch,
     Clone,
     UidMap,
     MountPropagation,
@@ -31,9 +30,8 @@ pub enum Stage {
 
 impl Stage {
     /// Stages in the order they run (ARCHITECTURE.md lists them in this order).
-    pub const ALL: [Stage; 21] = [
+    pub const ALL: [Stage; 20] = [
         Stage::SingleThread,
-        Stage::CoverWatch,
         Stage::Clone,
         Stage::UidMap,
         Stage::MountPropagation,
@@ -58,7 +56,6 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::SingleThread => "single-thread check",
-            Stage::CoverWatch => "cover watch",
             Stage::Clone => "namespaces",
             Stage::UidMap => "uid/gid map",
             Stage::MountPropagation => "mount propagation",
@@ -158,10 +155,6 @@ impl RunError {
                 stage: Stage::Landlock,
                 ..
             } => Some("boot a kernel with Landlock enabled (lsm=...,landlock), or pass --allow-weaker to run without this layer"),
-            RunError::Setup {
-                stage: Stage::CoverWatch,
-                ..
-            } => Some("cordon watches the folders of protected paths with inotify; raise the per-user limits (sysctl fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=524288) or close programs holding many watches"),
             _ => None,
         }
     }

@@ -171,13 +171,7 @@ pub fn spawn(plan: &Plan) -> Result<Sandbox<'_>, RunError> {
     }
     // Before the view exists, so that no change to a cover after its mount goes unseen.
     let covers = match plan.spec.mode == Mode::Namespaces && plan.spec.overlay.is_none() {
-        true => Some(CoverWatch::start(&plan.write_covers()).map_err(|e| {
-            RunError::setup(
-                Stage::CoverWatch,
-                format!("inotify: {e}"),
-                e.raw_os_error().unwrap_or(0),
-            )
-        })?),
+        true => Some(CoverWatch::start(&plan.write_covers())).filter(|c| !c.is_empty()),
         false => None,
     };
     single_threaded()?;
@@ -613,13 +607,18 @@ impl Waiter<'_> {
     /// How long poll may sleep: until the deadline, or for ever.
     fn poll_timeout(&self) -> nix::poll::PollTimeout {
         use nix::poll::PollTimeout;
-        match self.deadline.filter(|_| !self.timed_out) {
+        // The covers are looked at every INTERVAL while the command runs.
+        let covers = self
+            .covers
+            .as_ref()
+            .map(|_| crate::cover_watch::INTERVAL.as_millis());
+        let deadline = self.deadline.filter(|_| !self.timed_out).map(|d| {
+            // Rounded up, so poll does not wake a hair before the deadline.
+            d.saturating_duration_since(Instant::now()).as_millis() + 1
+        });
+        match covers.into_iter().chain(deadline).min() {
             None => PollTimeout::NONE,
-            Some(d) => {
-                // Rounded up, so poll does not wake a hair before the deadline.
-                let ms = d.saturating_duration_since(Instant::now()).as_millis() + 1;
-                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
-            }
+            Some(ms) => PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
         }
     }
 
@@ -644,14 +643,15 @@ impl Waiter<'_> {
         let mut buf = [0u8; 4];
         let mut got = 0;
         loop {
-            let mut fds = vec![
+            let mut fds = [
                 PollFd::new(result.as_fd(), PollFlags::POLLIN),
                 PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
             ];
-            if let Some(covers) = &self.covers {
-                fds.push(PollFd::new(covers.fd(), PollFlags::POLLIN));
+            let polled = poll(&mut fds, self.poll_timeout());
+            if let Some(covers) = &mut self.covers {
+                covers.check(self.tripwire);
             }
-            match poll(&mut fds, self.poll_timeout()) {
+            match polled {
                 Ok(0) => {
                     self.expire_if_due();
                     continue;
@@ -665,17 +665,7 @@ impl Waiter<'_> {
                     forward_if_sent(&info, self.child);
                 }
             }
-            let covers_ready = fds
-                .get(2)
-                .is_some_and(|f| f.revents().is_some_and(|r| !r.is_empty()));
-            let result_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
-            drop(fds);
-            if covers_ready {
-                if let Some(covers) = &mut self.covers {
-                    covers.check(self.tripwire);
-                }
-            }
-            if result_ready {
+            if fds[0].revents().is_some_and(|r| !r.is_empty()) {
                 match nix::unistd::read(&result, &mut buf[got..]) {
                     Ok(0) => return None,
                     Ok(n) => {

@@ -1350,7 +1350,8 @@ fn a_denied_file_in_the_workspace_replaced_on_the_host_ends_the_run() {
     );
     fs::write(e.ws.join(".env.swp"), format!("DB_PASS={SECRET}\n")).unwrap();
     fs::rename(e.ws.join(".env.swp"), e.ws.join(".env")).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // cordon looks every 50 ms; the command reads only after this.
+    std::thread::sleep(std::time::Duration::from_millis(500));
     fs::write(&go, "").unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
