@@ -133,7 +133,7 @@ pub fn secret_in_value(value: &str) -> Option<&'static str> {
     if has_url_password(value) {
         return Some(URL_PASSWORD);
     }
-    if has_credential_header(value) {
+    if has_credential_header(value) || has_password_option(value) {
         return Some(CREDENTIAL_HEADER);
     }
     if has_known_token(value) {
@@ -145,6 +145,24 @@ pub fn secret_in_value(value: &str) -> Option<&'static str> {
         return Some(PRIVATE_KEY_VALUE);
     }
     None
+}
+
+/// Options that carry a password in a list of them (`JAVA_TOOL_OPTIONS=-Djavax.net.ssl.
+/// keyStorePassword=…`, `GRADLE_OPTS`, `--password=…`), or a bare bearer token.
+fn has_password_option(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let option = ["password=", "passwd=", "secret="].iter().any(|name| {
+        lower.match_indices(name).any(|(i, _)| {
+            lower[i + name.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| !c.is_whitespace())
+        })
+    });
+    let bearer = lower
+        .strip_prefix("bearer ")
+        .is_some_and(|t| t.trim().len() >= 16);
+    option || bearer
 }
 
 /// Header names whose value is a credential, lower case, with the colon.
@@ -210,8 +228,12 @@ fn is_token_char(c: u8) -> bool {
 fn has_known_token(value: &str) -> bool {
     let bytes = value.as_bytes();
     (0..bytes.len()).any(|start| {
-        // A token starts a word; one inside a path (`/data/hf_cache_…`) is a folder's name.
-        let at_word = start == 0 || !(is_token_char(bytes[start - 1]) || bytes[start - 1] == b'/');
+        // A token starts a word; one inside a path (`/data/hf_cache_…`) is a folder's name,
+        // but one right after a URL's `//` is a credential (`https://ghp_…@github.com`).
+        let after_scheme = start >= 2 && &bytes[start - 2..start] == b"//";
+        let at_word = start == 0
+            || after_scheme
+            || !(is_token_char(bytes[start - 1]) || bytes[start - 1] == b'/');
         at_word && (token_at(&bytes[start..]) || jwt_at(&bytes[start..]))
     })
 }
@@ -254,6 +276,10 @@ pub fn has_url_password(value: &str) -> bool {
                 .split_once(':')
                 .is_some_and(|(_, pw)| !pw.is_empty())
             {
+                return true;
+            }
+            // `https://<token>@github.com/…`: a user name no person has is a token.
+            if userinfo.len() >= 20 && userinfo.bytes().all(is_token_char) {
                 return true;
             }
         }
@@ -329,6 +355,15 @@ mod tests {
             ("Cookie: session=abc", CREDENTIAL_HEADER),
             ("X-Auth-Token: abc", CREDENTIAL_HEADER),
             (
+                "-Djavax.net.ssl.keyStorePassword=hunter2 -Xmx1g",
+                CREDENTIAL_HEADER,
+            ),
+            ("Bearer abcdefghijklmnop1234", CREDENTIAL_HEADER),
+            (
+                "https://0123456789abcdef0123456789@github.com/o/r",
+                URL_PASSWORD,
+            ),
+            (
                 "-----BEGIN PGP PRIVATE KEY BLOCK-----\nxyz",
                 PRIVATE_KEY_VALUE,
             ),
@@ -359,6 +394,8 @@ mod tests {
             "/home/dev/.cargo/bin:/usr/bin",
             "en_US.UTF-8",
             "/data/hf_datasets_cache_shared_storage_volume_01",
+            "https://git@github.com/o/r",
+            "-Dfile.encoding=UTF-8 -Xmx2g",
         ] {
             assert_eq!(secret_in_value(value), None, "{value}");
         }
