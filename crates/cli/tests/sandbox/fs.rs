@@ -375,11 +375,7 @@ fn a_submodules_planted_config_and_hooks_are_moved_aside() {
         p = proof.display()
     );
     let run = e.sh(&[], &script).ok();
-    let _ = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(&e.ws)
-        .env("HOME", &e.home)
-        .output();
+    users_git_status(&e, &e.ws);
     assert!(
         !exists(&proof),
         "the user's git status ran the planted fsmonitor"
@@ -650,11 +646,7 @@ fn planted_git_configuration_is_refused_however_it_is_reached() {
                 );
             last = e.sh(&[], &script).ok().stderr;
         }
-        let _ = Command::new("git")
-            .args(["status", "--porcelain"])
-            .current_dir(&e.ws)
-            .env("HOME", &e.home)
-            .output();
+        users_git_status(&e, &e.ws);
         if exists(&proof) {
             ran.push(format!("{name} (last stderr: {last})"));
         }
@@ -673,11 +665,7 @@ fn no_index_yet_and_another_writable_root_are_checked_too() {
     let proof = e.root.join("outside/ran");
     e.sh(&[], &format!("{} && git add sub", planted("sub", &proof)))
         .ok();
-    let _ = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(&e.ws)
-        .env("HOME", &e.home)
-        .output();
+    users_git_status(&e, &e.ws);
     assert!(!exists(&proof), "no-index: the planted fsmonitor ran");
     // The nested repository's git dir in another writable root.
     let e = Env::with_git("planted-other-root");
@@ -691,11 +679,7 @@ fn no_index_yet_and_another_writable_root_are_checked_too() {
     );
     e.sh(&["--allow-write", other.to_str().unwrap()], &script)
         .ok();
-    let _ = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(&e.ws)
-        .env("HOME", &e.home)
-        .output();
+    users_git_status(&e, &e.ws);
     assert!(!exists(&proof), "other root: the planted fsmonitor ran");
 }
 
@@ -753,11 +737,7 @@ fn a_linked_worktree_cannot_plant_code_in_the_main_checkouts_git() {
             .contains("fsmonitor"),
         "the main checkout's config.worktree was written"
     );
-    let _ = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(&e.ws)
-        .env("HOME", &e.home)
-        .output();
+    users_git_status(&e, &e.ws);
     assert!(
         !exists(&proof),
         "the user's git status in the main checkout ran planted code"
@@ -774,11 +754,7 @@ fn planted_git_configuration_is_refused_when_a_transaction_is_applied() {
             &format!("{} && git add sub", planted("sub", &proof)),
         )
         .ok();
-    let _ = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(&e.ws)
-        .env("HOME", &e.home)
-        .output();
+    users_git_status(&e, &e.ws);
     assert!(
         !exists(&proof),
         "applied: the user's git status ran planted code; {}",
@@ -1279,11 +1255,7 @@ fn a_gitlink_added_through_the_shared_index_alone_is_checked() {
     let run = e.sh(&[], &script);
     assert_eq!(run.code, 0, "the planting itself failed: {}", run.stderr);
     users_git_status(&e, &e.ws);
-    let _ = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(e.ws.join("evil"))
-        .env("HOME", &e.home)
-        .output();
+    users_git_status(&e, &e.ws.join("evil"));
     assert!(!exists(&proof), "the planted fsmonitor ran on the host");
 }
 
