@@ -13,6 +13,10 @@ echo "== build"
 cargo build --workspace --all-targets
 cargo test --workspace --no-run 2>&1 | tee /tmp/cordon-test-build.log >/dev/null
 
+# No test writes a file near 2 GiB: a runaway one (a size computed wrong) dies of SIGXFSZ
+# instead of filling the disk, which a test once did. Builds are done; the rest inherits it.
+ulimit -f $((2 * 1024 * 1024))
+
 echo "== tests as $(id -un)"
 # Not under /tmp or /var/tmp: the sandbox replaces those with private, empty ones, so the
 # tests' fake homes there would be invisible inside and the read tests would test nothing.

@@ -547,12 +547,16 @@ fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
             ));
         }
         return match worktree_of(&g.git_dir) {
-            Some(wt) if wt != workspace => refuse(format!(
+            Ok(Some(wt)) if wt != workspace => refuse(format!(
                 "its Git directory {} belongs to the work tree {}",
                 g.git_dir.display(),
                 wt.display()
             )),
-            _ => Ok(()),
+            Ok(_) => Ok(()),
+            Err(()) => refuse(format!(
+                "its Git directory's config {} cannot be read as git reads it, so the work tree it names is unknown",
+                g.git_dir.join("config").display()
+            )),
         };
     }
     let expected = g
@@ -581,35 +585,47 @@ fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
     Ok(())
 }
 
-/// A Git directory's `core.worktree`, resolved against it, when it sets one.
-fn worktree_of(git_dir: &Path) -> Option<PathBuf> {
-    let v = config_setting(git_dir, "core", "worktree")?;
-    fs::canonicalize(git_dir.join(v)).ok()
+/// A Git directory's `core.worktree`, resolved against it, when it sets one. A config this
+/// reader cannot follow names no work tree anyone can check: `Err`, and the caller refuses.
+fn worktree_of(git_dir: &Path) -> Result<Option<PathBuf>, ()> {
+    Ok(config_setting(git_dir, "core.worktree")?
+        .and_then(|v| fs::canonicalize(git_dir.join(v)).ok()))
 }
 
-/// Whether a Git directory says `core.bare = true`.
+/// Whether a Git directory says `core.bare = true` (one that cannot be read counts as bare:
+/// the caller then refuses it).
 fn is_bare(git_dir: &Path) -> bool {
-    config_setting(git_dir, "core", "bare").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    config_setting(git_dir, "core.bare").map_or(true, |v| v.is_some_and(|v| is_true(&v)))
 }
 
-/// A setting of a Git directory's `config` in a section without subsection (`true` for a
-/// bare key), the first one; the few the backend needs, read line by line.
-fn config_setting(git_dir: &Path, section: &str, key: &str) -> Option<String> {
-    let text = fs::read_to_string(git_dir.join("config")).ok()?;
-    let mut inside = false;
-    for line in text.lines() {
-        let l = line.trim();
-        if let Some(header) = l.strip_prefix('[') {
-            let name = header.split([']', ' ', '"', '.']).next().unwrap_or("");
-            inside = name.trim().eq_ignore_ascii_case(section) && !header.contains(['"', '.']);
-            continue;
+/// Git's spellings of a true boolean (`git config --type=bool`).
+fn is_true(v: &str) -> bool {
+    ["true", "yes", "on", "1"]
+        .iter()
+        .any(|t| v.eq_ignore_ascii_case(t))
+}
+
+/// The value git uses for `key` (`section.key`, lowercase, no subsection) of a Git
+/// directory's `config`: the last one, read by the policy crate's reader, which follows git's
+/// syntax (several headers on a line, continued lines, quoting). `Ok(None)` when unset or the
+/// file is absent; `Err` when the file holds a header git's syntax would refuse, or cannot
+/// be read, since what follows it could set anything.
+fn config_setting(git_dir: &Path, key: &str) -> Result<Option<String>, ()> {
+    let text = match fs::read_to_string(git_dir.join("config")) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let mut found = None;
+    for (k, v) in cordon_policy::git::settings(&text) {
+        if k == cordon_policy::git::UNPARSED {
+            return Err(());
         }
-        let (k, v) = l.split_once('=').unwrap_or((l, "true"));
-        if inside && k.trim().eq_ignore_ascii_case(key) {
-            return Some(v.trim().trim_matches('"').to_string());
+        if k == key {
+            found = Some(v);
         }
     }
-    None
+    Ok(found)
 }
 
 /// Files in a worktree's own Git directory (`MAIN/worktrees/NAME`), not the shared one.
@@ -665,8 +681,9 @@ fn git_side_paths(common_dir: &Path) -> Vec<PathBuf> {
     };
     // Git reads a worktree's `config.worktree` only with `extensions.worktreeConfig`: without
     // it, a missing one needs no placeholder (each costs a file made and removed per run).
-    let worktree_config = config_setting(common_dir, "extensions", "worktreeconfig")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    // A config that cannot be read counts as setting it: placeholders cost time, not safety.
+    let worktree_config = config_setting(common_dir, "extensions.worktreeconfig")
+        .map_or(true, |v| v.is_some_and(|v| is_true(&v)));
     rd.filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .take(MAX_SIDE_DIRS)
@@ -1033,5 +1050,30 @@ mod tests {
             map_into_git(Path::new("/wt/.cordon.toml"), Path::new("/wt"), Some(&g)),
             vec![PathBuf::from("/wt/.cordon.toml")]
         );
+    }
+
+    #[test]
+    fn git_settings_are_read_as_git_reads_them() {
+        let dir = std::env::temp_dir().join(format!("cordon-prepare-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("scratch dir");
+        let with = |text: &str| {
+            fs::write(dir.join("config"), text).expect("write config");
+            config_setting(&dir, "core.worktree")
+        };
+        // A header and a setting on one line, and the last value wins, as in git.
+        assert_eq!(with("[core]worktree = /a"), Ok(Some("/a".into())));
+        assert_eq!(
+            with("[core]\n worktree = /a\n[core]\n worktree = /b\n"),
+            Ok(Some("/b".into()))
+        );
+        // A subsection is another key; a header git refuses hides what follows.
+        assert_eq!(with("[core \"x\"]\n worktree = /a\n"), Ok(None));
+        assert_eq!(with("[core\n worktree = /a\n"), Err(()));
+        fs::write(dir.join("config"), "[core]\n\tbare = yes\n").expect("write config");
+        assert!(is_bare(&dir));
+        fs::remove_file(dir.join("config")).expect("remove config");
+        assert_eq!(config_setting(&dir, "core.worktree"), Ok(None));
+        assert!(!is_bare(&dir));
+        let _ = fs::remove_dir_all(&dir);
     }
 }

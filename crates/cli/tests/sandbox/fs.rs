@@ -788,6 +788,21 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
             bare.to_str().unwrap(),
         ],
     );
+    // A bare repository whose config says so in a line git reads and a line-by-line reader
+    // would not (`[core]bare = true`, header and setting together).
+    let bare2 = e.root.join("outside/bare2.git");
+    crate::util::git_in(
+        &e.root,
+        &e.home,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            other.to_str().unwrap(),
+            bare2.to_str().unwrap(),
+        ],
+    );
+    fs::write(bare2.join("config"), "[core]bare = true\n").unwrap();
     let other_wt = e.root.join("outside/other-wt");
     crate::util::git_in(
         &other,
@@ -797,10 +812,11 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
     e.sh(
         &[],
         &format!(
-            "mkdir -p sub sub2 sub3 sub4 && printf 'gitdir: %s\\n' \"$HOME\" > sub/.git && printf 'gitdir: {}\\n' > sub2/.git && printf 'gitdir: {}\\n' > sub3/.git && printf 'gitdir: {}\\n' > sub4/.git",
+            "mkdir -p sub sub2 sub3 sub4 sub5 && printf 'gitdir: %s\\n' \"$HOME\" > sub/.git && printf 'gitdir: {}\\n' > sub2/.git && printf 'gitdir: {}\\n' > sub3/.git && printf 'gitdir: {}\\n' > sub4/.git && printf 'gitdir: {}\\n' > sub5/.git",
             other.join(".git/worktrees/other-wt").display(),
             other.join(".git").display(),
-            bare.display()
+            bare.display(),
+            bare2.display()
         ),
     )
     .ok();
@@ -810,14 +826,16 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
         &e.ws.join("sub2"),
         &e.ws.join("sub3"),
         &e.ws.join("sub4"),
+        &e.ws.join("sub5"),
     ] {
         let run = sh_in(
             &e,
             dir,
             &[],
             &format!(
-                "echo pwned >> \"$HOME/.bashrc\"; echo pwned > {}/HEAD",
-                other.join(".git").display()
+                "echo pwned >> \"$HOME/.bashrc\"; echo pwned > {}/HEAD; echo pwned > {}/HEAD",
+                other.join(".git").display(),
+                bare2.display()
             ),
         );
         assert_eq!(run.code, 125, "{}: {}", dir.display(), run.stderr);
@@ -828,6 +846,9 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
         "# original\n"
     );
     assert!(!fs::read_to_string(other.join(".git/HEAD"))
+        .unwrap()
+        .contains("pwned"));
+    assert!(!fs::read_to_string(bare2.join("HEAD"))
         .unwrap()
         .contains("pwned"));
 }
