@@ -90,6 +90,10 @@ echo "== cordon-proxy: cargo test ($triple, under Wine)"
 cargo test -Zbuild-std --target "$triple" -p cordon-proxy
 # cordon.exe's own unit tests, under Wine: windows_net starts the proxy on a free port and
 # sends an allowed and a refused request through it, with the audit events read back.
+echo "== cordon-approvals: cargo clippy -D warnings ($triple)"
+cargo clippy -Zbuild-std --target "$triple" -p cordon-approvals --all-targets -- -D warnings
+echo "== cordon-approvals: cargo test ($triple, under Wine: the control pipe, the broker, persistence)"
+cargo test -Zbuild-std --target "$triple" -p cordon-approvals
 echo "== cordon.exe: unit tests ($triple, under Wine)"
 cargo test -Zbuild-std --target "$triple" -p cordon-cli --bin cordon
 # --- end cordon-proxy ---

@@ -1,10 +1,12 @@
 //! The broker's control socket: how the console (another process of the same user) sees
 //! and answers a run's requests.
 //!
-//! For each run, cordon's state folder holds `approvals/RUN.sock` (mode 0600) and
-//! `approvals/RUN.json` (mode 0600: the socket path and a random token). The state folder is
-//! deny-read inside every sandbox and pathname sockets out of it are refused, so a sandboxed
-//! process can neither read the token nor reach the socket; the broker checks the token on
+//! For each run, cordon's state folder holds the endpoint, `approvals/RUN.sock` (mode 0600)
+//! on Unix or a named pipe only cordon's user may open on Windows (`crate::transport`), and
+//! `approvals/RUN.json` (private: the endpoint's address and a random token). The state
+//! folder is deny-read inside every sandbox and pathname sockets out of it are refused, so a
+//! sandboxed process can neither read the token nor reach the socket (on Windows the sandbox
+//! account can open neither the user's profile nor the pipe); the broker checks the token on
 //! every connection and, as a second lock, that the peer runs as cordon's own user.
 //!
 //! The protocol is one JSON object per line. The client's first line is `{"token": "..."}`;
@@ -14,8 +16,6 @@
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,11 +27,13 @@ use serde::{Deserialize, Serialize};
 use crate::broker::Broker;
 use crate::request::{Channel, Choice};
 use crate::token;
+use crate::transport::{self, Stream};
 
 /// What `RUN.json` says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub run: String,
+    /// The socket's path, or on Windows the pipe's name.
     pub socket: PathBuf,
     pub token: String,
     pub pid: u32,
@@ -55,26 +57,20 @@ pub struct Control {
     endpoint: Endpoint,
     info: PathBuf,
     stop: Arc<AtomicBool>,
+    /// Says when the accept loop has ended (and with it the listener).
+    ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl Control {
-    /// Serves `broker` on `DIR/RUN.sock`; `dir` (cordon's `STATE/approvals`) is made 0700.
+    /// Serves `broker` on `DIR/RUN.sock` (a pipe on Windows); `dir` (cordon's
+    /// `STATE/approvals`) is made private.
     pub fn start(broker: Broker, dir: &Path) -> io::Result<Control> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        crate::private::create_dir(dir)?;
         // An existing folder with looser rights would let another user plant or read files.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+        crate::private::restrict_dir(dir)?;
         let run = broker.run().to_string();
-        let socket = dir.join(format!("{run}.sock"));
         let info = dir.join(format!("{run}.json"));
-        match fs::remove_file(&socket) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let listener = UnixListener::bind(&socket)?;
-        fs::set_permissions(&socket, fs::Permissions::from_mode(0o600))?;
+        let (mut listener, socket) = transport::bind(dir, &run)?;
         let endpoint = Endpoint {
             run,
             socket,
@@ -83,20 +79,16 @@ impl Control {
         };
         let text = serde_json::to_vec(&endpoint).map_err(io::Error::other)?;
         let tmp = dir.join(format!(".{}.json.tmp", endpoint.run));
-        fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?
-            .write_all(&text)?;
+        crate::private::create_file(&tmp)?.write_all(&text)?;
         fs::rename(&tmp, &info)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (token, stopping) = (endpoint.token.clone(), stop.clone());
+        let (ended_tx, ended) = std::sync::mpsc::channel();
         thread::Builder::new()
             .name("cordon-approvals".into())
             .spawn(move || {
-                for conn in listener.incoming() {
+                loop {
+                    let conn = listener.accept();
                     if stopping.load(Ordering::SeqCst) {
                         break;
                     }
@@ -106,11 +98,14 @@ impl Control {
                         .name("cordon-approvals-conn".into())
                         .spawn(move || serve(conn, &broker, &token));
                 }
+                drop(listener);
+                let _ = ended_tx.send(());
             })?;
         Ok(Control {
             endpoint,
             info,
             stop,
+            ended,
         })
     }
 
@@ -122,24 +117,18 @@ impl Control {
 impl Drop for Control {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = UnixStream::connect(&self.endpoint.socket);
-        let _ = fs::remove_file(&self.endpoint.socket);
+        // Wake the accept loop so it sees the flag, and let it close the listener (a pipe
+        // lives while an instance is open); bounded, should the wake not arrive.
+        let _ = transport::connect(&self.endpoint.socket);
+        let _ = self.ended.recv_timeout(Duration::from_secs(1));
+        transport::remove(&self.endpoint.socket);
         let _ = fs::remove_file(&self.info);
     }
 }
 
-fn same_user(conn: &UnixStream) -> bool {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    match getsockopt(conn, PeerCredentials) {
-        Ok(cred) => cred.uid() == nix::unistd::geteuid().as_raw(),
-        Err(_) => false,
-    }
-}
-
-fn serve(conn: UnixStream, broker: &Broker, token: &str) {
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(300)));
-    let Ok(mut out) = conn.try_clone() else {
+fn serve(conn: Stream, broker: &Broker, token: &str) {
+    let _ = transport::set_read_timeout(&conn, Duration::from_secs(300));
+    let (Ok(mut out), Ok(peer)) = (transport::try_clone(&conn), transport::try_clone(&conn)) else {
         return;
     };
     let mut reply = |value: serde_json::Value| -> bool {
@@ -147,13 +136,15 @@ fn serve(conn: UnixStream, broker: &Broker, token: &str) {
         line.push('\n');
         out.write_all(line.as_bytes()).is_ok()
     };
-    if !same_user(&conn) {
+    // Bounded lines: a peer cannot make the broker buffer without end.
+    let mut lines = BufReader::new(io::Read::take(conn, 1 << 20)).lines();
+    let hello = lines.next();
+    // After the first read: a Windows pipe lends the client's token only from then on.
+    if !transport::peer_is_own_user(&peer) {
         reply(serde_json::json!({"error": "another user"}));
         return;
     }
-    // Bounded lines: a peer cannot make the broker buffer without end.
-    let mut lines = BufReader::new(io::Read::take(conn, 1 << 20)).lines();
-    let authorised = match lines.next() {
+    let authorised = match hello {
         Some(Ok(line)) => serde_json::from_str::<Hello>(&line)
             .map(|h| token::equal(&h.token, token))
             .unwrap_or(false),
@@ -217,16 +208,28 @@ pub fn endpoints(dir: &Path) -> Vec<Endpoint> {
 
 /// A blocking client of one control socket (the console runs it on tokio's blocking pool).
 pub struct Client {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    reader: BufReader<Stream>,
+    writer: Stream,
 }
 
 impl Client {
+    /// Connects to a run's endpoint, which must be served by the process `RUN.json` names
+    /// (the token goes to nobody else).
     pub fn connect(endpoint: &Endpoint) -> io::Result<Client> {
-        let writer = UnixStream::connect(&endpoint.socket)?;
-        writer.set_read_timeout(Some(Duration::from_secs(40)))?;
+        let writer = transport::connect(&endpoint.socket)?;
+        if !transport::server_is(&writer, endpoint.pid) {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not served by the run's cordon (pid {})",
+                    endpoint.socket.display(),
+                    endpoint.pid
+                ),
+            ));
+        }
+        transport::set_read_timeout(&writer, Duration::from_secs(40))?;
         let mut client = Client {
-            reader: BufReader::new(writer.try_clone()?),
+            reader: BufReader::new(transport::try_clone(&writer)?),
             writer,
         };
         let hello = client.call(&serde_json::json!({"token": endpoint.token}))?;
@@ -281,7 +284,7 @@ mod tests {
     }
 
     fn raw(socket: &Path, first: &str, then: &str) -> String {
-        let mut s = UnixStream::connect(socket).unwrap();
+        let mut s = transport::connect(socket).unwrap();
         s.write_all(format!("{first}\n{then}\n").as_bytes())
             .unwrap();
         let mut out = String::new();
@@ -291,6 +294,7 @@ mod tests {
 
     /// Run as a child by `another_user_can_read_nothing_and_reach_nothing`: tries to read
     /// the token file and talk to the socket, and prints what happened.
+    #[cfg(unix)]
     #[test]
     fn helper_as_another_user() {
         let (Ok(info), Ok(socket)) = (
@@ -300,10 +304,11 @@ mod tests {
             return; // only meaningful as the child
         };
         let read = fs::read(&info).is_ok();
-        let reached = UnixStream::connect(&socket).is_ok();
+        let reached = std::os::unix::net::UnixStream::connect(&socket).is_ok();
         println!("HELPER read={read} reached={reached}");
     }
 
+    #[cfg(unix)]
     #[test]
     fn another_user_can_read_nothing_and_reach_nothing() {
         use std::os::unix::process::CommandExt;
@@ -340,10 +345,14 @@ mod tests {
         let b = broker("rt");
         let control = Control::start(b.clone(), &d).unwrap();
         let ep = control.endpoint().clone();
-        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&d), 0o700);
-        assert_eq!(mode(&ep.socket), 0o600);
-        assert_eq!(mode(&d.join("rt.json")), 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&d), 0o700);
+            assert_eq!(mode(&ep.socket), 0o600);
+            assert_eq!(mode(&d.join("rt.json")), 0o600);
+        }
         assert_eq!(endpoints(&d), vec![ep.clone()]);
 
         let asker = {
@@ -388,8 +397,9 @@ mod tests {
             .unwrap_or("")
             .contains("no open request"));
 
+        drop(client);
         drop(control);
-        assert!(!ep.socket.exists() && !d.join("rt.json").exists());
+        assert!(transport::connect(&ep.socket).is_err() && !d.join("rt.json").exists());
         assert!(Client::connect(&ep).is_err());
         fs::remove_dir_all(&d).unwrap();
     }

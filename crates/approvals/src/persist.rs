@@ -2,7 +2,6 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use cordon_policy::{Layer, LayerSource, Pattern};
@@ -184,10 +183,7 @@ fn table<'a>(root: &'a mut Table, key: &str) -> Option<&'a mut Table> {
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    crate::private::create_dir(dir)?;
     let tmp = dir.join(format!(
         ".{}.cordon-{}",
         path.file_name().unwrap_or_default().to_string_lossy(),
@@ -195,12 +191,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     ));
     {
         use std::io::Write;
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = crate::private::create_file(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -265,12 +256,14 @@ mod tests {
         let dir = tmp("ws");
         let ws = dir.join("ws");
         fs::create_dir_all(&ws).unwrap();
-        std::os::unix::fs::symlink(&ws, dir.join("link")).unwrap();
-        for cfg in [
-            ws.join(".cordon.toml"),
-            dir.join("link/.cordon.toml"),
-            dir.join("other/../ws/x.toml"),
-        ] {
+        #[allow(unused_mut)] // no symbolic link under Wine
+        let mut configs = vec![ws.join(".cordon.toml"), dir.join("other/../ws/x.toml")];
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&ws, dir.join("link")).unwrap();
+            configs.push(dir.join("link/.cordon.toml"));
+        }
+        for cfg in configs {
             let p = Persist {
                 user_config: Some(cfg.clone()),
                 writable_roots: vec![ws.clone()],

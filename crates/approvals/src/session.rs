@@ -127,14 +127,10 @@ impl Channels {
 }
 
 fn start_failure(e: &io::Error, state: &Path) -> String {
-    let hint = match e.raw_os_error() {
-        None | Some(nix::libc::ENAMETOOLONG) | Some(nix::libc::EINVAL) => format!(
-            " (a Unix socket's path must fit in 107 bytes; cordon's state folder {} may be too deep: set XDG_STATE_HOME to a shorter one)",
-            state.display()
-        ),
-        Some(_) => String::new(),
-    };
-    format!("approval broker: {e}{hint}")
+    format!(
+        "approval broker: {e}{}",
+        crate::transport::hint_for(e, state)
+    )
 }
 
 impl Drop for Channels {
@@ -255,7 +251,7 @@ mod tests {
             |_| {},
         );
         let approvals = Approvals::start(broker, &dir, None).expect("starts");
-        assert!(approvals.socket().exists());
+        assert!(crate::transport::connect(approvals.socket()).is_ok());
         let b = approvals.broker();
         let rules = rules();
         assert_eq!(

@@ -11,13 +11,19 @@
 //! times out.
 
 use std::collections::HashSet;
+#[cfg(unix)]
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io;
+#[cfg(unix)]
+use std::io::{Read, Write};
+#[cfg(unix)]
 use std::os::fd::AsFd;
+#[cfg(unix)]
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
 
+#[cfg(unix)]
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::broker::{Broker, Pending};
@@ -41,8 +47,10 @@ pub trait TerminalIo: Send {
 
 /// A terminal device opened for the channel alone (normally `/dev/tty`), in its own
 /// (cooked) mode.
+#[cfg(unix)]
 pub struct DevTty(File);
 
+#[cfg(unix)]
 impl DevTty {
     pub fn open(path: &Path) -> io::Result<DevTty> {
         OpenOptions::new()
@@ -53,6 +61,7 @@ impl DevTty {
     }
 }
 
+#[cfg(unix)]
 impl TerminalIo for DevTty {
     fn show(&mut self, text: &str) -> io::Result<()> {
         self.0.write_all(text.as_bytes())

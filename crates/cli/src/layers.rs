@@ -49,7 +49,6 @@ pub fn load(args: &RunArgs, workspace: &Path, cwd: &Path) -> Result<Loaded, Fail
 }
 
 /// The same layering for commands other than `run` (no flags of their own).
-#[cfg(target_os = "linux")]
 pub fn load_without_flags(
     workspace: &Path,
     cwd: &Path,

@@ -9,9 +9,13 @@ mod runlog;
 
 // The Linux backend's `cordon run` and the subcommands built on what only Linux has here
 // (the proxy, transactions, the approval broker).
+// The approval broker of a run (network asks on both; command rules and the request door
+// on Linux, in `commands`), and the console that answers it.
+#[cfg(any(target_os = "linux", windows))]
+mod approval;
 #[cfg(target_os = "linux")]
 mod commands;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 mod console;
 #[cfg(target_os = "linux")]
 mod doctor;
@@ -67,7 +71,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
         #[cfg(target_os = "linux")]
         Command::Rules(args::RulesCommand::Check(args)) => rules_check(args),
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         Command::Console(args) => console(args),
         #[cfg(target_os = "linux")]
         Command::Tx(cmd) => tx_command(cmd),
@@ -235,10 +239,9 @@ fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {
     ))
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn console(args: args::ConsoleArgs) -> Result<i32, Failure> {
-    let state = dirs::state_dir()
-        .ok_or_else(|| Failure::setup("no state folder: set HOME or XDG_STATE_HOME"))?;
+    let state = approval::state_dir()?;
     let cwd = dirs::current_dir()?;
     let loaded = layers::load_without_flags(&cwd, &cwd, None)?;
     let audit = args.audit.or_else(|| Some(state.join("audit.jsonl")));

@@ -9,6 +9,7 @@ use cordon_audit::{Ending, Event, Sink};
 use cordon_linux::{Mechanism, Mode, NetMode, PrepareError, RunError, Spec, Stage, Trip};
 use cordon_policy::{scrub_env, LimitKind, Network, Policy, ResolveContext, ViolationClass};
 
+use crate::approval;
 use crate::args::RunArgs;
 use crate::commands;
 use crate::dirs;
@@ -48,12 +49,12 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let rules_ctx = commands::Context {
+    let rules_ctx = approval::Context {
         run_id: run_id.clone(),
         workspace: workspace.clone(),
         cwd: cwd.clone(),
         secrets,
-        timeout: args.approval_timeout.unwrap_or(commands::PROMPT_TIMEOUT),
+        timeout: args.approval_timeout.unwrap_or(approval::PROMPT_TIMEOUT),
     };
     let judged = commands::refuse_forbidden(policy, &argv, &rules_ctx);
     if let Err(refused) = judged {
@@ -242,7 +243,7 @@ struct Launch<'a> {
     policy: &'a Policy,
     abi: i32,
     removed: &'a [String],
-    rules: &'a commands::Context,
+    rules: &'a approval::Context,
     diff: Option<transaction::DiffSource>,
 }
 

@@ -2,7 +2,9 @@
 //! ports the offline account's WFP filter admits (serving only the run's own processes), the variables that point the command at it,
 //! and its decisions on stderr and in the audit log (the same lines and events as on Linux,
 //! from `egress`); with `terminate_on_violation = ["network"]`, the run's job terminated at
-//! its first refused request.
+//! its first refused request; with `network.unlisted = "ask"`, a name off the list held
+//! while a human answers in `cordon console` (the run's broker on a named pipe only the
+//! developer may open, `cordon_approvals`).
 //!
 //! The proxy runs in cordon's own process, as the developer, and resolves and connects for
 //! the sandbox; the command runs as `CordonSandboxOffline`, whose firewall rules and WFP
@@ -15,18 +17,22 @@
 //! (which says whether the run was killed for a refusal).
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use cordon_approvals::Channels;
 use cordon_audit::{Ending, Event, Sink};
 use cordon_policy::{Network, Policy, ViolationClass};
-use cordon_proxy::{ClientCheck, Clients, Decision, OnRefusal, Proxy};
+use cordon_proxy::{Ask, ClientCheck, Clients, Decision, OnRefusal, Proxy};
 use cordon_windows::exec::job::{self, JobWatch};
 use cordon_windows::exec::listener::exclusive_loopback;
 use cordon_windows::exec::tcp_owner;
 use cordon_windows::plan::setup::ELEVATED_PROXY_PORTS;
 
+use crate::approval;
 use crate::egress;
 use crate::failure::Failure;
 use crate::runlog::{log, report_kill, KILLED_STATUS};
@@ -40,6 +46,62 @@ pub struct AllowNet {
     recorder: Option<Recorder>,
     /// `terminate_on_violation = ["network"]`: what the job was terminated for, once it was.
     kill: Option<Arc<OnceLock<String>>>,
+    /// `network.unlisted = "ask"`: the human side.
+    asking: Option<Asking>,
+}
+
+/// What a run's asks need: the broker's configuration, and the state folder its control
+/// pipe's endpoint goes in (where `cordon console` finds it).
+pub struct AskSetup {
+    pub ctx: approval::Context,
+    pub state_dir: PathBuf,
+}
+
+/// The human side of `network.unlisted = "ask"`: the run's broker with its control pipe,
+/// and the thread that answers the proxy's asks through it. The broker's audit events go to
+/// the recorder.
+struct Asking {
+    channels: Arc<Channels>,
+    stop: Arc<AtomicBool>,
+    events: Option<mpsc::Receiver<Event>>,
+}
+
+impl Asking {
+    /// Starts the broker and its control pipe now: a run that would ask with nobody able to
+    /// answer is refused (125) before the command starts.
+    fn start(policy: &Policy, setup: &AskSetup) -> Result<(mpsc::Sender<Ask>, Asking), Failure> {
+        let (broker, events) = approval::broker_for(policy, &setup.ctx);
+        let channels = Arc::new(Channels::new(
+            broker.clone(),
+            Some(setup.state_dir.clone()),
+            None,
+        ));
+        channels.ensure().map_err(|e| {
+            Failure::setup(format!(
+                "network.unlisted = \"ask\": {e}; the command did not run"
+            ))
+        })?;
+        let (tx, asks) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        // No terminal channel: the command shares cordon's console and could read a question's
+        // code back from the screen buffer; answers come from `cordon console`.
+        approval::serve("cordon-ask", asks, stop.clone(), move |ask: Ask| {
+            let allowed = approval::ask_network(&broker, &ask, true, false);
+            let _ = ask.reply.send(allowed);
+        })?;
+        let asking = Asking {
+            channels,
+            stop,
+            events: Some(events),
+        };
+        Ok((tx, asking))
+    }
+
+    /// Denies what is still asked, removes the control pipe's endpoint, ends the thread.
+    fn finish(&self) {
+        self.channels.close();
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 struct Recorder {
@@ -58,6 +120,7 @@ pub fn start_for(
     policy: &Policy,
     elevated: bool,
     env: &mut Vec<(String, String)>,
+    ask: &AskSetup,
 ) -> Result<Option<AllowNet>, Failure> {
     if policy.network != Network::Allow {
         return Ok(None);
@@ -68,11 +131,10 @@ pub fn start_for(
         )
         .with_hint("run `cordon setup --elevated` as an administrator, or use --net off (or --net full for the host's network)"));
     }
-    refuse_ask(policy)?;
     let listener = bind_first(&ELEVATED_PROXY_PORTS)?;
     let job = JobWatch::default();
     let clients = Clients::Checked(Arc::new(RunJob(job.clone())));
-    start(listener, policy, env, clients).map(|net| Some(net.watching(job)))
+    start(listener, policy, env, clients, ask).map(|net| Some(net.watching(job)))
 }
 
 /// The proxy's clients in elevated mode: the processes of this run's job, and nobody else.
@@ -104,14 +166,18 @@ impl ClientCheck for RunJob {
 }
 
 /// Starts the proxy on `listener` with `policy`'s allow-list, serving `clients`, and points
-/// `env` at it.
+/// `env` at it; with `unlisted = "ask"`, the run's broker too.
 pub fn start(
     listener: TcpListener,
     policy: &Policy,
     env: &mut Vec<(String, String)>,
     clients: Clients,
+    ask: &AskSetup,
 ) -> Result<AllowNet, Failure> {
-    refuse_ask(policy)?;
+    let (asks, asking) = match policy.egress.ask_unlisted {
+        true => Asking::start(policy, ask).map(|(tx, a)| (Some(tx), Some(a)))?,
+        false => (None, None),
+    };
     let address = listener
         .local_addr()
         .map_err(|e| Failure::setup(format!("--net allow: reading the proxy's address: {e}")))?;
@@ -126,7 +192,7 @@ pub fn start(
         false => OnRefusal::Answer,
     };
     let proxy =
-        cordon_proxy::start(listener, egress, tx, on_refusal, None, clients).map_err(|e| {
+        cordon_proxy::start(listener, egress, tx, on_refusal, asks, clients).map_err(|e| {
             Failure::setup(format!(
                 "--net allow: starting cordon's proxy on {address}: {e}; the command did not run"
             ))
@@ -138,19 +204,8 @@ pub fn start(
         decisions: Some(rx),
         recorder: None,
         kill: kill.then(Arc::default),
+        asking,
     })
-}
-
-/// Fails closed (125) on what Windows does not have yet: an `ask` for names off the list
-/// (the approval broker).
-fn refuse_ask(policy: &Policy) -> Result<(), Failure> {
-    if policy.egress.ask_unlisted {
-        return Err(Failure::setup(
-            "network.unlisted = \"ask\" needs cordon's approval broker, which the Windows backend does not have yet; the command did not run",
-        )
-        .with_hint("remove `unlisted = \"ask\"` and list the domains with --allow-domain"));
-    }
-    Ok(())
 }
 
 /// The first of `ports` on 127.0.0.1 that cordon can hold exclusively (SO_EXCLUSIVEADDRUSE:
@@ -233,16 +288,26 @@ impl AllowNet {
         });
         // The queue and the sink must survive a failed spawn, so they travel through a
         // channel once the thread is there.
-        let (hand, take) = mpsc::channel::<(mpsc::Receiver<Decision>, Option<Sink>)>();
+        let events = self.asking.as_mut().and_then(|a| a.events.take());
+        type Handed = (
+            mpsc::Receiver<Decision>,
+            Option<mpsc::Receiver<Event>>,
+            Option<Sink>,
+        );
+        let (hand, take) = mpsc::channel::<Handed>();
         let spawned = std::thread::Builder::new()
             .name("cordon-audit".into())
             .spawn(move || {
-                let (decisions, audit) = take.recv().ok()?;
-                record(&decisions, audit, &thread_run_id, &stopped, wire.as_ref())
+                let (decisions, events, audit) = take.recv().ok()?;
+                let queues = Queues {
+                    decisions: &decisions,
+                    events: events.as_ref(),
+                };
+                record(queues, audit, &thread_run_id, &stopped, wire.as_ref())
             });
         match spawned {
             Ok(thread) => {
-                let _ = hand.send((decisions, audit.take()));
+                let _ = hand.send((decisions, events, audit.take()));
                 self.recorder = Some(Recorder { stop, thread });
                 Ok(())
             }
@@ -252,6 +317,9 @@ impl AllowNet {
             Err(e) => {
                 eprintln!("cordon: warning: starting the audit thread: {e}; network decisions are logged when the command ends");
                 self.decisions = Some(decisions);
+                if let Some(a) = self.asking.as_mut() {
+                    a.events = events;
+                }
                 Ok(())
             }
         }
@@ -261,6 +329,10 @@ impl AllowNet {
     /// every decision still queued, and gives the audit sink back. Returns what the run's
     /// job was terminated for (`terminate_on_violation`), if it was.
     pub fn finish(mut self, audit: &mut Option<Sink>, run_id: &str) -> Option<String> {
+        // What is still asked is denied first, so the proxy's answers to it are logged.
+        if let Some(a) = &self.asking {
+            a.finish();
+        }
         self.proxy.stop();
         if let Some(r) = self.recorder.take() {
             let _ = r.stop.send(());
@@ -272,7 +344,12 @@ impl AllowNet {
             // No thread ran (so no kill was asked for): the proxy has stopped, so the queue
             // only has to be drained.
             let (_, stopped) = mpsc::channel();
-            *audit = record(&decisions, audit.take(), run_id, &stopped, None);
+            let events = self.asking.as_mut().and_then(|a| a.events.take());
+            let queues = Queues {
+                decisions: &decisions,
+                events: events.as_ref(),
+            };
+            *audit = record(queues, audit.take(), run_id, &stopped, None);
         }
         self.kill.and_then(|k| k.get().cloned())
     }
@@ -326,40 +403,56 @@ impl Tripwire {
     }
 }
 
-/// Writes decisions until the run has ended and none is queued, tripping `wire` at the
-/// first refusal of the run's own (before it is written: the kill comes first, as on
-/// Linux). Bounded: after the stop it drains what is queued and ends, even if a sender
-/// were still alive.
+/// What the recorder writes: the proxy's decisions, and the broker's events when it asks.
+struct Queues<'a> {
+    decisions: &'a mpsc::Receiver<Decision>,
+    events: Option<&'a mpsc::Receiver<Event>>,
+}
+
+/// Writes decisions (and the broker's events) until the run has ended and none is queued,
+/// tripping `wire` at the first refusal of the run's own (before it is written: the kill
+/// comes first, as on Linux). Bounded: after the stop it drains what is queued and ends,
+/// even if a sender were still alive.
 fn record(
-    decisions: &mpsc::Receiver<Decision>,
+    queues: Queues,
     mut audit: Option<Sink>,
     run_id: &str,
     stopped: &mpsc::Receiver<()>,
     wire: Option<&Tripwire>,
 ) -> Option<Sink> {
-    let mut write = |d: Decision| {
+    let write = |audit: &mut Option<Sink>, d: Decision| {
         let tripped = wire.zip(egress::violation(&d));
         let failed = tripped.and_then(|(w, what)| w.trip(&what).err().map(|e| (w, what, e)));
         egress::announce(&d);
-        log(&mut audit, run_id, egress::event(d));
+        log(audit, run_id, egress::event(d));
         if let Some((w, what, e)) = failed {
-            w.fail_closed(&what, &e, &mut audit, run_id);
+            w.fail_closed(&what, &e, audit, run_id);
         }
     };
+    let events = |audit: &mut Option<Sink>| {
+        for e in queues.events.into_iter().flat_map(|q| q.try_iter()) {
+            log(audit, run_id, e);
+        }
+    };
+    let decisions = queues.decisions;
     loop {
-        match decisions.recv_timeout(Duration::from_millis(50)) {
-            Ok(d) => write(d),
+        let next = decisions.recv_timeout(Duration::from_millis(50));
+        // A request's events (asked, answered) come before the decision that follows.
+        events(&mut audit);
+        match next {
+            Ok(d) => write(&mut audit, d),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if !matches!(stopped.try_recv(), Err(mpsc::TryRecvError::Empty)) {
                     while let Ok(d) = decisions.try_recv() {
-                        write(d);
+                        write(&mut audit, d);
                     }
                     break;
                 }
             }
         }
     }
+    events(&mut audit);
     audit
 }
 

@@ -43,6 +43,27 @@ fn free() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").unwrap()
 }
 
+/// A run's asks set up in a state folder of the test's own.
+fn ask_setup(name: &str) -> AskSetup {
+    let state_dir = std::env::temp_dir().join(format!("cordon-ask-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state_dir);
+    AskSetup {
+        ctx: crate::approval::Context {
+            run_id: format!("run-{name}"),
+            workspace: state_dir.join("ws"),
+            cwd: state_dir.join("ws"),
+            secrets: Vec::new(),
+            timeout: Duration::from_secs(30),
+        },
+        state_dir,
+    }
+}
+
+/// For runs whose policy never asks.
+fn no_ask() -> AskSetup {
+    ask_setup("none")
+}
+
 fn temp_log(name: &str) -> PathBuf {
     let p = std::env::temp_dir().join(format!("cordon-{name}-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&p);
@@ -110,7 +131,14 @@ fn an_allowed_name_goes_through_a_refused_one_is_answered_403_and_both_are_logge
         job: RunJob(JobWatch::default()),
         open: std::sync::atomic::AtomicBool::new(false),
     });
-    let mut net = start(free(), &policy(), &mut env, Clients::Checked(gate.clone())).unwrap();
+    let mut net = start(
+        free(),
+        &policy(),
+        &mut env,
+        Clients::Checked(gate.clone()),
+        &no_ask(),
+    )
+    .unwrap();
     assert!(proxy_in(&env).ip().is_loopback());
     let proxy = proxy_in(&env);
     net.record(&mut audit, "run-1", std::time::Instant::now())
@@ -396,7 +424,14 @@ fn the_runs_first_refused_request_terminates_its_job_a_foreign_refusal_does_not(
         job: RunJob(JobWatch::default()),
         open: std::sync::atomic::AtomicBool::new(false),
     });
-    let net = start(free(), &kill, &mut env, Clients::Checked(gate.clone())).unwrap();
+    let net = start(
+        free(),
+        &kill,
+        &mut env,
+        Clients::Checked(gate.clone()),
+        &no_ask(),
+    )
+    .unwrap();
     let proxy = proxy_in(&env);
     // The run's job, with a child of this test standing in for the command.
     let limits = cordon_windows::plan::job::JobLimits {
@@ -512,16 +547,125 @@ fn only_the_runs_own_refusals_are_violations() {
 #[test]
 fn what_windows_lacks_is_refused_not_ignored() {
     let mut env = Vec::new();
-    let mut ask = policy();
-    ask.egress.ask_unlisted = true;
-    assert!(start(free(), &ask, &mut env, Clients::Any).is_err_and(|f| f.code == 125));
-    let unelevated = start_for(&policy(), false, &mut env);
+    let unelevated = start_for(&policy(), false, &mut env, &no_ask());
     assert!(
         unelevated.is_err_and(|f| f.code == 125 && f.message.contains("elevated")),
         "--net allow ran unelevated"
     );
     let mut off = policy();
     off.network = Network::Off;
-    assert!(matches!(start_for(&off, true, &mut env), Ok(None)));
+    assert!(matches!(
+        start_for(&off, true, &mut env, &no_ask()),
+        Ok(None)
+    ));
     assert!(env.is_empty());
+}
+
+/// The id of the first request the console's client sees open (waiting for one).
+fn first_pending(console: &mut cordon_approvals::Client) -> String {
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < until {
+        let listed = console.call(&serde_json::json!({"op": "pending"})).unwrap();
+        if let Some(id) = listed["pending"][0]["id"].as_str() {
+            return id.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no request was asked");
+}
+
+#[test]
+fn an_unlisted_name_is_held_until_a_human_answers_in_the_console() {
+    let mut ask = policy();
+    ask.egress.ask_unlisted = true;
+    let setup = ask_setup("held");
+    let log_path = temp_log("windows-ask");
+    let mut audit = Some(Sink::open(&log_path).unwrap());
+    let mut env = Vec::new();
+    let mut net = start(free(), &ask, &mut env, Clients::Any, &setup).unwrap();
+    net.record(&mut audit, "run-held", std::time::Instant::now())
+        .unwrap();
+    let proxy = proxy_in(&env);
+    // The run's endpoint is where `cordon console` finds it: its pipe, with the token.
+    let approvals = setup.state_dir.join("approvals");
+    let endpoints = cordon_approvals::endpoints(&approvals);
+    assert_eq!(endpoints.len(), 1, "{endpoints:?}");
+    assert!(
+        endpoints[0]
+            .socket
+            .to_string_lossy()
+            .starts_with(r"\\.\pipe\cordon-approvals-"),
+        "{:?}",
+        endpoints[0].socket
+    );
+    let mut console = cordon_approvals::Client::connect(&endpoints[0]).unwrap();
+    // A wrong token is turned away on the same pipe.
+    let mut forged = endpoints[0].clone();
+    forged.token = "0".repeat(forged.token.len());
+    assert!(cordon_approvals::Client::connect(&forged).is_err());
+
+    // Allowed once: the request reaches the server.
+    let (port, served) = server(Duration::from_secs(30));
+    let asked = std::thread::spawn(move || get(proxy, REFUSED, port));
+    let id = first_pending(&mut console);
+    let reply = console
+        .call(&serde_json::json!({"op": "decide", "id": id, "choice": "allow_once"}))
+        .unwrap();
+    assert_eq!(reply["answer"]["channel"], "console", "{reply}");
+    let response = asked.join().unwrap();
+    assert!(response.ends_with("hello"), "{response}");
+    assert_eq!(served.join().unwrap(), 1);
+
+    // Denied: a 403, and the server receives nothing.
+    let (port, served) = server(Duration::from_secs(3));
+    let asked = std::thread::spawn(move || get(proxy, REFUSED, port));
+    let id = first_pending(&mut console);
+    console
+        .call(&serde_json::json!({"op": "decide", "id": id, "choice": "deny"}))
+        .unwrap();
+    let response = asked.join().unwrap();
+    assert!(response.starts_with("HTTP/1.1 403"), "{response}");
+    assert_eq!(
+        served.join().unwrap(),
+        0,
+        "a denied name reached the server"
+    );
+
+    // Still open when the run ends: denied, and the endpoint goes with the run.
+    let (port, served) = server(Duration::from_secs(3));
+    let asked = std::thread::spawn(move || get(proxy, REFUSED, port));
+    let _ = first_pending(&mut console);
+    drop(console);
+    assert_eq!(net.finish(&mut audit, "run-held"), None);
+    let response = asked.join().unwrap();
+    assert!(!response.ends_with("hello"), "{response}");
+    assert_eq!(
+        served.join().unwrap(),
+        0,
+        "an unanswered name reached the server"
+    );
+    assert!(cordon_approvals::endpoints(&approvals).is_empty());
+
+    drop(audit);
+    let records = read_log(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    let _ = std::fs::remove_dir_all(&setup.state_dir);
+    let decided: Vec<(String, String)> = records
+        .into_iter()
+        .filter_map(|r| match r.event {
+            Event::ApprovalDecided {
+                decision, channel, ..
+            } => Some((decision, channel)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        decided,
+        vec![
+            ("allow_once".to_string(), "console".to_string()),
+            ("deny".to_string(), "console".to_string()),
+            ("deny".to_string(), "broker".to_string()),
+        ],
+        "every answer is in the audit log"
+    );
 }

@@ -58,9 +58,22 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let (mut env, removed) = scrubbed_env(policy);
+    let (mut env, removed, secrets) = scrubbed_env(policy);
+    // What a question to a human (`unlisted = "ask"`) carries, and where it is answered.
+    let ask = crate::windows_net::AskSetup {
+        ctx: crate::approval::Context {
+            run_id: run_id.clone(),
+            workspace: workspace.clone(),
+            cwd: cwd.clone(),
+            secrets,
+            timeout: args
+                .approval_timeout
+                .unwrap_or(crate::approval::PROMPT_TIMEOUT),
+        },
+        state_dir: state.clone(),
+    };
     // --net allow: cordon's proxy on the one port the offline account's filters admit.
-    let mut net = crate::windows_net::start_for(policy, plan.account.is_some(), &mut env)?;
+    let mut net = crate::windows_net::start_for(policy, plan.account.is_some(), &mut env, &ask)?;
     log(
         &mut sink,
         &run_id,
@@ -473,14 +486,21 @@ fn failure(program: &str, e: &ExecError) -> Failure {
 }
 
 /// The environment the command gets, and the names removed.
-fn scrubbed_env(policy: &Policy) -> (Vec<(String, String)>, Vec<String>) {
+/// The command's environment, the names removed, and the values of those removed as secrets
+/// (masked wherever a request shows them).
+fn scrubbed_env(policy: &Policy) -> (Vec<(String, String)>, Vec<String>, Vec<String>) {
     let (kept, removed) = cordon_policy::scrub_env(
         std::env::vars(),
         &policy.env_deny,
         &policy.env_keep,
         String::clone,
     );
-    (kept, removed.into_iter().map(|(k, _)| k).collect())
+    let secrets = removed
+        .iter()
+        .filter(|(_, why)| why != cordon_policy::GIT_CONFIG_SET)
+        .filter_map(|(k, _)| std::env::var(k).ok())
+        .collect();
+    (kept, removed.into_iter().map(|(k, _)| k).collect(), secrets)
 }
 
 /// Says on every run which guarantees the weaker mode the user allowed leaves out.

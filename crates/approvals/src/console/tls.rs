@@ -3,7 +3,6 @@
 use std::fs;
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,18 +34,9 @@ impl Identity {
             cert: made.cert.der().to_vec(),
             key: made.key_pair.serialize_der(),
         };
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        crate::private::create_dir(dir)?;
         for (path, bytes) in [(&key_path, &identity.key), (&cert_path, &identity.cert)] {
-            fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)?
-                .write_all(bytes)?;
+            crate::private::create_file(path)?.write_all(bytes)?;
         }
         Ok(identity)
     }

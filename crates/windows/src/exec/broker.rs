@@ -20,35 +20,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use windows_sys::Win32::Foundation::{
-    CloseHandle, GetLastError, SetHandleInformation, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED, HANDLE,
-    HANDLE_FLAG_INHERIT, INVALID_HANDLE_VALUE,
-};
-use windows_sys::Win32::Security::{
-    InitializeSecurityDescriptor, IsTokenRestricted, RevertToSelf, SetSecurityDescriptorDacl,
-    SECURITY_ATTRIBUTES, SECURITY_DESCRIPTOR, TOKEN_QUERY,
-};
-use windows_sys::Win32::Storage::FileSystem::{
-    CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, OPEN_EXISTING, PIPE_ACCESS_DUPLEX,
-    SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
+    CloseHandle, SetHandleInformation, HANDLE, HANDLE_FLAG_INHERIT,
 };
 use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
-use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientProcessId, GetNamedPipeServerProcessId,
-    ImpersonateNamedPipeClient, WaitNamedPipeW, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
-    PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
-};
 use windows_sys::Win32::System::RemoteDesktop::{
     ProcessIdToSessionId, WTSFreeMemory, WTSQuerySessionInformationW, WTSUserName,
 };
-use windows_sys::Win32::System::Threading::{
-    GetCurrentProcessId, GetCurrentThread, OpenProcess, OpenThreadToken,
-};
+use windows_sys::Win32::System::Threading::{GetCurrentProcessId, OpenProcess};
 
 use super::account::{self, Copy, Launch};
 use super::job::JobWatch;
 use super::process::{self, Exit, Started};
-use super::shield::{self, KernelAcl, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
-use super::{accounts, from_wide_ptr, token, wide, Command, ExecError};
+use super::shield::{self, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
+use super::{accounts, from_wide_ptr, pipe, token, Command, ExecError};
 use crate::broker::{
     idle_expired, judge_client, judge_greeting, BrokerName, ClientOp, Connect, Greeting, Start,
     StartAnswer, Verdict,
@@ -136,7 +120,8 @@ pub fn run(
         };
         match judge_greeting(&greeting, key.as_deref(), place.version) {
             Verdict::Serve { pid } => {
-                let server = server_pid(&pipe).map_err(|e| handoff(format!("{pipe_name}: {e}")))?;
+                let server =
+                    pipe::server_pid(&pipe).map_err(|e| handoff(format!("{pipe_name}: {e}")))?;
                 if server != pid {
                     return Err(handoff(format!(
                         "{pipe_name} is served by pid {server}, but its greeting names pid {pid}"
@@ -166,39 +151,9 @@ pub fn run(
     )))
 }
 
-/// The client's end of the broker's pipe, or `None` when no broker serves it. The broker may
-/// only identify this client, not act as it (SECURITY_IDENTIFICATION).
+/// The client's end of the broker's pipe, or `None` when no broker serves it.
 fn connect(pipe_name: &str) -> io::Result<Option<File>> {
-    let name = wide(pipe_name);
-    let t0 = Instant::now();
-    loop {
-        // SAFETY: `name` is NUL-terminated and outlives the call; no security attributes or
-        // template.
-        let h = unsafe {
-            CreateFileW(
-                name.as_ptr(),
-                PIPE_CLIENT_ACCESS,
-                0,
-                std::ptr::null(),
-                OPEN_EXISTING,
-                SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION,
-                null_mut(),
-            )
-        };
-        if h != INVALID_HANDLE_VALUE {
-            // SAFETY: a fresh handle nothing else owns.
-            return Ok(Some(unsafe { File::from_raw_handle(h) }));
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(2) => return Ok(None), // ERROR_FILE_NOT_FOUND: no broker
-            Some(c) if c == ERROR_PIPE_BUSY as i32 && t0.elapsed() < START_WAIT => {
-                // SAFETY: `name` is NUL-terminated.
-                unsafe { WaitNamedPipeW(name.as_ptr(), 2000) };
-            }
-            _ => return Err(e),
-        }
-    }
+    pipe::connect(pipe_name, START_WAIT)
 }
 
 fn greet(pipe: &mut File, version: &str) -> io::Result<Greeting> {
@@ -211,15 +166,6 @@ fn greet(pipe: &mut File, version: &str) -> io::Result<Greeting> {
     )?;
     let payload = read_frame(pipe)?;
     Greeting::decode(&payload).map_err(|e| io::Error::other(e.to_string()))
-}
-
-fn server_pid(pipe: &File) -> io::Result<u32> {
-    let mut pid = 0u32;
-    // SAFETY: a pipe handle we own; `pid` a valid out place.
-    if unsafe { GetNamedPipeServerProcessId(pipe.as_raw_handle(), &mut pid) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(pid)
 }
 
 fn open_process(pid: u32, access: u32) -> io::Result<OwnedHandle> {
@@ -543,97 +489,35 @@ fn watchdog(broker: &Broker, idle: Duration, session: String) {
     }
 }
 
-/// A security descriptor with `acl` as its DACL, for CreateNamedPipeW.
-struct PipeSecurity {
-    sd: Box<SECURITY_DESCRIPTOR>,
-    _acl: KernelAcl,
-}
-
-fn pipe_security(start: &Start) -> io::Result<PipeSecurity> {
-    let own = token::process_token()?;
-    let me = token::user_sid(&own)?;
+fn create_instance(start: &Start, first: bool) -> io::Result<OwnedHandle> {
     // The developer as a client; the broker (this account) for its further instances. No
     // logon SID, no Everyone: a write-restricted command of the account lacks every write
     // right here, so it can neither make an instance nor write a request.
-    let acl = KernelAcl::allow(&[
+    let dacl = [
         (start.developer.clone(), PIPE_CLIENT_ACCESS),
-        (me, PIPE_SERVER_ACCESS),
+        (pipe::own_user()?, PIPE_SERVER_ACCESS),
         (Sid::local_system(), shield::GENERIC_ALL),
-    ])?;
-    let mut sd = Box::new(SECURITY_DESCRIPTOR::default());
-    let psd = (&mut *sd as *mut SECURITY_DESCRIPTOR).cast();
-    // SAFETY: `sd` is a SECURITY_DESCRIPTOR-sized, aligned buffer; revision 1.
-    if unsafe { InitializeSecurityDescriptor(psd, 1) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `psd` was initialised above; `acl` outlives the descriptor (both in the
-    // returned struct).
-    if unsafe { SetSecurityDescriptorDacl(psd, 1, acl.as_ptr(), 0) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(PipeSecurity { sd, _acl: acl })
-}
-
-fn create_instance(start: &Start, first: bool) -> io::Result<OwnedHandle> {
-    let security = pipe_security(start)?;
-    let sa = SECURITY_ATTRIBUTES {
-        nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
-        lpSecurityDescriptor: (&*security.sd as *const SECURITY_DESCRIPTOR)
-            .cast_mut()
-            .cast(),
-        bInheritHandle: 0,
-    };
-    let name = wide(&start.pipe);
-    let open = PIPE_ACCESS_DUPLEX
-        | if first {
-            FILE_FLAG_FIRST_PIPE_INSTANCE
-        } else {
-            0
-        };
-    // SAFETY: `name` is NUL-terminated; `sa` points at a valid descriptor alive for the call.
-    let h = unsafe {
-        CreateNamedPipeW(
-            name.as_ptr(),
-            open,
-            PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT | PIPE_REJECT_REMOTE_CLIENTS,
-            PIPE_UNLIMITED_INSTANCES,
-            64 << 10,
-            64 << 10,
-            0,
-            &sa,
-        )
-    };
-    if h == INVALID_HANDLE_VALUE {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh pipe handle nothing else owns.
-    Ok(unsafe { OwnedHandle::from_raw_handle(h) })
+    ];
+    pipe::create_instance(&start.pipe, &dacl, first)
 }
 
 /// Waits for clients, one instance at a time; the next instance is made before a connected
 /// one is handed to its thread, so the name never vanishes while the broker lives (a client
 /// finding no name starts a second broker).
 fn accept(broker: &Arc<Broker>, first: OwnedHandle) -> i32 {
-    let mut pipe = first;
+    let mut waiting = first;
     loop {
-        // SAFETY: a pipe instance we own; no overlapped I/O.
-        let ok = unsafe { ConnectNamedPipe(pipe.as_raw_handle(), null_mut()) } != 0;
-        // SAFETY: reads this thread's last error.
-        if !ok && unsafe { GetLastError() } != ERROR_PIPE_CONNECTED {
-            // A client that left before we saw it: make this instance anew.
-            match create_instance(&broker.start, false) {
-                Ok(p) => pipe = p,
-                Err(_) => return 125,
-            }
-            continue;
-        }
+        // A client that left before we saw it (or any failure): this instance is made anew.
+        let connected = matches!(pipe::wait_for_client(&waiting), Ok(true));
         let next = match create_instance(&broker.start, false) {
             Ok(p) => p,
             Err(_) => return 125,
         };
-        let connected = std::mem::replace(&mut pipe, next);
-        let b = Arc::clone(broker);
-        std::thread::spawn(move || client(&b, File::from(connected)));
+        let this = std::mem::replace(&mut waiting, next);
+        if connected {
+            let b = Arc::clone(broker);
+            std::thread::spawn(move || client(&b, File::from(this)));
+        }
     }
 }
 
@@ -645,8 +529,9 @@ fn client(broker: &Broker, mut pipe: File) {
     if Connect::decode(&payload).is_err() {
         return;
     }
-    let verdict = client_pid(&pipe)
-        .and_then(|pid| client_identity(&pipe).map(|(user, restricted)| (pid, user, restricted)));
+    let verdict = pipe::client_pid(&pipe).and_then(|pid| {
+        pipe::client_identity(&pipe).map(|(user, restricted)| (pid, user, restricted))
+    });
     let refusal = match verdict {
         Ok((pid, user, restricted)) => {
             judge_client(&broker.start.developer, &user, restricted, pid).err()
@@ -735,44 +620,6 @@ fn close_handed(stdio: &[u64; 3]) {
             unsafe { CloseHandle(h as HANDLE) };
         }
     }
-}
-
-fn client_pid(pipe: &File) -> io::Result<u32> {
-    let mut pid = 0u32;
-    // SAFETY: a pipe handle we own; `pid` a valid out place.
-    if unsafe { GetNamedPipeClientProcessId(pipe.as_raw_handle(), &mut pid) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(pid)
-}
-
-/// The client's user SID and whether its token is restricted, read from the token the pipe
-/// lends by impersonation (identification level: enough to read, nothing to act with). The
-/// client's process cannot be opened instead: its DACL does not admit the account.
-fn client_identity(pipe: &File) -> io::Result<(Sid, bool)> {
-    // SAFETY: a connected pipe we have read from, as impersonation requires.
-    if unsafe { ImpersonateNamedPipeClient(pipe.as_raw_handle()) } == 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut h: HANDLE = null_mut();
-    // SAFETY: this thread's pseudo-handle; `h` a valid out place. OpenAsSelf: the check is
-    // made against the broker's own token.
-    let ok = unsafe { OpenThreadToken(GetCurrentThread(), TOKEN_QUERY, 1, &mut h) };
-    let open_error = io::Error::last_os_error();
-    // SAFETY: ends this thread's impersonation; no arguments.
-    if unsafe { RevertToSelf() } == 0 {
-        // Serving on as the client is not an option.
-        std::process::exit(125);
-    }
-    if ok == 0 {
-        return Err(open_error);
-    }
-    // SAFETY: a fresh token handle nothing else owns.
-    let tok = unsafe { OwnedHandle::from_raw_handle(h) };
-    let user = token::user_sid(&tok)?;
-    // SAFETY: a token handle with TOKEN_QUERY.
-    let restricted = unsafe { IsTokenRestricted(tok.as_raw_handle()) } != 0;
-    Ok((user, restricted))
 }
 
 /// The kernel DACL of a running broker's process, for tests and the smoke script's checks.

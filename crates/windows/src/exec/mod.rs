@@ -28,6 +28,7 @@ pub mod host;
 pub mod job;
 pub mod listener;
 pub mod logon;
+pub mod pipe;
 pub mod process;
 pub mod remove;
 #[cfg(test)]

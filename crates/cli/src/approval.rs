@@ -1,0 +1,122 @@
+//! What both backends' runs share of the approval broker: the broker of one run (its
+//! configuration, where its audit events go), the thread that answers the proxy's asks for
+//! names off the allow-list (`network.unlisted = "ask"`), and where a human answers.
+//! Linux's command rules and request door are `commands.rs`; Windows' asks start in
+//! `windows_net.rs`.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use cordon_approvals::{Broker, BrokerConfig, Persist, Request, Scrubber};
+use cordon_audit::Event;
+use cordon_policy::Policy;
+use cordon_proxy::Ask;
+
+use crate::failure::Failure;
+
+/// How long a prompt waits for a human before it counts as a denial, unless
+/// `--approval-timeout` says otherwise.
+pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a run's broker needs: whose run, where "always" may not write, what to mask, how
+/// long a question waits.
+#[derive(Clone)]
+pub struct Context {
+    pub run_id: String,
+    pub workspace: PathBuf,
+    /// Where a command line is judged from (Linux's command rules; Windows has none yet).
+    #[cfg_attr(windows, allow(dead_code))]
+    pub cwd: PathBuf,
+    /// Values of the variables removed from the sandbox's environment (masked when shown).
+    pub secrets: Vec<String>,
+    /// How long a question waits for a human.
+    pub timeout: Duration,
+}
+
+/// A broker for this run; its audit events arrive on the receiver (its hook must be Sync
+/// and 'static, so they cannot go to the sink directly).
+pub fn broker_for(policy: &Policy, ctx: &Context) -> (Broker, mpsc::Receiver<Event>) {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let config = BrokerConfig {
+        run: ctx.run_id.clone(),
+        timeout: ctx.timeout,
+        persist: Persist {
+            user_config: crate::dirs::user_config(),
+            writable_roots: vec![ctx.workspace.clone()],
+        },
+        scrub: Scrubber {
+            env_deny: policy.env_deny.clone(),
+            env_keep: policy.env_keep.clone(),
+            secrets: ctx.secrets.clone(),
+        },
+    };
+    let broker = Broker::new(config, move |e| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(e);
+        }
+    });
+    (broker, rx)
+}
+
+pub fn state_dir() -> Result<PathBuf, Failure> {
+    crate::dirs::state_dir().ok_or_else(|| {
+        Failure::setup(match cfg!(windows) {
+            true => "approvals need cordon's state folder: set %LOCALAPPDATA%",
+            false => "approvals need cordon's state folder: set HOME or XDG_STATE_HOME",
+        })
+    })
+}
+
+/// Runs `answer` on each item until the sender goes or `stop` is set (bounded waits: a
+/// process left in the Landlock-only mode could keep the sender). What the closure holds
+/// (the control socket) goes when both threads have ended.
+pub fn serve<T: Send + 'static>(
+    name: &str,
+    items: mpsc::Receiver<T>,
+    stop: Arc<AtomicBool>,
+    answer: impl Fn(T) + Send + 'static,
+) -> Result<(), Failure> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match items.recv_timeout(Duration::from_millis(100)) {
+                    Ok(item) => answer(item),
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+        })
+        .map(drop)
+        .map_err(|e| Failure::setup(format!("{name} thread: {e}")))
+}
+
+/// A name off the allow-list: allowed when an agent's request was granted for it, or, with
+/// `unlisted = "ask"`, when a human allows it now.
+pub fn ask_network(broker: &Broker, ask: &Ask, ask_human: bool, has_terminal: bool) -> bool {
+    let reason = format!("{} is not on the sandbox allow-list", ask.host);
+    let request = Request::network(&ask.host, ask.port, reason);
+    if !ask_human {
+        return broker.covered(&request);
+    }
+    if !broker.would_cover(&request) {
+        eprintln!(
+            "cordon: network: {}:{} is not on the allow-list; held while a human decides {} (up to {} s)",
+            ask.host,
+            ask.port,
+            where_to_answer(has_terminal),
+            broker.timeout().as_secs()
+        );
+    }
+    broker.ask(request).allowed()
+}
+
+pub fn where_to_answer(has_terminal: bool) -> &'static str {
+    match has_terminal {
+        true => "here or in `cordon console`",
+        false => "in `cordon console`",
+    }
+}
