@@ -2,7 +2,7 @@
 # cordon.exe run under Wine, judged by exit statuses and the audit log: the default policy is
 # refused in the unelevated mode (125, naming what it cannot enforce), the weaker mode runs
 # the command and relays its exit status, a missing program is 127, a subcommand the Windows
-# backend lacks is 125, each run writes acl_applied, command_start and command_exit, `setup --elevated
+# backend lacks is 125, `cordon console` serves the paired caller only, each run writes acl_applied, command_start and command_exit, `setup --elevated
 # --dry-run` prints the steps and `doctor` says the elevated mode is not set up (a fresh
 # Wine prefix has no sandbox accounts), `setup --elevated --remove` undoes a half-finished
 # setup and a second one succeeds with nothing to do. Elevated runs: with setup incomplete
@@ -86,5 +86,28 @@ grep -q '"event":"command_exit".*"status":3' "$audit" || { echo "FAIL no command
 # every run writes its edits again (on Windows the second run skips them, windows-smoke.ps1).
 grep -q '"event":"acl_applied".*"ace":"deny".*"reason":"protected"' "$audit" \
   || { echo "FAIL no acl_applied event with a protected path's deny ACE"; cat "$audit"; failed=1; }
+# `cordon console` on Windows: it serves on loopback (Wine's is the host's), refuses an
+# unpaired caller and answers the paired one with the runs' open requests (none here).
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$wine" "$exe" console --bind "127.0.0.1:$port" >"$ws/console.out" 2>"$ws/console.err" </dev/null &
+console_pid=$!
+token=
+for _ in $(seq 1 100); do
+  token=$(grep -o 'token=[A-Za-z0-9_-]*' "$ws/console.err" 2>/dev/null | head -n 1 | cut -d= -f2)
+  [ -n "$token" ] && break
+  sleep 0.2
+done
+if [ -z "$token" ]; then
+  echo "FAIL cordon console printed no pairing URL"; cat "$ws/console.err"; failed=1
+else
+  unpaired=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/api/pending")
+  paired=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/pending")
+  if [ "$unpaired" = 401 ] && printf '%s' "$paired" | grep -q '"pending":\[\]'; then
+    echo "ok   cordon console serves the paired caller only"
+  else
+    echo "FAIL cordon console: unpaired $unpaired, paired: $paired"; cat "$ws/console.err"; failed=1
+  fi
+fi
+kill "$console_pid" 2>/dev/null; wait "$console_pid" 2>/dev/null
 [ "$failed" -eq 0 ] && echo "== cordon.exe under Wine: all checks passed"
 exit "$failed"

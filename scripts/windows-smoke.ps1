@@ -488,6 +488,63 @@ exit 0
     Check 'terminate_on_violation network: nothing after the refusal ran (after.txt absent)' (-not (Test-Path -LiteralPath (Join-Path $kws 'after.txt')))
     Check "terminate_on_violation network: the command's child went with the job (late.txt absent)" (-not (Test-Path -LiteralPath (Join-Path $kws 'late.txt')))
     Check 'terminate_on_violation network: the refusal, sandbox_killed and command_exit 137 are logged' ($kRefused.Count -ge 1 -and $kKilled.Count -eq 1 -and $kExit.status -eq 137 -and $kExit.ending -eq 'signaled') "$($kev.Count) events in $klog"
+
+    # --- network.unlisted = "ask": held until a human answers in `cordon console` ------------
+    # The command asks for example.org (off the list) through the proxy, and tries to open the
+    # run's control pipe itself; the script, as the developer, answers allow-once through the
+    # console's API. Judged by the command's status code, the pipe attempt, and the audit log.
+    $qws = New-Workspace 'elevated-ask'
+    $qlog = Join-Path $env:TEMP "cordon-smoke-ask-$PID.jsonl"
+    $qpolicy = Join-Path $env:TEMP "cordon-smoke-ask-$PID.toml"
+    Set-Content -LiteralPath $qpolicy -Value "[network]`nunlisted = `"ask`""
+    $cport = 47200 + (Get-Random -Maximum 500)
+    $cerr = Join-Path $env:TEMP "cordon-smoke-console-$PID.err"
+    $console = Start-Process -FilePath $exe -ArgumentList @('console', '--bind', "127.0.0.1:$cport") -RedirectStandardError $cerr -PassThru -WindowStyle Hidden
+    $ctoken = $null
+    for ($i = 0; $i -lt 100 -and -not $ctoken; $i++) {
+        Start-Sleep -Milliseconds 200
+        $m = Select-String -LiteralPath $cerr -Pattern 'token=([A-Za-z0-9_-]+)' -ErrorAction SilentlyContinue | Select-Object -First 1
+        if ($m) { $ctoken = $m.Matches[0].Groups[1].Value }
+    }
+    $approvals = Join-Path $env:LOCALAPPDATA 'cordon\state\approvals'
+    $askBody = "`$pipe = (Get-Content -Raw -LiteralPath pipe.txt -ErrorAction SilentlyContinue); try { `$c = New-Object IO.Pipes.NamedPipeClientStream('.', `$pipe.Trim().Replace('\\.\pipe\', ''), [IO.Pipes.PipeDirection]::InOut); `$c.Connect(3000); Set-Content pipe-result.txt 'opened' } catch { Set-Content pipe-result.txt 'refused' }; try { `$r = [Net.WebRequest]::Create('http://example.org/'); `$r.Timeout = 120000; `$resp = `$r.GetResponse(); Set-Content got.txt ([int]`$resp.StatusCode) } catch [Net.WebException] { `$e = `$_.Exception.Response; if (`$e) { Set-Content got.txt ([int]`$e.StatusCode) } else { Set-Content got.txt 'error' } }"
+    # The pipe's name is written into the workspace once the run's endpoint exists, before
+    # the command reads it (it waits for the file).
+    $askBody = "for (`$i = 0; `$i -lt 100 -and -not (Test-Path pipe.txt); `$i++) { Start-Sleep -Milliseconds 100 }; " + $askBody
+    $qb64 = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($askBody))
+    $qargs = $pre + @('-w', $qws, '--policy', $qpolicy, '--allow-domain', 'example.com', '--audit', $qlog, '--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $qb64)
+    $qjob = Start-Job -ScriptBlock { param($e, $a) & $e @a 2>&1 | Out-Null; $LASTEXITCODE } -ArgumentList $exe, $qargs
+    $endpoint = $null
+    for ($i = 0; $i -lt 200 -and -not $endpoint; $i++) {
+        Start-Sleep -Milliseconds 200
+        $endpoint = Get-ChildItem -LiteralPath $approvals -Filter '*.json' -ErrorAction SilentlyContinue | ForEach-Object { Get-Content -Raw -LiteralPath $_.FullName | ConvertFrom-Json } | Select-Object -First 1
+    }
+    if ($endpoint) { Set-Content -LiteralPath (Join-Path $qws 'pipe.txt') -Value $endpoint.socket }
+    $answered = $false
+    $headers = @{ Authorization = "Bearer $ctoken" }
+    for ($i = 0; $i -lt 300 -and $ctoken -and -not $answered; $i++) {
+        Start-Sleep -Milliseconds 200
+        try {
+            $p = Invoke-RestMethod -Uri "http://127.0.0.1:$cport/api/pending" -Headers $headers
+            if (@($p.pending).Count -ge 1) {
+                $q = @($p.pending)[0]
+                $body = @{ run = $q.run; id = $q.id; choice = 'allow_once' } | ConvertTo-Json -Compress
+                $null = Invoke-RestMethod -Method Post -Uri "http://127.0.0.1:$cport/api/decide" -Headers $headers -ContentType 'application/json' -Body $body
+                $answered = $true
+            }
+        } catch { }
+    }
+    $qrc = Receive-Job -Job $qjob -Wait -AutoRemoveJob | Select-Object -Last 1
+    Stop-Process -Id $console.Id -Force -ErrorAction SilentlyContinue
+    $qgot = Get-Content -LiteralPath (Join-Path $qws 'got.txt') -ErrorAction SilentlyContinue
+    $qpipe = Get-Content -LiteralPath (Join-Path $qws 'pipe-result.txt') -ErrorAction SilentlyContinue
+    $qev = @(Get-Content -LiteralPath $qlog -ErrorAction SilentlyContinue | ForEach-Object { $_ | ConvertFrom-Json })
+    $qdecided = @($qev | Where-Object { $_.event -eq 'approval_decided' -and $_.decision -eq 'allow_once' -and $_.channel -eq 'console' })
+    Check 'unlisted = "ask": the run publishes its control pipe and cordon console pairs' ($null -ne $endpoint -and $ctoken) "endpoint $($endpoint.socket), token found: $([bool]$ctoken)"
+    Check 'unlisted = "ask": a name off the list is held and, allowed once in the console, reached' ($answered -and $qrc -eq 0 -and "$qgot".Trim() -eq '200') "answered $answered, exit $qrc, got '$qgot'"
+    Check "unlisted = `"ask`": the sandbox account cannot open the run's control pipe" ("$qpipe".Trim() -eq 'refused') "got '$qpipe'"
+    Check 'unlisted = "ask": the answer is in the audit log (approval_decided allow_once by the console)' ($qdecided.Count -eq 1) "$($qev.Count) events in $qlog"
+    Check 'unlisted = "ask": the endpoint goes with the run' (@(Get-ChildItem -LiteralPath $approvals -Filter '*.json' -ErrorAction SilentlyContinue).Count -eq 0)
 }
 
 # --- removing elevated mode: `cordon setup --elevated --remove` -------------------------
