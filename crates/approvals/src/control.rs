@@ -92,7 +92,11 @@ impl Control {
                     if stopping.load(Ordering::SeqCst) {
                         break;
                     }
-                    let Ok(conn) = conn else { continue };
+                    let Ok(conn) = conn else {
+                        // A failing accept is not retried in a tight loop.
+                        thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
                     let (broker, token) = (broker.clone(), token.clone());
                     let _ = thread::Builder::new()
                         .name("cordon-approvals-conn".into())
@@ -119,8 +123,9 @@ impl Drop for Control {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag, and let it close the listener (a pipe
         // lives while an instance is open); bounded, should the wake not arrive.
-        let _ = transport::connect(&self.endpoint.socket);
-        let _ = self.ended.recv_timeout(Duration::from_secs(1));
+        if transport::connect(&self.endpoint.socket).is_ok() {
+            let _ = self.ended.recv_timeout(Duration::from_secs(1));
+        }
         transport::remove(&self.endpoint.socket);
         let _ = fs::remove_file(&self.info);
     }
