@@ -776,32 +776,22 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
         &e.home,
         &["commit", "-q", "--allow-empty", "-m", "o"],
     );
-    let bare = e.root.join("outside/bare.git");
-    crate::util::git_in(
-        &e.root,
-        &e.home,
-        &[
+    let bare_clone = |name: &str| {
+        let to = e.root.join("outside").join(name);
+        let args = [
             "clone",
             "-q",
             "--bare",
             other.to_str().unwrap(),
-            bare.to_str().unwrap(),
-        ],
-    );
+            to.to_str().unwrap(),
+        ];
+        crate::util::git_in(&e.root, &e.home, &args);
+        to
+    };
+    let bare = bare_clone("bare.git");
     // A bare repository whose config says so in a line git reads and a line-by-line reader
     // would not (`[core]bare = true`, header and setting together).
-    let bare2 = e.root.join("outside/bare2.git");
-    crate::util::git_in(
-        &e.root,
-        &e.home,
-        &[
-            "clone",
-            "-q",
-            "--bare",
-            other.to_str().unwrap(),
-            bare2.to_str().unwrap(),
-        ],
-    );
+    let bare2 = bare_clone("bare2.git");
     fs::write(bare2.join("config"), "[core]bare = true\n").unwrap();
     let other_wt = e.root.join("outside/other-wt");
     crate::util::git_in(
