@@ -2,7 +2,8 @@
 # cordon.exe run under Wine, judged by exit statuses and the audit log: the default policy is
 # refused in the unelevated mode (125, naming what it cannot enforce), the weaker mode runs
 # the command and relays its exit status, a missing program is 127, a subcommand the Windows
-# backend lacks is 125, `cordon console` serves the paired caller only, each run writes acl_applied, command_start and command_exit, `setup --elevated
+# backend lacks is 125, `cordon console` serves the paired caller only, [commands] rules judge the command line
+# (forbid 126; prompt answered in the console), each run writes acl_applied, command_start and command_exit, `setup --elevated
 # --dry-run` prints the steps and `doctor` says the elevated mode is not set up (a fresh
 # Wine prefix has no sandbox accounts), `setup --elevated --remove` undoes a half-finished
 # setup and a second one succeeds with nothing to do. Elevated runs: with setup incomplete
@@ -107,6 +108,42 @@ else
   else
     echo "FAIL cordon console: unpaired $unpaired, paired: $paired"; cat "$ws/console.err"; failed=1
   fi
+fi
+# [commands] rules on Windows judge the command line itself (no exec inside is judged, so the
+# plan needs --allow-weaker): a forbid is 126 with the rule's reason, a prompt waits for the
+# console, which allows it once (the command runs) or denies it (126, the command never ran).
+rules="$ws/rules.toml"
+printf '[commands]\nrules = [{ prefix = ["cmd"], decision = "forbid", reason = "smoke says no" }]\n' >"$rules"
+expect 125 "command rules are refused without --allow-weaker (only the command line is judged)" -- run --policy "$rules" --audit "$audit" -- cmd /c exit 0
+grep -q "only the command line" "$ws/err" || { echo "FAIL the refusal does not say what is not judged"; cat "$ws/err"; failed=1; }
+expect 126 "a forbidden command line is refused with 126" -- run --allow-weaker --policy "$rules" --audit "$audit" -- cmd /c "echo ran> ran.txt"
+grep -q "smoke says no" "$ws/err" && [ ! -e ran.txt ] || { echo "FAIL the forbid: $(cat "$ws/err"), ran.txt $( [ -e ran.txt ] && echo present || echo absent)"; failed=1; }
+printf '[commands]\nrules = [{ prefix = ["cmd"], decision = "prompt", reason = "smoke asks" }]\n' >"$rules"
+prompted() { # prompted CHOICE FILE: a prompted run answered CHOICE in the console; its status
+  "$wine" "$exe" run --allow-weaker --policy "$rules" --audit "$audit" -- cmd /c "echo ran> $2" \
+    >"$ws/prompt.out" 2>"$ws/prompt.err" </dev/null &
+  local run_pid=$! body='' id='' run=''
+  for _ in $(seq 1 150); do
+    body=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port/api/pending")
+    id=$(printf '%s' "$body" | python3 -c 'import json,sys; p=json.load(sys.stdin)["pending"]; print(p[0]["id"] if p else "")' 2>/dev/null)
+    [ -n "$id" ] && break
+    sleep 0.2
+  done
+  run=$(printf '%s' "$body" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pending"][0]["run"])' 2>/dev/null)
+  [ -n "$id" ] && curl -s -o /dev/null -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"run\":\"$run\",\"id\":\"$id\",\"choice\":\"$1\"}" "http://127.0.0.1:$port/api/decide"
+  wait "$run_pid"
+}
+if [ -n "$token" ]; then
+  prompted allow_once allowed.txt; got=$?
+  if [ "$got" -eq 0 ] && [ -e allowed.txt ]; then echo "ok   a prompted command line allowed in the console runs (exit 0)"
+  else echo "FAIL the allowed prompt: exit $got"; cat "$ws/prompt.err"; failed=1; fi
+  prompted deny denied.txt; got=$?
+  if [ "$got" -eq 126 ] && [ ! -e denied.txt ]; then echo "ok   a prompted command line denied in the console is refused (exit 126)"
+  else echo "FAIL the denied prompt: exit $got"; cat "$ws/prompt.err"; failed=1; fi
+  grep -q '"event":"approval_decided".*"decision":"allow_once".*"channel":"console"' "$audit" \
+    && grep -q '"event":"approval_decided".*"decision":"deny".*"channel":"console"' "$audit" \
+    || { echo "FAIL the prompts' answers are not in $audit"; failed=1; }
 fi
 kill "$console_pid" 2>/dev/null; wait "$console_pid" 2>/dev/null
 [ "$failed" -eq 0 ] && echo "== cordon.exe under Wine: all checks passed"

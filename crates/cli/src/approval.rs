@@ -4,14 +4,14 @@
 //! Linux's command rules and request door are `commands.rs`; Windows' asks start in
 //! `windows_net.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use cordon_approvals::{Broker, BrokerConfig, Persist, Request, Scrubber};
+use cordon_approvals::{Broker, BrokerConfig, Channels, ExecOutcome, Persist, Request, Scrubber};
 use cordon_audit::Event;
-use cordon_policy::Policy;
+use cordon_policy::{Decision, Policy};
 use cordon_proxy::Ask;
 
 use crate::failure::Failure;
@@ -26,13 +26,70 @@ pub const PROMPT_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct Context {
     pub run_id: String,
     pub workspace: PathBuf,
-    /// Where a command line is judged from (Linux's command rules; Windows has none yet).
-    #[cfg_attr(windows, allow(dead_code))]
+    /// Where the command line is judged from (shown to the human).
     pub cwd: PathBuf,
     /// Values of the variables removed from the sandbox's environment (masked when shown).
     pub secrets: Vec<String>,
     /// How long a question waits for a human.
     pub timeout: Duration,
+}
+
+/// Exit status of a command line the rules refused (as a shell has it for a refused exec).
+pub const EXIT_REFUSED: i32 = 126;
+
+/// The command line judged by the rules before anything is made: a `forbid` is refused
+/// (126, the rule's reason). A `prompt` is asked here only with `ask_here` (cordon's state
+/// folder: Windows, where no exec inside is judged), answered in `cordon console`; on Linux
+/// it is asked when the command's exec is judged, once the sandbox exists (asking here would
+/// start the broker's threads, and the sandbox is made only single-threaded). Returns the
+/// verdict and the broker's audit events (a question and its answer).
+pub fn judge_command_line(
+    policy: &Policy,
+    argv: &[String],
+    ctx: &Context,
+    ask_here: Option<&Path>,
+) -> (Result<(), Failure>, Vec<Event>) {
+    let rules = &policy.commands;
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let verdict = rules.decide_exec(program, argv);
+    let ask_in = match (verdict.decision, ask_here) {
+        (Decision::Allow, _) | (Decision::Prompt, None) => return (Ok(()), Vec::new()),
+        (Decision::Forbid, _) => None,
+        (Decision::Prompt, Some(state)) => Some(state),
+    };
+    let (broker, events) = broker_for(policy, ctx);
+    // A forbid never reaches a human; the broker only words the refusal.
+    let channels = ask_in.map(|state| Channels::new(broker.clone(), Some(state.into()), None));
+    if let Some(channels) = &channels {
+        if let Err(e) = channels.ensure() {
+            let f = Failure::setup(format!(
+                "the command line needs a human's approval ([commands] prompt), and {e}; the command did not run"
+            ));
+            return (Err(f), events.try_iter().collect());
+        }
+        eprintln!(
+            "cordon: `{}` needs a human's approval: answer {} (waiting up to {} s)",
+            broker.scrub_words(argv).join(" "),
+            where_to_answer(false),
+            broker.timeout().as_secs()
+        );
+    }
+    let outcome = broker.judge_verdict(&verdict, program, argv, Some(ctx.cwd.clone()));
+    if let Some(channels) = channels {
+        channels.close();
+    }
+    let result = match outcome {
+        ExecOutcome::Run { .. } => Ok(()),
+        ExecOutcome::Refuse { message, .. } => Err(Failure {
+            code: EXIT_REFUSED,
+            message: message
+                .strip_prefix("cordon: ")
+                .unwrap_or(&message)
+                .to_string(),
+            hint: None,
+        }),
+    };
+    (result, events.try_iter().collect())
 }
 
 /// A broker for this run; its audit events arrive on the receiver (its hook must be Sync

@@ -20,37 +20,10 @@ use cordon_proxy::Ask;
 use crate::approval::{ask_network, broker_for, serve, state_dir, where_to_answer, Context};
 use crate::failure::Failure;
 
-/// Exit status of a command line the rules refused (as a shell has it for a refused exec).
-pub const EXIT_REFUSED: i32 = 126;
-
 /// Whether the rules can say anything but `allow`: only then are execs inside supervised
 /// (each one costs a round trip through cordon).
 pub fn supervised(rules: &CommandRules) -> bool {
     rules.default != Decision::Allow || !rules.rules.is_empty()
-}
-
-/// Refuses a forbidden command line before anything is made (exit 126, the rule's reason).
-/// A prompt is asked when the command's exec is judged, once the sandbox exists: asking
-/// here would start the broker's threads, and the sandbox is made only single-threaded.
-pub fn refuse_forbidden(policy: &Policy, argv: &[String], ctx: &Context) -> Result<(), Failure> {
-    let rules = &policy.commands;
-    let program = argv.first().map(String::as_str).unwrap_or_default();
-    if rules.decide_exec(program, argv).decision != Decision::Forbid {
-        return Ok(());
-    }
-    // A forbid never reaches a human; the broker only words the refusal.
-    let (broker, _) = broker_for(policy, ctx);
-    match broker.judge_exec(rules, program, argv, Some(ctx.cwd.clone())) {
-        ExecOutcome::Run { .. } => Ok(()),
-        ExecOutcome::Refuse { message, .. } => Err(Failure {
-            code: EXIT_REFUSED,
-            message: message
-                .strip_prefix("cordon: ")
-                .unwrap_or(&message)
-                .to_string(),
-            hint: None,
-        }),
-    }
 }
 
 /// The human side of one sandbox: judges its execs (command rules), answers its proxy's

@@ -72,6 +72,27 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         },
         state_dir: state.clone(),
     };
+    // The command line judged by the rules (no exec inside is judged on Windows): a forbid
+    // is 126, a prompt waits for a human in `cordon console`.
+    let (judged, asked) =
+        crate::approval::judge_command_line(policy, &argv, &ask.ctx, Some(&state));
+    for event in asked {
+        log(&mut sink, &run_id, event);
+    }
+    if let Err(refused) = judged {
+        log(
+            &mut sink,
+            &run_id,
+            Event::CommandExit {
+                status: refused.code,
+                ending: Ending::ExecFailed,
+                signal: None,
+                duration_ms: started.elapsed().as_millis() as u64,
+                message: Some(refused.message.clone()),
+            },
+        );
+        return Err(refused);
+    }
     // --net allow: cordon's proxy on the one port the offline account's filters admit.
     let mut net = crate::windows_net::start_for(policy, plan.account.is_some(), &mut env, &ask)?;
     log(

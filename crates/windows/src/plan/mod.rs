@@ -138,6 +138,13 @@ pub enum PlanError {
     Unenforceable(Vec<(&'static str, String)>),
 }
 
+/// Whether command rules can say anything but `allow` (a `forbid` or `prompt` rule, or a
+/// default that is not `allow`): only then does judging every exec matter.
+pub fn rules_can_refuse(rules: &cordon_policy::CommandRules) -> bool {
+    use cordon_policy::Decision;
+    rules.default != Decision::Allow || rules.rules.iter().any(|r| r.decision != Decision::Allow)
+}
+
 /// Most folders the audit's findings may add deny ACEs for; more means something is badly
 /// wrong on the machine, and cordon says so rather than growing ACL state without bound.
 pub const MAX_EVERYONE_DENIES: usize = 256;
@@ -489,6 +496,14 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
             .collect::<Vec<_>>()
             .join("; ");
         guarantees.push(not_enforced("limits", &why));
+    }
+    if rules_can_refuse(&policy.commands) {
+        // No exec is interceptable on Windows: cordon judges the command line itself before
+        // it starts (forbid: 126; prompt: a human in `cordon console`), never what it starts.
+        guarantees.push(not_enforced(
+            "commands",
+            "[commands] rules judge only the command line here: Windows has no exec interception, so the programs it starts (a `git push` inside `make`) are not judged",
+        ));
     }
     guarantees.push(enforced("audit", "the same JSON lines as on Linux"));
 

@@ -470,6 +470,41 @@ fn unelevated_mode_fails_closed_unless_weaker_is_named() {
 }
 
 #[test]
+fn command_rules_fail_closed_because_only_the_command_line_is_judged() {
+    let host = repo(r"C:\src\app");
+    let c = ctx(r"C:\src\app");
+    let rules = "[commands]\nrules = [{ prefix = [\"git\", \"push\"], decision = \"forbid\", reason = \"no\" }]\n";
+    let p = policy(rules, false);
+    let err = plan_err(&input(&p, &c, Mode::Elevated(accounts())), &host);
+    let PlanError::Unenforceable(unmet) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(unmet.len(), 1, "{unmet:?}");
+    assert_eq!(unmet[0].0, "commands");
+    assert!(
+        unmet[0].1.contains("only the command line"),
+        "{}",
+        unmet[0].1
+    );
+    // Rules that only allow say nothing a run could miss.
+    let allow_only = policy(
+        "[commands]\nrules = [{ prefix = [\"git\"], decision = \"allow\" }]\n",
+        false,
+    );
+    let allowed = plan(&input(&allow_only, &c, Mode::Elevated(accounts())), &host)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(allowed.guarantees.iter().all(|g| g.area != "commands"));
+    // Named weaker: it runs, and the plan says what is not judged.
+    let weaker = policy(rules, true);
+    let weak = plan(&input(&weaker, &c, Mode::Elevated(accounts())), &host)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(weak
+        .guarantees
+        .iter()
+        .any(|g| g.area == "commands" && matches!(g.status, Status::NotEnforced(_))));
+}
+
+#[test]
 fn elevated_mode_hides_secrets_and_blocks_the_offline_account() {
     let host = repo(r"C:\src\app")
         .dir(r"C:\Users\dev\.ssh")
