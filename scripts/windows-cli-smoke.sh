@@ -118,6 +118,9 @@ expect 125 "command rules are refused without --allow-weaker (only the command l
 grep -q "only the command line" "$ws/err" || { echo "FAIL the refusal does not say what is not judged"; cat "$ws/err"; failed=1; }
 expect 126 "a forbidden command line is refused with 126" -- run --allow-weaker --policy "$rules" --audit "$audit" -- cmd /c "echo ran> ran.txt"
 grep -q "smoke says no" "$ws/err" && [ ! -e ran.txt ] || { echo "FAIL the forbid: $(cat "$ws/err"), ran.txt $( [ -e ran.txt ] && echo present || echo absent)"; failed=1; }
+# Windows' other spellings of the same program are the same program to the rules.
+expect 126 "a forbidden program spelled C:\\windows\\system32\\CMD.EXE is refused too" -- run --allow-weaker --policy "$rules" --audit "$audit" -- 'C:\windows\system32\CMD.EXE' /c "echo ran> ran.txt"
+grep -q "smoke says no" "$ws/err" && [ ! -e ran.txt ] || { echo "FAIL the forbid by another spelling: $(cat "$ws/err")"; failed=1; }
 printf '[commands]\nrules = [{ prefix = ["cmd"], decision = "prompt", reason = "smoke asks" }]\n' >"$rules"
 prompted() { # prompted CHOICE FILE: a prompted run answered CHOICE in the console; its status
   "$wine" "$exe" run --allow-weaker --policy "$rules" --audit "$audit" -- cmd /c "echo ran> $2" \

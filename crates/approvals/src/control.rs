@@ -84,6 +84,7 @@ impl Control {
         let stop = Arc::new(AtomicBool::new(false));
         let (token, stopping) = (endpoint.token.clone(), stop.clone());
         let (ended_tx, ended) = std::sync::mpsc::channel();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         thread::Builder::new()
             .name("cordon-approvals".into())
             .spawn(move || {
@@ -97,10 +98,18 @@ impl Control {
                         thread::sleep(Duration::from_millis(10));
                         continue;
                     };
+                    // Bounded: a peer that connects and stays silent holds a thread (on
+                    // Windows without a read timeout), so past the bound it is closed unread.
+                    let Some(slot) = Slot::take(&open) else {
+                        continue;
+                    };
                     let (broker, token) = (broker.clone(), token.clone());
                     let _ = thread::Builder::new()
                         .name("cordon-approvals-conn".into())
-                        .spawn(move || serve(conn, &broker, &token));
+                        .spawn(move || {
+                            serve(conn, &broker, &token);
+                            drop(slot);
+                        });
                 }
                 drop(listener);
                 let _ = ended_tx.send(());
@@ -123,11 +132,35 @@ impl Drop for Control {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the accept loop so it sees the flag, and let it close the listener (a pipe
         // lives while an instance is open); bounded, should the wake not arrive.
-        if transport::connect(&self.endpoint.socket).is_ok() {
+        // The wake stays connected until then: a pipe client gone before the server calls
+        // ConnectNamedPipe would wake nothing.
+        if let Ok(wake) = transport::connect(&self.endpoint.socket) {
             let _ = self.ended.recv_timeout(Duration::from_secs(1));
+            drop(wake);
         }
         transport::remove(&self.endpoint.socket);
         let _ = fs::remove_file(&self.info);
+    }
+}
+
+/// At most this many connections are served at once (the console holds one per request).
+const MAX_CONNECTIONS: usize = 32;
+
+/// One of the [`MAX_CONNECTIONS`], given back on drop.
+struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<std::sync::atomic::AtomicUsize>) -> Option<Slot> {
+        let taken = open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < MAX_CONNECTIONS).then_some(n + 1)
+        });
+        taken.ok().map(|_| Slot(open.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -340,6 +373,39 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("HELPER read=false reached=false"), "{text}");
+        drop(control);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn silent_peers_hold_a_bounded_number_of_threads_and_the_rest_are_closed() {
+        let d = dir("bound");
+        let control = Control::start(broker("rb"), &d).unwrap();
+        let ep = control.endpoint().clone();
+        let silent: Vec<Stream> = (0..MAX_CONNECTIONS)
+            .map(|_| transport::connect(&ep.socket).unwrap())
+            .collect();
+        // Each silent peer is being served (a thread waits for its first line)...
+        thread::sleep(Duration::from_millis(200));
+        // ...so one more is closed unread: it reads the end at once.
+        let mut extra = transport::connect(&ep.socket).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(io::Read::read(&mut extra, &mut buf).unwrap_or(0), 0);
+        // A slot given back serves the console again.
+        drop(silent);
+        let mut served = None;
+        for _ in 0..50 {
+            thread::sleep(Duration::from_millis(20));
+            if let Ok(c) = Client::connect(&ep) {
+                served = Some(c);
+                break;
+            }
+        }
+        assert!(
+            served.is_some(),
+            "no connection was served after the silent ones left"
+        );
+        drop(served);
         drop(control);
         fs::remove_dir_all(&d).unwrap();
     }

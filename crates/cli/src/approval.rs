@@ -49,9 +49,22 @@ pub fn judge_command_line(
     ctx: &Context,
     ask_here: Option<&Path>,
 ) -> (Result<(), Failure>, Vec<Event>) {
-    let rules = &policy.commands;
+    // Windows names one program many ways (`Git.EXE`, `C:\Git\cmd\git.exe`): judged as
+    // one, since the command line is all that is judged there.
+    let windows_rules;
+    let (rules, judged) = match cfg!(windows) {
+        true => {
+            windows_rules = policy.commands.for_windows();
+            let mut judged = argv.to_vec();
+            if let Some(zero) = judged.first_mut() {
+                *zero = cordon_policy::windows_program(zero);
+            }
+            (&windows_rules, judged)
+        }
+        false => (&policy.commands, argv.to_vec()),
+    };
     let program = argv.first().map(String::as_str).unwrap_or_default();
-    let verdict = rules.decide_exec(program, argv);
+    let verdict = rules.decide(&judged);
     let ask_in = match (verdict.decision, ask_here) {
         (Decision::Allow, _) | (Decision::Prompt, None) => return (Ok(()), Vec::new()),
         (Decision::Forbid, _) => None,

@@ -546,15 +546,17 @@ fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
                 g.git_dir.display()
             ));
         }
-        return match worktree_of(&g.git_dir) {
-            Ok(Some(wt)) if wt != workspace => refuse(format!(
-                "its Git directory {} belongs to the work tree {}",
-                g.git_dir.display(),
-                wt.display()
-            )),
-            Ok(_) => Ok(()),
+        return match worktrees_of(&g.git_dir) {
+            Ok(trees) => match trees.iter().find(|wt| *wt != workspace) {
+                Some(wt) => refuse(format!(
+                    "its Git directory {} belongs to the work tree {}",
+                    g.git_dir.display(),
+                    wt.display()
+                )),
+                None => Ok(()),
+            },
             Err(()) => refuse(format!(
-                "its Git directory's config {} cannot be read as git reads it, so the work tree it names is unknown",
+                "its Git directory's config {} cannot be read as git reads it, or names a work tree that does not exist, so the work tree it belongs to is unknown",
                 g.git_dir.join("config").display()
             )),
         };
@@ -585,47 +587,67 @@ fn check_worktree(g: &GitLayout, workspace: &Path) -> Result<(), PrepareError> {
     Ok(())
 }
 
-/// A Git directory's `core.worktree`, resolved against it, when it sets one. A config this
-/// reader cannot follow names no work tree anyone can check: `Err`, and the caller refuses.
-fn worktree_of(git_dir: &Path) -> Result<Option<PathBuf>, ()> {
-    Ok(config_setting(git_dir, "core.worktree")?
-        .and_then(|v| fs::canonicalize(git_dir.join(v)).ok()))
+/// The work trees a Git directory's `core.worktree` names, resolved against it (every value,
+/// of `config` and of `config.worktree`). A config this reader cannot follow, or a work tree
+/// that does not resolve (a submodule's left behind by `git rm`), names no work tree anyone
+/// can check: `Err`, and the caller refuses.
+fn worktrees_of(git_dir: &Path) -> Result<Vec<PathBuf>, ()> {
+    config_values(git_dir, "core.worktree")?
+        .into_iter()
+        .map(|v| fs::canonicalize(git_dir.join(v)).map_err(drop))
+        .collect()
 }
 
-/// Whether a Git directory says `core.bare = true` (one that cannot be read counts as bare:
-/// the caller then refuses it).
+/// Whether a Git directory is bare: any `core.bare` git does not read as false (a value it
+/// would refuse, or a config that cannot be read, counts as bare: the caller then refuses).
 fn is_bare(git_dir: &Path) -> bool {
-    config_setting(git_dir, "core.bare").map_or(true, |v| v.is_some_and(|v| is_true(&v)))
+    match config_values(git_dir, "core.bare") {
+        Ok(values) => values
+            .iter()
+            .any(|v| cordon_policy::git::boolean(v) != Some(false)),
+        Err(()) => true,
+    }
 }
 
-/// Git's spellings of a true boolean (`git config --type=bool`).
-fn is_true(v: &str) -> bool {
-    ["true", "yes", "on", "1"]
-        .iter()
-        .any(|t| v.eq_ignore_ascii_case(t))
+/// Every value of `key` (`section.key`, lowercase, no subsection) in a Git directory's
+/// `config`, and in its `config.worktree` when `extensions.worktreeConfig` is on (git reads
+/// it after `config`, honours it in every repository format, and moves `core.bare` and
+/// `core.worktree` there itself). All of them, not git's last: a check that refuses when any
+/// says so cannot be led by which one git picks. Read by the policy crate's reader, which
+/// follows git's syntax (several headers on a line, continued lines, quoting, comments).
+/// `Err` when a file holds a line git would refuse, or cannot be read, since what follows
+/// could set anything.
+fn config_values(git_dir: &Path, key: &str) -> Result<Vec<String>, ()> {
+    let config = settings_of(&git_dir.join("config"))?;
+    let worktree_config = config.iter().any(|(k, v)| {
+        k == "extensions.worktreeconfig" && cordon_policy::git::boolean(v) != Some(false)
+    });
+    let mut all = config;
+    if worktree_config {
+        all.extend(settings_of(&git_dir.join("config.worktree"))?);
+    }
+    Ok(all
+        .into_iter()
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .collect())
 }
 
-/// The value git uses for `key` (`section.key`, lowercase, no subsection) of a Git
-/// directory's `config`: the last one, read by the policy crate's reader, which follows git's
-/// syntax (several headers on a line, continued lines, quoting). `Ok(None)` when unset or the
-/// file is absent; `Err` when the file holds a header git's syntax would refuse, or cannot
-/// be read, since what follows it could set anything.
-fn config_setting(git_dir: &Path, key: &str) -> Result<Option<String>, ()> {
-    let text = match fs::read_to_string(git_dir.join("config")) {
+/// Every setting of one Git config file; an absent file has none.
+fn settings_of(file: &Path) -> Result<Vec<(String, String)>, ()> {
+    let text = match fs::read_to_string(file) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(_) => return Err(()),
     };
-    let mut found = None;
-    for (k, v) in cordon_policy::git::settings(&text) {
-        if k == cordon_policy::git::UNPARSED {
-            return Err(());
-        }
-        if k == key {
-            found = Some(v);
-        }
+    let settings = cordon_policy::git::settings(&text);
+    match settings
+        .iter()
+        .any(|(k, _)| k == cordon_policy::git::UNPARSED)
+    {
+        true => Err(()),
+        false => Ok(settings),
     }
-    Ok(found)
 }
 
 /// Files in a worktree's own Git directory (`MAIN/worktrees/NAME`), not the shared one.
@@ -682,8 +704,11 @@ fn git_side_paths(common_dir: &Path) -> Vec<PathBuf> {
     // Git reads a worktree's `config.worktree` only with `extensions.worktreeConfig`: without
     // it, a missing one needs no placeholder (each costs a file made and removed per run).
     // A config that cannot be read counts as setting it: placeholders cost time, not safety.
-    let worktree_config = config_setting(common_dir, "extensions.worktreeconfig")
-        .map_or(true, |v| v.is_some_and(|v| is_true(&v)));
+    let worktree_config =
+        config_values(common_dir, "extensions.worktreeconfig").map_or(true, |v| {
+            v.iter()
+                .any(|v| cordon_policy::git::boolean(v) != Some(false))
+        });
     rd.filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .take(MAX_SIDE_DIRS)
@@ -1058,21 +1083,55 @@ mod tests {
         fs::create_dir_all(&dir).expect("scratch dir");
         let with = |text: &str| {
             fs::write(dir.join("config"), text).expect("write config");
-            config_setting(&dir, "core.worktree")
+            config_values(&dir, "core.worktree")
         };
-        // A header and a setting on one line, and the last value wins, as in git.
-        assert_eq!(with("[core]worktree = /a"), Ok(Some("/a".into())));
+        // A header and a setting on one line; every value, in order, comments dropped.
+        assert_eq!(with("[core]worktree = /a"), Ok(vec!["/a".to_string()]));
         assert_eq!(
-            with("[core]\n worktree = /a\n[core]\n worktree = /b\n"),
-            Ok(Some("/b".into()))
+            with("[core]\n worktree = /a\n[core]\n worktree = /b # the checkout\n"),
+            Ok(vec!["/a".to_string(), "/b".to_string()])
         );
         // A subsection is another key; a header git refuses hides what follows.
-        assert_eq!(with("[core \"x\"]\n worktree = /a\n"), Ok(None));
+        assert_eq!(with("[core \"x\"]\n worktree = /a\n"), Ok(vec![]));
         assert_eq!(with("[core\n worktree = /a\n"), Err(()));
-        fs::write(dir.join("config"), "[core]\n\tbare = yes\n").expect("write config");
-        assert!(is_bare(&dir));
+        // Booleans as git reads them: comments, quotes and integers; anything git would
+        // not call false counts as bare.
+        for bare in ["yes", "true ; a comment", "\"tr\"ue", "2", "0x1", "maybe"] {
+            fs::write(dir.join("config"), format!("[core]\n\tbare = {bare}\n")).expect("write");
+            assert!(is_bare(&dir), "{bare}");
+        }
+        fs::write(dir.join("config"), "[core]\n\tbare = false # not bare\n").expect("write");
+        assert!(!is_bare(&dir));
+        // With extensions.worktreeConfig, config.worktree is read too (either one saying
+        // bare is enough).
+        fs::write(
+            dir.join("config"),
+            "[core]\n\tbare = false\n[extensions]\n\tworktreeConfig = true\n",
+        )
+        .expect("write config");
+        fs::write(dir.join("config.worktree"), "[core]\n\tbare = true\n").expect("write");
+        assert!(is_bare(&dir), "config.worktree says bare");
+        fs::write(
+            dir.join("config.worktree"),
+            "[core]\n\tworktree = /nowhere/at/all\n",
+        )
+        .expect("write");
+        assert_eq!(
+            worktrees_of(&dir),
+            Err(()),
+            "a work tree that does not resolve"
+        );
+        fs::write(dir.join("config.worktree"), "[core\n").expect("write");
+        assert!(is_bare(&dir), "an unreadable config.worktree");
+        fs::remove_file(dir.join("config.worktree")).expect("remove");
+        // Without the extension config.worktree is not git's, so not ours.
+        fs::write(dir.join("config"), "[core]\n\tbare = false\n").expect("write config");
+        fs::write(dir.join("config.worktree"), "[core]\n\tbare = true\n").expect("write");
+        assert!(!is_bare(&dir));
+        fs::remove_file(dir.join("config.worktree")).expect("remove");
         fs::remove_file(dir.join("config")).expect("remove config");
-        assert_eq!(config_setting(&dir, "core.worktree"), Ok(None));
+        assert_eq!(config_values(&dir, "core.worktree"), Ok(vec![]));
+        assert_eq!(worktrees_of(&dir), Ok(vec![]));
         assert!(!is_bare(&dir));
         let _ = fs::remove_dir_all(&dir);
     }

@@ -132,18 +132,100 @@ pub fn settings(text: &str) -> Vec<(String, String)> {
         if rest.is_empty() || rest.starts_with('#') || rest.starts_with(';') {
             continue;
         }
-        let (key, value) = match rest.split_once('=') {
-            Some((k, v)) => (k.trim(), v.trim()),
-            None => (rest, "true"),
-        };
-        let key = key.to_ascii_lowercase();
-        let spelled = match subsection {
-            true => format!("{section}.*.{key}"),
-            false => format!("{section}.{key}"),
-        };
-        out.push((spelled, value.trim_matches('"').to_string()));
+        match setting(rest) {
+            Some((key, value)) => {
+                let spelled = match subsection {
+                    true => format!("{section}.*.{key}"),
+                    false => format!("{section}.{key}"),
+                };
+                out.push((spelled, value));
+            }
+            // A line git would refuse: counted as naming a program, like a bad header.
+            None => out.push((UNPARSED.to_string(), raw.trim().to_string())),
+        }
     }
     out
+}
+
+/// One `key = value` line (after any headers) as git's `get_value` reads it: the key
+/// (letters, digits, `-`; lowercase), then `=` and the value, or nothing (a bare key is
+/// `true`) or a comment; `None` where git would refuse the line.
+fn setting(line: &str) -> Option<(String, String)> {
+    let end = line
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or(line.len());
+    let (key, after) = line.split_at(end);
+    if key.is_empty() || !key.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let after = after.trim_start_matches([' ', '\t']);
+    let value = match after.chars().next() {
+        None | Some('#') | Some(';') => "true".to_string(),
+        Some('=') => value(&after[1..])?,
+        Some(_) => return None,
+    };
+    Some((key.to_ascii_lowercase(), value))
+}
+
+/// A value as git's `parse_value` reads it: leading and trailing blanks dropped, inner ones
+/// kept, `"` quoting (blanks and `#`/`;` kept inside), `\\ \" \t \n \b` escapes, an
+/// unquoted `#` or `;` starting a comment; `None` for an unknown escape or an unclosed quote
+/// (git refuses the file).
+pub fn value(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    let (mut quoted, mut blanks) = (false, String::new());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if !quoted && (c == '#' || c == ';') {
+            break;
+        }
+        if !quoted && (c == ' ' || c == '\t') {
+            if !out.is_empty() {
+                blanks.push(c);
+            }
+            continue;
+        }
+        out.push_str(&std::mem::take(&mut blanks));
+        match c {
+            '"' => quoted = !quoted,
+            '\\' => out.push(match chars.next()? {
+                't' => '\t',
+                'n' => '\n',
+                'b' => '\u{8}',
+                c @ ('\\' | '"') => c,
+                _ => return None,
+            }),
+            c => out.push(c),
+        }
+    }
+    (!quoted).then_some(out)
+}
+
+/// A boolean setting as git reads it (`git config --type=bool`): `Some(false)` only for
+/// what git reads as false (`false`, `no`, `off`, empty, or an integer that is zero),
+/// `Some(true)` for what it reads as true, `None` where git would refuse the value.
+pub fn boolean(value: &str) -> Option<bool> {
+    let v = value.to_ascii_lowercase();
+    match v.as_str() {
+        "true" | "yes" | "on" => return Some(true),
+        "false" | "no" | "off" | "" => return Some(false),
+        _ => {}
+    }
+    // An integer (C's base 0: decimal, 0x hex, 0 octal) with an optional k/m/g unit.
+    let digits = v.trim_end_matches(['k', 'm', 'g']);
+    if v.len() - digits.len() > 1 {
+        return None;
+    }
+    // The sign does not change whether it is zero.
+    let digits = digits.strip_prefix(['-', '+']).unwrap_or(digits);
+    let n = if let Some(hex) = digits.strip_prefix("0x") {
+        u64::from_str_radix(hex, 16).ok()?
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        u64::from_str_radix(&digits[1..], 8).ok()?
+    } else {
+        digits.parse::<u64>().ok()?
+    };
+    Some(n != 0)
 }
 
 /// The section of a header this reader cannot parse, and of the keys after it.
@@ -257,8 +339,7 @@ fn logical_lines(text: &str) -> Vec<String> {
 }
 
 fn is_bool(value: &str) -> bool {
-    let v = value.trim_matches('"').to_ascii_lowercase();
-    ["true", "false", "yes", "no", "on", "off", "1", "0", ""].contains(&v.as_str())
+    boolean(value).is_some()
 }
 
 /// Why an index could not be read.
@@ -419,13 +500,60 @@ mod tests {
     }
 
     #[test]
+    fn values_are_read_as_git_reads_them() {
+        let get = |text: &str| settings(text).into_iter().last();
+        let one = |line: &str| get(&format!("[core]\n{line}\n"));
+        let core = |v: &str| Some(("core.bare".to_string(), v.to_string()));
+        assert_eq!(one("bare = true ; a comment"), core("true"));
+        assert_eq!(one("bare = true # a comment"), core("true"));
+        assert_eq!(one("bare = \"tr\"ue"), core("true"));
+        assert_eq!(one("bare"), core("true"));
+        assert_eq!(one("bare # bare key, then a comment"), core("true"));
+        assert_eq!(one("bare ="), core(""));
+        assert_eq!(one("bare = \"a # b\"  \t"), core("a # b"));
+        assert_eq!(one("bare = a  \t b"), core("a  \t b"));
+        assert_eq!(one("bare = a\\tb\\\\\\\"c"), core("a\tb\\\"c"));
+        // What git refuses: an unknown escape, an unclosed quote, junk after a key.
+        for bad in ["bare = a\\qb", "bare = \"open", "bare true", "2bare = x"] {
+            assert_eq!(
+                one(bad).map(|(k, _)| k),
+                Some(UNPARSED.to_string()),
+                "{bad}"
+            );
+        }
+        // Booleans: what git calls false is false; integers count (nonzero is true).
+        for (v, want) in [
+            ("true", Some(true)),
+            ("YES", Some(true)),
+            ("on", Some(true)),
+            ("false", Some(false)),
+            ("off", Some(false)),
+            ("", Some(false)),
+            ("0", Some(false)),
+            ("2", Some(true)),
+            ("1k", Some(true)),
+            ("0x1", Some(true)),
+            ("0x0", Some(false)),
+            ("-1", Some(true)),
+            ("010", Some(true)),
+            ("maybe", None),
+            ("1kk", None),
+        ] {
+            assert_eq!(boolean(v), want, "{v}");
+        }
+    }
+
+    #[test]
     fn continuations_a_bom_and_lfs_are_read_as_git_reads_them() {
         // The continued value swallows the `[user]` line: fsmonitor is still in [core].
         let text = "\u{feff}[core]\n\texcludesFile = x\\\n[user]\n\tfsmonitor = /evil\n";
         assert_eq!(program_keys(text), vec!["core.fsmonitor"]);
         let lfs = "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = git-lfs smudge -- %f\n\tprocess = git-lfs filter-process\n\trequired = true\n";
         assert!(program_keys(lfs).is_empty(), "{:?}", program_keys(lfs));
-        let not_lfs = "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f; curl evil\n";
+        // An unquoted `;` starts a comment (git runs the LFS command); a quoted one does not.
+        let commented = "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f; curl evil\n";
+        assert!(program_keys(commented).is_empty());
+        let not_lfs = "[filter \"lfs\"]\n\tclean = \"git-lfs clean -- %f; curl evil\"\n";
         assert_eq!(program_keys(not_lfs), vec!["filter.*.clean"]);
         // What `git submodule` writes for an absorbed submodule is not a program.
         assert!(program_keys("[core]\n\tworktree = ../../../vendor/lib\n").is_empty());

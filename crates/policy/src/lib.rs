@@ -31,6 +31,7 @@ pub use limits::{LimitKind, LimitLayer, Limits, Setting};
 pub use path::PathSpec;
 pub use resolve::{content_hash, hex, Policy, ResolveContext, ResolvedPaths};
 pub use rules::{
-    Approved, CommandLayer, CommandRule, CommandRules, CommandVerdict, Decision, Origin, Pattern,
+    windows_program, Approved, CommandLayer, CommandRule, CommandRules, CommandVerdict, Decision,
+    Origin, Pattern,
 };
 pub use violation::ViolationClass;

@@ -129,6 +129,17 @@ impl Pattern {
         &self.words
     }
 
+    /// The same pattern with each alternative of its program word spelled by `spell`.
+    fn with_program(&self, spell: impl Fn(&str) -> String) -> Pattern {
+        let mut words = self.words.clone();
+        if let Some(program) = words.first_mut() {
+            for w in program.iter_mut() {
+                *w = spell(w);
+            }
+        }
+        Pattern { words }
+    }
+
     /// Does the program word match every name in `programs` (`all`) or at least one?
     fn program_matches(&self, programs: &[&str], all: bool) -> bool {
         let hit = |name: &&str| self.words[0].iter().any(|w| program_word_matches(w, name));
@@ -236,6 +247,26 @@ fn quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// A program as Windows names it, as the rules compare it there: `\` read as `/`, trailing
+/// dots and spaces dropped (Win32 drops them), lower case (Win32 names ignore case), and a
+/// last `.exe`, `.com`, `.cmd` or `.bat` dropped (`git` finds `git.exe`). `C:\Git\cmd\Git.EXE`
+/// is `c:/git/cmd/git`, whose basename is `git`.
+pub fn windows_program(name: &str) -> String {
+    let mut s = name
+        .replace('\\', "/")
+        .trim_end_matches(['.', ' '])
+        .to_lowercase();
+    for ext in [".exe", ".com", ".cmd", ".bat"] {
+        if let Some(stem) = s.strip_suffix(ext) {
+            if !stem.is_empty() && !stem.ends_with('/') {
+                s.truncate(stem.len());
+                break;
+            }
+        }
+    }
+    s
 }
 
 fn basename(program: &str) -> &str {
@@ -433,6 +464,20 @@ impl CommandRules {
             Some((program, args)) => self.decide_program(&[program.as_str()], args),
             None => self.decide_program(&[], &[]),
         }
+    }
+
+    /// These rules as Windows compares programs: every rule's and approval's program word
+    /// spelled by [`windows_program`]. Judge a Windows command line with these and its
+    /// argv\[0\] spelled the same way.
+    pub fn for_windows(&self) -> CommandRules {
+        let mut out = self.clone();
+        for r in &mut out.rules {
+            r.pattern = r.pattern.with_program(windows_program);
+        }
+        for a in &mut out.approved {
+            a.pattern = a.pattern.with_program(windows_program);
+        }
+        out
     }
 
     /// The verdict on one `execve(path, argv)`: the executed path and argv\[0\] both name the
@@ -662,6 +707,44 @@ reason = "publishing is the developer's call"
 prefix = ["git"]
 decision = "allow"
 "#;
+
+    #[test]
+    fn windows_spellings_of_a_program_are_one_program() {
+        let r = rules(&GIT.replace("\"npm\"", "\"NPM.cmd\""));
+        let win = r.for_windows();
+        let judged = |cmd: &str| {
+            let mut words = argv(cmd);
+            words[0] = windows_program(&words[0]);
+            win.decide(&words).decision
+        };
+        for cmd in [
+            "git push",
+            "git.exe push",
+            "Git push",
+            "GIT.EXE push",
+            r"C:\Git\cmd\git.exe push",
+            "C:/Git/cmd/git.exe push",
+            "git.exe. push",
+        ] {
+            assert_eq!(judged(cmd), Decision::Prompt, "{cmd}");
+        }
+        assert_eq!(
+            judged("npm publish"),
+            Decision::Forbid,
+            "a rule word spelled NPM.cmd"
+        );
+        assert_eq!(judged(r"C:\nodejs\npm.CMD unpublish x"), Decision::Forbid);
+        assert_eq!(judged("git status"), Decision::Allow);
+        assert_eq!(judged("gitx push"), Decision::Allow, "another program");
+        assert_eq!(
+            windows_program(".exe"),
+            ".exe",
+            "a name that is only an extension"
+        );
+        assert_eq!(windows_program(r"C:\x\.exe"), "c:/x/.exe");
+        // Linux keeps its exact names.
+        assert_eq!(decision(&r, "git.exe push"), Decision::Allow);
+    }
 
     #[test]
     fn prefix_and_alternatives() {

@@ -56,7 +56,9 @@ pub fn try_clone(conn: &Stream) -> io::Result<Stream> {
     conn.try_clone()
 }
 
-/// Synchronous pipes have no read timeout; the DACL lets only this user hold a thread.
+/// Synchronous pipes have no read timeout: a process of this user that may read the pipe (a
+/// restricted or low-integrity one can) could hold a thread by staying silent, so
+/// `Control` serves a bounded number of connections at once.
 pub fn set_read_timeout(_conn: &Stream, _timeout: Duration) -> io::Result<()> {
     Ok(())
 }

@@ -793,6 +793,21 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
     // would not (`[core]bare = true`, header and setting together).
     let bare2 = bare_clone("bare2.git");
     fs::write(bare2.join("config"), "[core]bare = true\n").unwrap();
+    // Bare only in config.worktree, which git reads with extensions.worktreeConfig; and a
+    // submodule's Git directory whose work tree is gone (`git rm`), named with a comment.
+    let bare3 = bare_clone("bare3.git");
+    fs::write(
+        bare3.join("config"),
+        "[core]\n\trepositoryformatversion = 1\n\tbare = false\n[extensions]\n\tworktreeConfig = true\n",
+    )
+    .unwrap();
+    fs::write(bare3.join("config.worktree"), "[core]\n\tbare = true\n").unwrap();
+    let orphan = bare_clone("orphan.git");
+    fs::write(
+        orphan.join("config"),
+        "[core]\n\tbare = false\n\tworktree = ../gone/sub # removed by git rm\n",
+    )
+    .unwrap();
     let other_wt = e.root.join("outside/other-wt");
     crate::util::git_in(
         &other,
@@ -802,11 +817,13 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
     e.sh(
         &[],
         &format!(
-            "mkdir -p sub sub2 sub3 sub4 sub5 && printf 'gitdir: %s\\n' \"$HOME\" > sub/.git && printf 'gitdir: {}\\n' > sub2/.git && printf 'gitdir: {}\\n' > sub3/.git && printf 'gitdir: {}\\n' > sub4/.git && printf 'gitdir: {}\\n' > sub5/.git",
+            "mkdir -p sub sub2 sub3 sub4 sub5 sub6 sub7 && printf 'gitdir: %s\\n' \"$HOME\" > sub/.git && printf 'gitdir: {}\\n' > sub2/.git && printf 'gitdir: {}\\n' > sub3/.git && printf 'gitdir: {}\\n' > sub4/.git && printf 'gitdir: {}\\n' > sub5/.git && printf 'gitdir: {}\\n' > sub6/.git && printf 'gitdir: {}\\n' > sub7/.git",
             other.join(".git/worktrees/other-wt").display(),
             other.join(".git").display(),
             bare.display(),
-            bare2.display()
+            bare2.display(),
+            bare3.display(),
+            orphan.display()
         ),
     )
     .ok();
@@ -817,15 +834,19 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
         &e.ws.join("sub3"),
         &e.ws.join("sub4"),
         &e.ws.join("sub5"),
+        &e.ws.join("sub6"),
+        &e.ws.join("sub7"),
     ] {
         let run = sh_in(
             &e,
             dir,
             &[],
             &format!(
-                "echo pwned >> \"$HOME/.bashrc\"; echo pwned > {}/HEAD; echo pwned > {}/HEAD",
+                "echo pwned >> \"$HOME/.bashrc\"; for g in {} {} {} {}; do echo pwned > $g/HEAD; done",
                 other.join(".git").display(),
-                bare2.display()
+                bare2.display(),
+                bare3.display(),
+                orphan.display()
             ),
         );
         assert_eq!(run.code, 125, "{}: {}", dir.display(), run.stderr);
@@ -838,9 +859,10 @@ fn a_git_file_planted_by_an_earlier_run_opens_nothing() {
     assert!(!fs::read_to_string(other.join(".git/HEAD"))
         .unwrap()
         .contains("pwned"));
-    assert!(!fs::read_to_string(bare2.join("HEAD"))
-        .unwrap()
-        .contains("pwned"));
+    for git_dir in [&bare2, &bare3, &orphan] {
+        let head = fs::read_to_string(git_dir.join("HEAD")).unwrap();
+        assert!(!head.contains("pwned"), "{}", git_dir.display());
+    }
 }
 
 #[test]
