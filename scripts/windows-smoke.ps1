@@ -123,9 +123,9 @@ if ($git) {
 # (Start-Process -NoNewWindow), not through a pipe as Sandboxed does. The command sees a
 # console (its output not redirected) as wide as this one, but a console of its own: the
 # only process attached to it is the command (on this console there would be this script,
-# cordon and the command). Its exit status comes back. Unelevated only: an elevated command
-# is started by the broker, which still hands it cordon's console (docs/windows.md).
-if (-not $Elevated -and -not [Console]::IsOutputRedirected) {
+# cordon and the command). Its exit status comes back. Elevated too: there the broker makes
+# the pseudo console, over pipes cordon hands it, and cordon relays them (docs/windows.md).
+if (-not [Console]::IsOutputRedirected) {
     $cws = New-Workspace 'conpty'
     $cbody = @'
 Add-Type -Namespace CordonSmoke -Name Con -MemberDefinition '[DllImport("kernel32.dll")] public static extern uint GetConsoleProcessList(uint[] list, uint count);'
@@ -138,9 +138,10 @@ exit 5
     $cline = ($pre + @('-w', ('"' + $cws + '"'), '--allow-weaker', '--', 'powershell.exe', '-NoProfile', '-NonInteractive', '-EncodedCommand', $cb64)) -join ' '
     $cp = Start-Process -FilePath $exe -ArgumentList $cline -NoNewWindow -Wait -PassThru
     $cseen = Get-Content -LiteralPath (Join-Path $cws 'conpty.txt') -ErrorAction SilentlyContinue
-    Check 'on a console: the command gets a pseudo console of its own (one process attached), as wide as this one, and its exit status is relayed' ($cp.ExitCode -eq 5 -and $cseen -eq "$([Console]::WindowWidth) False 1") "exit $($cp.ExitCode), saw '$cseen' (width, redirected, processes attached)"
+    $cmode = if ($Elevated) { 'elevated (the broker''s)' } else { 'unelevated' }
+    Check "on a console, $($cmode): the command gets a pseudo console of its own (one process attached), as wide as this one, and its exit status is relayed" ($cp.ExitCode -eq 5 -and $cseen -eq "$([Console]::WindowWidth) False 1") "exit $($cp.ExitCode), saw '$cseen' (width, redirected, processes attached)"
 } else {
-    Write-Host "note  elevated, or not on a console: the pseudo-console check is skipped"
+    Write-Host "note  not on a console: the pseudo-console check is skipped"
 }
 
 # --- writes outside ----------------------------------------------------------------------

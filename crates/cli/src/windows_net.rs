@@ -83,8 +83,8 @@ impl Asking {
         })?;
         let (tx, asks) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        // No terminal channel: the command shares cordon's console and could read a question's
-        // code back from the screen buffer; answers come from `cordon console`.
+        // No terminal channel yet (on a console the command shares, it could read a question's
+        // code back from the screen buffer): answers come from `cordon console`.
         approval::serve("cordon-ask", asks, stop.clone(), move |ask: Ask| {
             let allowed = approval::ask_network(&broker, &ask, true, false);
             let _ = ask.reply.send(allowed);

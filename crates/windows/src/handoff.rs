@@ -45,6 +45,54 @@ pub struct Request {
     pub cwd: String,
     /// stdin, stdout, stderr for the command: handle values in the copy's table (0: none).
     pub stdio: [u64; 3],
+    /// A pseudo console for the command instead of `stdio` (cordon on a console).
+    pub console: Option<ConsoleHandoff>,
+}
+
+/// A pseudo console the broker makes for the command over two pipe ends the developer's
+/// cordon made and duplicated into it (handle values in the broker's table): the command's
+/// keys come out of `input`, what it writes goes into `output`. cordon keeps the other ends
+/// and relays them to its own console; the window size follows in [`ConsoleSize`] frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleHandoff {
+    pub input: u64,
+    pub output: u64,
+    pub size: ConsoleSize,
+}
+
+/// A console's visible window, in character cells; also the frame cordon sends the broker
+/// when its console's window changes size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleSize {
+    pub columns: i16,
+    pub rows: i16,
+}
+
+impl ConsoleSize {
+    fn text(self) -> String {
+        format!("{}x{}", self.columns, self.rows)
+    }
+
+    fn parse(v: &str) -> Result<ConsoleSize, HandoffError> {
+        let size = v.split_once('x').and_then(|(c, r)| {
+            let (columns, rows) = (c.parse::<i16>().ok()?, r.parse::<i16>().ok()?);
+            (columns > 0 && rows > 0).then_some(ConsoleSize { columns, rows })
+        });
+        size.ok_or_else(|| bad(format!("console size `{v}` is not COLUMNSxROWS")))
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::new());
+        w.field("console-size", &self.text());
+        w.0
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<ConsoleSize, HandoffError> {
+        match fields(payload)?.as_slice() {
+            [("console-size", v)] => ConsoleSize::parse(v),
+            _ => Err(bad("a frame that is not a console size")),
+        }
+    }
 }
 
 /// The copy's answer.
@@ -158,6 +206,7 @@ impl Request {
             env: env.to_vec(),
             cwd: cwd.to_string(),
             stdio: [0; 3],
+            console: None,
         }
     }
 
@@ -199,6 +248,11 @@ impl Request {
         for (name, h) in ["stdin", "stdout", "stderr"].iter().zip(self.stdio) {
             w.field(name, &h.to_string());
         }
+        if let Some(c) = &self.console {
+            w.field("console-input", &c.input.to_string());
+            w.field("console-output", &c.output.to_string());
+            w.field("console-size", &c.size.text());
+        }
         w.0
     }
 
@@ -223,8 +277,10 @@ impl Request {
             env: Vec::new(),
             cwd: String::new(),
             stdio: [0; 3],
+            console: None,
         };
         let mut flags = None;
+        let (mut console_input, mut console_output, mut console_size) = (None, None, None);
         let mut cwd = None;
         let mut pending_env: Option<String> = None;
         for (name, v) in fields(payload)? {
@@ -261,11 +317,29 @@ impl Request {
                 "stdin" => r.stdio[0] = num(name, v)?,
                 "stdout" => r.stdio[1] = num(name, v)?,
                 "stderr" => r.stdio[2] = num(name, v)?,
+                "console-input" => console_input = Some(num(name, v)?),
+                "console-output" => console_output = Some(num(name, v)?),
+                "console-size" => console_size = Some(ConsoleSize::parse(v)?),
                 other => return Err(bad(format!("unknown field {other}"))),
             }
         }
         if pending_env.is_some() {
             return Err(bad("env-name without env-value"));
+        }
+        r.console = match (console_input, console_output, console_size) {
+            (None, None, None) => None,
+            (Some(input), Some(output), Some(size)) if input != 0 && output != 0 => {
+                Some(ConsoleHandoff {
+                    input,
+                    output,
+                    size,
+                })
+            }
+            _ => return Err(bad("a console needs its input, output and size")),
+        };
+        // The command gets its pseudo console's handles or the handed ones, never both.
+        if r.console.is_some() && r.stdio != [0; 3] {
+            return Err(bad("standard handles beside a console"));
         }
         r.token.flags = flags.ok_or_else(|| bad("no token-flags"))?;
         r.cwd = cwd.ok_or_else(|| bad("no cwd"))?;
@@ -416,6 +490,7 @@ mod tests {
             ],
             cwd: r"\\?\C:\work\my project".into(),
             stdio: [0x10, 0x2c, u64::MAX],
+            console: None,
         }
     }
 
@@ -435,6 +510,64 @@ mod tests {
         r.job.cpu_rate = None;
         r.job.timeout_ms = None;
         assert_eq!(Request::decode(&r.encode()), Ok(r));
+    }
+
+    #[test]
+    fn a_request_with_a_console_round_trips_and_a_half_console_is_refused() {
+        let mut r = request();
+        r.stdio = [0; 3];
+        r.console = Some(ConsoleHandoff {
+            input: 0x44,
+            output: u64::MAX,
+            size: ConsoleSize {
+                columns: 120,
+                rows: 40,
+            },
+        });
+        assert_eq!(Request::decode(&r.encode()), Ok(r.clone()));
+        let text = String::from_utf8(r.encode()).unwrap_or_default();
+        let cut = |field: &str| {
+            let start = text.find(&format!("{field} ")).unwrap_or(0);
+            let end = text[start..].find('\n').map_or(start, |i| start + i + 1);
+            let end = text[end..].find('\n').map_or(end, |i| end + i + 1);
+            format!("{}{}", &text[..start], &text[end..])
+        };
+        for field in ["console-input", "console-output", "console-size"] {
+            let without = cut(field);
+            assert!(without.len() < text.len(), "{field} was cut");
+            assert!(Request::decode(without.as_bytes()).is_err(), "{field}");
+        }
+        // Beside handed standard handles: refused, the command gets one or the other.
+        let mut both = r.clone();
+        both.stdio = [1, 2, 3];
+        assert!(Request::decode(&both.encode()).is_err());
+        let mut zero = r;
+        if let Some(c) = zero.console.as_mut() {
+            c.size.columns = 0;
+        }
+        assert!(Request::decode(&zero.encode()).is_err(), "a zero size");
+    }
+
+    #[test]
+    fn console_sizes_round_trip_and_other_frames_are_not_sizes() {
+        let s = ConsoleSize {
+            columns: 200,
+            rows: 1,
+        };
+        assert_eq!(ConsoleSize::decode(&s.encode()), Ok(s));
+        assert!(ConsoleSize::decode(
+            &Response::Failed {
+                code: 1,
+                message: "x".into()
+            }
+            .encode()
+        )
+        .is_err());
+        for bad in ["80", "80x", "x25", "-1x25", "80x25x1", "99999x25"] {
+            let mut w = Writer(Vec::new());
+            w.field("console-size", bad);
+            assert!(ConsoleSize::decode(&w.0).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::mem::ManuallyDrop;
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle};
 use std::ptr::{null, null_mut};
 use std::time::Duration;
 
@@ -46,6 +46,7 @@ use windows_sys::Win32::System::Threading::{
     STARTF_USESHOWWINDOW, STARTF_USESTDHANDLES, STARTUPINFOW,
 };
 
+use super::conpty::PseudoConsole;
 use super::process::{self, Exit, Started, Stdio};
 use super::{acl, job, setup, token, wide, ExecError};
 use crate::handoff::{read_frame, write_frame, Request, Response};
@@ -294,10 +295,20 @@ pub(super) fn spawn(
     }
 }
 
-/// What the copy keeps open until the developer's cordon has taken its own handles.
+/// What the copy keeps open until the developer's cordon has taken its own handles (the
+/// broker: until that cordon closes its pipe, which with a pseudo console is at the end of
+/// the run). The pseudo console closes first.
 pub(super) struct Held {
+    console: Option<PseudoConsole>,
     _job: OwnedHandle,
     _started: Started,
+}
+
+impl Held {
+    /// The command's pseudo console, when the request asked for one.
+    pub(super) fn console(&self) -> Option<&PseudoConsole> {
+        self.console.as_ref()
+    }
 }
 
 /// `cordon __as-account`: reads one request on stdin, starts the command, answers on
@@ -383,17 +394,31 @@ pub(super) fn start(r: &Request) -> Result<(Response, Held), (i32, String)> {
     let restricted = token::restrict(&base, &r.token)
         .map_err(|e| setup_err("building the restricted token", e))?;
     let job = job::create(&r.job).map_err(|e| setup_err("creating the job object", e))?;
-    let stdio = r.stdio.map(|h| h as RawHandle);
-    let started = process::start(
-        &restricted,
-        &job,
-        &program,
-        &line,
-        &block,
-        &r.cwd,
-        Stdio::Handles(stdio),
-    )
-    .map_err(|e| (126, format!("starting {program}: {e}")))?;
+    // The handed pipe ends stay the caller's to close (`broker::close_handed`).
+    let console = match &r.console {
+        Some(c) => {
+            // SAFETY: handle values the verified developer's cordon duplicated into this
+            // process for this command alone; open until `close_handed`, after this call.
+            let (input, output) = unsafe {
+                (
+                    BorrowedHandle::borrow_raw(c.input as RawHandle),
+                    BorrowedHandle::borrow_raw(c.output as RawHandle),
+                )
+            };
+            let size = (c.size.columns, c.size.rows);
+            Some(
+                PseudoConsole::over(input, output, size)
+                    .map_err(|e| setup_err("making the command's pseudo console", e))?,
+            )
+        }
+        None => None,
+    };
+    let stdio = match &console {
+        Some(pc) => Stdio::Console(pc),
+        None => Stdio::Handles(r.stdio.map(|h| h as RawHandle)),
+    };
+    let started = process::start(&restricted, &job, &program, &line, &block, &r.cwd, stdio)
+        .map_err(|e| (126, format!("starting {program}: {e}")))?;
     let (process, thread) = started.raw_handles();
     let response = Response::Started {
         job: job.as_raw_handle() as u64,
@@ -403,6 +428,7 @@ pub(super) fn start(r: &Request) -> Result<(Response, Held), (i32, String)> {
     Ok((
         response,
         Held {
+            console,
             _job: job,
             _started: started,
         },

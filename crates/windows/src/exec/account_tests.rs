@@ -225,3 +225,112 @@ fn a_logon_with_a_wrong_password_is_a_named_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The broker's half of an elevated run on a console: a request naming two pipe ends (made
+/// here, as the developer's cordon makes them) gets the command a pseudo console over them,
+/// whose output reaches the other end; the size frame's call is made; closing what the
+/// broker holds ends the output. cordon's half (its console relayed) needs a real console.
+#[test]
+fn a_request_with_a_console_runs_the_command_on_a_pseudo_console_over_the_handed_pipes() {
+    use std::fs::File;
+    use std::io::Read;
+    use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+    use std::ptr::{null, null_mut};
+    use std::sync::mpsc;
+
+    use super::account::current;
+    use crate::handoff::{ConsoleHandoff, ConsoleSize, Request};
+
+    let plan = applied_plan("console");
+    let system = std::env::var("SystemRoot").unwrap_or_else(|_| r"C:\windows".into());
+    // To its console (CON): Wine 8 leaves a pseudo console command's standard handles null.
+    let argv = cmd(&["/c", "echo cordon-broker-console-7>CON"]);
+    let mut r = Request::for_plan(&plan, &argv, &system_env(), &system);
+    r.account = None;
+    let pipe = || {
+        let (mut read, mut write) = (null_mut(), null_mut());
+        // SAFETY: valid out places; no security attributes.
+        let ok = unsafe {
+            windows_sys::Win32::System::Pipes::CreatePipe(&mut read, &mut write, null(), 0)
+        };
+        assert_ne!(ok, 0, "CreatePipe");
+        // SAFETY: fresh handles owned by nobody else.
+        unsafe {
+            (
+                OwnedHandle::from_raw_handle(read),
+                OwnedHandle::from_raw_handle(write),
+            )
+        }
+    };
+    let (input_read, input_write) = pipe();
+    let (output_read, output_write) = pipe();
+    r.console = Some(ConsoleHandoff {
+        input: input_read.as_raw_handle() as u64,
+        output: output_write.as_raw_handle() as u64,
+        size: ConsoleSize {
+            columns: 100,
+            rows: 30,
+        },
+    });
+    let (response, held) = super::account::start(&r).unwrap_or_else(|e| panic!("{e:?}"));
+    // As the broker does after the start: the handed ends are closed.
+    drop((input_read, output_write));
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut out = File::from(output_read);
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let crate::handoff::Response::Started {
+        job,
+        process,
+        thread,
+    } = response
+    else {
+        panic!("{response:?}")
+    };
+    let mine = |h: u64| {
+        let d = super::account::duplicate(current(), h as RawHandle, current())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // SAFETY: a fresh duplicate nothing else owns.
+        unsafe { OwnedHandle::from_raw_handle(d) }
+    };
+    let job = mine(job);
+    let exit = process::Started::from_handles(mine(process), mine(thread))
+        .wait(&job, Some(Duration::from_secs(30)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(exit, Exit::Code(0));
+    let console = held
+        .console()
+        .unwrap_or_else(|| panic!("no pseudo console held"));
+    let resized = console.resize((120, 40));
+    if std::env::var_os("CORDON_UNDER_WINE").is_some() {
+        assert!(
+            resized.is_err(),
+            "Wine 8's ResizePseudoConsole is E_NOTIMPL"
+        );
+    } else {
+        resized.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&got).contains("cordon-broker-console-7") {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(chunk) => got.extend(chunk),
+            Err(_) => break,
+        }
+    }
+    // What the broker holds goes when cordon closes its pipe: the output ends with it.
+    drop(held);
+    drop(input_write);
+    reader
+        .join()
+        .unwrap_or_else(|_| panic!("the reader panicked"));
+    got.extend(rx.try_iter().flatten());
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("cordon-broker-console-7"), "{text:?}");
+}

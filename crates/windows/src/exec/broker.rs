@@ -32,12 +32,12 @@ use super::account::{self, Copy, Launch};
 use super::job::JobWatch;
 use super::process::{self, Exit, Started};
 use super::shield::{self, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
-use super::{accounts, from_wide_ptr, pipe, token, Command, ExecError};
+use super::{accounts, conpty, from_wide_ptr, pipe, token, Command, ExecError};
 use crate::broker::{
     idle_expired, judge_client, judge_greeting, BrokerName, ClientOp, Connect, Greeting, Start,
     StartAnswer, Verdict,
 };
-use crate::handoff::{read_frame, write_frame, Request, Response};
+use crate::handoff::{read_frame, write_frame, ConsoleHandoff, ConsoleSize, Request, Response};
 use crate::plan::WindowsPlan;
 use crate::sid::Sid;
 use crate::winpath::WinPath;
@@ -191,14 +191,45 @@ fn hand_over(
     let broker = open_process(pid, shield::PROCESS_DUP_HANDLE | shield::SYNCHRONIZE)
         .map_err(|e| handoff(format!("opening cordon's broker (pid {pid}): {e}")))?;
     let mut request = Request::for_plan(plan, argv, env, cwd);
-    for (slot, h) in request.stdio.iter_mut().zip(process::own_stdio()) {
-        *slot = match h.is_null() {
-            true => 0,
-            false => account::duplicate(account::current(), h, broker.as_raw_handle())
-                .map_err(|e| handoff(format!("handing stdio to the broker: {e}")))?
-                as u64,
-        };
+    let into_broker = |h: RawHandle, what: &str| {
+        account::duplicate(account::current(), h, broker.as_raw_handle())
+            .map(|v| v as u64)
+            .map_err(|e| handoff(format!("handing {what} to the broker: {e}")))
+    };
+    // cordon on a console: the broker makes the command a pseudo console of its own over
+    // pipes made here, relayed to this console (as `exec::run_as` does unelevated).
+    let mut remote = match conpty::for_broker_console() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!(
+                "cordon: note: no pseudo console for the command ({e}); it shares this console"
+            );
+            None
+        }
+    };
+    if let Some((ends, _)) = &remote {
+        request.console = Some(ConsoleHandoff {
+            input: into_broker(ends.input.as_raw_handle(), "the console's input")?,
+            output: into_broker(ends.output.as_raw_handle(), "the console's output")?,
+            size: ConsoleSize {
+                columns: ends.size.0,
+                rows: ends.size.1,
+            },
+        });
+    } else {
+        for (slot, h) in request.stdio.iter_mut().zip(process::own_stdio()) {
+            *slot = match h.is_null() {
+                true => 0,
+                false => into_broker(h, "stdio")?,
+            };
+        }
     }
+    // The broker's copies are all there is of the pseudo console's ends now: when it closes
+    // it, the relay sees the output end.
+    let mut remote = remote.take().map(|(ends, relay)| {
+        drop(ends);
+        relay
+    });
     let sent = write_frame(&mut pipe, &ClientOp::Run.encode())
         .and_then(|()| write_frame(&mut pipe, &request.encode()));
     if let Err(e) = sent {
@@ -232,7 +263,21 @@ fn hand_over(
     // Taken before the pipe closes: until then the broker holds the job (its last handle
     // closing kills the suspended command).
     let (job, process, thread) = (take(job)?, take(process)?, take(thread)?);
-    drop(pipe);
+    // With a pseudo console the pipe stays open for the window's size until the relay goes,
+    // after the command: the broker closes the pseudo console when the pipe closes.
+    match remote.as_mut() {
+        Some(relay) => {
+            let sizes = pipe
+                .try_clone()
+                .and_then(|p| relay.follow_size(p))
+                .map_err(|e| handoff(format!("following the console's size: {e}")));
+            if let Err(e) = sizes {
+                eprintln!("cordon: note: {e}; the command's console keeps its first size");
+            }
+            drop(pipe);
+        }
+        None => drop(pipe),
+    }
     // Before the command resumes: from its first instruction on, its connections to the
     // proxy are checked against this job.
     if let Some(watch) = job_watch {
@@ -241,9 +286,13 @@ fn hand_over(
             .map_err(|e| handoff(format!("sharing the job: {e}")))?;
     }
     let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
-    Started::from_handles(process, thread)
+    let exit = Started::from_handles(process, thread)
         .wait(&job, timeout)
-        .map_err(ExecError::Wait)
+        .map_err(ExecError::Wait);
+    // The size thread's pipe goes, the broker closes the pseudo console, its last output is
+    // shown, the console gets its modes back.
+    drop(remote);
+    exit
 }
 
 /// Waits for a broker told to quit to be gone (its process, or at least its pipe).
@@ -580,6 +629,7 @@ fn serve_client(broker: &Broker, pipe: &mut File) {
         Err(_) => return,
     };
     let outcome = if request.account != broker.start.account {
+        close_handed(&handed(&request));
         Err((
             125,
             format!(
@@ -591,7 +641,7 @@ fn serve_client(broker: &Broker, pipe: &mut File) {
     } else {
         let _one = broker.starting.lock();
         let started = account::start(&request);
-        close_handed(&request.stdio);
+        close_handed(&handed(&request));
         started
     };
     let (response, held) = match outcome {
@@ -601,18 +651,37 @@ fn serve_client(broker: &Broker, pipe: &mut File) {
     if write_frame(pipe, &response.encode()).is_err() {
         return;
     }
-    // Until the client closes the pipe it is duplicating the handles out; then `held` goes,
-    // and if the client died first, with it the job's last handle and the suspended command.
+    // Until the client closes the pipe it is duplicating the handles out (with a pseudo
+    // console, until the command has ended, sending the window's size meanwhile); then
+    // `held` goes, and if the client died first, with it the job's last handle and the
+    // suspended command. The pseudo console closes with it, which ends its output.
+    while let Ok(frame) = read_frame(pipe) {
+        let console = held.as_ref().and_then(account::Held::console);
+        if let (Some(pc), Ok(size)) = (console, ConsoleSize::decode(&frame)) {
+            let _ = pc.resize((size.columns, size.rows));
+        }
+    }
     let mut rest = [0u8; 64];
     while matches!(pipe.read(&mut rest), Ok(n) if n > 0) {}
     drop(held);
 }
 
-/// Closes the stdio handles the client duplicated into the broker for one command: the
-/// command has inherited them, and the next command must not.
-fn close_handed(stdio: &[u64; 3]) {
+/// The handles the client duplicated into the broker for one request: its stdio, or its
+/// pseudo console's pipe ends.
+fn handed(request: &Request) -> Vec<u64> {
+    let mut out = request.stdio.to_vec();
+    if let Some(c) = &request.console {
+        out.extend([c.input, c.output]);
+    }
+    out
+}
+
+/// Closes the handles the client duplicated into the broker for one command: the command
+/// has inherited them (or its pseudo console holds duplicates), and the next command must
+/// not.
+fn close_handed(handles: &[u64]) {
     let mut seen: Vec<u64> = Vec::new();
-    for &h in stdio.iter().filter(|h| **h != 0) {
+    for &h in handles.iter().filter(|h| **h != 0) {
         if !seen.contains(&h) {
             seen.push(h);
             // SAFETY: a handle value the client created in this process for this command

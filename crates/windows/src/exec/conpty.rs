@@ -2,7 +2,9 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle, RawHandle};
+use std::os::windows::io::{
+    AsHandle, AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle, RawHandle,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,26 +41,47 @@ impl PseudoConsole {
     pub fn create(size: (i16, i16)) -> io::Result<PseudoConsole> {
         let (input_read, input_write) = pipe()?;
         let (output_read, output_write) = pipe()?;
+        let mut console =
+            PseudoConsole::over(input_read.as_handle(), output_write.as_handle(), size)?;
+        // The pseudo console keeps its own duplicates of its ends; ours close here, so the
+        // output reader sees the end when the pseudo console closes.
+        drop((input_read, output_write));
+        console.input = Some(File::from(input_write));
+        console.output = Some(File::from(output_read));
+        Ok(console)
+    }
+
+    /// A pseudo console of `size` over pipe ends whose other ends someone else holds (the
+    /// developer's cordon, for the broker): the command's keys are read from `input`, what it
+    /// writes goes to `output`. The pseudo console keeps duplicates: the caller closes its
+    /// handles after, so the other side sees the end when the pseudo console closes.
+    pub fn over(
+        input: BorrowedHandle<'_>,
+        output: BorrowedHandle<'_>,
+        size: (i16, i16),
+    ) -> io::Result<PseudoConsole> {
         let mut hpc: HPCON = 0;
-        // SAFETY: both handles are open pipe ends owned here; `hpc` is a valid out place.
+        // SAFETY: both are open handles, borrowed for the call; `hpc` is a valid out place.
         let made = unsafe {
             CreatePseudoConsole(
                 coord(size),
-                input_read.as_raw_handle(),
-                output_write.as_raw_handle(),
+                input.as_raw_handle(),
+                output.as_raw_handle(),
                 0,
                 &mut hpc,
             )
         };
         hr("CreatePseudoConsole", made)?;
-        // The pseudo console keeps its own duplicates of its ends; ours close here, so the
-        // output reader sees the end when the pseudo console closes.
-        drop((input_read, output_write));
         Ok(PseudoConsole {
             hpc,
-            input: Some(File::from(input_write)),
-            output: Some(File::from(output_read)),
+            input: None,
+            output: None,
         })
+    }
+
+    /// Gives the pseudo console a new window size (columns, rows).
+    pub fn resize(&self, size: (i16, i16)) -> io::Result<()> {
+        resize(self.hpc, size)
     }
 
     /// The handle `PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE` takes.
@@ -188,9 +211,75 @@ impl Drop for SavedMode {
 pub struct Relay {
     // Field order is drop order after `Drop::drop`: the modes are restored last.
     console: Option<PseudoConsole>,
-    output: Option<JoinHandle<()>>,
+    /// Says when the output pump has ended (the pseudo console closed, its output read).
+    output: Option<std::sync::mpsc::Receiver<()>>,
     resizing: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     _modes: [SavedMode; 2],
+}
+
+/// How long the end of the run waits for the last of a pseudo console's output: it comes
+/// at once where the console is cordon's; a broker that does not close its own is not
+/// waited for longer.
+const LAST_OUTPUT_WAIT: Duration = Duration::from_secs(5);
+
+/// Where a new window size goes: the pseudo console itself, or the broker that holds it
+/// (a [`crate::handoff::ConsoleSize`] frame on the broker's pipe).
+enum SizeTo {
+    Here(HPCON),
+    Broker(File),
+}
+
+// SAFETY: an HPCON is an opaque handle the console API accepts from any thread.
+unsafe impl Send for SizeTo {}
+
+impl SizeTo {
+    fn send(&mut self, size: (i16, i16)) -> io::Result<()> {
+        match self {
+            SizeTo::Here(hpc) => resize(*hpc, size),
+            SizeTo::Broker(pipe) => {
+                let frame = crate::handoff::ConsoleSize {
+                    columns: size.0,
+                    rows: size.1,
+                };
+                crate::handoff::write_frame(pipe, &frame.encode())
+            }
+        }
+    }
+}
+
+/// The pseudo console's ends of the two pipes of a [`RemoteConsole`], to be duplicated into
+/// the broker and then dropped here: while cordon held the output's write end, the relay
+/// would never see the output end.
+pub struct ConsoleEnds {
+    /// What the command reads keys from.
+    pub input: OwnedHandle,
+    /// What the command writes to.
+    pub output: OwnedHandle,
+    pub size: (i16, i16),
+}
+
+/// cordon's console relayed to a pseudo console the broker makes (elevated runs).
+/// [`RemoteConsole::follow_size`] starts following the window once the broker has
+/// answered; dropping it restores the console as [`Relay`] does.
+pub struct RemoteConsole {
+    size: (i16, i16),
+    relay: Relay,
+}
+
+impl RemoteConsole {
+    /// From now on the window size goes to the broker over `pipe` (a clone of the pipe
+    /// the command was asked for on: the broker closes the pseudo console when every
+    /// handle of it is closed, so this one goes with the relay).
+    pub fn follow_size(&mut self, pipe: File) -> io::Result<()> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (stopped, size) = (stop.clone(), self.size);
+        let mut to = SizeTo::Broker(pipe);
+        let thread = spawn("cordon-conpty-size", move || {
+            follow_size(&mut to, size, &stopped)
+        })?;
+        self.relay.resizing = Some((stop, thread));
+        Ok(())
+    }
 }
 
 impl Relay {
@@ -206,12 +295,53 @@ impl Relay {
 /// handles, and with them the user's console itself (its input buffer, title and modes);
 /// with it the command's console is its own, and only what cordon relays crosses.
 pub fn for_own_console() -> io::Result<Option<Relay>> {
+    let Some((size, modes)) = own_console()? else {
+        return Ok(None);
+    };
+    let mut console = PseudoConsole::create(size)?;
+    let (Some(input), Some(output)) = (console.take_input(), console.take_output()) else {
+        return Err(io::Error::other("the pseudo console's pipes were taken"));
+    };
+    let mut relay = relay(input, output, modes)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut to = SizeTo::Here(console.handle());
+    let stopped = stop.clone();
+    let resizing = spawn("cordon-conpty-size", move || {
+        follow_size(&mut to, size, &stopped)
+    })?;
+    relay.console = Some(console);
+    relay.resizing = Some((stop, resizing));
+    Ok(Some(relay))
+}
+
+/// [`for_own_console`] for a pseudo console the broker makes (elevated runs): the pipes
+/// made here, cordon's ends relayed, the other ends returned to be handed over.
+pub fn for_broker_console() -> io::Result<Option<(ConsoleEnds, RemoteConsole)>> {
+    let Some((size, modes)) = own_console()? else {
+        return Ok(None);
+    };
+    let (input_read, input_write) = pipe()?;
+    let (output_read, output_write) = pipe()?;
+    let relay = relay(File::from(input_write), File::from(output_read), modes)?;
+    let ends = ConsoleEnds {
+        input: input_read,
+        output: output_write,
+        size,
+    };
+    Ok(Some((ends, RemoteConsole { size, relay })))
+}
+
+/// cordon's console: its window size, and its modes as the relay set them.
+type OwnConsole = ((i16, i16), [SavedMode; 2]);
+
+/// When cordon's stdin and stdout are a console: its window size, and both set to the
+/// relay's modes (VT input alone, VT output), given back when the result is dropped.
+fn own_console() -> io::Result<Option<OwnConsole>> {
     let [stdin, stdout, _] = super::process::own_stdio();
     let (Some(in_mode), Some(out_mode)) = (console_mode(stdin), console_mode(stdout)) else {
         return Ok(None);
     };
     let size = window_size(stdout).unwrap_or((80, 25));
-    let mut console = PseudoConsole::create(size)?;
     let modes = [
         SavedMode::set(stdin, in_mode, |_| ENABLE_VIRTUAL_TERMINAL_INPUT),
         SavedMode::set(stdout, out_mode, |m| {
@@ -220,39 +350,40 @@ pub fn for_own_console() -> io::Result<Option<Relay>> {
                 | DISABLE_NEWLINE_AUTO_RETURN
         }),
     ];
-    let (Some(input), Some(output)) = (console.take_input(), console.take_output()) else {
-        return Err(io::Error::other("the pseudo console's pipes were taken"));
-    };
+    Ok(Some((size, modes)))
+}
+
+/// Keys from cordon's console into `input`, `output` onto it; no pseudo console or size
+/// thread yet.
+fn relay(input: File, output: File, modes: [SavedMode; 2]) -> io::Result<Relay> {
     // Keys: left running when the command ends (it is blocked reading the console); its
     // next write fails on the closed pipe, or it goes with cordon.
     spawn("cordon-conpty-in", move || pump(io::stdin(), input))?;
-    let output = spawn("cordon-conpty-out", move || pump(output, io::stdout()))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let hpc = console.handle();
-    let stopped = stop.clone();
-    let resizing = spawn("cordon-conpty-size", move || {
-        follow_size(hpc, size, &stopped)
+    let (done, ended) = std::sync::mpsc::channel();
+    spawn("cordon-conpty-out", move || {
+        pump(output, io::stdout());
+        let _ = done.send(());
     })?;
-    Ok(Some(Relay {
-        console: Some(console),
-        output: Some(output),
-        resizing: Some((stop, resizing)),
+    Ok(Relay {
+        console: None,
+        output: Some(ended),
+        resizing: None,
         _modes: modes,
-    }))
+    })
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name.into()).spawn(f)
 }
 
-/// Resizes `hpc` whenever cordon's console window changes size, until `stop`.
-fn follow_size(hpc: HPCON, mut last: (i16, i16), stop: &AtomicBool) {
+/// Passes the window size on whenever cordon's console window changes size, until `stop`.
+fn follow_size(to: &mut SizeTo, mut last: (i16, i16), stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(RESIZE_POLL);
         let Some(now) = window_size(io::stdout().as_raw_handle()) else {
             continue;
         };
-        if now != last && resize(hpc, now).is_ok() {
+        if now != last && to.send(now).is_ok() {
             last = now;
         }
     }
@@ -264,10 +395,11 @@ impl Drop for Relay {
             stop.store(true, Ordering::Relaxed);
             let _ = thread.join();
         }
-        // Closing the pseudo console ends its output pipe once what is queued is read.
+        // Closing the pseudo console (here, or the broker's when its pipe closes with the
+        // size thread) ends its output pipe once what is queued is read.
         drop(self.console.take());
-        if let Some(thread) = self.output.take() {
-            let _ = thread.join();
+        if let Some(ended) = self.output.take() {
+            let _ = ended.recv_timeout(LAST_OUTPUT_WAIT);
         }
     }
 }
