@@ -265,19 +265,19 @@ fn hand_over(
     let (job, process, thread) = (take(job)?, take(process)?, take(thread)?);
     // With a pseudo console the pipe stays open for the window's size until the relay goes,
     // after the command: the broker closes the pseudo console when the pipe closes.
-    match remote.as_mut() {
+    let open_pipe = match remote.as_mut() {
         Some(relay) => {
-            let sizes = pipe
-                .try_clone()
-                .and_then(|p| relay.follow_size(p))
-                .map_err(|e| handoff(format!("following the console's size: {e}")));
+            let sizes = pipe.try_clone().and_then(|p| relay.follow_size(p));
             if let Err(e) = sizes {
-                eprintln!("cordon: note: {e}; the command's console keeps its first size");
+                eprintln!("cordon: note: following the console's size: {e}; the command's console keeps its first size");
             }
-            drop(pipe);
+            Some(pipe)
         }
-        None => drop(pipe),
-    }
+        None => {
+            drop(pipe);
+            None
+        }
+    };
     // Before the command resumes: from its first instruction on, its connections to the
     // proxy are checked against this job.
     if let Some(watch) = job_watch {
@@ -289,8 +289,9 @@ fn hand_over(
     let exit = Started::from_handles(process, thread)
         .wait(&job, timeout)
         .map_err(ExecError::Wait);
-    // The size thread's pipe goes, the broker closes the pseudo console, its last output is
-    // shown, the console gets its modes back.
+    // The pipe goes (and with the relay its size thread's clone), the broker closes the
+    // pseudo console, its last output is shown, the console gets its modes back.
+    drop(open_pipe);
     drop(remote);
     exit
 }
