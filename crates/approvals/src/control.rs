@@ -99,7 +99,11 @@ impl Control {
                         continue;
                     };
                     // Bounded: a peer that connects and stays silent holds a thread (on
-                    // Windows without a read timeout), so past the bound it is closed unread.
+                    // Windows without a read timeout), so past the bound it is closed unread;
+                    // one that is plainly not cordon's user takes no slot at all.
+                    if !transport::peer_may_be_own_user(&conn) {
+                        continue;
+                    }
                     let Some(slot) = Slot::take(&open) else {
                         continue;
                     };

@@ -48,23 +48,30 @@ pub fn judge_command_line(
     argv: &[String],
     ctx: &Context,
     ask_here: Option<&Path>,
+    also_named: Option<&str>,
 ) -> (Result<(), Failure>, Vec<Event>) {
-    // Windows names one program many ways (`Git.EXE`, `C:\Git\cmd\git.exe`): judged as
-    // one, since the command line is all that is judged there.
+    // Windows names one program many ways (`Git.EXE`, `C:\Git\cmd\git.exe`, a short
+    // `GIT~1`): judged as one, by the name typed and by the file it resolves to
+    // (`also_named`), since the command line is all that is judged there.
     let windows_rules;
-    let (rules, judged) = match cfg!(windows) {
+    let spell = |name: &str| match cfg!(windows) {
+        true => cordon_policy::windows_program(name),
+        false => name.to_string(),
+    };
+    let rules = match cfg!(windows) {
         true => {
             windows_rules = policy.commands.for_windows();
-            let mut judged = argv.to_vec();
-            if let Some(zero) = judged.first_mut() {
-                *zero = cordon_policy::windows_program(zero);
-            }
-            (&windows_rules, judged)
+            &windows_rules
         }
-        false => (&policy.commands, argv.to_vec()),
+        false => &policy.commands,
     };
     let program = argv.first().map(String::as_str).unwrap_or_default();
-    let verdict = rules.decide(&judged);
+    let names: Vec<String> = std::iter::once(program)
+        .chain(also_named)
+        .map(spell)
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let verdict = rules.decide_program(&names, argv.get(1..).unwrap_or(&[]));
     let ask_in = match (verdict.decision, ask_here) {
         (Decision::Allow, _) | (Decision::Prompt, None) => return (Ok(()), Vec::new()),
         (Decision::Forbid, _) => None,

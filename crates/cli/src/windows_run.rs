@@ -72,10 +72,22 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         },
         state_dir: state.clone(),
     };
-    // The command line judged by the rules (no exec inside is judged on Windows): a forbid
-    // is 126, a prompt waits for a human in `cordon console`.
-    let (judged, asked) =
-        crate::approval::judge_command_line(policy, &argv, &ask.ctx, Some(&state));
+    // The program found as Windows would find it (127 when it is not), then the command
+    // line judged by the rules (no exec inside is judged on Windows), by the name typed and
+    // by the file's own long name: a forbid is 126, a prompt waits in `cordon console`.
+    let mut argv = argv;
+    let found = find_program(&argv[0])?;
+    let long_name = std::fs::canonicalize(&found)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| found.clone());
+    let (judged, asked) = crate::approval::judge_command_line(
+        policy,
+        &argv,
+        &ask.ctx,
+        Some(&state),
+        Some(&long_name),
+    );
+    argv[0] = found;
     for event in asked {
         log(&mut sink, &run_id, event);
     }
@@ -357,25 +369,28 @@ fn acl_event(applied: &Applied) -> Event {
     }
 }
 
-/// Runs the command in the plan's job with a per-run TEMP; 127 when it is not found.
+/// `program` as CreateProcess would find it (PATH, PATHEXT); 127 when it is not there.
+fn find_program(program: &str) -> Result<String, Failure> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let pathext = std::env::var("PATHEXT").unwrap_or_else(|_| ".COM;.EXE".into());
+    let exists = |p: &str| Path::new(p).is_file();
+    cmdline::search_path(program, &path, &pathext, exists).ok_or(Failure {
+        code: 127,
+        message: format!("{program}: command not found"),
+        hint: None,
+    })
+}
+
+/// Runs the command (its program already found) in the plan's job with a per-run TEMP.
 fn execute(
     plan: &WindowsPlan,
     group: Option<&Sid>,
     state: &Path,
     policy: &Policy,
-    mut argv: Vec<String>,
+    argv: Vec<String>,
     mut env: Vec<(String, String)>,
     job_watch: &JobWatch,
 ) -> Result<Exit, Failure> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let pathext = std::env::var("PATHEXT").unwrap_or_else(|_| ".COM;.EXE".into());
-    let exists = |p: &str| Path::new(p).is_file();
-    let program = cmdline::search_path(&argv[0], &path, &pathext, exists).ok_or(Failure {
-        code: 127,
-        message: format!("{}: command not found", argv[0]),
-        hint: None,
-    })?;
-    argv[0] = program;
     let run_temp = plan.temp.child(&format!("run-{}", std::process::id()));
     std::fs::create_dir_all(run_temp.to_api())
         .map_err(|e| Failure::setup(format!("{run_temp}: {e}")))?;

@@ -101,109 +101,140 @@ pub fn program_keys(text: &str) -> Vec<String> {
     out
 }
 
-/// Every setting of `text` (a git config file) as git reads it (continued lines, a leading
-/// BOM, comments), in file order: (`section.key`, or `section.*.key` under a subsection,
-/// lowercase; its value, unquoted; `true` for a bare key).
+/// Every setting of `text` (a git config file) as git reads it (continued values, a leading
+/// BOM, CRLF, comments), in file order: (`section.key`, or `section.*.key` under a
+/// subsection, lowercase; its value as git's `parse_value` gives it; `true` for a bare key).
+/// A line git would refuse is `(UNPARSED, the line)`: git refuses the whole file there, and
+/// what follows might be read otherwise than here.
 pub fn settings(text: &str) -> Vec<(String, String)> {
-    let mut section = String::new();
-    let mut subsection = false;
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n");
+    let mut rest = text.as_str();
+    let (mut section, mut subsection) = (String::new(), false);
     let mut out = Vec::new();
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    for raw in logical_lines(text) {
-        // Git reads section headers, then at most one setting, from the same line:
-        // `[a][core]fsmonitor = x` sets `core.fsmonitor`.
-        let mut rest = raw.trim_start();
-        while let Some(header) = rest.strip_prefix('[') {
-            let Some((name, sub, after)) = section_header(header) else {
-                // Git refuses the whole file on a header it cannot read. If this reading were
-                // wrong where git's is not, what follows would go unseen: so the line, and
-                // every key under it, counts as naming a program (see `program_settings`).
-                out.push((UNPARSED.to_string(), raw.trim().to_string()));
-                section = UNPARSED.to_string();
-                subsection = false;
-                rest = "";
-                break;
-            };
-            section = name;
-            subsection = sub;
-            rest = after.trim_start();
-        }
-        let rest = rest.trim_end();
-        if rest.is_empty() || rest.starts_with('#') || rest.starts_with(';') {
-            continue;
-        }
-        match setting(rest) {
-            Some((key, value)) => {
-                let spelled = match subsection {
-                    true => format!("{section}.*.{key}"),
-                    false => format!("{section}.{key}"),
-                };
-                out.push((spelled, value));
-            }
-            // A line git would refuse: counted as naming a program, like a bad header.
-            None => out.push((UNPARSED.to_string(), raw.trim().to_string())),
+    loop {
+        rest = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        let Some(first) = rest.chars().next() else {
+            break;
+        };
+        let line_end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+        let line = rest[..line_end].trim();
+        match first {
+            // A comment runs to the end of its line; a `\` there continues nothing.
+            '#' | ';' => rest = &rest[line_end..],
+            // Git reads section headers, then at most one setting, from the same line:
+            // `[a][core]fsmonitor = x` sets `core.fsmonitor`.
+            '[' => match section_header(&rest[1..]) {
+                Some((name, sub, after)) => {
+                    (section, subsection) = (name, sub);
+                    rest = after;
+                }
+                None => {
+                    // Every key after a header git refuses counts as naming a program too
+                    // (see `program_settings`).
+                    out.push((UNPARSED.to_string(), line.to_string()));
+                    (section, subsection) = (UNPARSED.to_string(), false);
+                    rest = &rest[line_end..];
+                }
+            },
+            _ => match setting(rest) {
+                Some((key, value, after)) => {
+                    let spelled = match subsection {
+                        true => format!("{section}.*.{key}"),
+                        false => format!("{section}.{key}"),
+                    };
+                    out.push((spelled, value));
+                    rest = after;
+                }
+                None => {
+                    out.push((UNPARSED.to_string(), line.to_string()));
+                    rest = &rest[line_end..];
+                }
+            },
         }
     }
     out
 }
 
-/// One `key = value` line (after any headers) as git's `get_value` reads it: the key
-/// (letters, digits, `-`; lowercase), then `=` and the value, or nothing (a bare key is
-/// `true`) or a comment; `None` where git would refuse the line.
-fn setting(line: &str) -> Option<(String, String)> {
-    let end = line
+/// One setting (after any headers on its line) as git's `get_value` reads it: the key
+/// (letters, digits, `-`, starting with a letter; lowercase), then `=` and the value, or the
+/// end of the line (a bare key is `true`); and the text after it. `None` where git refuses
+/// the line (a comment after a bare key included).
+fn setting(text: &str) -> Option<(String, String, &str)> {
+    let end = text
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .unwrap_or(line.len());
-    let (key, after) = line.split_at(end);
-    if key.is_empty() || !key.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        .unwrap_or(text.len());
+    let (key, after) = text.split_at(end);
+    if !key.starts_with(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
-    let after = after.trim_start_matches([' ', '\t']);
-    let value = match after.chars().next() {
-        None | Some('#') | Some(';') => "true".to_string(),
+    let after = after.trim_start_matches([' ', '\t', '\r']);
+    let (value, rest) = match after.chars().next() {
+        None => ("true".to_string(), ""),
+        Some('\n') => ("true".to_string(), &after[1..]),
         Some('=') => value(&after[1..])?,
         Some(_) => return None,
     };
-    Some((key.to_ascii_lowercase(), value))
+    Some((key.to_ascii_lowercase(), value, rest))
 }
 
-/// A value as git's `parse_value` reads it: leading and trailing blanks dropped, inner ones
-/// kept, `"` quoting (blanks and `#`/`;` kept inside), `\\ \" \t \n \b` escapes, an
-/// unquoted `#` or `;` starting a comment; `None` for an unknown escape or an unclosed quote
-/// (git refuses the file).
-pub fn value(raw: &str) -> Option<String> {
+/// A value as git's `parse_value` reads it, up to the newline that ends it (returned with
+/// the text after it): blanks (space, tab, CR) dropped at both ends and kept inside, `"`
+/// quoting (blanks, `#` and `;` kept inside), `\\ \" \t \n \b` escapes, `\` at the end of a
+/// line continuing the value on the next, an unquoted `#` or `;` starting a comment to the
+/// end of the line; `None` for an unknown escape, or a line ending inside quotes (git
+/// refuses the file).
+fn value(text: &str) -> Option<(String, &str)> {
     let mut out = String::new();
-    let (mut quoted, mut blanks) = (false, String::new());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if !quoted && (c == '#' || c == ';') {
-            break;
+    let (mut quoted, mut comment, mut blanks) = (false, false, String::new());
+    let mut chars = text.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '\n' {
+            return (!quoted).then(|| (out, &text[i + 1..]));
         }
-        if !quoted && (c == ' ' || c == '\t') {
+        if comment {
+            continue;
+        }
+        if !quoted && (c == '#' || c == ';') {
+            comment = true;
+            continue;
+        }
+        if !quoted && matches!(c, ' ' | '\t' | '\r') {
             if !out.is_empty() {
                 blanks.push(c);
             }
             continue;
         }
-        out.push_str(&std::mem::take(&mut blanks));
-        match c {
-            '"' => quoted = !quoted,
-            '\\' => out.push(match chars.next()? {
+        if c == '\\' {
+            let escaped = match chars.next()?.1 {
+                // A continued line: the value goes on after the newline.
+                '\n' => continue,
                 't' => '\t',
                 'n' => '\n',
                 'b' => '\u{8}',
                 c @ ('\\' | '"') => c,
                 _ => return None,
-            }),
+            };
+            out.push_str(&std::mem::take(&mut blanks));
+            out.push(escaped);
+            continue;
+        }
+        out.push_str(&std::mem::take(&mut blanks));
+        match c {
+            '"' => quoted = !quoted,
             c => out.push(c),
         }
     }
-    (!quoted).then_some(out)
+    (!quoted).then_some((out, ""))
 }
 
 /// A boolean setting as git reads it (`git config --type=bool`): `Some(false)` only for
 /// what git reads as false (`false`, `no`, `off`, empty, or an integer that is zero),
-/// `Some(true)` for what it reads as true, `None` where git would refuse the value.
+/// `Some(true)` for what it reads as true (an integer must fit a C `int` once its k/m/g
+/// unit is applied: git takes anything larger for a non-boolean), `None` where git would not
+/// read a boolean.
 pub fn boolean(value: &str) -> Option<bool> {
     let v = value.to_ascii_lowercase();
     match v.as_str() {
@@ -211,21 +242,28 @@ pub fn boolean(value: &str) -> Option<bool> {
         "false" | "no" | "off" | "" => return Some(false),
         _ => {}
     }
-    // An integer (C's base 0: decimal, 0x hex, 0 octal) with an optional k/m/g unit.
-    let digits = v.trim_end_matches(['k', 'm', 'g']);
-    if v.len() - digits.len() > 1 {
-        return None;
-    }
-    // The sign does not change whether it is zero.
-    let digits = digits.strip_prefix(['-', '+']).unwrap_or(digits);
-    let n = if let Some(hex) = digits.strip_prefix("0x") {
-        u64::from_str_radix(hex, 16).ok()?
-    } else if digits.len() > 1 && digits.starts_with('0') {
-        u64::from_str_radix(&digits[1..], 8).ok()?
-    } else {
-        digits.parse::<u64>().ok()?
+    let (number, factor) = match v.as_bytes().last() {
+        Some(b'k') => (&v[..v.len() - 1], 1i64 << 10),
+        Some(b'm') => (&v[..v.len() - 1], 1i64 << 20),
+        Some(b'g') => (&v[..v.len() - 1], 1i64 << 30),
+        _ => (v.as_str(), 1),
     };
-    Some(n != 0)
+    // C's base 0: decimal, 0x hex, a leading 0 octal; a sign first.
+    let (negative, digits) = match number.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, number.strip_prefix('+').unwrap_or(number)),
+    };
+    let all_digits = |d: &str, radix: u32| !d.is_empty() && d.chars().all(|c| c.is_digit(radix));
+    let magnitude = if let Some(hex) = digits.strip_prefix("0x") {
+        all_digits(hex, 16).then(|| i64::from_str_radix(hex, 16).ok())??
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        all_digits(&digits[1..], 8).then(|| i64::from_str_radix(&digits[1..], 8).ok())??
+    } else {
+        all_digits(digits, 10).then(|| digits.parse::<i64>().ok())??
+    };
+    let n = magnitude.checked_mul(factor)?;
+    let n = if negative { -n } else { n };
+    i32::try_from(n).ok().map(|n| n != 0)
 }
 
 /// The section of a header this reader cannot parse, and of the keys after it.
@@ -318,25 +356,6 @@ const LFS_FILTERS: &[&str] = &[
     "git-lfs smudge -- %f",
     "git-lfs filter-process",
 ];
-
-/// Lines as git reads them: a line ending in an unescaped backslash continues on the next.
-fn logical_lines(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        let trailing = line.len() - line.trim_end_matches('\\').len();
-        if trailing % 2 == 1 {
-            current.push_str(&line[..line.len() - 1]);
-            continue;
-        }
-        current.push_str(line);
-        out.push(std::mem::take(&mut current));
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
 
 fn is_bool(value: &str) -> bool {
     boolean(value).is_some()
@@ -508,7 +527,30 @@ mod tests {
         assert_eq!(one("bare = true # a comment"), core("true"));
         assert_eq!(one("bare = \"tr\"ue"), core("true"));
         assert_eq!(one("bare"), core("true"));
-        assert_eq!(one("bare # bare key, then a comment"), core("true"));
+        // Git refuses a comment after a bare key.
+        assert_eq!(
+            one("bare # bare key, then a comment").map(|(k, _)| k),
+            Some(UNPARSED.to_string())
+        );
+        // Continued values, CRLF, and a `\` that ends a comment continuing nothing.
+        assert_eq!(one("bare = a \\\n b"), core("a  b"));
+        assert_eq!(one("bare = \"a \\\nb\""), core("a b"));
+        assert_eq!(get("[core]\r\n\tbare = \"a b\" ; c\r\n"), core("a b"));
+        assert_eq!(
+            program_keys("[core]\n\tfsmonitor = 3g\n"),
+            vec!["core.fsmonitor"]
+        );
+        assert!(
+            program_keys("[core]\n\tfsmonitor = 1k\n").is_empty(),
+            "git's own daemon"
+        );
+        let hidden = "[core]\n# a comment \\\n\tfsmonitor = /ws/evil.sh\n";
+        assert_eq!(program_keys(hidden), vec!["core.fsmonitor"]);
+        let after_value = "[core]\n\thookspath = \"/x\" ; \\\n\tsshcommand = evil\n";
+        assert_eq!(
+            program_keys(after_value),
+            vec!["core.hookspath", "core.sshcommand"]
+        );
         assert_eq!(one("bare ="), core(""));
         assert_eq!(one("bare = \"a # b\"  \t"), core("a # b"));
         assert_eq!(one("bare = a  \t b"), core("a  \t b"));
@@ -538,6 +580,16 @@ mod tests {
             ("010", Some(true)),
             ("maybe", None),
             ("1kk", None),
+            // Past a C int git reads no boolean (so `fsmonitor = 3g` names a program).
+            ("3g", None),
+            ("2147483648", None),
+            ("0x80000000", None),
+            ("2147483647", Some(true)),
+            ("-2147483648", Some(true)),
+            ("1g", Some(true)),
+            ("false\u{c}", None),
+            ("0x", None),
+            ("k", None),
         ] {
             assert_eq!(boolean(v), want, "{v}");
         }

@@ -258,6 +258,10 @@ pub fn windows_program(name: &str) -> String {
         .replace('\\', "/")
         .trim_end_matches(['.', ' '])
         .to_lowercase();
+    // Drive-relative `C:git.exe` names `git.exe` in that drive's current folder.
+    if s.as_bytes().get(1) == Some(&b':') && s.as_bytes().get(2) != Some(&b'/') {
+        s.insert(2, '/');
+    }
     for ext in [".exe", ".com", ".cmd", ".bat"] {
         if let Some(stem) = s.strip_suffix(ext) {
             if !stem.is_empty() && !stem.ends_with('/') {
@@ -725,6 +729,8 @@ decision = "allow"
             r"C:\Git\cmd\git.exe push",
             "C:/Git/cmd/git.exe push",
             "git.exe. push",
+            "C:git.exe push",
+            r"\\?\C:\Git\cmd\git.exe push",
         ] {
             assert_eq!(judged(cmd), Decision::Prompt, "{cmd}");
         }

@@ -354,6 +354,25 @@ impl Request {
     }
 }
 
+/// The handle values a request's payload names (stdio, a console's pipe ends), read
+/// loosely: for closing what a request the broker refuses to decode handed in.
+pub fn handed_in(payload: &[u8]) -> Vec<u64> {
+    const HANDLES: &[&str] = &[
+        "stdin",
+        "stdout",
+        "stderr",
+        "console-input",
+        "console-output",
+    ];
+    fields(payload)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| HANDLES.contains(name))
+        .filter_map(|(_, v)| v.parse().ok())
+        .filter(|h| *h != 0)
+        .collect()
+}
+
 impl Response {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer(Vec::new());
@@ -546,6 +565,25 @@ mod tests {
             c.size.columns = 0;
         }
         assert!(Request::decode(&zero.encode()).is_err(), "a zero size");
+    }
+
+    #[test]
+    fn the_handles_of_a_request_are_found_even_when_it_is_refused() {
+        let mut r = request();
+        r.argv.clear(); // refused: no command
+        let payload = r.encode();
+        assert!(Request::decode(&payload).is_err());
+        assert_eq!(handed_in(&payload), vec![0x10, 0x2c, u64::MAX]);
+        r.stdio = [0; 3];
+        r.console = Some(ConsoleHandoff {
+            input: 7,
+            output: 9,
+            size: ConsoleSize {
+                columns: 80,
+                rows: 25,
+            },
+        });
+        assert_eq!(handed_in(&r.encode()), vec![7, 9]);
     }
 
     #[test]

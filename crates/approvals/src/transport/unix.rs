@@ -39,6 +39,11 @@ pub fn peer_is_own_user(conn: &Stream) -> bool {
     }
 }
 
+/// Before anything is read: the same check (SO_PEERCRED needs no read).
+pub fn peer_may_be_own_user(conn: &Stream) -> bool {
+    peer_is_own_user(conn)
+}
+
 /// A connection to `address`; a refused or absent socket is an error.
 pub fn connect(address: &Path) -> io::Result<Stream> {
     UnixStream::connect(address)

@@ -40,6 +40,16 @@ pub fn peer_is_own_user(conn: &Stream) -> bool {
     }
 }
 
+/// Before anything is read: whether the client's process runs as this user, unrestricted
+/// (a restricted or another user's process is closed unread, so it cannot hold one of the
+/// bounded connections by staying silent).
+pub fn peer_may_be_own_user(conn: &Stream) -> bool {
+    match (pipe::client_process_identity(conn), pipe::own_user()) {
+        (Ok((user, restricted)), Ok(me)) => user == me && !restricted,
+        _ => false,
+    }
+}
+
 /// A connection to the pipe `address`; an absent one is an error.
 pub fn connect(address: &Path) -> io::Result<Stream> {
     let name = address.to_string_lossy();

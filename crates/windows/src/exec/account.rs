@@ -124,12 +124,15 @@ pub fn run_elevated(
     };
 
     let mut request = Request::for_plan(plan, argv, env, cwd);
-    for (slot, h) in request.stdio.iter_mut().zip(process::own_stdio()) {
+    // No console handle reaches the command (`conpty::handed_stdio`).
+    let mut handed = super::conpty::handed_stdio().map_err(os)?;
+    for (slot, h) in request.stdio.iter_mut().zip(handed.handles()) {
         *slot = match h.is_null() {
             true => 0,
             false => duplicate(current(), h, child.as_raw_handle()).map_err(os)? as u64,
         };
     }
+    handed.started();
     if let Err(e) = write_frame(&mut req_w, &request.encode()) {
         return Err(ended(format!("took no request: {e}")));
     }
@@ -165,9 +168,13 @@ pub fn run_elevated(
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e),
     };
     let timeout = timeout.or(plan.job.timeout_ms.map(Duration::from_millis));
-    Started::from_handles(process, thread)
+    let exit = Started::from_handles(process, thread)
         .wait(&job, timeout)
-        .map_err(ExecError::Wait)
+        .map_err(ExecError::Wait);
+    // The job gone, its processes' pipe ends are closed: the last of their output shows.
+    drop(job);
+    drop(handed);
+    exit
 }
 
 pub(super) fn current() -> HANDLE {
@@ -297,11 +304,13 @@ pub(super) fn spawn(
 
 /// What the copy keeps open until the developer's cordon has taken its own handles (the
 /// broker: until that cordon closes its pipe, which with a pseudo console is at the end of
-/// the run). The pseudo console closes first.
+/// the run). The job's handle closes first: if cordon died, it is the job's last and ends
+/// every process at once, before ClosePseudoConsole (which on older Windows waits for the
+/// processes attached to it).
 pub(super) struct Held {
-    console: Option<PseudoConsole>,
     _job: OwnedHandle,
     _started: Started,
+    console: Option<PseudoConsole>,
 }
 
 impl Held {
@@ -428,9 +437,9 @@ pub(super) fn start(r: &Request) -> Result<(Response, Held), (i32, String)> {
     Ok((
         response,
         Held {
-            console,
             _job: job,
             _started: started,
+            console,
         },
     ))
 }

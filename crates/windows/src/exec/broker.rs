@@ -216,13 +216,24 @@ fn hand_over(
                 rows: ends.size.1,
             },
         });
-    } else {
-        for (slot, h) in request.stdio.iter_mut().zip(process::own_stdio()) {
+    }
+    // Without a pseudo console, no console handle reaches the command (`conpty::handed_stdio`).
+    let mut handed = match remote {
+        Some(_) => None,
+        None => Some(
+            conpty::handed_stdio()
+                .map_err(|e| handoff(format!("the command's standard handles: {e}")))?,
+        ),
+    };
+    if let Some(h) = handed.as_mut() {
+        for (slot, h) in request.stdio.iter_mut().zip(h.handles()) {
             *slot = match h.is_null() {
                 true => 0,
                 false => into_broker(h, "stdio")?,
             };
         }
+        // The broker holds its own duplicates now.
+        h.started();
     }
     // The broker's copies are all there is of the pseudo console's ends now: when it closes
     // it, the relay sees the output end.
@@ -293,6 +304,9 @@ fn hand_over(
     // pseudo console, its last output is shown, the console gets its modes back.
     drop(open_pipe);
     drop(remote);
+    // The job gone, its processes' pipe ends are closed: the last of their output shows.
+    drop(job);
+    drop(handed);
     exit
 }
 
@@ -617,9 +631,14 @@ fn serve_client(broker: &Broker, pipe: &mut File) {
         Ok(Ok(ClientOp::Quit)) => std::process::exit(0),
         _ => return,
     }
-    let request = match read_frame(pipe).map(|p| Request::decode(&p)) {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
+    let Ok(payload) = read_frame(pipe) else {
+        return;
+    };
+    let request = match Request::decode(&payload) {
+        Ok(r) => r,
+        Err(e) => {
+            // What it handed in is closed all the same (this broker lives on).
+            close_handed(&crate::handoff::handed_in(&payload));
             let failed = Response::Failed {
                 code: 125,
                 message: e.to_string(),
@@ -627,7 +646,6 @@ fn serve_client(broker: &Broker, pipe: &mut File) {
             let _ = write_frame(pipe, &failed.encode());
             return;
         }
-        Err(_) => return,
     };
     let outcome = if request.account != broker.start.account {
         close_handed(&handed(&request));

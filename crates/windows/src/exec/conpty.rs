@@ -372,6 +372,81 @@ fn relay(input: File, output: File, modes: [SavedMode; 2]) -> io::Result<Relay> 
     })
 }
 
+/// cordon's standard handles as a command may have them when it gets no pseudo console: a
+/// console handle is never handed over, since with the user's console input the command could
+/// type into the user's shell after the run (`WriteConsoleInput`) and with its screen read
+/// what is on it. A console stdin becomes NUL; a console stdout or stderr becomes a pipe
+/// whose other end cordon copies to its own; pipes and files are handed as they are.
+pub struct HandedStdio {
+    handles: [RawHandle; 3],
+    /// The command's ends made here (NUL, pipes' write ends), closed by [`HandedStdio::started`].
+    ends: Vec<OwnedHandle>,
+    /// Say when each copying thread has reached the end of its pipe.
+    copies: Vec<std::sync::mpsc::Receiver<()>>,
+}
+
+impl HandedStdio {
+    /// The handles to hand over (a null one stays null).
+    pub fn handles(&self) -> [RawHandle; 3] {
+        self.handles
+    }
+
+    /// Once the command (or the broker) has its own duplicates: cordon's copies of the
+    /// command's ends close, so a pipe ends when the command's side does.
+    pub fn started(&mut self) {
+        self.ends.clear();
+    }
+}
+
+impl Drop for HandedStdio {
+    fn drop(&mut self) {
+        self.ends.clear();
+        // The job is gone or going: what is left in the pipes arrives now (bounded, in
+        // case a process outside the job kept a write end).
+        for copy in self.copies.drain(..) {
+            let _ = copy.recv_timeout(LAST_OUTPUT_WAIT);
+        }
+    }
+}
+
+/// [`HandedStdio`] for this process's standard handles.
+pub fn handed_stdio() -> io::Result<HandedStdio> {
+    let own = super::process::own_stdio();
+    let mut out = HandedStdio {
+        handles: own,
+        ends: Vec::new(),
+        copies: Vec::new(),
+    };
+    if console_mode(own[0]).is_some() {
+        let nul = File::open("NUL")?;
+        out.handles[0] = nul.as_raw_handle();
+        out.ends.push(OwnedHandle::from(nul));
+    }
+    for i in [1, 2] {
+        if console_mode(own[i]).is_none() {
+            continue;
+        }
+        let (read, write) = pipe()?;
+        out.handles[i] = write.as_raw_handle();
+        out.ends.push(write);
+        let (done, copied) = std::sync::mpsc::channel();
+        let name = if i == 1 {
+            "cordon-stdout"
+        } else {
+            "cordon-stderr"
+        };
+        spawn(name, move || {
+            match i {
+                1 => pump(File::from(read), io::stdout()),
+                _ => pump(File::from(read), io::stderr()),
+            }
+            let _ = done.send(());
+        })?;
+        out.copies.push(copied);
+    }
+    Ok(out)
+}
+
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(name.into()).spawn(f)
 }

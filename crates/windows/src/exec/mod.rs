@@ -101,6 +101,8 @@ pub enum ExecError {
     Token(#[source] io::Error),
     #[error("creating the job object")]
     Job(#[source] io::Error),
+    #[error("making the command's standard handles (NUL, pipes in place of the console)")]
+    Stdio(#[source] io::Error),
     #[error("starting {program}")]
     Start {
         program: String,
@@ -265,12 +267,21 @@ pub fn run_as(
         eprintln!("cordon: warning: no pseudo console for the command ({e}); it uses this console's handles");
         None
     });
-    let stdio = match relay.as_ref().and_then(conpty::Relay::console) {
-        Some(console) => process::Stdio::Console(console),
-        None => process::Stdio::Handles(process::own_stdio()),
+    // Without one, no console handle reaches the command (`conpty::handed_stdio`).
+    let mut handed = match relay.as_ref().and_then(conpty::Relay::console) {
+        Some(_) => None,
+        None => Some(conpty::handed_stdio().map_err(ExecError::Stdio)?),
+    };
+    let stdio = match (relay.as_ref().and_then(conpty::Relay::console), &handed) {
+        (Some(console), _) => process::Stdio::Console(console),
+        (None, Some(h)) => process::Stdio::Handles(h.handles()),
+        (None, None) => process::Stdio::Handles(process::own_stdio()),
     };
     let started = process::start(&restricted, &job, &program, &line, &block, cwd, stdio)
         .map_err(|source| ExecError::Start { program, source })?;
+    if let Some(h) = handed.as_mut() {
+        h.started();
+    }
     if let Some(w) = watch {
         w.show(&job).map_err(ExecError::Job)?;
     }
@@ -279,5 +290,8 @@ pub fn run_as(
     // The command has ended: the pseudo console closes, its last output shows, and the
     // console gets its modes back, before the job (and what is left in it) goes.
     drop(relay);
+    drop(job);
+    // The job gone, its processes' pipe ends are closed: the last of their output shows.
+    drop(handed);
     exit
 }

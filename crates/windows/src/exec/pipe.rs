@@ -24,7 +24,10 @@ use windows_sys::Win32::System::Pipes::{
     ImpersonateNamedPipeClient, WaitNamedPipeW, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS,
     PIPE_TYPE_BYTE, PIPE_UNLIMITED_INSTANCES, PIPE_WAIT,
 };
-use windows_sys::Win32::System::Threading::{GetCurrentThread, OpenThreadToken};
+use windows_sys::Win32::System::Threading::{
+    GetCurrentThread, OpenProcess, OpenProcessToken, OpenThreadToken,
+    PROCESS_QUERY_LIMITED_INFORMATION,
+};
 
 use super::shield::{KernelAcl, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
 use super::{token, wide};
@@ -193,6 +196,32 @@ pub fn client_pid(pipe: &File) -> io::Result<u32> {
         return Err(io::Error::last_os_error());
     }
     Ok(pid)
+}
+
+/// The client's user SID and whether its token is restricted, read from its process by the
+/// pid the pipe names, before anything is read from the pipe: a first sieve (a process of
+/// another user, or one cordon may not query, is refused); [`client_identity`], after the
+/// first read, is the check that counts.
+pub fn client_process_identity(pipe: &File) -> io::Result<(Sid, bool)> {
+    let pid = client_pid(pipe)?;
+    // SAFETY: no pointers; the handle, if any, is ours.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh process handle nothing else owns.
+    let process = unsafe { OwnedHandle::from_raw_handle(process) };
+    let mut h: HANDLE = null_mut();
+    // SAFETY: an open process handle; `h` a valid out place.
+    if unsafe { OpenProcessToken(process.as_raw_handle(), TOKEN_QUERY, &mut h) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh token handle nothing else owns.
+    let tok = unsafe { OwnedHandle::from_raw_handle(h) };
+    let user = token::user_sid(&tok)?;
+    // SAFETY: a token handle with TOKEN_QUERY.
+    let restricted = unsafe { IsTokenRestricted(tok.as_raw_handle()) } != 0;
+    Ok((user, restricted))
 }
 
 /// This process's user.

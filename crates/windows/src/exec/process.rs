@@ -12,7 +12,7 @@ use windows_sys::Win32::System::Console::HPCON;
 use windows_sys::Win32::System::Threading::{
     CreateProcessAsUserW, DeleteProcThreadAttributeList, GetExitCodeProcess,
     InitializeProcThreadAttributeList, ResumeThread, UpdateProcThreadAttribute,
-    WaitForSingleObject, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT,
+    WaitForSingleObject, CREATE_NO_WINDOW, CREATE_SUSPENDED, CREATE_UNICODE_ENVIRONMENT,
     EXTENDED_STARTUPINFO_PRESENT, INFINITE, LPPROC_THREAD_ATTRIBUTE_LIST, PROCESS_INFORMATION,
     PROC_THREAD_ATTRIBUTE_HANDLE_LIST, PROC_THREAD_ATTRIBUTE_PSEUDOCONSOLE, STARTF_USESTDHANDLES,
     STARTUPINFOEXW, STARTUPINFOW,
@@ -102,6 +102,12 @@ pub fn start(
     // The child inherits exactly these, whatever else of this process is inheritable (a
     // broker starting several commands at once hands each only its own stdio); with a
     // pseudo console, none (an empty handle list is refused, so inheritance is off).
+    // Without a pseudo console the command gets a console of its own, windowless: attached
+    // to cordon's (the user's), it could open CONIN$ and type into the user's shell.
+    let own = match console {
+        Some(_) => 0,
+        None => CREATE_NO_WINDOW,
+    };
     let list = Attributes::new(&inherited, console)?;
     let inherit = i32::from(!inherited.is_empty());
     let si = STARTUPINFOEXW {
@@ -123,7 +129,7 @@ pub fn start(
             null(),
             null(),
             inherit,
-            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT,
+            CREATE_SUSPENDED | CREATE_UNICODE_ENVIRONMENT | EXTENDED_STARTUPINFO_PRESENT | own,
             env_block.as_ptr().cast(),
             dir.as_ptr(),
             &si.StartupInfo,
