@@ -624,6 +624,11 @@ fn planted_git_configuration_is_refused_however_it_is_reached() {
         ("deep", vec![format!(
             "git init -q sub && PLANT_AT sub/inner && git -C sub add inner && git -C sub -c user.email=t@t -c user.name=t commit -qm i && git add sub && {commit}"
         )]),
+        // Behind a comment ending in `\`, which continues nothing for git.
+        ("comment-continued", vec![format!(
+            "git init -q sub && git -C sub -c user.email=t@t -c user.name=t commit -q --allow-empty -m s && PLANT && \
+             printf '# a note \\\\\\n\\tfsmonitor = %s\\n' \"$PWD/fsm.sh\" >> sub/.git/config && git add sub && {commit}"
+        )]),
         // `.git` of the nested repository is a symbolic link.
         ("symlink", vec![format!("PLANT_AT sub && mkdir -p .cache && mv sub/.git .cache/subgit && ln -s ../.cache/subgit sub/.git && git add sub && {commit}")]),
     ];
