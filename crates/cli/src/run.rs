@@ -58,18 +58,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     };
     let (judged, _) = approval::judge_command_line(policy, &argv, &rules_ctx, None, None);
     if let Err(refused) = judged {
-        log(
-            &mut audit,
-            &run_id,
-            Event::CommandExit {
-                status: refused.code,
-                ending: Ending::ExecFailed,
-                signal: None,
-                duration_ms: started.elapsed().as_millis() as u64,
-                message: Some(refused.message.clone()),
-            },
-        );
-        return Err(refused);
+        return Err(crate::runlog::log_failure(
+            &mut audit, &run_id, started, refused,
+        ));
     }
     if matches!(net, NetMode::Proxied { .. }) {
         egress::point_at_proxy(&mut env);

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use cordon_audit::{Event, Record, Sink};
+use std::time::Instant;
+
+use cordon_audit::{Ending, Event, Record, Sink};
 
 use crate::dirs;
 use crate::failure::Failure;
@@ -20,6 +22,38 @@ pub fn open_audit(explicit: Option<&Path>) -> Result<Option<Sink>, Failure> {
             let path: Option<PathBuf> = dirs::state_dir().map(|s| s.join("audit.jsonl"));
             Ok(path.and_then(|p| Sink::open(&p).ok()))
         }
+    }
+}
+
+/// Logs the `command_exit` of a run that ended with `f` before its command ran (125 a setup
+/// failure, anything else a refused start: a forbidden command line, a missing program), and
+/// gives `f` back to be reported.
+pub fn log_failure(
+    audit: &mut Option<Sink>,
+    run_id: &str,
+    started: Instant,
+    f: Failure,
+) -> Failure {
+    let ending = ending_of(&f);
+    log(
+        audit,
+        run_id,
+        Event::CommandExit {
+            status: f.code,
+            ending,
+            signal: None,
+            duration_ms: started.elapsed().as_millis() as u64,
+            message: Some(f.message.clone()),
+        },
+    );
+    f
+}
+
+/// How a run that ended with `f` ended, as `command_exit` says it.
+pub fn ending_of(f: &Failure) -> Ending {
+    match f.code {
+        crate::failure::EXIT_SETUP => Ending::SetupFailed,
+        _ => Ending::ExecFailed,
     }
 }
 

@@ -30,7 +30,7 @@ use crate::dirs;
 use crate::failure::Failure;
 use crate::layers;
 use crate::planted_git;
-use crate::runlog::{self, log, open_audit, run_id};
+use crate::runlog::{self, ending_of, log, log_failure, open_audit, run_id};
 
 /// Runs the command; returns cordon's exit status (a Windows exit code is 32 bits: a crash's
 /// 0xC0000005 is relayed whole).
@@ -92,18 +92,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         log(&mut sink, &run_id, event);
     }
     if let Err(refused) = judged {
-        log(
-            &mut sink,
-            &run_id,
-            Event::CommandExit {
-                status: refused.code,
-                ending: Ending::ExecFailed,
-                signal: None,
-                duration_ms: started.elapsed().as_millis() as u64,
-                message: Some(refused.message.clone()),
-            },
-        );
-        return Err(refused);
+        return Err(log_failure(&mut sink, &run_id, started, refused));
     }
     // --net allow: cordon's proxy on the one port the offline account's filters admit.
     let mut net = crate::windows_net::start_for(policy, plan.account.is_some(), &mut env, &ask)?;
@@ -208,22 +197,6 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     ended.map(|_| status)
 }
 
-/// Logs the exit event of a run that failed to set up after `command_start`; returns `f`.
-fn log_failure(sink: &mut Option<Sink>, run_id: &str, started: Instant, f: Failure) -> Failure {
-    log(
-        sink,
-        run_id,
-        Event::CommandExit {
-            status: f.code,
-            ending: ending_of(&f),
-            signal: None,
-            duration_ms: started.elapsed().as_millis() as u64,
-            message: Some(f.message.clone()),
-        },
-    );
-    f
-}
-
 /// Says each limit the job hit (stderr and a `limit_exceeded` event, as on Linux); the first
 /// one's line, for the exit event.
 fn report_trips(
@@ -264,13 +237,6 @@ fn report_trips(
         first.get_or_insert(line);
     }
     first
-}
-
-fn ending_of(f: &Failure) -> Ending {
-    match f.code {
-        crate::failure::EXIT_SETUP => Ending::SetupFailed,
-        _ => Ending::ExecFailed,
-    }
 }
 
 /// The plan for `policy` in `workspace`, applied: elevated when `cordon setup --elevated` is
