@@ -144,6 +144,23 @@ exit 5
     Write-Host "note  not on a console: the pseudo-console check is skipped"
 }
 
+# A command cannot attach itself to the user's console (this script's), through which it
+# could type into the user's shell after the run (WriteConsoleInput): judged by what
+# AttachConsole answered inside. Unelevated, the restricted token is the user's own, so this
+# is the check that says whether the weaker mode keeps it out.
+if (-not [Console]::IsOutputRedirected) {
+    $aws = New-Workspace 'attach-console'
+    $abody = @"
+Add-Type -Namespace CordonSmoke -Name Att -MemberDefinition '[DllImport("kernel32.dll")] public static extern bool FreeConsole(); [DllImport("kernel32.dll")] public static extern bool AttachConsole(uint pid);'
+[void][CordonSmoke.Att]::FreeConsole()
+`$ok = [CordonSmoke.Att]::AttachConsole($PID)
+Set-Content -LiteralPath attach.txt -Value "`$ok"
+"@
+    $null = Sandboxed $aws $abody
+    $attached = Get-Content -LiteralPath (Join-Path $aws 'attach.txt') -ErrorAction SilentlyContinue
+    Check "a command cannot attach to the user's console (AttachConsole of this script's process)" ("$attached".Trim() -eq 'False') "AttachConsole answered '$attached'"
+}
+
 # --- writes outside ----------------------------------------------------------------------
 function Refused([string]$name, [string]$target) {
     $rc = Sandboxed $ws "Set-Content -LiteralPath $(Q $target) -Value x"

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use windows_sys::Win32::System::Console::{
     ClosePseudoConsole, CreatePseudoConsole, GetConsoleMode, GetConsoleScreenBufferInfo,
-    ResizePseudoConsole, SetConsoleMode, CONSOLE_SCREEN_BUFFER_INFO, COORD,
+    ResizePseudoConsole, SetConsoleCtrlHandler, SetConsoleMode, CONSOLE_SCREEN_BUFFER_INFO, COORD,
     DISABLE_NEWLINE_AUTO_RETURN, ENABLE_PROCESSED_OUTPUT, ENABLE_VIRTUAL_TERMINAL_INPUT,
     ENABLE_VIRTUAL_TERMINAL_PROCESSING, HPCON,
 };
@@ -184,9 +184,33 @@ struct SavedMode {
     mode: u32,
 }
 
+/// The modes to give back if cordon is ended by a console signal (Ctrl+Break, the window
+/// closed), which ends the process without running `Drop`: (handle value, mode).
+static MODES_ON_SIGNAL: std::sync::Mutex<Vec<(usize, u32)>> = std::sync::Mutex::new(Vec::new());
+
+/// Gives the saved modes back, then lets the signal do what it would (FALSE: the next
+/// handler, in the end the default one, which ends cordon and with it the run's job).
+unsafe extern "system" fn restore_on_signal(_kind: u32) -> i32 {
+    if let Ok(modes) = MODES_ON_SIGNAL.lock() {
+        for &(h, mode) in modes.iter() {
+            // SAFETY: a standard handle of this process recorded while its mode was changed.
+            unsafe { SetConsoleMode(h as RawHandle, mode) };
+        }
+    }
+    0
+}
+
 impl SavedMode {
-    /// Sets `h`'s mode to `change(old)` and remembers the old one.
+    /// Sets `h`'s mode to `change(old)` and remembers the old one (for a console signal
+    /// too).
     fn set(h: RawHandle, old: u32, change: impl Fn(u32) -> u32) -> SavedMode {
+        if let Ok(mut modes) = MODES_ON_SIGNAL.lock() {
+            if modes.is_empty() {
+                // SAFETY: `restore_on_signal` is a valid handler for the process's life.
+                unsafe { SetConsoleCtrlHandler(Some(restore_on_signal), 1) };
+            }
+            modes.push((h as usize, old));
+        }
         // SAFETY: `h` is a console handle of this process; a refused mode leaves it as it
         // was.
         unsafe { SetConsoleMode(h, change(old)) };
@@ -201,6 +225,9 @@ impl Drop for SavedMode {
     fn drop(&mut self) {
         // SAFETY: the same console handle, still open (a standard handle of this process).
         unsafe { SetConsoleMode(self.handle, self.mode) };
+        if let Ok(mut modes) = MODES_ON_SIGNAL.lock() {
+            modes.retain(|&(h, _)| h != self.handle as usize);
+        }
     }
 }
 
