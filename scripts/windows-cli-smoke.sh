@@ -83,6 +83,7 @@ expect 0 "doctor reports the elevated mode's state" -- doctor
 grep -q "elevated mode: not set up" "$ws/out" || { echo "FAIL doctor: $(cat "$ws/out")"; failed=1; }
 grep -q '"backend":"windows-restricted-token"' "$audit" || { echo "FAIL no command_start in $audit"; failed=1; }
 grep -q '"event":"command_exit".*"status":3' "$audit" || { echo "FAIL no command_exit with status 3"; cat "$audit"; failed=1; }
+grep -q '"event":"command_exit".*"status":127' "$audit" || { echo "FAIL no command_exit for the missing program (127)"; failed=1; }
 # The ACLs the run rests on are logged before command_start: under Wine, which keeps no DACL,
 # every run writes its edits again (on Windows the second run skips them, windows-smoke.ps1).
 grep -q '"event":"acl_applied".*"ace":"deny".*"reason":"protected"' "$audit" \

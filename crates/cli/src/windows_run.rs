@@ -72,22 +72,23 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         },
         state_dir: state.clone(),
     };
-    // The program found as Windows would find it (127 when it is not), then the command
-    // line judged by the rules (no exec inside is judged on Windows), by the name typed and
-    // by the file's own long name: a forbid is 126, a prompt waits in `cordon console`.
-    let mut argv = argv;
-    let found = find_program(&argv[0])?;
-    let long_name = std::fs::canonicalize(&found)
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| found.clone());
+    // The program found as Windows would find it (a 127 when it is not comes after
+    // `command_start`, from `execute`), then the command line judged by the rules (no exec
+    // inside is judged on Windows), by the name typed and by the file's own long name: a
+    // forbid is 126, a prompt waits in `cordon console`.
+    let program = find_program(&argv[0]);
+    let long_name = program.as_ref().ok().map(|found| {
+        std::fs::canonicalize(found)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| found.clone())
+    });
     let (judged, asked) = crate::approval::judge_command_line(
         policy,
         &argv,
         &ask.ctx,
         Some(&state),
-        Some(&long_name),
+        long_name.as_deref(),
     );
-    argv[0] = found;
     for event in asked {
         log(&mut sink, &run_id, event);
     }
@@ -133,7 +134,11 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .filter_map(|w| std::fs::canonicalize(w).ok())
         .collect();
     let git_before = planted_git::before(&workspace, &git_roots);
-    let ended = execute(&plan, group.as_ref(), &state, policy, argv, env, &job_watch);
+    let ended = program.and_then(|program| {
+        let mut argv = argv;
+        argv[0] = program;
+        execute(&plan, group.as_ref(), &state, policy, argv, env, &job_watch)
+    });
     // The proxy stops with the command, and the audit sink comes back for what follows.
     let killed_for = net.and_then(|net| net.finish(&mut sink, &run_id));
     let mut tripped = report_trips(&mut sink, &run_id, &job_watch.trips(), policy);
