@@ -170,7 +170,7 @@ impl Drop for Slot {
 
 fn serve(conn: Stream, broker: &Broker, token: &str) {
     let _ = transport::set_read_timeout(&conn, Duration::from_secs(300));
-    let (Ok(mut out), Ok(peer)) = (transport::try_clone(&conn), transport::try_clone(&conn)) else {
+    let Ok(mut out) = transport::try_clone(&conn) else {
         return;
     };
     let mut reply = |value: serde_json::Value| -> bool {
@@ -179,15 +179,16 @@ fn serve(conn: Stream, broker: &Broker, token: &str) {
         out.write_all(line.as_bytes()).is_ok()
     };
     // Bounded lines: a peer cannot make the broker buffer without end.
-    let mut lines = BufReader::new(io::Read::take(conn, 1 << 20)).lines();
-    let hello = lines.next();
+    let mut reader = BufReader::new(io::Read::take(conn, 1 << 20));
+    let mut hello = String::new();
+    let read = reader.read_line(&mut hello);
     // After the first read: a Windows pipe lends the client's token only from then on.
-    if !transport::peer_is_own_user(&peer) {
+    if !transport::peer_is_own_user(reader.get_ref().get_ref()) {
         reply(serde_json::json!({"error": "another user"}));
         return;
     }
-    let authorised = match hello {
-        Some(Ok(line)) => serde_json::from_str::<Hello>(&line)
+    let authorised = match read {
+        Ok(n) if n > 0 => serde_json::from_str::<Hello>(&hello)
             .map(|h| token::equal(&h.token, token))
             .unwrap_or(false),
         _ => false,
@@ -199,7 +200,7 @@ fn serve(conn: Stream, broker: &Broker, token: &str) {
     if !reply(serde_json::json!({"ok": true, "run": broker.run()})) {
         return;
     }
-    for line in lines {
+    for line in reader.lines() {
         let Ok(line) = line else { return };
         let answer = match serde_json::from_str::<Command>(&line) {
             Ok(Command::Pending) => serde_json::json!({"pending": broker.pending()}),

@@ -602,9 +602,7 @@ fn worktrees_of(git_dir: &Path) -> Result<Vec<PathBuf>, ()> {
 /// would refuse, or a config that cannot be read, counts as bare: the caller then refuses).
 fn is_bare(git_dir: &Path) -> bool {
     match config_values(git_dir, "core.bare") {
-        Ok(values) => values
-            .iter()
-            .any(|v| cordon_policy::git::boolean(v) != Some(false)),
+        Ok(values) => values.iter().any(|v| not_false(v)),
         Err(()) => true,
     }
 }
@@ -619,9 +617,7 @@ fn is_bare(git_dir: &Path) -> bool {
 /// could set anything.
 fn config_values(git_dir: &Path, key: &str) -> Result<Vec<String>, ()> {
     let config = settings_of(&git_dir.join("config"))?;
-    let worktree_config = config.iter().any(|(k, v)| {
-        k == "extensions.worktreeconfig" && cordon_policy::git::boolean(v) != Some(false)
-    });
+    let worktree_config = worktree_config_on(&config);
     let mut all = config;
     if worktree_config {
         all.extend(settings_of(&git_dir.join("config.worktree"))?);
@@ -631,6 +627,19 @@ fn config_values(git_dir: &Path, key: &str) -> Result<Vec<String>, ()> {
         .filter(|(k, _)| k == key)
         .map(|(_, v)| v)
         .collect())
+}
+
+/// Whether a config turns `extensions.worktreeConfig` on (any value git does not read as
+/// false: reading `config.worktree` too is the safe side).
+fn worktree_config_on(config: &[(String, String)]) -> bool {
+    config
+        .iter()
+        .any(|(k, v)| k == "extensions.worktreeconfig" && not_false(v))
+}
+
+/// Whether git might read `v` as true: anything but a boolean git reads as false.
+fn not_false(v: &str) -> bool {
+    cordon_policy::git::boolean(v) != Some(false)
 }
 
 /// Every setting of one Git config file; an absent file has none.
@@ -705,10 +714,7 @@ fn git_side_paths(common_dir: &Path) -> Vec<PathBuf> {
     // it, a missing one needs no placeholder (each costs a file made and removed per run).
     // A config that cannot be read counts as setting it: placeholders cost time, not safety.
     let worktree_config =
-        config_values(common_dir, "extensions.worktreeconfig").map_or(true, |v| {
-            v.iter()
-                .any(|v| cordon_policy::git::boolean(v) != Some(false))
-        });
+        settings_of(&common_dir.join("config")).map_or(true, |c| worktree_config_on(&c));
     rd.filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .take(MAX_SIDE_DIRS)

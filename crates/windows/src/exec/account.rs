@@ -46,7 +46,7 @@ use windows_sys::Win32::System::Threading::{
     STARTF_USESHOWWINDOW, STARTF_USESTDHANDLES, STARTUPINFOW,
 };
 
-use super::conpty::PseudoConsole;
+use super::conpty::{HandedStdio, PseudoConsole};
 use super::process::{self, Exit, Started, Stdio};
 use super::{acl, job, setup, token, wide, ExecError};
 use crate::handoff::{read_frame, write_frame, Request, Response};
@@ -126,13 +126,7 @@ pub fn run_elevated(
     let mut request = Request::for_plan(plan, argv, env, cwd);
     // No console handle reaches the command (`conpty::handed_stdio`).
     let mut handed = super::conpty::handed_stdio().map_err(os)?;
-    for (slot, h) in request.stdio.iter_mut().zip(handed.handles()) {
-        *slot = match h.is_null() {
-            true => 0,
-            false => duplicate(current(), h, child.as_raw_handle()).map_err(os)? as u64,
-        };
-    }
-    handed.started();
+    request.stdio = hand_stdio(&mut handed, child.as_raw_handle()).map_err(os)?;
     if let Err(e) = write_frame(&mut req_w, &request.encode()) {
         return Err(ended(format!("took no request: {e}")));
     }
@@ -180,6 +174,20 @@ pub fn run_elevated(
 pub(super) fn current() -> HANDLE {
     // SAFETY: returns this process's pseudo-handle; nothing to free.
     unsafe { GetCurrentProcess() }
+}
+
+/// The command's standard handles duplicated into the process `to` (the copy, the broker),
+/// as values in its table (0 for none); this process's copies of the command's own ends then
+/// close (`HandedStdio::started`).
+pub(super) fn hand_stdio(handed: &mut HandedStdio, to: HANDLE) -> io::Result<[u64; 3]> {
+    let mut out = [0u64; 3];
+    for (slot, h) in out.iter_mut().zip(handed.handles()) {
+        if !h.is_null() {
+            *slot = duplicate(current(), h, to)? as u64;
+        }
+    }
+    handed.started();
+    Ok(out)
 }
 
 /// `h` (valid in `from`) duplicated into `to` with the same access, not inheritable.

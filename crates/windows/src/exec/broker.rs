@@ -30,9 +30,10 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcessId, OpenProcess};
 
 use super::account::{self, Copy, Launch};
 use super::job::JobWatch;
+use super::pipe::{self, PipeServer};
 use super::process::{self, Exit, Started};
 use super::shield::{self, PIPE_CLIENT_ACCESS, PIPE_SERVER_ACCESS};
-use super::{accounts, conpty, from_wide_ptr, pipe, token, Command, ExecError};
+use super::{accounts, conpty, from_wide_ptr, token, Command, ExecError};
 use crate::broker::{
     idle_expired, judge_client, judge_greeting, BrokerName, ClientOp, Connect, Greeting, Start,
     StartAnswer, Verdict,
@@ -198,16 +199,15 @@ fn hand_over(
     };
     // cordon on a console: the broker makes the command a pseudo console of its own over
     // pipes made here, relayed to this console (as `exec::run_as` does unelevated).
-    let mut remote = match conpty::for_broker_console() {
-        Ok(r) => r,
+    let (ends, mut remote) = match conpty::for_broker_console() {
+        Ok(Some((ends, relay))) => (Some(ends), Some(relay)),
+        Ok(None) => (None, None),
         Err(e) => {
-            eprintln!(
-                "cordon: note: no pseudo console for the command ({e}); it shares this console"
-            );
-            None
+            eprintln!("cordon: note: no pseudo console for the command ({e}); it gets pipes and NUL for this console's handles");
+            (None, None)
         }
     };
-    if let Some((ends, _)) = &remote {
+    if let Some(ends) = ends {
         request.console = Some(ConsoleHandoff {
             input: into_broker(ends.input.as_raw_handle(), "the console's input")?,
             output: into_broker(ends.output.as_raw_handle(), "the console's output")?,
@@ -216,6 +216,8 @@ fn hand_over(
                 rows: ends.size.1,
             },
         });
+        // The broker's copies are all there is of the pseudo console's ends now (`ends`
+        // goes here): when it closes it, the relay sees the output end.
     }
     // Without a pseudo console, no console handle reaches the command (`conpty::handed_stdio`).
     let mut handed = match remote {
@@ -226,21 +228,9 @@ fn hand_over(
         ),
     };
     if let Some(h) = handed.as_mut() {
-        for (slot, h) in request.stdio.iter_mut().zip(h.handles()) {
-            *slot = match h.is_null() {
-                true => 0,
-                false => into_broker(h, "stdio")?,
-            };
-        }
-        // The broker holds its own duplicates now.
-        h.started();
+        request.stdio = account::hand_stdio(h, broker.as_raw_handle())
+            .map_err(|e| handoff(format!("handing stdio to the broker: {e}")))?;
     }
-    // The broker's copies are all there is of the pseudo console's ends now: when it closes
-    // it, the relay sees the output end.
-    let mut remote = remote.take().map(|(ends, relay)| {
-        drop(ends);
-        relay
-    });
     let sent = write_frame(&mut pipe, &ClientOp::Run.encode())
         .and_then(|()| write_frame(&mut pipe, &request.encode()));
     if let Err(e) = sent {
@@ -474,7 +464,7 @@ pub fn serve(version: &str) -> i32 {
 
 /// Shields the process and makes the first pipe instance; also the session's user, which
 /// the watchdog compares against.
-fn prepare(start: &Start) -> Result<(OwnedHandle, String), String> {
+fn prepare(start: &Start) -> Result<(PipeServer, String), String> {
     let own = token::process_token().map_err(|e| format!("reading this process's token: {e}"))?;
     if let Some(account) = &start.account {
         let me = token::user_sid(&own).map_err(|e| format!("reading this process's user: {e}"))?;
@@ -498,7 +488,7 @@ fn prepare(start: &Start) -> Result<(OwnedHandle, String), String> {
     unsafe { SetConsoleCtrlHandler(Some(ignore_ctrl), 1) };
     // Without its session's user the broker could not see a logoff: it does not serve.
     let session = session_user().map_err(|e| format!("reading the session's user: {e}"))?;
-    let pipe = create_instance(start, true).map_err(|e| {
+    let pipe = bind_pipe(start).map_err(|e| {
         format!(
             "creating {} (first instance): {e}; another process holds the name",
             start.pipe
@@ -553,35 +543,28 @@ fn watchdog(broker: &Broker, idle: Duration, session: String) {
     }
 }
 
-fn create_instance(start: &Start, first: bool) -> io::Result<OwnedHandle> {
-    // The developer as a client; the broker (this account) for its further instances. No
-    // logon SID, no Everyone: a write-restricted command of the account lacks every write
-    // right here, so it can neither make an instance nor write a request.
-    let dacl = [
+/// The broker's pipe, its first instance made (failing if anyone holds the name). The
+/// developer as a client; the broker (this account) for its further instances. No logon
+/// SID, no Everyone: a write-restricted command of the account lacks every write right
+/// here, so it can neither make an instance nor write a request.
+fn bind_pipe(start: &Start) -> io::Result<PipeServer> {
+    let dacl = vec![
         (start.developer.clone(), PIPE_CLIENT_ACCESS),
         (pipe::own_user()?, PIPE_SERVER_ACCESS),
         (Sid::local_system(), shield::GENERIC_ALL),
     ];
-    pipe::create_instance(&start.pipe, &dacl, first)
+    PipeServer::bind(&start.pipe, dacl)
 }
 
-/// Waits for clients, one instance at a time; the next instance is made before a connected
-/// one is handed to its thread, so the name never vanishes while the broker lives (a client
-/// finding no name starts a second broker).
-fn accept(broker: &Arc<Broker>, first: OwnedHandle) -> i32 {
-    let mut waiting = first;
+/// Serves clients, one thread each; the pipe keeps an instance waiting, so the name never
+/// vanishes while the broker lives (a client finding no name starts a second broker).
+fn accept(broker: &Arc<Broker>, mut server: PipeServer) -> i32 {
     loop {
-        // A client that left before we saw it (or any failure): this instance is made anew.
-        let connected = matches!(pipe::wait_for_client(&waiting), Ok(true));
-        let next = match create_instance(&broker.start, false) {
-            Ok(p) => p,
-            Err(_) => return 125,
+        let Ok(connected) = server.accept() else {
+            return 125;
         };
-        let this = std::mem::replace(&mut waiting, next);
-        if connected {
-            let b = Arc::clone(broker);
-            std::thread::spawn(move || client(&b, File::from(this)));
-        }
+        let b = Arc::clone(broker);
+        std::thread::spawn(move || client(&b, connected));
     }
 }
 

@@ -264,7 +264,7 @@ pub fn run_as(
     // On a console the command gets a pseudo console of its own, relayed by cordon; pipes
     // and files are handed over as they are.
     let relay = conpty::for_own_console().unwrap_or_else(|e| {
-        eprintln!("cordon: warning: no pseudo console for the command ({e}); it uses this console's handles");
+        eprintln!("cordon: warning: no pseudo console for the command ({e}); it gets pipes and NUL for this console's handles");
         None
     });
     // Without one, no console handle reaches the command (`conpty::handed_stdio`).

@@ -36,7 +36,7 @@ use crate::sid::Sid;
 /// One instance of the pipe `name` whose DACL is `dacl` (allow ACEs only, nothing inherited);
 /// with `first`, creation fails if anyone already holds the name (a squatter), instead of
 /// joining their pipe. Remote clients are refused.
-pub fn create_instance(name: &str, dacl: &[(Sid, u32)], first: bool) -> io::Result<OwnedHandle> {
+fn create_instance(name: &str, dacl: &[(Sid, u32)], first: bool) -> io::Result<OwnedHandle> {
     let acl = KernelAcl::allow(dacl)?;
     let mut sd = Box::new(SECURITY_DESCRIPTOR::default());
     let psd = (&mut *sd as *mut SECURITY_DESCRIPTOR).cast();
@@ -82,7 +82,7 @@ pub fn create_instance(name: &str, dacl: &[(Sid, u32)], first: bool) -> io::Resu
 
 /// Waits until a client connects to `instance`: `Ok(true)` when one is connected (also when
 /// it came before the call), `Ok(false)` when one came and left before it was seen.
-pub fn wait_for_client(instance: &OwnedHandle) -> io::Result<bool> {
+fn wait_for_client(instance: &OwnedHandle) -> io::Result<bool> {
     // SAFETY: a pipe instance we own; no overlapped I/O.
     if unsafe { ConnectNamedPipe(instance.as_raw_handle(), null_mut()) } != 0 {
         return Ok(true);
@@ -129,10 +129,11 @@ impl PipeServer {
         )
     }
 
-    /// The next connected client.
+    /// The next connected client. A client that left before it was seen, or any failure
+    /// of the wait, makes the instance anew; only failing to make one is an error.
     pub fn accept(&mut self) -> io::Result<File> {
         loop {
-            let connected = wait_for_client(&self.waiting)?;
+            let connected = matches!(wait_for_client(&self.waiting), Ok(true));
             let next = create_instance(&self.name, &self.dacl, false)?;
             let this = std::mem::replace(&mut self.waiting, next);
             if connected {
