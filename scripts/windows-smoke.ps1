@@ -319,6 +319,25 @@ if ($Elevated) {
     Check 'an elevated run reads an ordinary file of the workspace (control)' (Test-Path (Join-Path $ews 'read-plain.txt')) "exit $rc"
     $leak = Get-Content -Raw -LiteralPath (Join-Path $ews 'read-secret.txt') -ErrorAction SilentlyContinue
     Check 'an elevated run cannot read a --deny-read file' (-not ("$leak" -match 'the secret')) "exit $rc, read: $leak"
+    # A program folder in your profile, which admits only you: the plan grants the sandbox
+    # group read on it because PATH names it (docs/windows.md, "Program folders in the
+    # developer's profile"), and a secret inside keeps its own deny.
+    $tools = Join-Path $HOME ".cordon-smoke-tools-$PID"
+    $tbin = Join-Path $tools 'bin'
+    New-Item -ItemType Directory -Force -Path $tbin | Out-Null
+    Set-Content -LiteralPath (Join-Path $tbin 'cordon-smoke-tool.cmd') -Value "@echo off`r`necho tool-ran> tool-ran.txt"
+    $toolSecret = Join-Path $tools 'credentials.txt'
+    Set-Content -LiteralPath $toolSecret -Value 'the tool secret'
+    $savedPath = $env:PATH
+    $env:PATH = "$tbin;$env:PATH"
+    $out = (& $exe @($pre + @('-w', $ews, '--deny-read', $toolSecret, '--', 'cmd.exe', '/c', 'cordon-smoke-tool.cmd')) 2>&1 | Out-String)
+    $rc = $LASTEXITCODE
+    Check 'an elevated run starts a program from a folder of your profile that PATH names' (Test-Path (Join-Path $ews 'tool-ran.txt')) "exit $rc, output: $out"
+    $rc = Sandboxed $ews "try { Get-Content -Raw -LiteralPath $(Q $toolSecret) | Set-Content -LiteralPath read-tool-secret.txt } catch {}; exit 0" @('--deny-read', $toolSecret) -NoWeaker
+    $leak = Get-Content -Raw -LiteralPath (Join-Path $ews 'read-tool-secret.txt') -ErrorAction SilentlyContinue
+    Check 'a --deny-read file inside that program folder stays unreadable' (-not ("$leak" -match 'the tool secret')) "exit $rc, read: $leak"
+    $env:PATH = $savedPath
+    Remove-Item -Recurse -Force -LiteralPath $tools -ErrorAction SilentlyContinue
     $rc = Sandboxed $ews 'Set-Content .git\hooks\pre-commit evil; exit 0' -NoWeaker
     Check 'an elevated run cannot write .git\hooks (the account is granted the workspace, the write SID is denied)' (-not (Test-Path (Join-Path $ews '.git\hooks\pre-commit'))) "exit $rc"
     $rc = Sandboxed $ews "Set-Content -LiteralPath $(Q (Unique $outside)) -Value x; exit 0" -NoWeaker

@@ -35,7 +35,7 @@ pub struct AclEntry {
     /// `this_only`.
     pub inherit: String,
     /// Why the plan wants it: `writable`, `pin_root`, `protected`, `pin_git_dir`,
-    /// `everyone_writable`, `secret`, `account_workspace`, `account_program`. Absent for a
+    /// `everyone_writable`, `secret`, `account_workspace`, `account_program`, `account_tools`. Absent for a
     /// revoked ACE (an earlier run wrote it).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<String>,

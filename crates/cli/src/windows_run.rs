@@ -47,17 +47,21 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     }
     let state = dirs::state_dir()
         .ok_or_else(|| Failure::setup("cordon's state folder needs %LOCALAPPDATA%"))?;
-    let (plan, group, applied) = plan_for(policy, &workspace, &state)?;
-    log(&mut sink, &run_id, acl_event(&applied));
-    for note in &plan.notes {
-        eprintln!("cordon: note: {note}");
-    }
-    announce_weaker(&plan.guarantees);
     let argv: Vec<String> = args
         .command
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
+    // The program found as Windows would find it (a 127 when it is not comes after
+    // `command_start`, from `execute`); its folder is one the sandbox account must read.
+    let program = find_program(&argv[0]);
+    let tools = tool_dirs(program.as_ref().ok());
+    let (plan, group, applied) = plan_for(policy, &workspace, &state, tools)?;
+    log(&mut sink, &run_id, acl_event(&applied));
+    for note in &plan.notes {
+        eprintln!("cordon: note: {note}");
+    }
+    announce_weaker(&plan.guarantees);
     let (mut env, removed, secrets) = scrubbed_env(policy);
     // What a question to a human (`unlisted = "ask"`) carries, and where it is answered.
     let ask = crate::windows_net::AskSetup {
@@ -72,11 +76,9 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         },
         state_dir: state.clone(),
     };
-    // The program found as Windows would find it (a 127 when it is not comes after
-    // `command_start`, from `execute`), then the command line judged by the rules (no exec
-    // inside is judged on Windows), by the name typed and by the file's own long name: a
-    // forbid is 126, a prompt waits in `cordon console`.
-    let program = find_program(&argv[0]);
+    // The command line judged by the rules (no exec inside is judged on Windows), by the
+    // name typed and by the file's own long name: a forbid is 126, a prompt waits in
+    // `cordon console`.
     let long_name = program.as_ref().ok().map(|found| {
         std::fs::canonicalize(found)
             .map(|p| p.to_string_lossy().into_owned())
@@ -252,6 +254,7 @@ fn plan_for(
     policy: &Policy,
     workspace: &Path,
     state: &Path,
+    tool_dirs: Vec<WinPath>,
 ) -> Result<(WindowsPlan, Option<Sid>, Applied), Failure> {
     let ctx = ResolveContext {
         workspace: workspace.to_path_buf(),
@@ -294,6 +297,7 @@ fn plan_for(
             &cordon_windows::plan::audit_bounds(&homes),
         ),
         previously_managed: audit::load_paths(&managed),
+        tool_dirs,
     };
     let plan = cordon_windows::plan(&input, &RealHost).map_err(|e| {
         let f = Failure::setup(format!("{e}; the command did not run"));
@@ -302,6 +306,14 @@ fn plan_for(
             Some(_) => f,
         }
     })?;
+    if plan.writes() > 0 {
+        // A new inheritable grant passes down through every file below it: seconds on a
+        // large toolchain folder, once.
+        eprintln!(
+            "cordon: writing {} ACL change(s), once; a new grant passes down through the files below it",
+            plan.writes()
+        );
+    }
     let applied = exec::apply(&plan)
         .map_err(|e| Failure::setup(format!("applying the plan: {}", chain(&e))))?;
     audit::save_paths(&managed, &plan.managed())
@@ -338,6 +350,22 @@ fn acl_event(applied: &Applied) -> Event {
             .collect(),
         skipped: applied.skipped,
     }
+}
+
+/// The folders the command may run programs from, for the plan's grants to the sandbox
+/// account: PATH's entries (the command's PATH is this one), the found program's own folder,
+/// and rustup's and cargo's homes when they are set.
+fn tool_dirs(program: Option<&String>) -> Vec<WinPath> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let mut out: Vec<WinPath> = cmdline::path_dirs(&path)
+        .filter_map(|d| WinPath::parse(d).ok())
+        .collect();
+    let own = program.and_then(|p| WinPath::parse(p).ok()?.parent());
+    let homes = ["RUSTUP_HOME", "CARGO_HOME"]
+        .iter()
+        .filter_map(|v| WinPath::parse(&std::env::var(v).ok()?).ok());
+    out.extend(own.into_iter().chain(homes));
+    out
 }
 
 /// `program` as CreateProcess would find it (PATH, PATHEXT); 127 when it is not there.

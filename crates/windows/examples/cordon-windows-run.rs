@@ -100,6 +100,7 @@ mod windows_main {
             proxy_ports: Vec::new(),
             everyone_writable,
             previously_managed: audit::load_paths(&managed_file),
+            tool_dirs: Vec::new(),
         };
         let plan = plan(&input, &RealHost).map_err(|e| e.to_string())?;
         for note in &plan.notes {

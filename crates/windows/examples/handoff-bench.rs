@@ -82,6 +82,7 @@ mod bench {
             proxy_ports: Vec::new(),
             everyone_writable: Vec::new(),
             previously_managed: Vec::new(),
+            tool_dirs: Vec::new(),
         };
         let plan = plan(&input, &RealHost).map_err(|e| e.to_string())?;
         exec::apply(&plan).map_err(|e| e.to_string())?;

@@ -85,8 +85,7 @@ pub fn search_path(
     }
     let has_ext = program.rsplit_once('.').is_some_and(|(_, e)| !e.is_empty());
     let exts: Vec<&str> = pathext.split(';').filter(|e| !e.is_empty()).collect();
-    for dir in path_var.split(';').filter(|d| !d.is_empty()) {
-        let dir = dir.trim_matches('"').trim_end_matches(['\\', '/']);
+    for dir in path_dirs(path_var) {
         if has_ext {
             let c = format!("{dir}\\{program}");
             if exists(&c) {
@@ -101,6 +100,15 @@ pub fn search_path(
         }
     }
     None
+}
+
+/// The folders a PATH value names, in order: quotes and trailing separators dropped, empty
+/// entries skipped.
+pub fn path_dirs(path_var: &str) -> impl Iterator<Item = &str> {
+    path_var
+        .split(';')
+        .map(|d| d.trim_matches('"').trim_end_matches(['\\', '/']))
+        .filter(|d| !d.is_empty())
 }
 
 /// Whether CreateProcess would hand this program to cmd.exe.

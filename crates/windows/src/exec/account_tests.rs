@@ -79,6 +79,7 @@ pub(super) fn applied_plan(name: &str) -> WindowsPlan {
         proxy_ports: Vec::new(),
         everyone_writable: Vec::new(),
         previously_managed: Vec::new(),
+        tool_dirs: Vec::new(),
     };
     let plan = plan::plan(&input, &RealHost).unwrap_or_else(|e| panic!("{e}"));
     apply(&plan).unwrap_or_else(|e| panic!("{e}"));

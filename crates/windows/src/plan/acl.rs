@@ -180,6 +180,9 @@ pub enum Reason {
     /// cordon.exe itself, which the sandbox account starts as cordon's copy (elevated
     /// mode): read and execute on the file only.
     AccountProgram,
+    /// A program folder in the developer's profile, readable to the sandbox group (elevated
+    /// mode; see `plan::tools`).
+    AccountTools,
 }
 
 impl Reason {
@@ -194,6 +197,7 @@ impl Reason {
             Reason::Secret => "secret",
             Reason::AccountWorkspace => "account_workspace",
             Reason::AccountProgram => "account_program",
+            Reason::AccountTools => "account_tools",
         }
     }
 }

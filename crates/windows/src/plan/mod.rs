@@ -15,6 +15,7 @@ pub mod setup;
 #[cfg(test)]
 mod tests;
 pub mod token;
+pub mod tools;
 
 use cordon_policy::{Network, Policy, ResolveContext};
 
@@ -64,6 +65,10 @@ pub struct PlanInput<'a> {
     /// Paths an earlier plan put ACEs of this workspace's SIDs on (cordon's state), so ACEs
     /// the policy no longer wants are removed: the ACL state stays bounded.
     pub previously_managed: Vec<WinPath>,
+    /// Folders the command may run programs from (PATH's entries, the program's own folder,
+    /// `RUSTUP_HOME`, `CARGO_HOME`): in elevated mode those in a home are granted read to
+    /// the sandbox group (see [`tools`]).
+    pub tool_dirs: Vec<WinPath>,
 }
 
 /// Limits of the Everyone-writable audit, which runs at setup and when its findings are
@@ -409,10 +414,12 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
                     deny_read.push(w);
                 }
             }
+            let mut secrets = Vec::new();
             for p in deny_read {
                 // A link to a secret is no way round: the ACE goes on what it points at.
                 match host.final_path(&p) {
                     Some(f) => {
+                        push_unique(&mut secrets, f.clone());
                         let inherit = if host.kind(&f) == Kind::Dir {
                             Inherit::TREE
                         } else {
@@ -432,6 +439,30 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
                     }
                     None => notes.push(format!("deny_read {p}: absent (checked again each run)")),
                 }
+            }
+            // Toolchains in the developer's profile: read and execute for the group. A
+            // secret inside one keeps its own explicit deny, which outranks the inherited
+            // grant; a folder inside a secret or a writable root gets no grant.
+            let (tools, tool_notes) = tools::tool_roots(&input.tool_dirs, &homes, &writable, host);
+            notes.extend(tool_notes);
+            for root in tools {
+                if let Some(s) = secrets.iter().find(|s| root.starts_with(s)) {
+                    notes.push(format!(
+                        "program folder {root}: inside deny_read {s}, stays unreadable"
+                    ));
+                    continue;
+                }
+                if writable.iter().any(|w| root.starts_with(w)) {
+                    continue;
+                }
+                edits.push(edit(
+                    &root,
+                    AceKind::Allow,
+                    &acc.group,
+                    acl::READ_GRANT,
+                    Inherit::TREE,
+                    Reason::AccountTools,
+                ));
             }
             guarantees.push(enforced(
                 "read",
@@ -622,7 +653,7 @@ pub fn audit_bounds(homes: &[WinPath]) -> AuditBounds {
     }
 }
 
-fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
+pub(crate) fn push_unique<T: PartialEq>(v: &mut Vec<T>, x: T) {
     if !v.contains(&x) {
         v.push(x);
     }

@@ -131,6 +131,7 @@ fn input<'a>(policy: &'a Policy, ctx: &'a ResolveContext, mode: Mode) -> PlanInp
         proxy_ports: vec![3128],
         everyone_writable: Vec::new(),
         previously_managed: Vec::new(),
+        tool_dirs: Vec::new(),
     }
 }
 
@@ -629,4 +630,157 @@ fn windows_policy_paths_are_read_as_windows_paths() {
             .map_or(true, |s| fs::resolve_spec(&s, &ws, &homes).is_err());
         assert!(refused, "{bad}");
     }
+}
+
+/// The `AccountTools` grants of a plan: (path, mask, inheritance, SID).
+fn tool_grants(plan: &WindowsPlan) -> Vec<(String, u32, acl::Inherit, Sid)> {
+    plan.acl
+        .iter()
+        .filter(|(e, _)| e.reason == Reason::AccountTools)
+        .map(|(e, _)| (e.path.to_string(), e.mask, e.inherit, e.sid.clone()))
+        .collect()
+}
+
+fn tools_host() -> FakeHost {
+    repo(r"C:\src\app")
+        .dir(r"C:\Users\dev\.cargo\bin")
+        .file(r"C:\Users\dev\.cargo\credentials.toml", "token")
+        .dir(r"C:\Users\dev\.rustup\toolchains")
+        .dir(r"C:\Users\dev\scoop\shims")
+        .dir(r"C:\Users\dev\AppData\Roaming\npm")
+        .dir(r"C:\Users\dev\AppData\Local\Microsoft\WindowsApps")
+        .dir(r"C:\Users\dev\.ssh\bin")
+        .dir(r"C:\Program Files\Git\cmd")
+        .dir(r"D:\tools\bin")
+        .junction(r"C:\Users\dev\linked", r"D:\tools")
+        .junction(r"C:\tools", r"C:\Users\dev\go")
+        .dir(r"C:\Users\dev\go\bin")
+}
+
+#[test]
+fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
+    let host = tools_host();
+    let p = policy("", false);
+    let c = ctx(r"C:\src\app");
+    let mut i = input(&p, &c, Mode::Elevated(accounts()));
+    i.tool_dirs = [
+        r"C:\Users\dev\.cargo\bin",
+        r"C:\Users\dev\scoop\shims\",
+        r"C:\Users\dev\AppData\Roaming\npm",
+        r"C:\Users\dev\AppData\Local\Microsoft\WindowsApps",
+        r"C:\Program Files\Git\cmd",
+        r"C:\Users\dev\linked\bin",
+        r"C:\tools\bin",
+        r"C:\Users\dev\missing\bin",
+        r"C:\Users\dev",
+        r"C:\Users",
+        r"C:\Users\dev\AppData\Local",
+        r"C:\Users\dev\AppData",
+        r"C:\Users\dev\.ssh\bin",
+    ]
+    .iter()
+    .map(|s| w(s))
+    .collect();
+    let plan = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
+    let g = accounts().group;
+    let grant = |s: &str| {
+        (
+            s.to_string(),
+            acl::READ_GRANT,
+            acl::Inherit::TREE,
+            g.clone(),
+        )
+    };
+    assert_eq!(
+        tool_grants(&plan),
+        [
+            // `.rustup` comes with `.cargo`: rustup's proxies run the toolchains there.
+            grant(r"C:\Users\dev\.cargo"),
+            grant(r"C:\Users\dev\.rustup"),
+            grant(r"C:\Users\dev\scoop"),
+            // Under AppData only the folder itself: its neighbours hold credentials.
+            grant(r"C:\Users\dev\AppData\Roaming\npm"),
+            grant(r"C:\Users\dev\AppData\Local\Microsoft\WindowsApps"),
+            // A junction elsewhere into the home is granted where it lands.
+            grant(r"C:\Users\dev\go"),
+        ]
+    );
+    assert_eq!(
+        acl::READ_GRANT & acl::DENY_WRITE,
+        0,
+        "read and execute only"
+    );
+    // The secret inside a granted folder keeps its explicit deny, which outranks the
+    // inherited grant.
+    assert!(plan.acl.iter().any(|(e, _)| e.reason == Reason::Secret
+        && e.path == w(r"C:\Users\dev\.cargo\credentials.toml")
+        && e.kind == AceKind::Deny
+        && e.sid == g));
+    for turned_down in [
+        r"folder C:\Users\dev holds your home",
+        r"folder C:\Users holds your home",
+        r"folder C:\Users\dev\AppData\Local is one of AppData's roots",
+        r"folder C:\Users\dev\AppData is one of AppData's roots",
+    ] {
+        assert!(
+            plan.notes.iter().any(|n| n.contains(turned_down)),
+            "no note `{turned_down}`: {:?}",
+            plan.notes
+        );
+    }
+    assert!(plan
+        .notes
+        .iter()
+        .any(|n| n.contains(r"C:\Users\dev\.ssh") && n.contains("stays unreadable")));
+    assert!(!plan.notes.iter().any(|n| n.contains("missing")));
+
+    // Unelevated, the token is the developer's own: nothing to grant.
+    let mut i = input(&p, &c, Mode::Unelevated);
+    i.tool_dirs = vec![w(r"C:\Users\dev\.cargo\bin")];
+    let weak = policy("", true);
+    i.policy = &weak;
+    let plan = super::plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
+    assert!(tool_grants(&plan).is_empty());
+}
+
+#[test]
+fn program_folder_grants_are_applied_once_and_revoked_when_path_drops_them() {
+    let host = tools_host();
+    let p = policy("", false);
+    let c = ctx(r"C:\src\app");
+    let mut i = input(&p, &c, Mode::Elevated(accounts()));
+    i.tool_dirs = vec![
+        w(r"C:\Users\dev\.cargo\bin"),
+        w(r"C:\Users\dev\scoop\shims"),
+    ];
+    let first = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
+    assert!(first
+        .acl
+        .iter()
+        .filter(|(e, _)| e.reason == Reason::AccountTools)
+        .all(|(_, a)| *a == Action::Apply));
+    host.apply(&first);
+    let again = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.writes(), 0, "a second run writes no ACL");
+
+    // PATH no longer names scoop: the grant there goes, the others stay.
+    i.previously_managed = again.managed();
+    i.tool_dirs = vec![w(r"C:\Users\dev\.cargo\bin")];
+    let dropped = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
+    let revoked: Vec<_> = dropped.revoke.iter().map(|r| r.path.to_string()).collect();
+    assert_eq!(revoked, [r"C:\Users\dev\scoop"]);
+    assert_eq!(dropped.revoke[0].sid, accounts().group);
+    assert_eq!(dropped.writes(), 1);
+}
+
+#[test]
+fn a_program_folder_inside_a_writable_root_gets_no_extra_grant() {
+    // Not `~\src` for the workspace's own `node_modules\.bin`: its folder is granted already.
+    let host = tools_host().dir(r"C:\Users\dev\src\app\node_modules\.bin");
+    let p = policy("", false);
+    let c = ctx(r"C:\Users\dev\src\app");
+    let mut i = input(&p, &c, Mode::Elevated(accounts()));
+    i.tool_dirs = vec![w(r"C:\Users\dev\src\app\node_modules\.bin")];
+    let plan = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
+    assert!(tool_grants(&plan).is_empty(), "{:?}", tool_grants(&plan));
 }
