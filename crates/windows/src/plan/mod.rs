@@ -483,7 +483,9 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
             };
             guarantees.push(enforced(
                 "network",
-                "firewall rules and WFP filters scoped to the offline account's SID",
+                // Said with its two known holes (docs/windows.md, "Known gaps"): both are
+                // traffic a service or the kernel sends for the account, not the account.
+                "firewall rules and WFP filters scoped to the offline account's SID (not covered: name lookups the DNS Client service makes for it, SMB to \\\\host\\share paths)",
             ));
             guarantees.push(enforced(
                 "processes",
