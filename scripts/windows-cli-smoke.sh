@@ -3,7 +3,8 @@
 # refused in the unelevated mode (125, naming what it cannot enforce), the weaker mode runs
 # the command and relays its exit status, a missing program is 127, a subcommand the Windows
 # backend lacks is 125, `cordon console` serves the paired caller only, [commands] rules judge the command line
-# (forbid 126; prompt answered in the console), each run writes acl_applied, command_start and command_exit, `setup --elevated
+# (forbid 126; prompt answered in the console, or on cordon's own console with the question's
+# code, the command never seeing the answer), each run writes acl_applied, command_start and command_exit, `setup --elevated
 # --dry-run` prints the steps and `doctor` says the elevated mode is not set up (a fresh
 # Wine prefix has no sandbox accounts), `setup --elevated --remove` undoes a half-finished
 # setup and a second one succeeds with nothing to do. Elevated runs: with setup incomplete
@@ -15,6 +16,7 @@
 # Usage: windows-cli-smoke.sh WINE CORDON_EXE (run by scripts/windows-test.sh).
 set -uo pipefail
 wine=$1 exe=$2
+here=$(cd "$(dirname "$0")" && pwd)
 ws=$(mktemp -d /tmp/cordon-win-smoke.XXXXXX)
 trap 'rm -rf "$ws"' EXIT
 mkdir -p "$ws/project"
@@ -148,6 +150,32 @@ if [ -n "$token" ]; then
   grep -q '"event":"approval_decided".*"decision":"allow_once".*"channel":"console"' "$audit" \
     && grep -q '"event":"approval_decided".*"decision":"deny".*"channel":"console"' "$audit" \
     || { echo "FAIL the prompts' answers are not in $audit"; failed=1; }
+fi
+# The terminal channel: on a console (Wine gives a program on a pty one) a prompted command
+# line is asked on cordon's console too, and answered there by a human who repeats the
+# question's code. The command reads a line from its own (pseudo) console: what it gets is
+# what is typed after it started, never the answer. A wrong code allows nothing.
+tty_answer="$here/tty-answer.py"
+printf '@echo off\r\necho ask-now>CON\r\nset /p x=<CON\r\necho got %%x%%> typed.txt\r\n' >read.cmd
+tty_run() { # tty_run [tty-answer flags] -- : the prompted run on a pty; its status
+  python3 "$tty_answer" --timeout 90 "$@" "$wine" "$exe" run --allow-weaker --policy "$rules" \
+    --audit "$audit" -- cmd /c read.cmd >"$ws/tty.out" 2>&1
+}
+rm -f typed.txt
+tty_run --answer "o @CODE" --type hello-typed --after ask-now --; got=$?
+if [ "$got" -eq 0 ] && [ "$(tr -d '\r' <typed.txt 2>/dev/null)" = "got hello-typed" ]; then
+  echo "ok   a prompt answered on cordon's console runs the command, which reads only what was typed after it started"
+else
+  echo "FAIL the terminal-channel allow: exit $got, typed.txt: $(cat typed.txt 2>&1)"; tail -c 1500 "$ws/tty.out"; failed=1
+fi
+grep -q '"event":"approval_decided".*"decision":"allow_once".*"channel":"terminal"' "$audit" \
+  || { echo "FAIL the terminal's answer is not in $audit"; failed=1; }
+rm -f typed.txt
+tty_run --answer "o 0000" --answer d --; got=$?
+if [ "$got" -eq 126 ] && [ ! -e typed.txt ] && grep -q "code" "$ws/tty.out"; then
+  echo "ok   an allow with the wrong code allows nothing; the deny after it is 126, the command never ran"
+else
+  echo "FAIL the terminal-channel wrong code: exit $got, typed.txt $( [ -e typed.txt ] && echo present || echo absent)"; tail -c 1500 "$ws/tty.out"; failed=1
 fi
 kill "$console_pid" 2>/dev/null; wait "$console_pid" 2>/dev/null
 [ "$failed" -eq 0 ] && echo "== cordon.exe under Wine: all checks passed"

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use cordon_approvals::{Broker, BrokerConfig, Channels, ExecOutcome, Persist, Request, Scrubber};
+use cordon_approvals::{
+    Broker, BrokerConfig, Channels, ExecOutcome, Persist, Request, Scrubber, TerminalIo,
+};
 use cordon_audit::Event;
 use cordon_policy::{Decision, Policy};
 use cordon_proxy::Ask;
@@ -39,7 +41,8 @@ pub const EXIT_REFUSED: i32 = 126;
 
 /// The command line judged by the rules before anything is made: a `forbid` is refused
 /// (126, the rule's reason). A `prompt` is asked here only with `ask_here` (cordon's state
-/// folder: Windows, where no exec inside is judged), answered in `cordon console`; on Linux
+/// folder: Windows, where no exec inside is judged), answered on `terminal` (cordon's
+/// console; no sandboxed process exists yet to see it) or in `cordon console`; on Linux
 /// it is asked when the command's exec is judged, once the sandbox exists (asking here would
 /// start the broker's threads, and the sandbox is made only single-threaded). Returns the
 /// verdict and the broker's audit events (a question and its answer).
@@ -49,6 +52,7 @@ pub fn judge_command_line(
     ctx: &Context,
     ask_here: Option<&Path>,
     also_named: Option<&str>,
+    terminal: Option<Box<dyn TerminalIo>>,
 ) -> (Result<(), Failure>, Vec<Event>) {
     // Windows names one program many ways (`Git.EXE`, `C:\Git\cmd\git.exe`, a short
     // `GIT~1`): judged as one, by the name typed and by the file it resolves to
@@ -79,7 +83,8 @@ pub fn judge_command_line(
     };
     let (broker, events) = broker_for(policy, ctx);
     // A forbid never reaches a human; the broker only words the refusal.
-    let channels = ask_in.map(|state| Channels::new(broker.clone(), Some(state.into()), None));
+    let has_terminal = terminal.is_some();
+    let channels = ask_in.map(|state| Channels::new(broker.clone(), Some(state.into()), terminal));
     if let Some(channels) = &channels {
         if let Err(e) = channels.ensure() {
             let f = Failure::setup(format!(
@@ -90,7 +95,7 @@ pub fn judge_command_line(
         eprintln!(
             "cordon: `{}` needs a human's approval: answer {} (waiting up to {} s)",
             broker.scrub_words(argv).join(" "),
-            where_to_answer(false),
+            where_to_answer(has_terminal),
             broker.timeout().as_secs()
         );
     }
@@ -189,6 +194,87 @@ pub fn ask_network(broker: &Broker, ask: &Ask, ask_human: bool, has_terminal: bo
         );
     }
     broker.ask(request).allowed()
+}
+
+/// What a relay of cordon's terminal offers the terminal channel (Linux's pty relay,
+/// Windows' console keys): the user's keys, taken while a question is open, and printing
+/// between the command's output.
+pub trait UserKeys: Send {
+    fn take_keys(&self) -> std::io::Result<mpsc::Receiver<Vec<u8>>>;
+    fn give_back_keys(&self);
+    fn print(&self, text: &str) -> std::io::Result<()>;
+}
+
+/// cordon's relayed terminal as the approvals' terminal channel: while a question is open
+/// the keys come here and never reach the command. The terminal is raw, so the channel
+/// echoes what is typed.
+pub struct RelayTerminal<K> {
+    user: K,
+    keys: Option<mpsc::Receiver<Vec<u8>>>,
+}
+
+impl<K: UserKeys> RelayTerminal<K> {
+    pub fn new(user: K) -> RelayTerminal<K> {
+        RelayTerminal { user, keys: None }
+    }
+}
+
+impl<K: UserKeys> TerminalIo for RelayTerminal<K> {
+    fn show(&mut self, text: &str) -> std::io::Result<()> {
+        self.user.print(text)
+    }
+
+    fn begin(&mut self) {
+        // Without the keys the question is still shown, and answered in `cordon console`.
+        self.keys = self.user.take_keys().ok();
+    }
+
+    fn keys(&mut self, wait: Duration) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(keys) = &self.keys else {
+            std::thread::sleep(wait);
+            return Ok(None);
+        };
+        match keys.recv_timeout(wait) {
+            Ok(k) => Ok(Some(k)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            }
+        }
+    }
+
+    fn end(&mut self) {
+        self.user.give_back_keys();
+        self.keys = None;
+    }
+
+    fn cooked(&self) -> bool {
+        false
+    }
+}
+
+/// Windows' console keys, as the terminal channel sees them.
+#[cfg(windows)]
+impl UserKeys for cordon_windows::exec::console_keys::ConsoleQuestions {
+    fn take_keys(&self) -> std::io::Result<mpsc::Receiver<Vec<u8>>> {
+        cordon_windows::exec::console_keys::ConsoleQuestions::take_keys(self)
+    }
+
+    fn give_back_keys(&self) {
+        cordon_windows::exec::console_keys::ConsoleQuestions::give_back_keys(self)
+    }
+
+    fn print(&self, text: &str) -> std::io::Result<()> {
+        cordon_windows::exec::console_keys::ConsoleQuestions::print(self, text)
+    }
+}
+
+/// The terminal channel on Windows: cordon's console, when its stdin and stdout are one.
+/// The command never shares it (it gets a pseudo console of its own, or no console handle).
+#[cfg(windows)]
+pub fn console_terminal() -> Option<Box<dyn TerminalIo>> {
+    cordon_windows::exec::console_keys::ConsoleQuestions::for_own_console()
+        .map(|c| Box::new(RelayTerminal::new(c)) as Box<dyn TerminalIo>)
 }
 
 pub fn where_to_answer(has_terminal: bool) -> &'static str {

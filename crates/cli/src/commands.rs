@@ -9,7 +9,6 @@ use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
 
 use cordon_approvals::{door, Broker, Channels, ExecOutcome, TerminalIo, Widenable, Witness};
 use cordon_audit::Event;
@@ -17,7 +16,9 @@ use cordon_linux::{ExecRequest, UserTerminal};
 use cordon_policy::{CommandRules, Decision, Policy};
 use cordon_proxy::Ask;
 
-use crate::approval::{ask_network, broker_for, serve, state_dir, where_to_answer, Context};
+use crate::approval::{
+    ask_network, broker_for, serve, state_dir, where_to_answer, Context, RelayTerminal, UserKeys,
+};
 use crate::failure::Failure;
 
 /// Whether the rules can say anything but `allow`: only then are execs inside supervised
@@ -147,49 +148,18 @@ impl Witness for RunWitness {
     }
 }
 
-/// cordon's terminal, relayed to the command's pty, as the approvals' terminal channel:
-/// while a question is open the keys come here and never reach the command.
-struct RelayTerminal {
-    user: UserTerminal,
-    keys: Option<mpsc::Receiver<Vec<u8>>>,
-}
-
-impl RelayTerminal {
-    fn new(user: UserTerminal) -> RelayTerminal {
-        RelayTerminal { user, keys: None }
-    }
-}
-
-impl TerminalIo for RelayTerminal {
-    fn show(&mut self, text: &str) -> std::io::Result<()> {
-        self.user.print(text)
+/// The pty relay's terminal, as the terminal channel sees it.
+impl UserKeys for UserTerminal {
+    fn take_keys(&self) -> std::io::Result<mpsc::Receiver<Vec<u8>>> {
+        Ok(UserTerminal::take_keys(self))
     }
 
-    fn begin(&mut self) {
-        self.keys = Some(self.user.take_keys());
+    fn give_back_keys(&self) {
+        UserTerminal::give_back_keys(self)
     }
 
-    fn keys(&mut self, wait: Duration) -> std::io::Result<Option<Vec<u8>>> {
-        let Some(keys) = &self.keys else {
-            std::thread::sleep(wait);
-            return Ok(None);
-        };
-        match keys.recv_timeout(wait) {
-            Ok(k) => Ok(Some(k)),
-            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            }
-        }
-    }
-
-    fn end(&mut self) {
-        self.user.give_back_keys();
-        self.keys = None;
-    }
-
-    fn cooked(&self) -> bool {
-        false
+    fn print(&self, text: &str) -> std::io::Result<()> {
+        UserTerminal::print(self, text)
     }
 }
 

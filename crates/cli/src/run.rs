@@ -56,7 +56,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         secrets,
         timeout: args.approval_timeout.unwrap_or(approval::PROMPT_TIMEOUT),
     };
-    let (judged, _) = approval::judge_command_line(policy, &argv, &rules_ctx, None, None);
+    let (judged, _) = approval::judge_command_line(policy, &argv, &rules_ctx, None, None, None);
     if let Err(refused) = judged {
         return Err(crate::runlog::log_failure(
             &mut audit, &run_id, started, refused,

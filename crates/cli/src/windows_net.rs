@@ -71,10 +71,16 @@ impl Asking {
     /// answer is refused (125) before the command starts.
     fn start(policy: &Policy, setup: &AskSetup) -> Result<(mpsc::Sender<Ask>, Asking), Failure> {
         let (broker, events) = approval::broker_for(policy, &setup.ctx);
+        // Asked on cordon's console too when it has one: the command never shares it (a
+        // pseudo console of its own, or no console handle), and, a separate account in the
+        // elevated mode (the only one with `--net allow`), it cannot attach to it
+        // (`scripts/windows-smoke.ps1` checks that on real Windows).
+        let terminal = approval::console_terminal();
+        let has_terminal = terminal.is_some();
         let channels = Arc::new(Channels::new(
             broker.clone(),
             Some(setup.state_dir.clone()),
-            None,
+            terminal,
         ));
         channels.ensure().map_err(|e| {
             Failure::setup(format!(
@@ -83,10 +89,8 @@ impl Asking {
         })?;
         let (tx, asks) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
-        // No terminal channel yet (on a console the command shares, it could read a question's
-        // code back from the screen buffer): answers come from `cordon console`.
         approval::serve("cordon-ask", asks, stop.clone(), move |ask: Ask| {
-            let allowed = approval::ask_network(&broker, &ask, true, false);
+            let allowed = approval::ask_network(&broker, &ask, true, has_terminal);
             let _ = ask.reply.send(allowed);
         })?;
         let asking = Asking {

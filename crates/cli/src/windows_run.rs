@@ -90,6 +90,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         &ask.ctx,
         Some(&state),
         long_name.as_deref(),
+        crate::approval::console_terminal(),
     );
     for event in asked {
         log(&mut sink, &run_id, event);

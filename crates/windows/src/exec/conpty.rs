@@ -13,11 +13,12 @@ use std::time::Duration;
 use windows_sys::Win32::System::Console::{
     ClosePseudoConsole, CreatePseudoConsole, GetConsoleMode, GetConsoleScreenBufferInfo,
     ResizePseudoConsole, SetConsoleCtrlHandler, SetConsoleMode, CONSOLE_SCREEN_BUFFER_INFO, COORD,
-    DISABLE_NEWLINE_AUTO_RETURN, ENABLE_PROCESSED_OUTPUT, ENABLE_VIRTUAL_TERMINAL_INPUT,
-    ENABLE_VIRTUAL_TERMINAL_PROCESSING, HPCON,
+    DISABLE_NEWLINE_AUTO_RETURN, ENABLE_PROCESSED_OUTPUT, ENABLE_VIRTUAL_TERMINAL_PROCESSING,
+    HPCON,
 };
 use windows_sys::Win32::System::Pipes::CreatePipe;
 
+use super::console_keys::{self, RawInput};
 use super::firewall::hr;
 
 /// How often the console's window size is compared with the pseudo console's.
@@ -140,7 +141,7 @@ fn pipe() -> io::Result<(OwnedHandle, OwnedHandle)> {
 }
 
 /// Whether `h` is a console (its mode can be read).
-fn console_mode(h: RawHandle) -> Option<u32> {
+pub(crate) fn console_mode(h: RawHandle) -> Option<u32> {
     let mut mode = 0u32;
     // SAFETY: `h` is one of this process's standard handles (or null, which fails); `mode`
     // is a valid out place.
@@ -179,10 +180,13 @@ pub fn pump(mut from: impl Read, mut to: impl Write) {
 }
 
 /// A console's mode, set back on drop.
-struct SavedMode {
+pub(crate) struct SavedMode {
     handle: RawHandle,
     mode: u32,
 }
+
+// SAFETY: a console handle is a process-wide value the console API accepts from any thread.
+unsafe impl Send for SavedMode {}
 
 /// The modes to give back if cordon is ended by a console signal (Ctrl+Break, the window
 /// closed), which ends the process without running `Drop`: (handle value, mode).
@@ -192,7 +196,8 @@ static MODES_ON_SIGNAL: std::sync::Mutex<Vec<(usize, u32)>> = std::sync::Mutex::
 /// handler, in the end the default one, which ends cordon and with it the run's job).
 unsafe extern "system" fn restore_on_signal(_kind: u32) -> i32 {
     if let Ok(modes) = MODES_ON_SIGNAL.lock() {
-        for &(h, mode) in modes.iter() {
+        // Newest first: the oldest saved mode is the one the console had before cordon.
+        for &(h, mode) in modes.iter().rev() {
             // SAFETY: a standard handle of this process recorded while its mode was changed.
             unsafe { SetConsoleMode(h as RawHandle, mode) };
         }
@@ -203,7 +208,7 @@ unsafe extern "system" fn restore_on_signal(_kind: u32) -> i32 {
 impl SavedMode {
     /// Sets `h`'s mode to `change(old)` and remembers the old one (for a console signal
     /// too).
-    fn set(h: RawHandle, old: u32, change: impl Fn(u32) -> u32) -> SavedMode {
+    pub(crate) fn set(h: RawHandle, old: u32, change: impl Fn(u32) -> u32) -> SavedMode {
         if let Ok(mut modes) = MODES_ON_SIGNAL.lock() {
             if modes.is_empty() {
                 // SAFETY: `restore_on_signal` is a valid handler for the process's life.
@@ -226,7 +231,9 @@ impl Drop for SavedMode {
         // SAFETY: the same console handle, still open (a standard handle of this process).
         unsafe { SetConsoleMode(self.handle, self.mode) };
         if let Ok(mut modes) = MODES_ON_SIGNAL.lock() {
-            modes.retain(|&(h, _)| h != self.handle as usize);
+            if let Some(i) = modes.iter().rposition(|&(h, _)| h == self.handle as usize) {
+                modes.remove(i);
+            }
         }
     }
 }
@@ -241,7 +248,8 @@ pub struct Relay {
     /// Says when the output pump has ended (the pseudo console closed, its output read).
     output: Option<std::sync::mpsc::Receiver<()>>,
     resizing: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
-    _modes: [SavedMode; 2],
+    _output_mode: SavedMode,
+    _raw_input: RawInput,
 }
 
 /// How long the end of the run waits for the last of a pseudo console's output: it comes
@@ -359,33 +367,31 @@ pub fn for_broker_console() -> io::Result<Option<(ConsoleEnds, RemoteConsole)>> 
 }
 
 /// cordon's console: its window size, and its modes as the relay set them.
-type OwnConsole = ((i16, i16), [SavedMode; 2]);
+type OwnConsole = ((i16, i16), (SavedMode, RawInput));
 
 /// When cordon's stdin and stdout are a console: its window size, and both set to the
 /// relay's modes (VT input alone, VT output), given back when the result is dropped.
 fn own_console() -> io::Result<Option<OwnConsole>> {
     let [stdin, stdout, _] = super::process::own_stdio();
-    let (Some(in_mode), Some(out_mode)) = (console_mode(stdin), console_mode(stdout)) else {
+    let (Some(_), Some(out_mode)) = (console_mode(stdin), console_mode(stdout)) else {
+        return Ok(None);
+    };
+    let Some(raw_input) = RawInput::acquire() else {
         return Ok(None);
     };
     let size = window_size(stdout).unwrap_or((80, 25));
-    let modes = [
-        SavedMode::set(stdin, in_mode, |_| ENABLE_VIRTUAL_TERMINAL_INPUT),
-        SavedMode::set(stdout, out_mode, |m| {
-            m | ENABLE_PROCESSED_OUTPUT
-                | ENABLE_VIRTUAL_TERMINAL_PROCESSING
-                | DISABLE_NEWLINE_AUTO_RETURN
-        }),
-    ];
-    Ok(Some((size, modes)))
+    let output_mode = SavedMode::set(stdout, out_mode, |m| {
+        m | ENABLE_PROCESSED_OUTPUT
+            | ENABLE_VIRTUAL_TERMINAL_PROCESSING
+            | DISABLE_NEWLINE_AUTO_RETURN
+    });
+    Ok(Some((size, (output_mode, raw_input))))
 }
 
-/// Keys from cordon's console into `input`, `output` onto it; no pseudo console or size
-/// thread yet.
-fn relay(input: File, output: File, modes: [SavedMode; 2]) -> io::Result<Relay> {
-    // Keys: left running when the command ends (it is blocked reading the console); its
-    // next write fails on the closed pipe, or it goes with cordon.
-    spawn("cordon-conpty-in", move || pump(io::stdin(), input))?;
+/// Keys from cordon's console into `input` (through `console_keys`, which a question of
+/// cordon's may take them from), `output` onto it; no pseudo console or size thread yet.
+fn relay(input: File, output: File, modes: (SavedMode, RawInput)) -> io::Result<Relay> {
+    console_keys::attach_command(input)?;
     let (done, ended) = std::sync::mpsc::channel();
     spawn("cordon-conpty-out", move || {
         pump(output, io::stdout());
@@ -395,7 +401,8 @@ fn relay(input: File, output: File, modes: [SavedMode; 2]) -> io::Result<Relay> 
         console: None,
         output: Some(ended),
         resizing: None,
-        _modes: modes,
+        _output_mode: modes.0,
+        _raw_input: modes.1,
     })
 }
 
@@ -503,6 +510,8 @@ impl Drop for Relay {
         if let Some(ended) = self.output.take() {
             let _ = ended.recv_timeout(LAST_OUTPUT_WAIT);
         }
+        // Keys typed from now on are held, not written to a pseudo console that is gone.
+        console_keys::detach_command();
     }
 }
 

@@ -22,6 +22,7 @@ pub mod broker;
 #[cfg(test)]
 mod broker_tests;
 pub mod conpty;
+pub mod console_keys;
 pub mod elevate;
 pub mod firewall;
 pub mod host;
