@@ -124,6 +124,19 @@ grep -q "smoke says no" "$ws/err" && [ ! -e ran.txt ] || { echo "FAIL the forbid
 # Windows' other spellings of the same program are the same program to the rules.
 expect 126 "a forbidden program spelled C:\\windows\\system32\\CMD.EXE is refused too" -- run --allow-weaker --policy "$rules" --audit "$audit" -- 'C:\windows\system32\CMD.EXE' /c "echo ran> ran.txt"
 grep -q "smoke says no" "$ws/err" && [ ! -e ran.txt ] || { echo "FAIL the forbid by another spelling: $(cat "$ws/err")"; failed=1; }
+# A rule naming the program by its path matches what the typed name resolves to (Windows
+# gives the long name back verbatim, \\?\C:\...).
+by_path="$ws/by-path.toml"
+printf '[commands]\nrules = [{ prefix = ['"'"'C:\\windows\\system32\\cmd.exe'"'"'], decision = "forbid", reason = "smoke says no by path" }]\n' >"$by_path"
+expect 126 "a rule naming C:\\windows\\system32\\cmd.exe refuses a command line typed as cmd" -- run --allow-weaker --policy "$by_path" --audit "$audit" -- cmd /c "echo ran> ran.txt"
+grep -q "smoke says no by path" "$ws/err" && [ ! -e ran.txt ] || { echo "FAIL the forbid by path: $(cat "$ws/err")"; failed=1; }
+# `cordon rules check` judges as `cordon run` does here: by both names, and says what is not judged.
+expect 0 "rules check on Windows" -- rules check --policy "$by_path" -- CMD.EXE /c x
+grep -q "^forbid: CMD.EXE /c x" "$ws/out" && grep -q "judged as: cmd, c:/windows/system32/cmd" "$ws/out" && grep -q "only this command line is judged" "$ws/out" \
+  || { echo "FAIL rules check: $(cat "$ws/out" "$ws/err")"; failed=1; }
+expect 0 "rules check --json on Windows" -- rules check --json --policy "$rules" -- notepad x
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); sys.exit(0 if o["decision"]=="allow" and o["judged"]=="command_line" and len(o["names"])==2 else 1)' "$ws/out" \
+  || { echo "FAIL rules check --json: $(cat "$ws/out")"; failed=1; }
 printf '[commands]\nrules = [{ prefix = ["cmd"], decision = "prompt", reason = "smoke asks" }]\n' >"$rules"
 prompted() { # prompted CHOICE FILE: a prompted run answered CHOICE in the console; its status
   "$wine" "$exe" run --allow-weaker --policy "$rules" --audit "$audit" -- cmd /c "echo ran> $2" \

@@ -7,13 +7,23 @@ use serde_json::{json, Value};
 /// The report on `argv`: text (decision first, then the rule and reason) or one JSON object
 /// with at least `decision` and `rule` (`null` when the default decided).
 pub fn render(rules: &CommandRules, argv: &[String], as_json: bool) -> String {
-    let verdict = rules.decide(argv);
+    render_verdict(rules, &rules.decide(argv), argv, as_json)
+}
+
+/// [`render`] of a verdict the caller reached (Windows judges a program by more than one
+/// name).
+pub fn render_verdict(
+    rules: &CommandRules,
+    verdict: &CommandVerdict<'_>,
+    argv: &[String],
+    as_json: bool,
+) -> String {
     if as_json {
-        let mut out = to_json(rules, &verdict);
+        let mut out = to_json(rules, verdict);
         out["argv"] = json!(argv);
         format!("{out}\n")
     } else {
-        text(rules, &verdict, argv)
+        text(rules, verdict, argv)
     }
 }
 

@@ -13,7 +13,7 @@ use cordon_approvals::{
     Broker, BrokerConfig, Channels, ExecOutcome, Persist, Request, Scrubber, TerminalIo,
 };
 use cordon_audit::Event;
-use cordon_policy::{Decision, Policy};
+use cordon_policy::{CommandRules, CommandVerdict, Decision, Policy};
 use cordon_proxy::Ask;
 
 use crate::failure::Failure;
@@ -54,28 +54,10 @@ pub fn judge_command_line(
     also_named: Option<&str>,
     terminal: Option<Box<dyn TerminalIo>>,
 ) -> (Result<(), Failure>, Vec<Event>) {
-    // Windows names one program many ways (`Git.EXE`, `C:\Git\cmd\git.exe`, a short
-    // `GIT~1`): judged as one, by the name typed and by the file it resolves to
-    // (`also_named`), since the command line is all that is judged there.
-    let windows_rules;
-    let spell = |name: &str| match cfg!(windows) {
-        true => cordon_policy::windows_program(name),
-        false => name.to_string(),
-    };
-    let rules = match cfg!(windows) {
-        true => {
-            windows_rules = policy.commands.for_windows();
-            &windows_rules
-        }
-        false => &policy.commands,
-    };
+    let rules = platform_rules(&policy.commands);
+    let names = program_names(argv, also_named);
+    let verdict = decide_command_line(&rules, &names, argv);
     let program = argv.first().map(String::as_str).unwrap_or_default();
-    let names: Vec<String> = std::iter::once(program)
-        .chain(also_named)
-        .map(spell)
-        .collect();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let verdict = rules.decide_program(&names, argv.get(1..).unwrap_or(&[]));
     let ask_in = match (verdict.decision, ask_here) {
         (Decision::Allow, _) | (Decision::Prompt, None) => return (Ok(()), Vec::new()),
         (Decision::Forbid, _) => None,
@@ -115,6 +97,42 @@ pub fn judge_command_line(
         }),
     };
     (result, events.try_iter().collect())
+}
+
+/// The command rules as this platform compares programs: on Windows every program word
+/// spelled as `policy::windows_program` spells it (`Git.EXE`, `git.exe.` and `git` are one).
+pub fn platform_rules(rules: &CommandRules) -> std::borrow::Cow<'_, CommandRules> {
+    match cfg!(windows) {
+        true => std::borrow::Cow::Owned(rules.for_windows()),
+        false => std::borrow::Cow::Borrowed(rules),
+    }
+}
+
+/// Every name the command line's program is judged by: the name typed and, on Windows, the
+/// long name of the file it resolves to (`also_named`), both spelled for
+/// [`platform_rules`]. Windows names one program many ways (`C:\Git\cmd\git.exe`, a short
+/// `GIT~1`), and the command line is all that is judged there.
+pub fn program_names(argv: &[String], also_named: Option<&str>) -> Vec<String> {
+    let spell = |name: &str| match cfg!(windows) {
+        true => cordon_policy::windows_program(name),
+        false => name.to_string(),
+    };
+    let program = argv.first().map(String::as_str).unwrap_or_default();
+    let mut names = vec![spell(program)];
+    if let Some(other) = also_named.map(spell).filter(|o| !names.contains(o)) {
+        names.push(other);
+    }
+    names
+}
+
+/// The rules' verdict on a command line whose program goes by `names`.
+pub fn decide_command_line<'r>(
+    rules: &'r CommandRules,
+    names: &[String],
+    argv: &[String],
+) -> CommandVerdict<'r> {
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    rules.decide_program(&names, argv.get(1..).unwrap_or(&[]))
 }
 
 /// A broker for this run; its audit events arrive on the receiver (its hook must be Sync

@@ -30,7 +30,7 @@ mod planted_git;
 mod recorder;
 #[cfg(target_os = "linux")]
 mod request;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 mod rules_check;
 #[cfg(target_os = "linux")]
 mod run;
@@ -69,7 +69,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(*args),
         #[cfg(target_os = "linux")]
         Command::Doctor(args) => Ok(doctor::doctor(&args)),
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         Command::Rules(args::RulesCommand::Check(args)) => rules_check(args),
         #[cfg(any(target_os = "linux", windows))]
         Command::Console(args) => console(args),
@@ -227,15 +227,21 @@ fn workspace_of(state: &std::path::Path, name: &str) -> Result<std::path::PathBu
     Ok(ws)
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn rules_check(args: args::RulesCheckArgs) -> Result<i32, Failure> {
     let cwd = dirs::current_dir()?;
     let ws = args.workspace.as_ref().map_or(cwd.clone(), |w| cwd.join(w));
     let loaded = layers::load_without_flags(&ws, &cwd, args.policy.as_deref())?;
+    let rules = approval::platform_rules(&loaded.policy.commands);
+    // Windows judges the program by the file it resolves to as well (`cordon run` does).
+    #[cfg(windows)]
+    let also_named = args.argv.first().and_then(|p| windows_run::long_name(p));
+    #[cfg(not(windows))]
+    let also_named: Option<String> = None;
+    let names = approval::program_names(&args.argv, also_named.as_deref());
+    let verdict = approval::decide_command_line(&rules, &names, &args.argv);
     Ok(rules_check::rules_check(
-        &loaded.policy.commands,
-        &args.argv,
-        args.json,
+        &rules, &verdict, &names, &args.argv, args.json,
     ))
 }
 

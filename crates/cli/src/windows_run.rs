@@ -56,6 +56,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     // `command_start`, from `execute`); its folder is one the sandbox account must read.
     let program = find_program(&argv[0]);
     let tools = tool_dirs(program.as_ref().ok());
+    let long_name = program.as_ref().ok().map(|found| long_name_of(found));
     let (plan, group, applied) = plan_for(policy, &workspace, &state, tools)?;
     log(&mut sink, &run_id, acl_event(&applied));
     for note in &plan.notes {
@@ -79,11 +80,6 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     // The command line judged by the rules (no exec inside is judged on Windows), by the
     // name typed and by the file's own long name: a forbid is 126, a prompt waits in
     // `cordon console`.
-    let long_name = program.as_ref().ok().map(|found| {
-        std::fs::canonicalize(found)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| found.clone())
-    });
     let (judged, asked) = crate::approval::judge_command_line(
         policy,
         &argv,
@@ -367,6 +363,19 @@ fn tool_dirs(program: Option<&String>) -> Vec<WinPath> {
         .filter_map(|v| WinPath::parse(&std::env::var(v).ok()?).ok());
     out.extend(own.into_iter().chain(homes));
     out
+}
+
+/// The file `program` names as Windows would find it, by its long name; `None` when it is
+/// not there (`cordon rules check`).
+pub fn long_name(program: &str) -> Option<String> {
+    find_program(program).ok().map(|found| long_name_of(&found))
+}
+
+/// A found program's long name (a short `GIT~1` and links resolved), else as found.
+fn long_name_of(found: &str) -> String {
+    std::fs::canonicalize(found)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| found.to_string())
 }
 
 /// `program` as CreateProcess would find it (PATH, PATHEXT); 127 when it is not there.

@@ -252,12 +252,24 @@ fn quote(s: &str) -> String {
 /// A program as Windows names it, as the rules compare it there: `\` read as `/`, trailing
 /// dots and spaces dropped (Win32 drops them), lower case (Win32 names ignore case), and a
 /// last `.exe`, `.com`, `.cmd` or `.bat` dropped (`git` finds `git.exe`). `C:\Git\cmd\Git.EXE`
-/// is `c:/git/cmd/git`, whose basename is `git`.
+/// is `c:/git/cmd/git`, whose basename is `git`. The verbatim and device forms of a path
+/// (`\\?\C:\…`, `\\.\C:\…`, `\??\C:\…`, `\\?\UNC\server\…`) are the path itself: a
+/// resolved long name comes back verbatim, and a rule naming `C:\Git\cmd\git.exe` must
+/// still match it.
 pub fn windows_program(name: &str) -> String {
     let mut s = name
         .replace('\\', "/")
         .trim_end_matches(['.', ' '])
         .to_lowercase();
+    if let Some(rest) = s.strip_prefix("//?/unc/") {
+        s = format!("//{rest}");
+    } else if let Some(rest) = ["//?/", "//./", "/??/"]
+        .iter()
+        .find_map(|p| s.strip_prefix(p))
+        .filter(|r| r.as_bytes().get(1) == Some(&b':'))
+    {
+        s = rest.to_string();
+    }
     // Drive-relative `C:git.exe` names `git.exe` in that drive's current folder.
     if s.as_bytes().get(1) == Some(&b':') && s.as_bytes().get(2) != Some(&b'/') {
         s.insert(2, '/');
@@ -748,6 +760,32 @@ decision = "allow"
             "a name that is only an extension"
         );
         assert_eq!(windows_program(r"C:\x\.exe"), "c:/x/.exe");
+        // A rule naming the file by its path matches the verbatim long name Windows gives
+        // back for it (what `cordon run` judges besides the name typed).
+        let by_path = rules(
+            "[commands]\n[[commands.rules]]\nprefix = ['C:\\Git\\cmd\\git.exe', 'push']\ndecision = 'forbid'\n",
+        )
+        .for_windows();
+        for long in [
+            r"\\?\C:\Git\cmd\git.exe",
+            r"\\.\C:\Git\cmd\GIT.EXE",
+            r"\??\c:\git\cmd\git.exe",
+            "C:/Git/cmd/git",
+        ] {
+            let names = ["git".to_string(), windows_program(long)];
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let v = by_path.decide_program(&names, &argv("push"));
+            assert_eq!(v.decision, Decision::Forbid, "{long}");
+        }
+        assert_eq!(
+            windows_program(r"\\?\UNC\srv\share\git.exe"),
+            "//srv/share/git"
+        );
+        assert_eq!(
+            windows_program(r"\\.\pipe\x"),
+            "//./pipe/x",
+            "a device stays one"
+        );
         // Linux keeps its exact names.
         assert_eq!(decision(&r, "git.exe push"), Decision::Allow);
     }
