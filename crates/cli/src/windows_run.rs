@@ -300,7 +300,7 @@ fn plan_for(
         let f = Failure::setup(format!("{e}; the command did not run"));
         match group {
             None => f.with_hint(mode::unelevated_hint(setup_missing.as_deref())),
-            Some(_) => f,
+            Some(_) => f.with_hint(mode::elevated_hint().to_string()),
         }
     })?;
     if plan.writes() > 0 {

@@ -192,6 +192,9 @@ fn print_report(report: &SetupReport) {
 }
 
 /// `cordon doctor` on Windows: the modes, and what of the elevated mode is in place.
+/// What the elevated mode isolates, and what it does not (`plan::ELEVATED_NETWORK_GAPS`).
+const ELEVATED_SAYS: &str = "writes, protected paths, deny-read, processes and limits, and the sandbox account's own network traffic; not isolated: name lookups (the DNS Client service sends them) and SMB to \\\\host\\share paths (the kernel's redirector), so network off and --net allow need --allow-weaker there too";
+
 pub fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
     let report = exec::setup::check(&input()?);
     if args.json {
@@ -203,6 +206,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
         let v = serde_json::json!({
             "backend": "windows",
             "unelevated": "writes confined (restricted token, sandbox-write SID, ACLs, job object); read, network and processes need the elevated mode",
+            "elevated": ELEVATED_SAYS,
             "elevated_ready": report.complete(),
             "elevated_setup": checks,
         });
@@ -211,6 +215,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
     }
     println!("backend: windows");
     println!("unelevated mode: writes confined by a write-restricted token, the workspace's sandbox-write SID and ACLs, limits by a job object; read, network and processes are not isolated (--allow-weaker to accept)");
+    println!("elevated mode gives: {ELEVATED_SAYS}");
     println!(
         "elevated mode: {}",
         match report.complete() {

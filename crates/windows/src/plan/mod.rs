@@ -150,6 +150,9 @@ pub fn rules_can_refuse(rules: &cordon_policy::CommandRules) -> bool {
     rules.default != Decision::Allow || rules.rules.iter().any(|r| r.decision != Decision::Allow)
 }
 
+/// Why the elevated mode's network block is not the guarantee: what gets past it.
+pub const ELEVATED_NETWORK_GAPS: &str = "the offline account's own traffic is blocked (firewall rules and WFP filters scoped to its SID), but a name lookup goes through the DNS Client service, which sends the query itself, and SMB to \\\\host\\share paths is the kernel redirector's: neither is the account's traffic, so a name or a file can still leave (docs/windows.md, \"Known gaps\")";
+
 /// Most folders the audit's findings may add deny ACEs for; more means something is badly
 /// wrong on the machine, and cordon says so rather than growing ACL state without bound.
 pub const MAX_EVERYONE_DENIES: usize = 256;
@@ -481,12 +484,13 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
                     network::wfp_filters(&acc.offline, &input.proxy_ports),
                 ),
             };
-            guarantees.push(enforced(
-                "network",
-                // Said with its two known holes (docs/windows.md, "Known gaps"): both are
-                // traffic a service or the kernel sends for the account, not the account.
-                "firewall rules and WFP filters scoped to the offline account's SID (not covered: name lookups the DNS Client service makes for it, SMB to \\\\host\\share paths)",
-            ));
+            guarantees.push(match policy.network {
+                Network::Full => enforced("network", "--net full: the host's network"),
+                // The account's own traffic is blocked, but two channels are traffic a
+                // service or the kernel sends for it (docs/windows.md, "Known gaps"): a
+                // name or a file can still leave, so the guarantee is not claimed.
+                _ => not_enforced("network", ELEVATED_NETWORK_GAPS),
+            });
             guarantees.push(enforced(
                 "processes",
                 "a separate account: your processes' DACLs do not admit it; the job holds the tree",

@@ -51,6 +51,12 @@ pub fn unelevated_hint(setup_missing: Option<&str>) -> String {
     )
 }
 
+/// The hint after an elevated plan's refusal: there is no stronger mode to set up, so the
+/// one way forward is to accept what is named, knowingly.
+pub fn elevated_hint() -> &'static str {
+    "the elevated mode cannot enforce what is named above; accept it with --allow-weaker (or sandbox.allow_weaker), and every run says what is not isolated; with the default policy that is the network: name lookups and SMB to \\\\host\\share paths can still leave (docs/windows.md, \"Known gaps\")"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
