@@ -106,3 +106,15 @@ cargo clippy -Zbuild-std --target "$triple" -p cordon-cli --all-targets -- -D wa
 cargo build -Zbuild-std --target "$triple" -p cordon-cli
 bash "$root/scripts/windows-cli-smoke.sh" "$wine" "$CARGO_TARGET_DIR/$triple/debug/cordon.exe"
 /usr/lib/wine/wineserver -k 2>/dev/null || true
+
+# The smoke script for real Windows cannot run here; it is at least parsed, with tree-sitter's
+# PowerShell grammar (from PyPI, into target/windows: nothing system-wide), so a syntax
+# error fails here instead of on a Windows user's machine.
+echo "== scripts/windows-smoke.ps1: PowerShell syntax (a parse, not a run)"
+pydeps=$out/pydeps
+for try in 1 2 3; do
+  [ -d "$pydeps/tree_sitter_powershell" ] && break
+  pip3 install --quiet --disable-pip-version-check --target "$pydeps" \
+    tree-sitter==0.26.1 tree-sitter-powershell==0.26.4 || { rm -rf "$pydeps"; sleep $((try * 5)); }
+done
+PYTHONPATH=$pydeps python3 "$root/scripts/ps-syntax.py" "$root/scripts/windows-smoke.ps1"
