@@ -185,8 +185,9 @@ grep -q '"event":"approval_decided".*"decision":"allow_once".*"channel":"termina
   || { echo "FAIL the terminal's answer is not in $audit"; failed=1; }
 rm -f typed.txt
 tty_run --answer "o 0000" --answer d --; got=$?
-if [ "$got" -eq 126 ] && [ ! -e typed.txt ] && grep -q "code" "$ws/tty.out"; then
-  echo "ok   an allow with the wrong code allows nothing; the deny after it is 126, the command never ran"
+if [ "$got" -eq 126 ] && [ ! -e typed.txt ] && grep -q "not this question's code" "$ws/tty.out" \
+   && grep -q '"event":"approval_decided".*"decision":"deny".*"channel":"terminal"' "$audit"; then
+  echo "ok   an allow with the wrong code is refused and asked again; the deny after it is 126 (logged), the command never ran"
 else
   echo "FAIL the terminal-channel wrong code: exit $got, typed.txt $( [ -e typed.txt ] && echo present || echo absent)"; tail -c 1500 "$ws/tty.out"; failed=1
 fi

@@ -47,16 +47,25 @@ pub fn homes() -> &'static [PathBuf] {
 }
 
 /// The caller's profile folder (`%USERPROFILE%`), where Windows keeps the secrets the
-/// deny-read set names.
+/// deny-read set names, and the account's own profile from its token when they differ:
+/// whoever starts cordon may set `%USERPROFILE%`, and the real one's secrets must stay
+/// denied all the same.
 #[cfg(windows)]
 pub fn homes() -> &'static [PathBuf] {
     static HOMES: OnceLock<Vec<PathBuf>> = OnceLock::new();
     HOMES.get_or_init(|| {
-        env::var_os("USERPROFILE")
+        let mut out: Vec<PathBuf> = env::var_os("USERPROFILE")
             .filter(|h| !h.is_empty())
             .map(PathBuf::from)
             .into_iter()
-            .collect()
+            .collect();
+        if let Ok(real) = cordon_windows::exec::token::profile_dir() {
+            let same = |h: &PathBuf| h.as_os_str().eq_ignore_ascii_case(real.as_os_str());
+            if !out.iter().any(same) {
+                out.push(real);
+            }
+        }
+        out
     })
 }
 

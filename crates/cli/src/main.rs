@@ -82,7 +82,12 @@ fn main() -> ExitCode {
             "`cordon setup --elevated` is for the Windows backend: on Linux nothing needs an administrator (`cordon doctor` shows what this machine enforces)",
         )),
         #[cfg(windows)]
-        Command::Run(args) => windows_run::run(*args),
+        Command::Run(args) => {
+            let ran = windows_run::run(*args);
+            // A question's thread may still hold the console's raw mode as cordon exits.
+            cordon_windows::exec::console_keys::give_back_console();
+            ran
+        }
         #[cfg(windows)]
         Command::Setup(args) => windows_setup::setup(&args),
         #[cfg(windows)]

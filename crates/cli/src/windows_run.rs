@@ -55,7 +55,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
     // The program found as Windows would find it (a 127 when it is not comes after
     // `command_start`, from `execute`); its folder is one the sandbox account must read.
     let program = find_program(&argv[0]);
-    let tools = tool_dirs(program.as_ref().ok());
+    let tools = tool_dirs();
     let long_name = program.as_ref().ok().map(|found| long_name_of(found));
     let (plan, group, applied) = plan_for(policy, &workspace, &state, tools)?;
     log(&mut sink, &run_id, acl_event(&applied));
@@ -315,7 +315,35 @@ fn plan_for(
         .map_err(|e| Failure::setup(format!("applying the plan: {}", chain(&e))))?;
     audit::save_paths(&managed, &plan.managed())
         .map_err(|e| Failure::setup(format!("{managed}: {e}")))?;
+    record_tool_roots(&state_win, &plan);
     Ok((plan, group, applied))
+}
+
+/// Most program folders the machine's list keeps for `cordon setup --elevated --remove`.
+const MAX_TOOL_ROOTS: usize = 256;
+
+/// Adds the plan's program-folder grants to the machine's list (`managed-tools.txt`, which
+/// `--remove` reads with every workspace's `managed-*.txt`): they are the sandbox group's,
+/// no one workspace's, so no plan revokes them. Best effort: a folder left off the list
+/// keeps an ACE for a group `--remove` deletes, which then names nobody.
+fn record_tool_roots(state: &WinPath, plan: &WindowsPlan) {
+    let roots = plan.tool_roots();
+    if roots.is_empty() {
+        return;
+    }
+    let file = state.child("managed-tools.txt");
+    let mut known = audit::load_paths(&file);
+    let before = known.len();
+    for r in roots {
+        if !known.contains(&r) && known.len() < MAX_TOOL_ROOTS {
+            known.push(r);
+        }
+    }
+    if known.len() != before {
+        if let Err(e) = audit::save_paths(&file, &known) {
+            eprintln!("cordon: warning: {file}: {e}; `cordon setup --elevated --remove` may not find the program-folder grants just written");
+        }
+    }
 }
 
 /// The `acl_applied` event of what `exec::apply` wrote, removed and found in place.
@@ -350,19 +378,19 @@ fn acl_event(applied: &Applied) -> Event {
 }
 
 /// The folders the command may run programs from, for the plan's grants to the sandbox
-/// account: PATH's entries (the command's PATH is this one), the found program's own folder,
-/// and rustup's and cargo's homes when they are set.
-fn tool_dirs(program: Option<&String>) -> Vec<WinPath> {
+/// account: PATH's entries (the command's PATH is this one) and rustup's and cargo's homes
+/// when they are set. Not the program's own folder: any file named as the program would
+/// open its folder. All of it is the caller's to choose; `plan::tools` bounds what it opens.
+fn tool_dirs() -> Vec<WinPath> {
     let path = std::env::var("PATH").unwrap_or_default();
-    let mut out: Vec<WinPath> = cmdline::path_dirs(&path)
-        .filter_map(|d| WinPath::parse(d).ok())
-        .collect();
-    let own = program.and_then(|p| WinPath::parse(p).ok()?.parent());
     let homes = ["RUSTUP_HOME", "CARGO_HOME"]
         .iter()
-        .filter_map(|v| WinPath::parse(&std::env::var(v).ok()?).ok());
-    out.extend(own.into_iter().chain(homes));
-    out
+        .filter_map(|v| std::env::var(v).ok());
+    cmdline::path_dirs(&path)
+        .map(str::to_string)
+        .chain(homes)
+        .filter_map(|d| WinPath::parse(&d).ok())
+        .collect()
 }
 
 /// The file `program` names as Windows would find it, by its long name; `None` when it is

@@ -81,7 +81,8 @@ pub fn save_paths(file: &WinPath, paths: &[WinPath]) -> std::io::Result<()> {
         fs::create_dir_all(parent.to_api())?;
     }
     let text: String = paths.iter().map(|p| format!("{p}\n")).collect();
-    let tmp = file.to_api() + ".tmp";
+    // Per process: two runs saving at once must not rename each other's file away.
+    let tmp = format!("{}.{}.tmp", file.to_api(), std::process::id());
     fs::write(&tmp, text)?;
     fs::rename(&tmp, file.to_api())
 }

@@ -114,6 +114,11 @@ fn read_keys(mut from: impl Read) {
     let mut buf = [0u8; 4096];
     loop {
         match from.read(&mut buf) {
+            // Rust's console stdin reads a Ctrl+Z typed alone as the end of input; while
+            // the console is there, it was a key (the command's, or a question's to ignore).
+            Ok(0) if console_mode(io::stdin().as_raw_handle()).is_some() => {
+                route().deliver(&[0x1a]);
+            }
             Ok(0) | Err(_) => return,
             Ok(n) => route().deliver(&buf[..n]),
         }
@@ -143,8 +148,10 @@ impl RawInput {
     /// `None` when stdin is not a console.
     pub fn acquire() -> Option<RawInput> {
         let stdin = io::stdin().as_raw_handle();
-        let mode = console_mode(stdin)?;
+        // Read under the lock: a holder letting go meanwhile would have the raw mode saved
+        // as the one to give back.
         let mut raw = RAW.lock().unwrap_or_else(|e| e.into_inner());
+        let mode = console_mode(stdin)?;
         if raw.0 == 0 {
             raw.1 = Some(SavedMode::set(stdin, mode, |_| {
                 ENABLE_VIRTUAL_TERMINAL_INPUT
@@ -153,6 +160,14 @@ impl RawInput {
         raw.0 += 1;
         Some(RawInput(()))
     }
+}
+
+/// Gives the console the input mode it had before cordon, whoever still holds raw mode: for
+/// cordon's exit, which may come while a question's thread is still winding down.
+pub fn give_back_console() {
+    let mut raw = RAW.lock().unwrap_or_else(|e| e.into_inner());
+    raw.0 = 0;
+    drop(raw.1.take());
 }
 
 impl Drop for RawInput {

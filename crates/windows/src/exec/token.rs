@@ -244,3 +244,25 @@ fn set_default_dacl(token: &OwnedHandle, sids: &[OwnedSid]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The profile folder of the account cordon runs as, from its token (the registry's
+/// ProfileList), not from `%USERPROFILE%`, which whoever starts cordon may set.
+pub fn profile_dir() -> io::Result<std::path::PathBuf> {
+    use std::os::windows::ffi::OsStringExt;
+    use windows_sys::Win32::UI::Shell::GetUserProfileDirectoryW;
+    let token = process_token()?;
+    let mut len = 0u32;
+    // SAFETY: a size query: no buffer, `len` receives the length needed in UTF-16 units.
+    unsafe { GetUserProfileDirectoryW(token.as_raw_handle(), null_mut(), &mut len) };
+    if len == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut buf = vec![0u16; len as usize];
+    // SAFETY: `buf` holds `len` UTF-16 units, as the call was told.
+    let ok = unsafe { GetUserProfileDirectoryW(token.as_raw_handle(), buf.as_mut_ptr(), &mut len) };
+    if ok == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = buf.iter().position(|&c| c == 0).unwrap_or(buf.len());
+    Ok(std::ffi::OsString::from_wide(&buf[..end]).into())
+}

@@ -111,14 +111,26 @@ pub struct WindowsPlan {
 
 impl WindowsPlan {
     /// Paths holding ACEs of ours after this plan, for the state kept for the next one.
+    /// Program-folder grants are not among them: the sandbox group's, shared by every
+    /// workspace, so no one workspace's plan revokes them ([`WindowsPlan::tool_roots`]).
     pub fn managed(&self) -> Vec<WinPath> {
         let mut out: Vec<WinPath> = Vec::new();
         for (e, _) in &self.acl {
-            if !out.contains(&e.path) {
+            if e.reason != acl::Reason::AccountTools && !out.contains(&e.path) {
                 out.push(e.path.clone());
             }
         }
         out
+    }
+
+    /// The program folders this plan grants the sandbox group read on (elevated mode), for
+    /// the machine's list that `cordon setup --elevated --remove` undoes.
+    pub fn tool_roots(&self) -> Vec<WinPath> {
+        self.acl
+            .iter()
+            .filter(|(e, _)| e.reason == acl::Reason::AccountTools)
+            .map(|(e, _)| e.path.clone())
+            .collect()
     }
 
     /// How many ACL writes this run makes (0 once the machine is set up).
@@ -456,6 +468,19 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
                     continue;
                 }
                 if writable.iter().any(|w| root.starts_with(w)) {
+                    continue; // `.rustup` an allow_write root: granted already
+                }
+                // Another workspace's deny_read on this very folder: no grant beside it
+                // (the deny would win, but a grant there says the wrong thing).
+                let denied = host.dacl(&root).iter().any(|a| {
+                    a.kind == AceKind::Deny
+                        && a.sid == acc.group
+                        && a.flags & acl::INHERITED_ACE == 0
+                });
+                if denied {
+                    notes.push(format!(
+                        "program folder {root}: a deny_read of the sandbox group is on it, stays unreadable"
+                    ));
                     continue;
                 }
                 edits.push(edit(
@@ -566,18 +591,25 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
         };
         acl_steps.push((e, action));
     }
+    // A program-folder grant is the group's, which every workspace shares: it neither makes
+    // its folder one this plan revokes on, nor is it revoked where found (another
+    // workspace's PATH may want it; `cordon setup --elevated --remove` removes them all).
     let mut paths: Vec<WinPath> = Vec::new();
     for p in acl_steps
         .iter()
+        .filter(|(e, _)| e.reason != Reason::AccountTools)
         .map(|(e, _)| &e.path)
         .chain(&input.previously_managed)
     {
         push_unique(&mut paths, p.clone());
     }
+    let tool_grant = |a: &acl::Ace| {
+        a.kind == AceKind::Allow && a.mask == acl::READ_GRANT && a.flags == Inherit::TREE.flags()
+    };
     let mut revoke = Vec::new();
     for path in paths {
         for ace in host.dacl(&path) {
-            if ace.flags & acl::INHERITED_ACE != 0 || !ours.contains(&ace.sid) {
+            if ace.flags & acl::INHERITED_ACE != 0 || !ours.contains(&ace.sid) || tool_grant(&ace) {
                 continue;
             }
             let wanted = acl_steps

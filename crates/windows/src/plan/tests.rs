@@ -668,7 +668,11 @@ fn tools_host() -> FakeHost {
         .dir(r"C:\Users\dev\.rustup\toolchains")
         .dir(r"C:\Users\dev\scoop\shims")
         .dir(r"C:\Users\dev\AppData\Roaming\npm")
+        .dir(r"C:\Users\dev\AppData\Roaming\Mozilla\Firefox\Profiles")
+        .dir(r"C:\Users\dev\AppData\Roaming\GitHub CLI")
         .dir(r"C:\Users\dev\AppData\Local\Microsoft\WindowsApps")
+        .dir(r"C:\Users\dev\AppData\Local\Programs\Python\Python312\Scripts")
+        .dir(r"C:\Users\dev\AppData\Local\Programs")
         .dir(r"C:\Users\dev\.ssh\bin")
         .dir(r"C:\Program Files\Git\cmd")
         .dir(r"D:\tools\bin")
@@ -677,30 +681,44 @@ fn tools_host() -> FakeHost {
         .dir(r"C:\Users\dev\go\bin")
 }
 
+fn with_tools<'a>(p: &'a Policy, c: &'a ResolveContext, dirs: &[&str]) -> PlanInput<'a> {
+    let mut i = input(p, c, Mode::Elevated(accounts()));
+    i.tool_dirs = dirs.iter().map(|s| w(s)).collect();
+    i
+}
+
+fn has_note(plan: &WindowsPlan, text: &str) -> bool {
+    plan.notes.iter().any(|n| n.contains(text))
+}
+
 #[test]
 fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
     let host = tools_host();
     let p = policy("", true);
     let c = ctx(r"C:\src\app");
-    let mut i = input(&p, &c, Mode::Elevated(accounts()));
-    i.tool_dirs = [
-        r"C:\Users\dev\.cargo\bin",
-        r"C:\Users\dev\scoop\shims\",
-        r"C:\Users\dev\AppData\Roaming\npm",
-        r"C:\Users\dev\AppData\Local\Microsoft\WindowsApps",
-        r"C:\Program Files\Git\cmd",
-        r"C:\Users\dev\linked\bin",
-        r"C:\tools\bin",
-        r"C:\Users\dev\missing\bin",
-        r"C:\Users\dev",
-        r"C:\Users",
-        r"C:\Users\dev\AppData\Local",
-        r"C:\Users\dev\AppData",
-        r"C:\Users\dev\.ssh\bin",
-    ]
-    .iter()
-    .map(|s| w(s))
-    .collect();
+    let i = with_tools(
+        &p,
+        &c,
+        &[
+            r"C:\Users\dev\.cargo\bin",
+            r"C:\Users\dev\scoop\shims\",
+            r"C:\Users\dev\AppData\Roaming\npm",
+            r"C:\Users\dev\AppData\Local\Microsoft\WindowsApps",
+            r"C:\Users\dev\AppData\Local\Programs\Python\Python312\Scripts",
+            r"C:\Program Files\Git\cmd",
+            r"C:\Users\dev\linked\bin",
+            r"C:\tools\bin",
+            r"C:\Users\dev\missing\bin",
+            r"C:\Users\dev",
+            r"C:\Users",
+            r"C:\Users\dev\AppData\Local",
+            r"C:\Users\dev\AppData",
+            r"C:\Users\dev\AppData\Local\Programs",
+            r"C:\Users\dev\AppData\Roaming\Mozilla\Firefox\Profiles",
+            r"C:\Users\dev\AppData\Roaming\GitHub CLI",
+            r"C:\Users\dev\.ssh\bin",
+        ],
+    );
     let plan = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
     let g = accounts().group;
     let grant = |s: &str| {
@@ -718,9 +736,10 @@ fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
             grant(r"C:\Users\dev\.cargo"),
             grant(r"C:\Users\dev\.rustup"),
             grant(r"C:\Users\dev\scoop"),
-            // Under AppData only the folder itself: its neighbours hold credentials.
+            // Under AppData only where programs are installed: the rest holds credentials.
             grant(r"C:\Users\dev\AppData\Roaming\npm"),
             grant(r"C:\Users\dev\AppData\Local\Microsoft\WindowsApps"),
+            grant(r"C:\Users\dev\AppData\Local\Programs\Python"),
             // A junction elsewhere into the home is granted where it lands.
             grant(r"C:\Users\dev\go"),
         ]
@@ -739,11 +758,14 @@ fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
     for turned_down in [
         r"folder C:\Users\dev holds your home",
         r"folder C:\Users holds your home",
-        r"folder C:\Users\dev\AppData\Local is one of AppData's roots",
-        r"folder C:\Users\dev\AppData is one of AppData's roots",
+        r"folder C:\Users\dev\AppData\Local is in AppData",
+        r"folder C:\Users\dev\AppData is in AppData",
+        r"folder C:\Users\dev\AppData\Local\Programs is in AppData",
+        r"folder C:\Users\dev\AppData\Roaming\Mozilla\Firefox\Profiles is in AppData",
+        r"folder C:\Users\dev\AppData\Roaming\GitHub CLI is in AppData",
     ] {
         assert!(
-            plan.notes.iter().any(|n| n.contains(turned_down)),
+            has_note(&plan, turned_down),
             "no note `{turned_down}`: {:?}",
             plan.notes
         );
@@ -752,7 +774,7 @@ fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
         .notes
         .iter()
         .any(|n| n.contains(r"C:\Users\dev\.ssh") && n.contains("stays unreadable")));
-    assert!(!plan.notes.iter().any(|n| n.contains("missing")));
+    assert!(!has_note(&plan, "missing"));
 
     // Unelevated, the token is the developer's own: nothing to grant.
     let mut i = input(&p, &c, Mode::Unelevated);
@@ -762,33 +784,131 @@ fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
 }
 
 #[test]
-fn program_folder_grants_are_applied_once_and_revoked_when_path_drops_them() {
+fn a_home_set_elsewhere_does_not_widen_what_path_opens() {
+    // The agent chooses the environment cordon starts with: USERPROFILE too.
+    let host = tools_host().file(r"C:\Users\dev\NTUSER.DAT", "");
+    let p = policy("", true);
+    let case = |home: &str, dir: &str| {
+        let mut c = ctx(r"C:\src\app");
+        c.homes = vec![PathBuf::from(home)];
+        let plan = plan(&with_tools(&p, &c, &[dir]), &host).unwrap_or_else(|e| panic!("{e}"));
+        (tool_grants(&plan), plan.notes)
+    };
+    // USERPROFILE=C:\Users: the first folder below it is a whole profile.
+    let (grants, notes) = case(r"C:\Users", r"C:\Users\dev\.cargo\bin");
+    assert!(grants.is_empty(), "{grants:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("is a user profile")),
+        "{notes:?}"
+    );
+    // USERPROFILE inside AppData: its folders are still AppData's.
+    let (grants, notes) = case(
+        r"C:\Users\dev\AppData\Roaming",
+        r"C:\Users\dev\AppData\Roaming\Mozilla\Firefox\Profiles",
+    );
+    assert!(grants.is_empty(), "{grants:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("is in AppData")),
+        "{notes:?}"
+    );
+    // A home inside an allowed program folder: that folder would hold the home.
+    let (grants, _) = case(
+        r"C:\Users\dev\AppData\Roaming\npm\x",
+        r"C:\Users\dev\AppData\Roaming\npm\x\bin",
+    );
+    assert!(grants.is_empty(), "{grants:?}");
+}
+
+#[test]
+fn program_folder_grants_are_the_groups_no_workspace_revokes_them() {
     let host = tools_host();
     let p = policy("", true);
     let c = ctx(r"C:\src\app");
-    let mut i = input(&p, &c, Mode::Elevated(accounts()));
-    i.tool_dirs = vec![
-        w(r"C:\Users\dev\.cargo\bin"),
-        w(r"C:\Users\dev\scoop\shims"),
-    ];
+    let mut i = with_tools(
+        &p,
+        &c,
+        &[r"C:\Users\dev\.cargo\bin", r"C:\Users\dev\scoop\shims"],
+    );
     let first = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
     assert!(first
         .acl
         .iter()
         .filter(|(e, _)| e.reason == Reason::AccountTools)
         .all(|(_, a)| *a == Action::Apply));
+    assert_eq!(
+        first.tool_roots(),
+        [
+            w(r"C:\Users\dev\.cargo"),
+            w(r"C:\Users\dev\.rustup"),
+            w(r"C:\Users\dev\scoop")
+        ]
+    );
+    assert!(
+        first
+            .managed()
+            .iter()
+            .all(|m| !first.tool_roots().contains(m)),
+        "not this workspace's to revoke"
+    );
     host.apply(&first);
     let again = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(again.writes(), 0, "a second run writes no ACL");
 
-    // PATH no longer names scoop: the grant there goes, the others stay.
+    // PATH no longer names scoop: another workspace may still want it, so it stays.
     i.previously_managed = again.managed();
     i.tool_dirs = vec![w(r"C:\Users\dev\.cargo\bin")];
     let dropped = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
-    let revoked: Vec<_> = dropped.revoke.iter().map(|r| r.path.to_string()).collect();
-    assert_eq!(revoked, [r"C:\Users\dev\scoop"]);
-    assert_eq!(dropped.revoke[0].sid, accounts().group);
-    assert_eq!(dropped.writes(), 1);
+    assert!(dropped.revoke.is_empty(), "{:?}", dropped.revoke);
+    assert_eq!(dropped.writes(), 0);
+
+    // Nor does a workspace whose allow_write covers a program folder revoke its grant.
+    let ws = policy("[filesystem]\nallow_write = [\"~/scoop\"]\n", true);
+    let mut j = with_tools(&ws, &c, &[]);
+    j.previously_managed = vec![w(r"C:\Users\dev\scoop")];
+    let other = plan(&j, &host).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        other.writable.contains(&w(r"C:\Users\dev\scoop")),
+        "{:?}",
+        other.writable
+    );
+    assert!(
+        other
+            .revoke
+            .iter()
+            .all(|r| r.path != w(r"C:\Users\dev\scoop") || r.ace.mask != acl::READ_GRANT),
+        "{:?}",
+        other.revoke
+    );
+}
+
+#[test]
+fn another_workspaces_deny_read_on_a_program_folder_is_kept() {
+    // Workspace A hides ~\secretstuff (its own deny_read); B's PATH names a folder in it.
+    let host = tools_host().dir(r"C:\Users\dev\secretstuff\bin");
+    let g = accounts().group;
+    host.dacls.borrow_mut().insert(
+        w(r"C:\Users\dev\secretstuff"),
+        vec![Ace {
+            kind: AceKind::Deny,
+            sid: g.clone(),
+            mask: acl::DENY_READ,
+            flags: acl::Inherit::TREE.flags(),
+        }],
+    );
+    let p = policy("", true);
+    let c = ctx(r"C:\src\app");
+    let plan = plan(
+        &with_tools(&p, &c, &[r"C:\Users\dev\secretstuff\bin"]),
+        &host,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(tool_grants(&plan).is_empty());
+    assert!(
+        plan.revoke.is_empty(),
+        "A's deny revoked: {:?}",
+        plan.revoke
+    );
+    assert!(has_note(&plan, "a deny_read of the sandbox group is on it"));
 }
 
 #[test]
@@ -797,8 +917,7 @@ fn a_program_folder_inside_a_writable_root_gets_no_extra_grant() {
     let host = tools_host().dir(r"C:\Users\dev\src\app\node_modules\.bin");
     let p = policy("", true);
     let c = ctx(r"C:\Users\dev\src\app");
-    let mut i = input(&p, &c, Mode::Elevated(accounts()));
-    i.tool_dirs = vec![w(r"C:\Users\dev\src\app\node_modules\.bin")];
+    let i = with_tools(&p, &c, &[r"C:\Users\dev\src\app\node_modules\.bin"]);
     let plan = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
     assert!(tool_grants(&plan).is_empty(), "{:?}", tool_grants(&plan));
 }

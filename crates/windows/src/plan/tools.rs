@@ -3,21 +3,30 @@
 //! A profile's DACL admits only its owner, so a toolchain installed in it (`~\.cargo\bin`,
 //! `~\scoop\shims`, `%APPDATA%\npm`) does not run as `CordonSandboxOffline`. The plan grants
 //! the sandbox group read and execute on the folder a PATH entry belongs to, which is what
-//! Linux's sandbox may read anyway (everything but the secrets). Never a home itself, nor
-//! `AppData` or one of its three roots: those hold the browser profiles, credential stores
-//! and DPAPI keys, and the secrets' own deny ACEs (explicit, so they outrank an inherited
-//! grant) would be the only thing between them and the command.
+//! Linux's sandbox may read anyway (everything but the secrets). PATH is the caller's, so
+//! the agent may choose it: what a PATH entry can open is bounded here, not by trust in it.
+//! Never a profile itself or a folder above one, and under `AppData` (browser profiles,
+//! credential stores, DPAPI keys, tokens of CLIs, none of them in the default deny list,
+//! since the profile's DACL is what keeps them) only the few places programs are installed.
 
 use crate::winpath::WinPath;
 
 use super::fs::{join_fixed, Host, Kind};
 use super::push_unique;
 
+/// Where programs, not data, live under `AppData`: the names below it, and how many more
+/// names below those make the folder granted (`Local\Programs\Python`: the one program).
+const APPDATA_PROGRAM_FOLDERS: &[(&[&str], usize)] = &[
+    (&["Local", "Programs"], 1),
+    (&["Roaming", "npm"], 0),
+    (&["Local", "Microsoft", "WindowsApps"], 0),
+];
+
 /// The folders to grant read on, and a note for each folder turned down, from the folders
-/// the command may run programs from (`dirs`: PATH's entries, the program's own folder,
-/// `RUSTUP_HOME`, `CARGO_HOME`). Only folders inside a home are considered: others are the
-/// machine's, readable to its users already; so are those inside `granted` (the writable
-/// roots). Absent folders are skipped silently (a PATH commonly names a few).
+/// the command may run programs from (`dirs`: PATH's entries, `RUSTUP_HOME`, `CARGO_HOME`).
+/// Only folders inside a home are considered: others are the machine's, readable to its
+/// users already; so are those inside `granted` (the writable roots). Absent folders are
+/// skipped silently (a PATH commonly names a few).
 pub fn tool_roots(
     dirs: &[WinPath],
     homes: &[WinPath],
@@ -47,10 +56,24 @@ pub fn tool_roots(
         };
         let Some(root) = root_of(&dir, home, below) else {
             notes.push(format!(
-                "program folder {dir} is one of AppData's roots, which hold credential stores: not opened to the sandbox account"
+                "program folder {dir} is in AppData, which holds credential stores: not opened to the sandbox account (only AppData\\Local\\Programs, AppData\\Roaming\\npm and WindowsApps are)"
             ));
             continue;
         };
+        if let Some(h) = homes.iter().find(|h| h.starts_with(&root)) {
+            notes.push(format!(
+                "program folder {dir}: {root} holds your home folder {h}: not opened to the sandbox account"
+            ));
+            continue;
+        }
+        // A home that is not the profile (USERPROFILE set to `C:\Users`) must not make a
+        // whole profile a "first folder below the home".
+        if is_profile(host, &root) {
+            notes.push(format!(
+                "program folder {dir}: {root} is a user profile: not opened to the sandbox account"
+            ));
+            continue;
+        }
         push_unique(&mut roots, root.clone());
         // rustup's proxies in `.cargo\bin` run the toolchains kept beside it.
         if root
@@ -69,14 +92,33 @@ pub fn tool_roots(
     (roots, notes)
 }
 
-/// The folder a program folder belongs to: the first folder below the home
-/// (`~\.cargo` for `~\.cargo\bin`, `~\scoop` for `~\scoop\shims`), or under `AppData` the
-/// program folder itself (`AppData\Local\Microsoft` holds credentials next to WindowsApps).
-/// `None` for `AppData` and its roots.
+/// The folder program folder `dir` (`below` its home) belongs to: the first folder below
+/// the home (`~\.cargo` for `~\.cargo\bin`, `~\scoop` for `~\scoop\shims`), or, when an
+/// `AppData` is anywhere on its path (the home's, or a home set inside one), one of
+/// [`APPDATA_PROGRAM_FOLDERS`]; `None` for anything else there.
 fn root_of(dir: &WinPath, home: &WinPath, below: &[String]) -> Option<WinPath> {
-    let first = below.first()?;
-    if !first.eq_ignore_ascii_case("AppData") {
-        return Some(join_fixed(home, first));
+    let parts = dir.parts();
+    let Some(at) = parts.iter().position(|n| n.eq_ignore_ascii_case("AppData")) else {
+        return below.first().map(|first| join_fixed(home, first));
+    };
+    let rest = &parts[at + 1..];
+    let keep = APPDATA_PROGRAM_FOLDERS.iter().find_map(|(names, more)| {
+        let fits = rest.len() >= names.len() + more
+            && names
+                .iter()
+                .zip(rest)
+                .all(|(a, b)| a.eq_ignore_ascii_case(b));
+        fits.then_some(at + 1 + names.len() + more)
+    })?;
+    let mut root = dir.clone();
+    while root.parts().len() > keep {
+        root = root.parent()?;
     }
-    (below.len() > 2).then(|| dir.clone())
+    Some(root)
+}
+
+/// Whether `folder` is a user profile (it has `AppData` or a registry hive in it).
+fn is_profile(host: &dyn Host, folder: &WinPath) -> bool {
+    host.kind(&join_fixed(folder, "AppData")) == Kind::Dir
+        || host.kind(&join_fixed(folder, "NTUSER.DAT")) != Kind::Missing
 }
