@@ -403,6 +403,8 @@ impl Tripwire {
                 message: Some(failed),
             },
         );
+        // A question or the relay may hold the console's raw mode: given back first.
+        cordon_windows::exec::console_keys::give_back_console();
         std::process::exit(crate::failure::EXIT_SETUP);
     }
 }

@@ -295,6 +295,10 @@ fn plan_for(
         ),
         previously_managed: audit::load_paths(&managed),
         tool_dirs,
+        // From the token: `%USERPROFILE%` is whoever started cordon's to set.
+        profile: token::profile_dir()
+            .ok()
+            .and_then(|p| WinPath::from_path(&p).ok()),
     };
     let plan = cordon_windows::plan(&input, &RealHost).map_err(|e| {
         let f = Failure::setup(format!("{e}; the command did not run"));

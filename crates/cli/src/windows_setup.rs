@@ -205,7 +205,7 @@ pub fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
             .collect();
         let v = serde_json::json!({
             "backend": "windows",
-            "unelevated": "writes confined (restricted token, sandbox-write SID, ACLs, job object); read, network and processes need the elevated mode",
+            "unelevated": "writes confined (restricted token, sandbox-write SID, ACLs, job object); read and processes need the elevated mode, and the network is not isolated in either",
             "elevated": ELEVATED_SAYS,
             "elevated_ready": report.complete(),
             "elevated_setup": checks,

@@ -101,6 +101,7 @@ mod windows_main {
             everyone_writable,
             previously_managed: audit::load_paths(&managed_file),
             tool_dirs: Vec::new(),
+            profile: None,
         };
         let plan = plan(&input, &RealHost).map_err(|e| e.to_string())?;
         for note in &plan.notes {

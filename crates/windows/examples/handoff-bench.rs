@@ -83,6 +83,7 @@ mod bench {
             everyone_writable: Vec::new(),
             previously_managed: Vec::new(),
             tool_dirs: Vec::new(),
+            profile: None,
         };
         let plan = plan(&input, &RealHost).map_err(|e| e.to_string())?;
         exec::apply(&plan).map_err(|e| e.to_string())?;

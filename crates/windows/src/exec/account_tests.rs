@@ -80,6 +80,7 @@ pub(super) fn applied_plan(name: &str) -> WindowsPlan {
         everyone_writable: Vec::new(),
         previously_managed: Vec::new(),
         tool_dirs: Vec::new(),
+        profile: None,
     };
     let plan = plan::plan(&input, &RealHost).unwrap_or_else(|e| panic!("{e}"));
     apply(&plan).unwrap_or_else(|e| panic!("{e}"));

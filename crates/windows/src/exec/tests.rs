@@ -265,6 +265,7 @@ fn a_plan_is_applied_once_then_skipped_and_the_command_exit_code_relayed() {
         everyone_writable: Vec::new(),
         previously_managed: Vec::new(),
         tool_dirs: Vec::new(),
+        profile: None,
     };
     let first = plan::plan(&input, &RealHost).unwrap_or_else(|e| panic!("{e}"));
     assert!(first.writes() > 0);

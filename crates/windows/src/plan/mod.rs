@@ -65,10 +65,13 @@ pub struct PlanInput<'a> {
     /// Paths an earlier plan put ACEs of this workspace's SIDs on (cordon's state), so ACEs
     /// the policy no longer wants are removed: the ACL state stays bounded.
     pub previously_managed: Vec<WinPath>,
-    /// Folders the command may run programs from (PATH's entries, the program's own folder,
-    /// `RUSTUP_HOME`, `CARGO_HOME`): in elevated mode those in a home are granted read to
-    /// the sandbox group (see [`tools`]).
+    /// Folders the command may run programs from (PATH's entries, `RUSTUP_HOME`,
+    /// `CARGO_HOME`): in elevated mode those in `profile` are granted read to the sandbox
+    /// group (see [`tools`]).
     pub tool_dirs: Vec<WinPath>,
+    /// The account's profile folder from its token, never from `%USERPROFILE%` (which
+    /// whoever starts cordon sets): the one home program-folder grants are made in.
+    pub profile: Option<WinPath>,
 }
 
 /// Limits of the Everyone-writable audit, which runs at setup and when its findings are
@@ -393,7 +396,7 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
                 mode => guarantees.push(not_enforced(
                     "network",
                     &format!(
-                        "--net {}: the firewall cannot tell a restricted token from your own account; needs `cordon setup --elevated`",
+                        "--net {}: the firewall cannot tell a restricted token from your own account (the elevated mode blocks the sandbox account's own traffic, though not everything: see docs/windows.md)",
                         mode.as_str()
                     ),
                 )),
@@ -458,7 +461,14 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
             // Toolchains in the developer's profile: read and execute for the group. A
             // secret inside one keeps its own explicit deny, which outranks the inherited
             // grant; a folder inside a secret or a writable root gets no grant.
-            let (tools, tool_notes) = tools::tool_roots(&input.tool_dirs, &homes, &writable, host);
+            let profile = input
+                .profile
+                .as_ref()
+                .map(|p| host.final_path(p).unwrap_or_else(|| p.clone()));
+            let (tools, tool_notes) = match &profile {
+                Some(profile) => tools::tool_roots(&input.tool_dirs, profile, &writable, host),
+                None => (Vec::new(), Vec::new()),
+            };
             notes.extend(tool_notes);
             for root in tools {
                 if let Some(s) = secrets.iter().find(|s| root.starts_with(s)) {
@@ -470,13 +480,13 @@ pub fn plan(input: &PlanInput<'_>, host: &dyn Host) -> Result<WindowsPlan, PlanE
                 if writable.iter().any(|w| root.starts_with(w)) {
                     continue; // `.rustup` an allow_write root: granted already
                 }
-                // Another workspace's deny_read on this very folder: no grant beside it
-                // (the deny would win, but a grant there says the wrong thing).
-                let denied = host.dacl(&root).iter().any(|a| {
-                    a.kind == AceKind::Deny
-                        && a.sid == acc.group
-                        && a.flags & acl::INHERITED_ACE == 0
-                });
+                // A deny of the group on this folder or passed down to it (another
+                // workspace's deny_read, here or above): an explicit grant here would
+                // outrank an inherited deny, so none is made.
+                let denied = host
+                    .dacl(&root)
+                    .iter()
+                    .any(|a| a.kind == AceKind::Deny && a.sid == acc.group);
                 if denied {
                     notes.push(format!(
                         "program folder {root}: a deny_read of the sandbox group is on it, stays unreadable"

@@ -47,7 +47,7 @@ pub fn unelevated_hint(setup_missing: Option<&str>) -> String {
         None => SETUP_NEEDED.to_string(),
     };
     format!(
-        "read, network and processes need the elevated mode: {setup}; or accept the unelevated mode, which confines writes only, with --allow-weaker (or sandbox.allow_weaker); see docs/windows.md"
+        "read and processes need the elevated mode, which also blocks the sandbox account's own network traffic (name lookups and SMB still leave, so the network needs --allow-weaker there too): {setup}; or accept the unelevated mode, which confines writes only, with --allow-weaker (or sandbox.allow_weaker); see docs/windows.md"
     )
 }
 

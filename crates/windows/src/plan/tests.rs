@@ -132,6 +132,7 @@ fn input<'a>(policy: &'a Policy, ctx: &'a ResolveContext, mode: Mode) -> PlanInp
         everyone_writable: Vec::new(),
         previously_managed: Vec::new(),
         tool_dirs: Vec::new(),
+        profile: Some(w(r"C:\Users\dev")),
     }
 }
 
@@ -756,8 +757,8 @@ fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
         && e.kind == AceKind::Deny
         && e.sid == g));
     for turned_down in [
-        r"folder C:\Users\dev holds your home",
-        r"folder C:\Users holds your home",
+        r"folder C:\Users\dev holds your profile",
+        r"folder C:\Users holds your profile",
         r"folder C:\Users\dev\AppData\Local is in AppData",
         r"folder C:\Users\dev\AppData is in AppData",
         r"folder C:\Users\dev\AppData\Local\Programs is in AppData",
@@ -784,26 +785,30 @@ fn elevated_mode_lets_the_sandbox_group_read_the_program_folders_in_a_home() {
 }
 
 #[test]
-fn a_home_set_elsewhere_does_not_widen_what_path_opens() {
-    // The agent chooses the environment cordon starts with: USERPROFILE too.
-    let host = tools_host().file(r"C:\Users\dev\NTUSER.DAT", "");
+fn only_the_tokens_profile_counts_whatever_userprofile_says() {
+    // The agent chooses the environment cordon starts with: USERPROFILE too. Program
+    // folders are taken only in the profile the token names (`PlanInput::profile`).
+    let host = tools_host()
+        .dir(r"C:\Users\alice\Documents")
+        .dir(r"C:\Users\dev\secretstuff\keys");
     let p = policy("", true);
-    let case = |home: &str, dir: &str| {
+    let case = |home: &str, profile: Option<&str>, dir: &str| {
         let mut c = ctx(r"C:\src\app");
         c.homes = vec![PathBuf::from(home)];
-        let plan = plan(&with_tools(&p, &c, &[dir]), &host).unwrap_or_else(|e| panic!("{e}"));
+        let mut i = with_tools(&p, &c, &[dir]);
+        i.profile = profile.map(w);
+        let plan = plan(&i, &host).unwrap_or_else(|e| panic!("{e}"));
         (tool_grants(&plan), plan.notes)
     };
-    // USERPROFILE=C:\Users: the first folder below it is a whole profile.
-    let (grants, notes) = case(r"C:\Users", r"C:\Users\dev\.cargo\bin");
-    assert!(grants.is_empty(), "{grants:?}");
-    assert!(
-        notes.iter().any(|n| n.contains("is a user profile")),
-        "{notes:?}"
-    );
+    let dev = Some(r"C:\Users\dev");
+    // USERPROFILE=C:\Users: still only the first folder below the real profile.
+    let (grants, _) = case(r"C:\Users", dev, r"C:\Users\dev\.cargo\bin");
+    let paths: Vec<&str> = grants.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(paths, [r"C:\Users\dev\.cargo", r"C:\Users\dev\.rustup"]);
     // USERPROFILE inside AppData: its folders are still AppData's.
     let (grants, notes) = case(
         r"C:\Users\dev\AppData\Roaming",
+        dev,
         r"C:\Users\dev\AppData\Roaming\Mozilla\Firefox\Profiles",
     );
     assert!(grants.is_empty(), "{grants:?}");
@@ -811,11 +816,20 @@ fn a_home_set_elsewhere_does_not_widen_what_path_opens() {
         notes.iter().any(|n| n.contains("is in AppData")),
         "{notes:?}"
     );
-    // A home inside an allowed program folder: that folder would hold the home.
+    // USERPROFILE set to a folder inside the profile moves nothing: the grant is the first
+    // folder below the real profile, where another workspace's deny (below) would sit.
     let (grants, _) = case(
-        r"C:\Users\dev\AppData\Roaming\npm\x",
-        r"C:\Users\dev\AppData\Roaming\npm\x\bin",
+        r"C:\Users\dev\secretstuff",
+        dev,
+        r"C:\Users\dev\secretstuff\keys",
     );
+    let paths: Vec<&str> = grants.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(paths, [r"C:\Users\dev\secretstuff"]);
+    // Another user's profile (an administrator's cordon): never.
+    let (grants, _) = case(r"C:\Users\alice", dev, r"C:\Users\alice\Documents");
+    assert!(grants.is_empty(), "{grants:?}");
+    // No profile from the token: no grants at all.
+    let (grants, _) = case(r"C:\Users\dev", None, r"C:\Users\dev\.cargo\bin");
     assert!(grants.is_empty(), "{grants:?}");
 }
 
@@ -879,6 +893,28 @@ fn program_folder_grants_are_the_groups_no_workspace_revokes_them() {
         "{:?}",
         other.revoke
     );
+}
+
+#[test]
+fn a_deny_passed_down_to_a_program_folder_is_kept_too() {
+    // Workspace A hides AppData\Local\Programs; the deny reaches Python's folder inherited,
+    // and an explicit grant there would outrank it.
+    let host = tools_host();
+    host.dacls.borrow_mut().insert(
+        w(r"C:\Users\dev\AppData\Local\Programs\Python"),
+        vec![Ace {
+            kind: AceKind::Deny,
+            sid: accounts().group,
+            mask: acl::DENY_READ,
+            flags: acl::Inherit::TREE.flags() | acl::INHERITED_ACE,
+        }],
+    );
+    let p = policy("", true);
+    let c = ctx(r"C:\src\app");
+    let dirs = [r"C:\Users\dev\AppData\Local\Programs\Python\Python312\Scripts"];
+    let plan = plan(&with_tools(&p, &c, &dirs), &host).unwrap_or_else(|e| panic!("{e}"));
+    assert!(tool_grants(&plan).is_empty(), "{:?}", tool_grants(&plan));
+    assert!(has_note(&plan, "a deny_read of the sandbox group is on it"));
 }
 
 #[test]

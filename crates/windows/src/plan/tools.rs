@@ -4,7 +4,8 @@
 //! `~\scoop\shims`, `%APPDATA%\npm`) does not run as `CordonSandboxOffline`. The plan grants
 //! the sandbox group read and execute on the folder a PATH entry belongs to, which is what
 //! Linux's sandbox may read anyway (everything but the secrets). PATH is the caller's, so
-//! the agent may choose it: what a PATH entry can open is bounded here, not by trust in it.
+//! the agent may choose it: what a PATH entry can open is bounded here, not by trust in it,
+//! and the profile it must lie in is the token's, not `%USERPROFILE%`.
 //! Never a profile itself or a folder above one, and under `AppData` (browser profiles,
 //! credential stores, DPAPI keys, tokens of CLIs, none of them in the default deny list,
 //! since the profile's DACL is what keeps them) only the few places programs are installed.
@@ -22,14 +23,18 @@ const APPDATA_PROGRAM_FOLDERS: &[(&[&str], usize)] = &[
     (&["Local", "Microsoft", "WindowsApps"], 0),
 ];
 
+/// Most program folders one plan grants; PATH names far fewer in practice.
+pub const MAX_TOOL_ROOTS: usize = 64;
+
 /// The folders to grant read on, and a note for each folder turned down, from the folders
 /// the command may run programs from (`dirs`: PATH's entries, `RUSTUP_HOME`, `CARGO_HOME`).
-/// Only folders inside a home are considered: others are the machine's, readable to its
-/// users already; so are those inside `granted` (the writable roots). Absent folders are
-/// skipped silently (a PATH commonly names a few).
+/// Only folders inside `profile` (the account's own, from its token) are considered: others
+/// are the machine's, readable to its users already, or another user's, which no PATH may
+/// open; so are those inside `granted` (the writable roots). Absent folders are skipped
+/// silently (a PATH commonly names a few).
 pub fn tool_roots(
     dirs: &[WinPath],
-    homes: &[WinPath],
+    profile: &WinPath,
     granted: &[WinPath],
     host: &dyn Host,
 ) -> (Vec<WinPath>, Vec<String>) {
@@ -42,32 +47,23 @@ pub fn tool_roots(
         if host.kind(&dir) != Kind::Dir || granted.iter().any(|g| dir.starts_with(g)) {
             continue;
         }
-        if let Some(h) = homes.iter().find(|h| h.starts_with(&dir)) {
+        if profile.starts_with(&dir) {
             notes.push(format!(
-                "program folder {dir} holds your home folder {h}: not opened to the sandbox account (put a narrower folder on PATH)"
+                "program folder {dir} holds your profile {profile}: not opened to the sandbox account (put a narrower folder on PATH)"
             ));
             continue;
         }
-        let Some((home, below)) = homes
-            .iter()
-            .find_map(|h| dir.strip_prefix(h).map(|rest| (h, rest)))
-        else {
+        let Some(below) = dir.strip_prefix(profile) else {
             continue;
         };
-        let Some(root) = root_of(&dir, home, below) else {
+        let Some(root) = root_of(&dir, profile, below) else {
             notes.push(format!(
                 "program folder {dir} is in AppData, which holds credential stores: not opened to the sandbox account (only AppData\\Local\\Programs, AppData\\Roaming\\npm and WindowsApps are)"
             ));
             continue;
         };
-        if let Some(h) = homes.iter().find(|h| h.starts_with(&root)) {
-            notes.push(format!(
-                "program folder {dir}: {root} holds your home folder {h}: not opened to the sandbox account"
-            ));
-            continue;
-        }
-        // A home that is not the profile (USERPROFILE set to `C:\Users`) must not make a
-        // whole profile a "first folder below the home".
+        // Belt and braces: a profile inside the profile (a roaming copy, a junction) is not a
+        // "first folder".
         if is_profile(host, &root) {
             notes.push(format!(
                 "program folder {dir}: {root} is a user profile: not opened to the sandbox account"
@@ -80,7 +76,7 @@ pub fn tool_roots(
             .file_name()
             .is_some_and(|n| n.eq_ignore_ascii_case(".cargo"))
         {
-            let rustup = join_fixed(home, ".rustup");
+            let rustup = join_fixed(profile, ".rustup");
             if host.kind(&rustup) == Kind::Dir {
                 push_unique(&mut roots, rustup);
             }
@@ -89,6 +85,13 @@ pub fn tool_roots(
     // A root inside another is covered by the other's inherited grant.
     let all = roots.clone();
     roots.retain(|r| !all.iter().any(|o| o != r && r.starts_with(o)));
+    if roots.len() > MAX_TOOL_ROOTS {
+        notes.push(format!(
+            "PATH names {} program folders in your profile; only the first {MAX_TOOL_ROOTS} are opened to the sandbox account",
+            roots.len()
+        ));
+        roots.truncate(MAX_TOOL_ROOTS);
+    }
     (roots, notes)
 }
 
