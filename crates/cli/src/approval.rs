@@ -36,13 +36,23 @@ pub struct Context {
     pub timeout: Duration,
 }
 
+/// The values of the variables `policy::scrub_env` removed, as the broker masks them: each
+/// one's own value, except the rest of a `GIT_CONFIG_*` set that went along with a secret.
+pub fn removed_secrets(removed: &[(String, String)]) -> Vec<String> {
+    removed
+        .iter()
+        .filter(|(_, why)| why != cordon_policy::GIT_CONFIG_SET)
+        .filter_map(|(k, _)| std::env::var(k).ok())
+        .collect()
+}
+
 /// Exit status of a command line the rules refused (as a shell has it for a refused exec).
 pub const EXIT_REFUSED: i32 = 126;
 
 /// The command line judged by the rules before anything is made: a `forbid` is refused
 /// (126, the rule's reason). A `prompt` is asked here only with `ask_here` (cordon's state
 /// folder: Windows, where no exec inside is judged), answered on `terminal` (cordon's
-/// console; no sandboxed process exists yet to see it) or in `cordon console`; on Linux
+/// console; this run's command does not exist yet) or in `cordon console`; on Linux
 /// it is asked when the command's exec is judged, once the sandbox exists (asking here would
 /// start the broker's threads, and the sandbox is made only single-threaded). Returns the
 /// verdict and the broker's audit events (a question and its answer).

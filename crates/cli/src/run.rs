@@ -511,11 +511,7 @@ fn scrubbed_env(policy: &Policy) -> (Vec<(OsString, OsString)>, Vec<String>, Vec
     let text = |(_, v): &(OsString, OsString)| v.to_string_lossy().into_owned();
     let (kept, removed) = scrub_env(vars, &policy.env_deny, &policy.env_keep, text);
     let env = kept.into_iter().map(|(_, pair)| pair).collect();
-    let secrets = removed
-        .iter()
-        .filter(|(_, why)| why != cordon_policy::GIT_CONFIG_SET)
-        .filter_map(|(k, _)| env::var(k).ok())
-        .collect();
+    let secrets = approval::removed_secrets(&removed);
     (env, removed.into_iter().map(|(k, _)| k).collect(), secrets)
 }
 

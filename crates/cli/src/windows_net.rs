@@ -72,9 +72,9 @@ impl Asking {
     fn start(policy: &Policy, setup: &AskSetup) -> Result<(mpsc::Sender<Ask>, Asking), Failure> {
         let (broker, events) = approval::broker_for(policy, &setup.ctx);
         // Asked on cordon's console too when it has one: the command never shares it (a
-        // pseudo console of its own, or no console handle), and, a separate account in the
-        // elevated mode (the only one with `--net allow`), it cannot attach to it
-        // (`scripts/windows-smoke.ps1` checks that on real Windows).
+        // pseudo console of its own, or no console handle), and it is a separate account
+        // in the elevated mode (the only one with `--net allow`), whose AttachConsole to
+        // cordon's console `scripts/windows-smoke.ps1` checks on real Windows.
         let terminal = approval::console_terminal();
         let has_terminal = terminal.is_some();
         let channels = Arc::new(Channels::new(

@@ -53,7 +53,7 @@ pub fn run(args: RunArgs) -> Result<i32, Failure> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     // The program found as Windows would find it (a 127 when it is not comes after
-    // `command_start`, from `execute`); its folder is one the sandbox account must read.
+    // `command_start`, from `execute`), and the program folders the plan may open.
     let program = find_program(&argv[0]);
     let tools = tool_dirs();
     let long_name = program.as_ref().ok().map(|found| long_name_of(found));
@@ -324,7 +324,7 @@ fn plan_for(
 }
 
 /// Most program folders the machine's list keeps for `cordon setup --elevated --remove`.
-const MAX_TOOL_ROOTS: usize = 256;
+const MAX_RECORDED_TOOL_ROOTS: usize = 256;
 
 /// Adds the plan's program-folder grants to the machine's list (`managed-tools.txt`, which
 /// `--remove` reads with every workspace's `managed-*.txt`): they are the sandbox group's,
@@ -339,7 +339,7 @@ fn record_tool_roots(state: &WinPath, plan: &WindowsPlan) {
     let mut known = audit::load_paths(&file);
     let before = known.len();
     for r in roots {
-        if !known.contains(&r) && known.len() < MAX_TOOL_ROOTS {
+        if !known.contains(&r) && known.len() < MAX_RECORDED_TOOL_ROOTS {
             known.push(r);
         }
     }
@@ -562,7 +562,6 @@ fn failure(program: &str, e: &ExecError) -> Failure {
     }
 }
 
-/// The environment the command gets, and the names removed.
 /// The command's environment, the names removed, and the values of those removed as secrets
 /// (masked wherever a request shows them).
 fn scrubbed_env(policy: &Policy) -> (Vec<(String, String)>, Vec<String>, Vec<String>) {
@@ -572,11 +571,7 @@ fn scrubbed_env(policy: &Policy) -> (Vec<(String, String)>, Vec<String>, Vec<Str
         &policy.env_keep,
         String::clone,
     );
-    let secrets = removed
-        .iter()
-        .filter(|(_, why)| why != cordon_policy::GIT_CONFIG_SET)
-        .filter_map(|(k, _)| std::env::var(k).ok())
-        .collect();
+    let secrets = crate::approval::removed_secrets(&removed);
     (kept, removed.into_iter().map(|(k, _)| k).collect(), secrets)
 }
 

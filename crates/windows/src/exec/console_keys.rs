@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::windows::io::AsRawHandle;
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use windows_sys::Win32::System::Console::ENABLE_VIRTUAL_TERMINAL_INPUT;
 
@@ -95,19 +95,22 @@ fn route() -> MutexGuard<'static, KeyRoute<File>> {
     ROUTE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Starts the one reader of cordon's console input, once.
+/// Starts the one reader of cordon's console input, once; a start that failed stays failed
+/// for every later caller.
 fn start_reader() -> io::Result<()> {
-    static START: Once = Once::new();
-    let mut result = Ok(());
-    START.call_once(|| {
-        // Left running when the run ends (it is blocked reading the console); it goes with
-        // cordon.
-        result = std::thread::Builder::new()
-            .name("cordon-console-keys".into())
-            .spawn(|| read_keys(io::stdin()))
-            .map(drop);
-    });
-    result
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    STARTED
+        .get_or_init(|| {
+            // Left running when the run ends (it is blocked reading the console); it goes
+            // with cordon.
+            std::thread::Builder::new()
+                .name("cordon-console-keys".into())
+                .spawn(|| read_keys(io::stdin()))
+                .map(drop)
+                .map_err(|e| format!("starting the console's key reader: {e}"))
+        })
+        .clone()
+        .map_err(io::Error::other)
 }
 
 fn read_keys(mut from: impl Read) {
